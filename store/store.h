@@ -1,0 +1,307 @@
+/* store.h - the replicated state machine: a key tree in LMDB.
+ *
+ * The store holds one tree of directories and files (keys and values). It
+ * changes only through commands (struct store_cmd), applied in log order by
+ * store_apply_batch(): every replica that applies the same commands at the
+ * same indexes holds the same tree, inode numbers, revisions and timestamps.
+ * Readers use read-only LMDB transactions, which never block the writer.
+ *
+ * Threads: one thread applies (the node loop); any number of threads read,
+ * each with at most one open store_txn at a time (LMDB's rule without
+ * MDB_NOTLS).
+ *
+ * Errors: functions return 0 or a positive POSIX errno. Apply results carry
+ * their own errno per command (store_result.err), chosen as follows:
+ *   ENOENT        a path component or the target is missing
+ *   EEXIST        the target exists (MKDIR, RENAME_NOREPLACE)
+ *   ENOTDIR       a path component is a file; RMDIR of a file; a directory
+ *                 renamed over a file
+ *   EISDIR        PUT/APPEND/DELETE/truncate of a directory; a file renamed
+ *                 over a directory
+ *   ENOTEMPTY     RMDIR of, or RENAME over, a non-empty directory
+ *   EINVAL        malformed path or command; a directory moved into itself;
+ *                 unknown rename flags
+ *   ENAMETOOLONG  a name or the whole path is over the store's limits
+ *   EFBIG         a value would exceed the store's max_value_bytes
+ *   EBUSY         RMDIR or RENAME of the root
+ *   EPERM         creating the reserved name "/.raftfs"
+ *   STORE_ECONFLICT  a compare (expected revision or inode) failed
+ *   EPROTONOSUPPORT  a command of a newer version than this build knows
+ * EXDEV is never returned: the tree is one filesystem.
+ */
+#ifndef RAFTFS_STORE_H
+#define RAFTFS_STORE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A failed compare-and-put. ESTALE ("stale file handle") reads right at the
+ * fs level too: the value changed since the handle read it. */
+#define STORE_ECONFLICT ESTALE
+
+#define STORE_ROOT_INO      1ULL
+#define STORE_CMD_VERSION   1U
+#define STORE_RESERVED_NAME ".raftfs"
+
+/* Defaults and hard bounds of the limits (store_limits). */
+#define STORE_DEFAULT_MAX_VALUE_BYTES (1U << 20)
+#define STORE_DEFAULT_MAX_NAME_BYTES  255U
+#define STORE_DEFAULT_MAX_PATH_BYTES  4096U
+#define STORE_MAX_VALUE_BYTES_BOUND   (64U << 20) /* one value is held in memory */
+#define STORE_MAX_NAME_BYTES_BOUND    255U        /* LMDB key = 8-byte parent + name */
+#define STORE_MAX_PATH_BYTES_BOUND    65536U
+#define STORE_DEFAULT_MAP_BYTES       (4ULL << 30)
+
+enum store_type {
+    STORE_TYPE_FILE = 1,
+    STORE_TYPE_DIR = 2,
+};
+
+/* Metadata of one entry. Times are nanoseconds since the epoch. */
+struct store_attr {
+    uint64_t ino;         /* stable, never reused */
+    enum store_type type; /* file or directory */
+    uint32_t mode;        /* with S_IFREG / S_IFDIR */
+    uint32_t uid, gid;
+    uint32_t nlink; /* 1 for files, 2 + subdirectories for dirs */
+    uint64_t size;  /* value bytes; 0 for directories */
+    int64_t atime_ns, mtime_ns, ctime_ns;
+    uint64_t create_revision; /* store revision that created it */
+    uint64_t mod_revision;    /* store revision of its last change */
+    uint64_t version;         /* changes since creation, 1 at creation */
+    uint64_t parent;          /* ino of the parent; the root is its own */
+};
+
+/* Limits of one store; fixed when the data directory is created. */
+struct store_limits {
+    uint32_t max_value_bytes;
+    uint32_t max_name_bytes;
+    uint32_t max_path_bytes;
+};
+
+struct store_config {
+    struct store_limits limits; /* used on creation; on open, 0 fields = "as stored",
+                                   other values must match what is stored */
+    uint64_t map_bytes;         /* LMDB map size; 0 = STORE_DEFAULT_MAP_BYTES */
+};
+
+/* ---- commands ------------------------------------------------------- */
+
+enum store_op {
+    STORE_OP_PUT = 1, /* path, value, mode, uid, gid */
+    STORE_OP_APPEND,  /* path, value */
+    STORE_OP_DELETE,  /* path */
+    STORE_OP_MKDIR,   /* path, mode, uid, gid */
+    STORE_OP_RMDIR,   /* path */
+    STORE_OP_RENAME,  /* path -> path2, rename_flags */
+    STORE_OP_SETATTR, /* path, set_mask and the fields it names */
+};
+
+#define STORE_RENAME_NOREPLACE 1U /* = RENAME_NOREPLACE */
+#define STORE_RENAME_EXCHANGE  2U /* = RENAME_EXCHANGE */
+
+#define STORE_SET_MODE  (1U << 0)
+#define STORE_SET_UID   (1U << 1)
+#define STORE_SET_GID   (1U << 2)
+#define STORE_SET_SIZE  (1U << 3)
+#define STORE_SET_ATIME (1U << 4)
+#define STORE_SET_MTIME (1U << 5)
+
+/* A command, as built by a proposer or decoded from a log entry. Paths are
+ * absolute ("/a/b"), byte strings with explicit lengths (no NUL needed).
+ * All pointers are borrowed: the struct owns nothing. */
+struct store_cmd {
+    enum store_op op;
+    int64_t time_ns;
+    const char *path;
+    size_t path_len;
+    const char *path2; /* RENAME target */
+    size_t path2_len;
+    const void *value; /* PUT, APPEND */
+    size_t value_len;
+    uint32_t mode, uid, gid; /* PUT/MKDIR: of a new entry; SETATTR with mask */
+    uint32_t rename_flags;
+    uint32_t set_mask; /* SETATTR: STORE_SET_* */
+    uint64_t size;
+    int64_t atime_ns, mtime_ns;
+    bool has_expected_revision; /* compare: mod_revision, 0 = must not exist */
+    uint64_t expected_revision;
+    bool has_expected_ino; /* compare: the path must name this inode */
+    uint64_t expected_ino;
+};
+
+/* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
+ * malloc'd (caller frees) and *out_len its length. EINVAL: unknown op;
+ * ENOMEM. */
+int store_cmd_encode(const struct store_cmd *cmd, void **out, size_t *out_len);
+
+/* A decoded command: cmd points into memory owned by this object. */
+struct store_cmd_decoded {
+    struct store_cmd cmd;
+    void *priv;
+};
+
+/* Decodes len bytes. On success fills *out, whose pointers stay valid until
+ * store_cmd_decoded_free(out). Errors: EINVAL (not a well-formed Command, no
+ * op), EPROTONOSUPPORT (a newer version), ENOMEM. The input need not outlive
+ * the result. */
+int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out);
+void store_cmd_decoded_free(struct store_cmd_decoded *d);
+
+/* ---- opening -------------------------------------------------------- */
+
+struct store;
+
+/* Opens the store in data directory dir, creating dir and an empty tree if
+ * dir is missing or empty. A directory that holds anything else, a store of
+ * another format, or a corrupt file is refused: never reinitialised. The
+ * directory is locked (flock) for this process: a second opener gets EBUSY.
+ * On error, err (if not NULL) holds a one-line explanation for the operator.
+ * Errors: EBUSY (in use), ENOTEMPTY (foreign contents), EINVAL (limits differ
+ * from the stored ones, or out of bounds), EPROTO (corrupt or unknown
+ * format), and errnos of the OS. */
+int store_open(struct store **out, const char *dir, const struct store_config *cfg, char *err,
+               size_t err_len);
+
+/* Closes the store (no transaction may be open). NULL is accepted. */
+void store_close(struct store *s);
+
+/* The limits in force (as stored). */
+void store_get_limits(const struct store *s, struct store_limits *out);
+
+struct store_stats {
+    uint64_t applied_index; /* index of the last applied command */
+    uint64_t revision;      /* global revision: +1 per successful command */
+    uint64_t inodes;        /* entries in the tree, root included */
+    uint64_t map_bytes;     /* LMDB map size */
+    uint64_t used_bytes;    /* pages in use * page size */
+};
+
+/* Errors: EIO (corrupt state record). */
+int store_get_stats(struct store *s, struct store_stats *out);
+
+/* ---- applying ------------------------------------------------------- */
+
+/* Result of one command. */
+struct store_result {
+    int err;           /* 0 or the command's errno (see the table above) */
+    bool skipped;      /* index was at or below the applied index: nothing done */
+    uint64_t revision; /* the store revision after this command */
+    bool has_attr;     /* attr is the target's metadata after the change */
+    struct store_attr attr;
+};
+
+/* What a batch changed, reported after it committed so that caches (the
+ * kernel's) can be invalidated. name points into memory valid only during
+ * the callback. */
+enum store_change_kind {
+    STORE_CHANGE_INODE,      /* ino's value or metadata changed */
+    STORE_CHANGE_INODE_GONE, /* ino was deleted */
+    STORE_CHANGE_NAME,       /* the name parent/name now names another inode or none */
+};
+
+struct store_change {
+    enum store_change_kind kind;
+    uint64_t ino;
+    uint64_t parent;
+    const char *name;
+    size_t name_len;
+};
+
+struct store_observer {
+    void *ctx;
+    /* Called inside the applying transaction, before the value of an inode
+     * is dropped (DELETE, replacing RENAME): lets a reader that still has
+     * the file open keep its content. data is valid during the call only. */
+    void (*dropping)(void *ctx, uint64_t ino, const void *data, size_t len);
+    /* Called after a batch committed, once per change. */
+    void (*changed)(void *ctx, const struct store_change *change);
+};
+
+/* Registers the observer (copied); NULL callbacks are skipped. Call before
+ * the first apply; not thread-safe against a concurrent apply. */
+void store_set_observer(struct store *s, const struct store_observer *obs);
+
+/* One log entry: an encoded command at a log index. */
+struct store_entry {
+    uint64_t index;
+    const void *data;
+    size_t len;
+};
+
+/* Applies n entries, in order, in ONE write transaction that also records
+ * the last index as applied, then commits (fsync). Entries at or below the
+ * applied index are skipped (results[i].skipped); indexes must increase.
+ * A command that fails (bad bytes included) gets its errno in results[i]
+ * and changes nothing, but its index still counts as applied.
+ * Returns 0 when the transaction committed; otherwise nothing of the batch
+ * was applied and the error is returned: ENOSPC (map or disk full), EIO
+ * (disk error, corrupt records), ENOMEM. */
+int store_apply_batch(struct store *s, const struct store_entry *entries, size_t n,
+                      struct store_result *results);
+
+/* Convenience: one entry. */
+int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
+                struct store_result *result);
+
+/* ---- reading -------------------------------------------------------- */
+
+struct store_txn;
+
+/* Begins a read-only snapshot of the tree. At most one per thread at a time.
+ * Errors: ENOMEM, EAGAIN (too many readers), EIO. */
+int store_txn_begin(struct store *s, struct store_txn **out);
+void store_txn_end(struct store_txn *t);
+
+/* Applied index and revision as of this snapshot. */
+uint64_t store_txn_applied_index(const struct store_txn *t);
+uint64_t store_txn_revision(const struct store_txn *t);
+
+/* Errors of the lookups: ENOENT, ENOTDIR (parent is a file), ENAMETOOLONG,
+ * EINVAL (bad name or path), EIO (corrupt record). */
+int store_getattr(struct store_txn *t, uint64_t ino, struct store_attr *out);
+int store_lookup(struct store_txn *t, uint64_t parent, const char *name, size_t name_len,
+                 struct store_attr *out);
+int store_resolve(struct store_txn *t, const char *path, size_t path_len, struct store_attr *out);
+
+/* The value of file ino: *data is valid until the transaction ends. EISDIR
+ * for a directory. */
+int store_read(struct store_txn *t, uint64_t ino, const void **data, size_t *len);
+
+/* The absolute path of ino into buf (NUL-terminated, *len without the NUL).
+ * ENAMETOOLONG when it does not fit in cap. */
+int store_path(struct store_txn *t, uint64_t ino, char *buf, size_t cap, size_t *len);
+
+/* One directory entry, as listed. name is valid during the callback only. */
+struct store_dirent {
+    const char *name;
+    size_t name_len;
+    uint64_t ino;
+    enum store_type type;
+};
+
+/* Lists directory dir in name order (bytewise), starting after the name
+ * `after` (NULL: from the start), calling cb for each entry until cb returns
+ * non-zero or the directory ends. A page is "call until the page is full,
+ * then resume after the last name", so entries added or removed meanwhile
+ * never make the listing skip or repeat others. Errors: ENOENT, ENOTDIR, EIO;
+ * or cb's non-zero return is NOT an error (listing just stops). */
+int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t after_len,
+               int (*cb)(void *ctx, const struct store_dirent *e), void *ctx);
+
+/* ---- helpers shared with callers ------------------------------------ */
+
+/* Checks an absolute path against the limits: 0, EINVAL (not absolute, empty
+ * component, "." or "..", trailing '/', NUL byte) or ENAMETOOLONG. "/" is
+ * valid. */
+int store_path_check(const char *path, size_t len, const struct store_limits *lim);
+
+/* Checks one name: 0, EINVAL (empty, ".", "..", '/' or NUL) or ENAMETOOLONG. */
+int store_name_check(const char *name, size_t len, const struct store_limits *lim);
+
+/* Human-readable name of an op, for logs and tests. */
+const char *store_op_name(enum store_op op);
+
+#endif

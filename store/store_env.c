@@ -1,0 +1,478 @@
+/* store_env.c - opening a data directory: creation, format and corruption
+ * checks, the process lock, limits. */
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_LOCK_FILE "raftfs.lock"
+#define STORE_ENV_DIR   "store"
+#define STORE_ENV_TMP   "store.tmp"
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+    if (err && err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int store_mdb_errno(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_PAGE_FULL:
+        return ENOSPC;
+    case MDB_READERS_FULL:
+        return EAGAIN;
+    case MDB_NOTFOUND:
+        return ENOENT;
+    default:
+        if (rc > 0)
+            return rc; /* an errno from the OS: EIO, ENOSPC, ENOMEM ... */
+        return EIO;    /* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID, ... */
+    }
+}
+
+static int limits_check(const struct store_limits *l)
+{
+    if (l->max_value_bytes == 0 || l->max_value_bytes > STORE_MAX_VALUE_BYTES_BOUND ||
+        l->max_name_bytes == 0 || l->max_name_bytes > STORE_MAX_NAME_BYTES_BOUND ||
+        l->max_path_bytes < 2 || l->max_path_bytes > STORE_MAX_PATH_BYTES_BOUND)
+        return EINVAL;
+    return 0;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* What a data directory holds: only our own names (and lost+found, for a
+ * directory that is the root of its own filesystem) make it ours or empty. */
+static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, size_t err_len)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return fail(err, err_len, errno, "cannot open data directory %s: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    *has_store = *has_tmp = false;
+    errno = 0;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, STORE_LOCK_FILE) ||
+            !strcmp(n, "lost+found"))
+            continue;
+        if (!strcmp(n, STORE_ENV_DIR)) {
+            *has_store = true;
+            continue;
+        }
+        if (!strcmp(n, STORE_ENV_TMP)) {
+            *has_tmp = true;
+            continue;
+        }
+        rc = fail(err, err_len, ENOTEMPTY,
+                  "data directory %s holds '%s' and no raftfs store: refusing to use a "
+                  "foreign directory (give an empty or new directory)",
+                  dir, n);
+        break;
+    }
+    if (!rc && errno)
+        rc = fail(err, err_len, errno, "cannot read data directory %s: %s", dir, strerror(errno));
+    closedir(d);
+    return rc;
+}
+
+static int lock_dir(const char *dir, int *out_fd, char *err, size_t err_len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, STORE_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        if (n > 0)
+            pid[strcspn(pid, "\n")] = 0;
+        else
+            pid[0] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return fail(err, err_len, EBUSY,
+                        "data directory %s is in use by another raftfs process (pid %s)", dir,
+                        pid[0] ? pid : "unknown");
+        return fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return fail(err, err_len, e, "cannot write %s: %s", path, strerror(e));
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+/* Removes a store.tmp left by a creation that crashed: it never held
+ * anything but an empty tree, as it is renamed into place only when done. */
+static int remove_tmp(const char *dir, char *err, size_t err_len)
+{
+    char path[4096];
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s/%s", dir, STORE_ENV_TMP, files[i]);
+        if (unlink(path) && errno != ENOENT)
+            return fail(err, err_len, errno, "cannot remove %s: %s", path, strerror(errno));
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, STORE_ENV_TMP);
+    if (rmdir(path))
+        return fail(err, err_len, errno,
+                    "cannot remove the unfinished %s (%s): remove it by hand if it is yours", path,
+                    strerror(errno));
+    return 0;
+}
+
+static int env_create(MDB_env **out, const char *path, uint64_t map_bytes)
+{
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return rc;
+    if ((rc = mdb_env_set_mapsize(env, (size_t)map_bytes)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+        (rc = mdb_env_set_maxreaders(env, 512))) {
+        mdb_env_close(env);
+        return rc;
+    }
+    /* Durable defaults: every commit is synced (no MDB_NOSYNC/NOMETASYNC).
+     * MDB_NORDAHEAD: random access, readahead only wastes page cache. */
+    rc = mdb_env_open(env, path, MDB_NORDAHEAD, 0600);
+    if (rc) {
+        mdb_env_close(env);
+        return rc;
+    }
+    *out = env;
+    return 0;
+}
+
+static int now_ns_init(int64_t *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *out = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return 0;
+}
+
+/* Creates an empty tree in dir/store.tmp and renames it to dir/store. */
+static int create_store(const char *dir, const struct store_limits *lim, uint64_t map_bytes,
+                        char *err, size_t err_len)
+{
+    char tmp[4096], final[4096];
+    snprintf(tmp, sizeof(tmp), "%s/%s", dir, STORE_ENV_TMP);
+    snprintf(final, sizeof(final), "%s/%s", dir, STORE_ENV_DIR);
+    if (mkdir(tmp, 0700))
+        return fail(err, err_len, errno, "cannot create %s: %s", tmp, strerror(errno));
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    int rc = env_create(&env, tmp, map_bytes);
+    if (rc)
+        goto fail_mdb;
+    MDB_dbi meta, inodes, dirents, data;
+    if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) ||
+        (rc = mdb_dbi_open(txn, "inodes", MDB_CREATE, &inodes)) ||
+        (rc = mdb_dbi_open(txn, "dirents", MDB_CREATE, &dirents)) ||
+        (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &data)))
+        goto fail_mdb;
+
+    unsigned char fmt[STORE_FORMAT_LEN];
+    memcpy(fmt, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN);
+    uint32_t v = STORE_FORMAT_VERSION;
+    for (int i = 0; i < 4; i++)
+        fmt[STORE_FORMAT_MAGIC_LEN + i] = (unsigned char)(v >> (8 * i));
+    unsigned char limbuf[STORE_LIMITS_REC_LEN];
+    store_limits_encode(lim, limbuf);
+    struct store_state st = {.applied_index = 0, .revision = 0, .next_ino = 2, .inodes = 1};
+    unsigned char stbuf[STORE_STATE_REC_LEN];
+    store_state_encode(&st, stbuf);
+
+    struct store_inode root = {0};
+    int64_t now;
+    now_ns_init(&now);
+    root.attr.ino = STORE_ROOT_INO;
+    root.attr.type = STORE_TYPE_DIR;
+    root.attr.mode = S_IFDIR | 0755;
+    root.attr.uid = (uint32_t)getuid();
+    root.attr.gid = (uint32_t)getgid();
+    root.attr.nlink = 2;
+    root.attr.atime_ns = root.attr.mtime_ns = root.attr.ctime_ns = now;
+    root.attr.parent = STORE_ROOT_INO;
+    unsigned char rootbuf[STORE_INODE_REC_MAX], rootkey[8];
+    size_t rootlen = store_inode_encode(&root, rootbuf);
+    store_u64be_put(rootkey, STORE_ROOT_INO);
+
+    MDB_val k, val;
+    k.mv_data = "format", k.mv_size = 6, val.mv_data = fmt, val.mv_size = sizeof(fmt);
+    if ((rc = mdb_put(txn, meta, &k, &val, 0)))
+        goto fail_mdb;
+    k.mv_data = "limits", k.mv_size = 6, val.mv_data = limbuf, val.mv_size = sizeof(limbuf);
+    if ((rc = mdb_put(txn, meta, &k, &val, 0)))
+        goto fail_mdb;
+    k.mv_data = "state", k.mv_size = 5, val.mv_data = stbuf, val.mv_size = sizeof(stbuf);
+    if ((rc = mdb_put(txn, meta, &k, &val, 0)))
+        goto fail_mdb;
+    k.mv_data = rootkey, k.mv_size = 8, val.mv_data = rootbuf, val.mv_size = rootlen;
+    if ((rc = mdb_put(txn, inodes, &k, &val, 0)))
+        goto fail_mdb;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc)
+        goto fail_mdb;
+    mdb_env_close(env);
+    env = NULL;
+    if (rename(tmp, final))
+        return fail(err, err_len, errno, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    if ((rc = fsync_path(dir)))
+        return fail(err, err_len, rc, "cannot sync %s: %s", dir, strerror(rc));
+    return 0;
+
+fail_mdb:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return fail(err, err_len, store_mdb_errno(rc), "cannot create a store in %s: %s", tmp,
+                mdb_strerror(rc));
+}
+
+/* Opens dir/store and checks that it is a raftfs store we can read. */
+static int open_existing(struct store *s, const char *dir, const struct store_config *cfg,
+                         char *err, size_t err_len)
+{
+    char path[4096], data[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, STORE_ENV_DIR);
+    snprintf(data, sizeof(data), "%s/data.mdb", path);
+    struct stat sb;
+    /* LMDB would create a missing data.mdb: check first, never reinitialise. */
+    if (stat(data, &sb))
+        return fail(err, err_len, EPROTO,
+                    "%s is missing (%s): the store is damaged; refusing to start", data,
+                    strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return fail(err, err_len, EPROTO, "%s is not a regular file: refusing to start", data);
+    /* LMDB initialises an empty file as a new environment: a store file
+     * shorter than its two meta pages is damaged, never new. */
+    if (sb.st_size < 2 * 4096)
+        return fail(err, err_len, EPROTO,
+                    "%s is truncated (%lld bytes): the store is damaged; refusing to start", data,
+                    (long long)sb.st_size);
+
+    int rc = env_create(&s->env, path, cfg->map_bytes ? cfg->map_bytes : STORE_DEFAULT_MAP_BYTES);
+    if (rc) {
+        s->env = NULL;
+        return fail(err, err_len,
+                    rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : store_mdb_errno(rc),
+                    "%s is not a usable LMDB file (%s): refusing to start", data, mdb_strerror(rc));
+    }
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
+                    mdb_strerror(rc));
+    const char *what = NULL;
+    if ((rc = mdb_dbi_open(txn, "meta", 0, &s->meta)) ||
+        (rc = mdb_dbi_open(txn, "inodes", 0, &s->inodes)) ||
+        (rc = mdb_dbi_open(txn, "dirents", 0, &s->dirents)) ||
+        (rc = mdb_dbi_open(txn, "data", 0, &s->data))) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EPROTO,
+                    "%s is not a raftfs store (missing tables: %s): refusing to start", data,
+                    mdb_strerror(rc));
+    }
+    MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc || v.mv_size != STORE_FORMAT_LEN ||
+        memcmp(v.mv_data, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN)) {
+        what = "no raftfs format record";
+        goto corrupt;
+    }
+    const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
+    uint32_t version =
+        (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+    if (version != STORE_FORMAT_VERSION) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EPROTO,
+                    "%s has store format %u, this build reads format %u: refusing to start", data,
+                    version, STORE_FORMAT_VERSION);
+    }
+    k.mv_data = "limits", k.mv_size = 6;
+    if (mdb_get(txn, s->meta, &k, &v) || store_limits_decode(v.mv_data, v.mv_size, &s->limits)) {
+        what = "bad limits record";
+        goto corrupt;
+    }
+    struct store_state st;
+    if (store_state_load(s, txn, &st)) {
+        what = "bad state record";
+        goto corrupt;
+    }
+    struct store_inode root;
+    if (store_inode_load(s, txn, STORE_ROOT_INO, &root) || root.attr.type != STORE_TYPE_DIR) {
+        what = "bad root directory";
+        goto corrupt;
+    }
+    /* Commit, not abort: LMDB keeps DBI handles opened in a transaction
+     * only if that transaction commits. */
+    if ((rc = mdb_txn_commit(txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
+                    mdb_strerror(rc));
+
+    const struct store_limits *want = &cfg->limits;
+    if ((want->max_value_bytes && want->max_value_bytes != s->limits.max_value_bytes) ||
+        (want->max_name_bytes && want->max_name_bytes != s->limits.max_name_bytes) ||
+        (want->max_path_bytes && want->max_path_bytes != s->limits.max_path_bytes))
+        return fail(err, err_len, EINVAL,
+                    "limits differ from those this data directory was created with "
+                    "(max value %u, name %u, path %u bytes); they are fixed at creation",
+                    s->limits.max_value_bytes, s->limits.max_name_bytes, s->limits.max_path_bytes);
+    return 0;
+
+corrupt:
+    mdb_txn_abort(txn);
+    return fail(err, err_len, EPROTO, "%s is damaged or not a raftfs store (%s): refusing to start",
+                data, what);
+}
+
+int store_open(struct store **out, const char *dir, const struct store_config *cfg_in, char *err,
+               size_t err_len)
+{
+    struct store_config cfg = cfg_in ? *cfg_in : (struct store_config){0};
+    int rc;
+    if (err && err_len)
+        err[0] = 0;
+    if (strlen(dir) > 3000)
+        return fail(err, err_len, ENAMETOOLONG, "data directory path too long");
+
+    struct stat sb;
+    if (stat(dir, &sb)) {
+        if (errno != ENOENT)
+            return fail(err, err_len, errno, "cannot use data directory %s: %s", dir,
+                        strerror(errno));
+        if (mkdir(dir, 0700))
+            return fail(err, err_len, errno, "cannot create data directory %s: %s", dir,
+                        strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return fail(err, err_len, ENOTDIR, "data directory %s is not a directory", dir);
+    }
+
+    bool has_store = false, has_tmp = false;
+    if ((rc = scan_dir(dir, &has_store, &has_tmp, err, err_len)))
+        return rc;
+
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return fail(err, err_len, ENOMEM, "out of memory");
+    s->lock_fd = -1;
+    if ((rc = lock_dir(dir, &s->lock_fd, err, err_len)))
+        goto fail_free;
+
+    if (!has_store) {
+        struct store_limits lim = cfg.limits;
+        if (!lim.max_value_bytes)
+            lim.max_value_bytes = STORE_DEFAULT_MAX_VALUE_BYTES;
+        if (!lim.max_name_bytes)
+            lim.max_name_bytes = STORE_DEFAULT_MAX_NAME_BYTES;
+        if (!lim.max_path_bytes)
+            lim.max_path_bytes = STORE_DEFAULT_MAX_PATH_BYTES;
+        if (limits_check(&lim)) {
+            rc = fail(err, err_len, EINVAL,
+                      "limits out of bounds: value 1..%u, name 1..%u, path 2..%u bytes",
+                      STORE_MAX_VALUE_BYTES_BOUND, STORE_MAX_NAME_BYTES_BOUND,
+                      STORE_MAX_PATH_BYTES_BOUND);
+            goto fail_free;
+        }
+        if (has_tmp && (rc = remove_tmp(dir, err, err_len)))
+            goto fail_free;
+        if ((rc = create_store(dir, &lim, cfg.map_bytes ? cfg.map_bytes : STORE_DEFAULT_MAP_BYTES,
+                               err, err_len)))
+            goto fail_free;
+    }
+    if ((rc = open_existing(s, dir, &cfg, err, err_len)))
+        goto fail_free;
+    *out = s;
+    return 0;
+
+fail_free:
+    store_close(s);
+    return rc;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* drops the flock */
+    free(s->changes);
+    free(s->change_names);
+    free(s);
+}
+
+void store_get_limits(const struct store *s, struct store_limits *out)
+{
+    *out = s->limits;
+}
+
+void store_set_observer(struct store *s, const struct store_observer *obs)
+{
+    s->obs = *obs;
+}
+
+int store_get_stats(struct store *s, struct store_stats *out)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return store_mdb_errno(rc);
+    struct store_state st;
+    rc = store_state_load(s, txn, &st);
+    mdb_txn_abort(txn);
+    if (rc)
+        return rc;
+    MDB_envinfo info;
+    MDB_stat mst;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &mst);
+    out->applied_index = st.applied_index;
+    out->revision = st.revision;
+    out->inodes = st.inodes;
+    out->map_bytes = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * mst.ms_psize;
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* store_format.h - the on-disk records of the store (pure encode/decode).
+ *
+ * LMDB databases of one store (docs/store-format.md has the full layout):
+ *   meta     "format" -> STORE_FORMAT_MAGIC + u32 format version
+ *            "limits" -> u32 max_value, u32 max_name, u32 max_path
+ *            "state"  -> store_state record (applied index, revision, ...)
+ *   inodes   u64be ino -> inode record
+ *   dirents  u64be parent ++ name -> u64le ino ++ u8 type
+ *   data     u64be ino -> the value bytes
+ * Every record starts with a version byte; decoders check lengths and
+ * versions and return EIO on anything else, so a damaged record is reported,
+ * never trusted.
+ */
+#ifndef RAFTFS_STORE_FORMAT_H
+#define RAFTFS_STORE_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define STORE_FORMAT_MAGIC     "raftfs-store"
+#define STORE_FORMAT_MAGIC_LEN 12
+#define STORE_FORMAT_VERSION   1U
+#define STORE_FORMAT_LEN       (STORE_FORMAT_MAGIC_LEN + 4)
+
+#define STORE_INODE_REC_VERSION 1
+#define STORE_INODE_HDR_LEN     88
+#define STORE_INODE_REC_MAX     (STORE_INODE_HDR_LEN + STORE_MAX_NAME_BYTES_BOUND)
+#define STORE_STATE_REC_VERSION 1
+#define STORE_STATE_REC_LEN     40
+#define STORE_LIMITS_REC_LEN    12
+#define STORE_DIRENT_VAL_LEN    9
+#define STORE_DIRENT_KEY_MAX    (8 + STORE_MAX_NAME_BYTES_BOUND)
+
+/* The store's own counters, one record updated by every applying txn. */
+struct store_state {
+    uint64_t applied_index;
+    uint64_t revision;
+    uint64_t next_ino;
+    uint64_t inodes;
+};
+
+/* An inode record: attributes plus the entry's own name (its key in the
+ * parent), so that an inode's path can be rebuilt by walking up. */
+struct store_inode {
+    struct store_attr attr;
+    char name[STORE_MAX_NAME_BYTES_BOUND];
+    size_t name_len;
+};
+
+void store_u64be_put(unsigned char *p, uint64_t v);
+uint64_t store_u64be_get(const unsigned char *p);
+
+/* buf must hold STORE_INODE_REC_MAX bytes; returns the record length. */
+size_t store_inode_encode(const struct store_inode *in, unsigned char *buf);
+/* 0 or EIO. */
+int store_inode_decode(const void *buf, size_t len, struct store_inode *out);
+
+void store_state_encode(const struct store_state *st, unsigned char buf[STORE_STATE_REC_LEN]);
+int store_state_decode(const void *buf, size_t len, struct store_state *out);
+
+void store_limits_encode(const struct store_limits *l, unsigned char buf[STORE_LIMITS_REC_LEN]);
+int store_limits_decode(const void *buf, size_t len, struct store_limits *out);
+
+/* Dirent key: returns its length (8 + name_len). buf: STORE_DIRENT_KEY_MAX. */
+size_t store_dirent_key(uint64_t parent, const char *name, size_t name_len, unsigned char *buf);
+void store_dirent_val_encode(uint64_t ino, enum store_type type,
+                             unsigned char buf[STORE_DIRENT_VAL_LEN]);
+int store_dirent_val_decode(const void *buf, size_t len, uint64_t *ino, enum store_type *type);
+
+#endif

@@ -1,0 +1,54 @@
+/* store_internal.h - what the store's files share: struct store, the read
+ * transaction, and LMDB helpers. Not for use outside store/. */
+#ifndef RAFTFS_STORE_INTERNAL_H
+#define RAFTFS_STORE_INTERNAL_H
+
+#include <lmdb.h>
+
+#include "store.h"
+#include "store_format.h"
+
+/* A change recorded while a batch applies, reported after commit. */
+struct store_change_rec {
+    enum store_change_kind kind;
+    uint64_t ino;
+    uint64_t parent;
+    size_t name_off; /* into store.change_names */
+    size_t name_len;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, inodes, dirents, data;
+    struct store_limits limits;
+    struct store_observer obs;
+    int lock_fd;
+    /* changes of the batch being applied (only the applying thread) */
+    struct store_change_rec *changes;
+    size_t n_changes, cap_changes;
+    char *change_names;
+    size_t names_len, names_cap;
+};
+
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn;
+    struct store_state st;
+};
+
+/* LMDB return code -> errno: MDB_MAP_FULL and friends are ENOSPC, damaged
+ * files EIO, the rest as LMDB reports them (positive errnos) or EIO. */
+int store_mdb_errno(int mdb_rc);
+
+/* Reads and decodes the state record in txn. 0, EIO. */
+int store_state_load(struct store *s, MDB_txn *txn, struct store_state *out);
+
+/* Lookups shared by the readers and the applier (txn may be read or write). */
+int store_inode_load(struct store *s, MDB_txn *txn, uint64_t ino, struct store_inode *out);
+int store_dirent_get(struct store *s, MDB_txn *txn, uint64_t parent, const char *name,
+                     size_t name_len, uint64_t *ino, enum store_type *type);
+/* Resolves an absolute, already checked path to its inode. ENOENT, ENOTDIR, EIO. */
+int store_walk(struct store *s, MDB_txn *txn, const char *path, size_t len,
+               struct store_inode *out);
+
+#endif

@@ -1,0 +1,263 @@
+/* test_store_open.c - data directories: creation, reopening, and refusal of
+ * foreign, corrupt, locked or mismatched ones (which must stay untouched). */
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include "store_util.h"
+
+static int try_open(const char *dir, const struct store_config *cfg, char *err, size_t len)
+{
+    struct store *s = NULL;
+    int rc = store_open(&s, dir, cfg, err, len);
+    if (!rc)
+        store_close(s);
+    return rc;
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+        perror(path);
+        exit(2);
+    }
+    close(fd);
+}
+
+static size_t read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, cap);
+    close(fd);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static void test_create_and_reopen(void)
+{
+    char *base = tmpdir_make();
+    char dir[512], err[512];
+    snprintf(dir, sizeof(dir), "%s/new", base);
+    struct tstore t = {.dir = dir, .s = open_store(dir)};
+    CHECK_EQ(t_mkdir(&t, "/a"), 0);
+    CHECK_EQ(t_put(&t, "/a/k", "persisted"), 0);
+    store_close(t.s);
+    t.s = open_store(dir);
+    char buf[32];
+    CHECK_EQ(t_get(&t, "/a/k", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, "persisted"));
+    struct store_stats st;
+    CHECK_EQ(store_get_stats(t.s, &st), 0);
+    CHECK_EQ(st.applied_index, 2);
+    CHECK_EQ(st.revision, 2);
+    CHECK_EQ(st.inodes, 3);
+
+    /* A second opener is refused while the first holds it. */
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EBUSY);
+    CHECK(strstr(err, "in use") != NULL);
+    store_close(t.s);
+    /* Missing parent directories are not created. */
+    snprintf(dir, sizeof(dir), "%s/no/such", base);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), ENOENT);
+    rm_rf(base);
+    free(base);
+}
+
+static void test_foreign_refused(void)
+{
+    char *dir = tmpdir_make();
+    char path[1200], err[512], buf[64];
+    snprintf(path, sizeof(path), "%s/precious.txt", dir);
+    write_file(path, "mine", 4);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), ENOTEMPTY);
+    CHECK(strstr(err, "precious.txt") != NULL);
+    CHECK_EQ(read_file(path, buf, sizeof(buf)), 4);
+    /* Nothing was added to it either. */
+    snprintf(path, sizeof(path), "%s/raftfs.lock", dir);
+    CHECK(access(path, F_OK) != 0);
+    rm_rf(dir);
+    free(dir);
+
+    /* A regular file as the data directory. */
+    dir = tmpdir_make();
+    snprintf(path, sizeof(path), "%s/file", dir);
+    write_file(path, "x", 1);
+    CHECK_EQ(try_open(path, NULL, err, sizeof(err)), ENOTDIR);
+    /* lost+found alone does not make a directory foreign. */
+    char d2[512];
+    snprintf(d2, sizeof(d2), "%s/fs", dir);
+    mkdir(d2, 0700);
+    snprintf(path, sizeof(path), "%s/lost+found", d2);
+    mkdir(path, 0700);
+    CHECK_EQ(try_open(d2, NULL, err, sizeof(err)), 0);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Makes a store with one key, then lets `damage` hurt it. */
+static char *make_store(void)
+{
+    char *dir = tmpdir_make();
+    struct tstore t = {.dir = dir, .s = open_store(dir)};
+    CHECK_EQ(t_put(&t, "/k", "v"), 0);
+    store_close(t.s);
+    return dir;
+}
+
+static void test_corrupt_refused(void)
+{
+    char *dir = make_store();
+    char data[600], err[512];
+    snprintf(data, sizeof(data), "%s/store/data.mdb", dir);
+    struct stat before, after;
+    /* Garbage over the LMDB meta pages. */
+    int fd = open(data, O_WRONLY);
+    char junk[8192];
+    memset(junk, 0x5a, sizeof(junk));
+    CHECK(pwrite(fd, junk, sizeof(junk), 0) == (ssize_t)sizeof(junk));
+    close(fd);
+    stat(data, &before);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "refusing") != NULL);
+    stat(data, &after);
+    CHECK_EQ(after.st_size, before.st_size);
+    CHECK_EQ(after.st_mtime, before.st_mtime);
+    rm_rf(dir);
+    free(dir);
+
+    /* Truncated to nothing. */
+    dir = make_store();
+    snprintf(data, sizeof(data), "%s/store/data.mdb", dir);
+    CHECK_EQ(truncate(data, 0), 0);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    stat(data, &after);
+    CHECK_EQ(after.st_size, 0); /* not reinitialised */
+    rm_rf(dir);
+    free(dir);
+
+    /* data.mdb gone: never recreated. */
+    dir = make_store();
+    snprintf(data, sizeof(data), "%s/store/data.mdb", dir);
+    unlink(data);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "missing") != NULL);
+    CHECK(access(data, F_OK) != 0);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* An LMDB environment of another program in the store's place. */
+static void test_foreign_lmdb_and_format(void)
+{
+    char *dir = tmpdir_make();
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/store", dir);
+    mkdir(path, 0700);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_env_create(&env);
+    mdb_env_open(env, path, 0, 0600);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, NULL, 0, &dbi);
+    MDB_val k = {.mv_size = 3, .mv_data = "foo"}, v = {.mv_size = 3, .mv_data = "bar"};
+    mdb_put(txn, dbi, &k, &v, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "not a raftfs store") != NULL);
+    rm_rf(dir);
+    free(dir);
+
+    /* A raftfs store of a future format version. */
+    dir = make_store();
+    snprintf(path, sizeof(path), "%s/store", dir);
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_open(env, path, 0, 0600);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "meta", 0, &dbi);
+    unsigned char fmt[16];
+    memcpy(fmt, "raftfs-store", 12);
+    fmt[12] = 2, fmt[13] = fmt[14] = fmt[15] = 0;
+    MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv = {.mv_size = 16, .mv_data = fmt};
+    mdb_put(txn, dbi, &fk, &fv, 0);
+    /* and a damaged state record for the next check */
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "format 2") != NULL);
+    rm_rf(dir);
+    free(dir);
+
+    /* A damaged state record. */
+    dir = make_store();
+    snprintf(path, sizeof(path), "%s/store", dir);
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_open(env, path, 0, 0600);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, "meta", 0, &dbi);
+    MDB_val sk = {.mv_size = 5, .mv_data = "state"}, sv = {.mv_size = 3, .mv_data = "bad"};
+    mdb_put(txn, dbi, &sk, &sv, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "state") != NULL);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_limits_fixed(void)
+{
+    char *dir = tmpdir_make();
+    char err[512];
+    struct store_config cfg = {.limits = {.max_value_bytes = 1000}};
+    CHECK_EQ(try_open(dir, &cfg, err, sizeof(err)), 0);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), 0); /* 0 = as stored */
+    CHECK_EQ(try_open(dir, &cfg, err, sizeof(err)), 0);
+    cfg.limits.max_value_bytes = 2000;
+    CHECK_EQ(try_open(dir, &cfg, err, sizeof(err)), EINVAL);
+    CHECK(strstr(err, "fixed at creation") != NULL);
+    rm_rf(dir);
+    free(dir);
+
+    dir = tmpdir_make();
+    cfg.limits.max_value_bytes = STORE_MAX_VALUE_BYTES_BOUND + 1;
+    CHECK_EQ(try_open(dir, &cfg, err, sizeof(err)), EINVAL);
+    cfg.limits.max_value_bytes = 0;
+    cfg.limits.max_name_bytes = 256;
+    CHECK_EQ(try_open(dir, &cfg, err, sizeof(err)), EINVAL);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_leftover_tmp(void)
+{
+    /* A creation that crashed before its rename leaves store.tmp: the next
+     * start finishes the job instead of refusing. */
+    char *dir = tmpdir_make();
+    char path[600], err[512];
+    snprintf(path, sizeof(path), "%s/store.tmp", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/store.tmp/data.mdb", dir);
+    write_file(path, "partial", 7);
+    CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/store.tmp", dir);
+    CHECK(access(path, F_OK) != 0);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    RUN(test_create_and_reopen);
+    RUN(test_foreign_refused);
+    RUN(test_corrupt_refused);
+    RUN(test_foreign_lmdb_and_format);
+    RUN(test_limits_fixed);
+    RUN(test_leftover_tmp);
+    CHECK_DONE();
+}

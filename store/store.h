@@ -215,7 +215,7 @@ struct store_observer {
     /* Called inside the applying transaction, before the value of an inode
      * is dropped (DELETE, replacing RENAME): lets a reader that still has
      * the file open keep its content. data is valid during the call only. */
-    void (*dropping)(void *ctx, uint64_t ino, const void *data, size_t len);
+    void (*dropping)(void *ctx, const struct store_attr *attr, const void *data, size_t len);
     /* Called after a batch committed, once per change. */
     void (*changed)(void *ctx, const struct store_change *change);
 };

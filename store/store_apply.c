@@ -295,7 +295,7 @@ static int drop_entry(struct applier *a, struct place *p)
             size_t n;
             if ((rc = data_get(a, ino, &d, &n)))
                 return rc;
-            s->obs.dropping(s->obs.ctx, ino, d, n);
+            s->obs.dropping(s->obs.ctx, &p->node.attr, d, n);
         }
         if ((rc = data_del(a, ino)))
             return rc;

@@ -629,10 +629,11 @@ struct seen {
     char dropped_data[32];
 };
 
-static void on_dropping(void *ctx, uint64_t ino, const void *data, size_t len)
+static void on_dropping(void *ctx, const struct store_attr *attr, const void *data, size_t len)
 {
     struct seen *s = ctx;
-    (void)ino;
+    if (attr->size != len)
+        s->dropped += 100;
     s->dropped++;
     snprintf(s->dropped_data, sizeof(s->dropped_data), "%.*s", (int)len, (const char *)data);
 }

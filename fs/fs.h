@@ -1,0 +1,32 @@
+/* fs.h - the FUSE front end: serves a node's tree as a mounted directory.
+ *
+ * Writes become node proposals (one command per close, see fs_file.c);
+ * reads are read-barrier-checked LMDB lookups. Every errno the mount
+ * returns is listed in README.md ("Errors").
+ */
+#ifndef RAFTFS_FS_H
+#define RAFTFS_FS_H
+
+#include "node.h"
+
+struct fs_config {
+    const char *mountpoint;
+    struct node *node;
+    /* FUSE options (-o ...), comma-separated, may be NULL. raftfs's own
+     * options are taken out first: entry_timeout=S, attr_timeout=S,
+     * max_threads=N. */
+    const char *options;
+    /* Called once the mount exists and requests are being served (the
+     * background parent waits for this). May be NULL. */
+    void (*on_ready)(void *ctx);
+    void *ready_ctx;
+};
+
+/* Starts cfg->node (which must not be started yet), mounts
+ * cfg->mountpoint and serves it until unmounted (fusermount3 -u, umount) or
+ * SIGTERM/SIGINT/SIGHUP; then unmounts and stops the node. Returns 0 after
+ * a clean stop; otherwise an errno with a one-line reason in err (EINVAL:
+ * bad options; EIO: the mount failed). The node is not closed. */
+int fs_serve(const struct fs_config *cfg, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,489 @@
+/* fs_file.c - FUSE handlers for open files: open, create, read, write,
+ * flush, fsync, release.
+ *
+ * Design notes
+ * 1. A write handle collects the new value in memory and commits it as ONE
+ *    command at flush (every close(2)) and fsync: readers never see an
+ *    empty or half-written value, and the commit's errno is close's errno.
+ *    RELEASE comes after close returned, so it only commits data written
+ *    after the last flush (mmap writeback) and logs a failure.
+ * 2. READ serves the value committed now (or the writer's own buffer on a
+ *    read-write handle), never a copy taken at open: a stale READ would
+ *    refill the kernel's page cache with old data for every reader.
+ * 3. Write-only handles use direct I/O so uncommitted bytes never enter the
+ *    shared page cache; read-write handles stay cached (mmap works) and the
+ *    inode's cache is invalidated after each commit.
+ * 4. A value deleted while open stays readable through the handles that
+ *    had it open (fs_table_dropping), as with an unlinked file.
+ */
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void handle_free(struct fs_handle *h)
+{
+    pthread_mutex_destroy(&h->mu);
+    free(h->buf);
+    free(h);
+}
+
+/* Unregisters and frees an open handle. */
+static void handle_drop(struct fs *fs, struct fs_handle *h)
+{
+    fs_table_release(fs, h);
+    handle_free(h);
+}
+
+/* Grows h->buf to hold at least need bytes (need <= max value size). */
+static int reserve(struct fs_handle *h, size_t need)
+{
+    if (need <= h->cap)
+        return 0;
+    size_t cap = h->cap ? h->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(h->buf, cap);
+    if (!p)
+        return ENOMEM;
+    h->buf = p;
+    h->cap = cap;
+    return 0;
+}
+
+/* Builds the handle for an open (or a create, `created`) of file a. */
+static int handle_make(struct fs *fs, fuse_req_t req, const struct store_attr *a,
+                       struct fuse_file_info *fi, bool created, struct fs_handle **out)
+{
+    int acc = fi->flags & O_ACCMODE;
+    struct fs_handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return ENOMEM;
+    h->kind = FS_HANDLE_FILE;
+    h->ino = a->ino;
+    h->readable = acc != O_WRONLY;
+    h->writable = acc != O_RDONLY;
+    h->opener = fuse_req_ctx(req)->pid;
+    pthread_mutex_init(&h->mu, NULL);
+    int rc = 0;
+    if (h->writable) {
+        if (created || (fi->flags & O_TRUNC)) {
+            /* The new value starts empty; O_TRUNC is committed even if
+             * nothing is written (at release, see trunc_only). */
+            h->dirty = !created && a->size > 0;
+            h->trunc_only = h->dirty;
+        } else if (fi->flags & O_APPEND) {
+            h->append = true;
+            atomic_store(&h->stat_size, a->size);
+        } else {
+            /* Starts from the value at open; commits compare against it. */
+            struct store_txn *t;
+            const void *d;
+            size_t n;
+            if (!(rc = store_txn_begin(fs->store, &t))) {
+                rc = store_read(t, a->ino, &d, &n);
+                if (!rc && !(rc = reserve(h, n))) {
+                    memcpy(h->buf, d, n);
+                    h->len = n;
+                }
+                store_txn_end(t);
+            }
+            h->has_expected_revision = true;
+            atomic_store(&h->expected_revision, a->mod_revision);
+            atomic_store(&h->stat_size, h->len);
+        }
+    }
+    if (!rc)
+        rc = fs_table_open(fs, h);
+    if (rc) {
+        handle_free(h);
+        return rc;
+    }
+    fi->fh = (uint64_t)(uintptr_t)h;
+    /* Direct I/O (see design note 3) except for read-write opens, which
+     * keep the page cache so that shared mmap works. */
+    fi->direct_io = acc != O_RDWR;
+    fi->keep_cache = acc == O_RDWR;
+    /* A read-only close has nothing to commit: no FLUSH round trip. */
+    fi->noflush = acc == O_RDONLY;
+    *out = h;
+    return 0;
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    struct store_attr a;
+    struct store_txn *t;
+    struct fs_handle *h;
+    int rc = fs_node_errno(node_read_barrier(fs->node));
+    if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
+        rc = store_getattr(t, ino, &a);
+        store_txn_end(t);
+    }
+    if (!rc && a.type != STORE_TYPE_FILE)
+        rc = EISDIR;
+    /* O_RDONLY|O_TRUNC truncates on Linux: do it now, there is no buffer. */
+    if (!rc && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) == O_RDONLY && a.size) {
+        struct store_cmd cmd = {.op = STORE_OP_SETATTR,
+                                .time_ns = fs_now_ns(),
+                                .set_mask = STORE_SET_SIZE | STORE_SET_MTIME};
+        cmd.mtime_ns = cmd.time_ns;
+        struct store_result res;
+        rc = fs_propose_ino(fs, ino, &cmd, &res);
+        if (!rc && res.err)
+            rc = res.err == STORE_ECONFLICT ? ESTALE : res.err;
+        if (!rc)
+            a = res.attr;
+    }
+    if (!rc)
+        rc = handle_make(fs, req, &a, fi, false, &h);
+    if (rc)
+        fuse_reply_err(req, rc);
+    else if (fuse_reply_open(req, fi) == -ENOENT)
+        handle_drop(fs, h); /* the opener was interrupted: no release will come */
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                  struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct store_cmd cmd = {.op = STORE_OP_PUT,
+                            .time_ns = fs_now_ns(),
+                            .value = "",
+                            .mode = mode & 07777,
+                            .uid = ctx->uid,
+                            .gid = ctx->gid,
+                            .has_expected_revision = true,
+                            .expected_revision = 0};
+    struct store_result res;
+    struct store_attr pa, a;
+    struct store_txn *t;
+    struct fuse_entry_param e;
+    struct fs_handle *h;
+    char *path = NULL;
+    bool created = false;
+
+    int rc = store_txn_begin(fs->store, &t);
+    if (!rc) {
+        rc = store_getattr(t, parent, &pa);
+        store_txn_end(t);
+    }
+    if (!rc && (pa.mode & S_ISGID))
+        cmd.gid = pa.gid;
+    if (!rc)
+        rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
+    if (!rc) {
+        cmd.path = path;
+        rc = fs_node_errno(node_propose(fs->node, &cmd, &res));
+    }
+    free(path);
+    if (!rc && res.err == STORE_ECONFLICT) {
+        /* Someone created it since the kernel's lookup: O_EXCL fails, a
+         * plain O_CREAT opens what is there. */
+        if (fi->flags & O_EXCL) {
+            rc = EEXIST;
+        } else if (!(rc = store_txn_begin(fs->store, &t))) {
+            rc = store_lookup(t, parent, name, strlen(name), &a);
+            store_txn_end(t);
+            if (!rc && a.type != STORE_TYPE_FILE)
+                rc = EISDIR;
+        }
+    } else if (!rc && res.err) {
+        rc = res.err;
+    } else if (!rc) {
+        a = res.attr;
+        created = true;
+    }
+    if (!rc)
+        rc = handle_make(fs, req, &a, fi, created, &h);
+    if (rc) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fs_entry_fill(fs, &a, &e);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT)
+        handle_drop(fs, h);
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    struct fs_handle *h = fs_file_handle(fi);
+    if (!h || !h->readable) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (h->writable && !h->append) {
+        /* A read-write handle reads its own uncommitted value. */
+        pthread_mutex_lock(&h->mu);
+        size_t n = (uint64_t)off < h->len ? h->len - (size_t)off : 0;
+        if (n > size)
+            n = size;
+        fuse_reply_buf(req, n ? h->buf + off : NULL, n);
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    struct store_txn *t;
+    const void *d;
+    size_t n;
+    int rc = store_txn_begin(fs->store, &t);
+    if (rc) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    rc = store_read(t, ino, &d, &n);
+    if (rc == ENOENT) {
+        store_txn_end(t);
+        char *copy;
+        size_t len;
+        rc = fs_table_orphan_read(fs, ino, off, size, &copy, &len);
+        if (rc) {
+            fuse_reply_err(req, rc == ENOENT ? ESTALE : rc);
+            return;
+        }
+        fuse_reply_buf(req, copy, len);
+        free(copy);
+        return;
+    }
+    if (rc) {
+        store_txn_end(t);
+        fuse_reply_err(req, rc);
+        return;
+    }
+    if (h->append) {
+        /* O_RDWR|O_APPEND: the committed value, then what is pending. */
+        pthread_mutex_lock(&h->mu);
+        size_t total = n + h->len;
+        size_t m = (uint64_t)off < total ? total - (size_t)off : 0;
+        if (m > size)
+            m = size;
+        char *tmp = malloc(m ? m : 1);
+        if (!tmp) {
+            pthread_mutex_unlock(&h->mu);
+            store_txn_end(t);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        for (size_t i = 0; i < m; i++) {
+            size_t at = (size_t)off + i;
+            tmp[i] = at < n ? ((const char *)d)[at] : h->buf[at - n];
+        }
+        pthread_mutex_unlock(&h->mu);
+        store_txn_end(t);
+        fuse_reply_buf(req, tmp, m);
+        free(tmp);
+        return;
+    }
+    size_t m = (uint64_t)off < n ? n - (size_t)off : 0;
+    if (m > size)
+        m = size;
+    /* The reply copies out of the map before the transaction ends. */
+    fuse_reply_buf(req, m ? (const char *)d + off : NULL, m);
+    store_txn_end(t);
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                 struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    struct fs_handle *h = fs_file_handle(fi);
+    (void)ino;
+    if (!h || !h->writable) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    size_t max = fs->limits.max_value_bytes;
+    int rc = 0;
+    pthread_mutex_lock(&h->mu);
+    if (h->write_err) {
+        rc = h->write_err;
+    } else if (h->append) {
+        /* The offset is the kernel's idea of the end: appends go to the
+         * end of the value as committed, whatever it is then. */
+        uint64_t base = atomic_load(&h->stat_size) - h->len;
+        if (size > max || h->len + size > max || base + h->len + size > max)
+            rc = EFBIG;
+        else if (!(rc = reserve(h, h->len + size))) {
+            memcpy(h->buf + h->len, buf, size);
+            h->len += size;
+            atomic_store(&h->stat_size, base + h->len);
+        }
+    } else {
+        if ((uint64_t)off > max || size > max - (uint64_t)off) {
+            rc = EFBIG;
+        } else {
+            size_t end = (size_t)off + size;
+            if (!(rc = reserve(h, end))) {
+                if ((size_t)off > h->len)
+                    memset(h->buf + h->len, 0, (size_t)off - h->len);
+                memcpy(h->buf + off, buf, size);
+                if (end > h->len)
+                    h->len = end;
+                atomic_store(&h->stat_size, h->len);
+            }
+        }
+    }
+    if (!rc) {
+        h->dirty = true;
+        h->trunc_only = false;
+    } else if (!h->write_err) {
+        /* The value the writer meant can no longer be committed whole. */
+        h->write_err = rc;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (rc)
+        fuse_reply_err(req, rc);
+    else
+        fuse_reply_write(req, size);
+}
+
+int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
+{
+    if (size > fs->limits.max_value_bytes)
+        return EFBIG;
+    pthread_mutex_lock(&h->mu);
+    int rc = reserve(h, (size_t)size);
+    if (!rc) {
+        if (size > h->len)
+            memset(h->buf + h->len, 0, (size_t)size - h->len);
+        h->len = (size_t)size;
+        h->dirty = true;
+        h->trunc_only = false;
+        atomic_store(&h->stat_size, h->len);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+/* Commits h's uncommitted value as one command. h->mu held. Returns the
+ * errno for close(2)/fsync(2); *committed tells if the store changed. */
+static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool releasing)
+{
+    *committed = false;
+    if (h->write_err) {
+        /* Reported again by every close; the old value stays. */
+        h->dirty = false;
+        return h->write_err;
+    }
+    if (!h->dirty || (h->trunc_only && !releasing))
+        return 0;
+    struct store_cmd cmd = {.op = h->append ? STORE_OP_APPEND : STORE_OP_PUT,
+                            .time_ns = fs_now_ns(),
+                            .value = h->len ? h->buf : "",
+                            .value_len = h->len,
+                            .mode = 0644};
+    if (h->has_expected_revision) {
+        cmd.has_expected_revision = true;
+        cmd.expected_revision = atomic_load(&h->expected_revision);
+    }
+    struct store_result res;
+    int rc = fs_propose_ino(fs, h->ino, &cmd, &res);
+    if (rc == ENOENT)
+        return ESTALE; /* the file was deleted while open */
+    if (rc)
+        return rc;
+    if (res.err)
+        return res.err == STORE_ECONFLICT || res.err == ENOENT ? ESTALE : res.err;
+    *committed = true;
+    h->dirty = false;
+    h->trunc_only = false;
+    if (h->append) {
+        h->len = 0;
+        atomic_store(&h->stat_size, res.attr.size);
+    }
+    uint64_t rev = res.attr.mod_revision;
+    if (h->has_mtime || h->has_atime) {
+        /* Times set explicitly while the data was pending (cp -p, rsync). */
+        struct store_cmd tc = {.op = STORE_OP_SETATTR,
+                               .time_ns = cmd.time_ns,
+                               .mtime_ns = h->mtime_ns,
+                               .atime_ns = h->atime_ns};
+        tc.set_mask = (h->has_mtime ? STORE_SET_MTIME : 0) | (h->has_atime ? STORE_SET_ATIME : 0);
+        h->has_mtime = h->has_atime = false;
+        rc = fs_propose_ino(fs, h->ino, &tc, &res);
+        if (rc || res.err)
+            return rc ? rc : ESTALE;
+        rev = res.attr.mod_revision;
+    }
+    if (h->has_expected_revision)
+        atomic_store(&h->expected_revision, rev);
+    return 0;
+}
+
+/* After a commit the kernel's cached pages and attributes of ino may hold
+ * what another handle read before: drop them before the caller goes on. */
+static void invalidate(struct fs *fs, uint64_t ino)
+{
+    fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+}
+
+static void commit_and_reply(fuse_req_t req, struct fs_handle *h)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    bool committed;
+    pthread_mutex_lock(&h->mu);
+    int rc = commit(fs, h, &committed, false);
+    pthread_mutex_unlock(&h->mu);
+    if (committed || rc)
+        invalidate(fs, h->ino);
+    fuse_reply_err(req, rc);
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_handle *h = fs_file_handle(fi);
+    (void)ino;
+    if (!h) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    commit_and_reply(req, h);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    struct fs_handle *h = fs_file_handle(fi);
+    (void)ino, (void)datasync;
+    if (!h) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    /* Every commit is already durable (fsync'ed by the node). */
+    commit_and_reply(req, h);
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    struct fs_handle *h = fs_file_handle(fi);
+    if (!h) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    bool committed;
+    pthread_mutex_lock(&h->mu);
+    /* Data written after the last flush (mmap writeback at munmap): commit
+     * it; nobody is left to report an error to but the log. */
+    committed = false;
+    int rc = h->write_err ? 0 : commit(fs, h, &committed, true);
+    pthread_mutex_unlock(&h->mu);
+    if (rc)
+        node_log(NODE_LOG_WARN, "inode %llu: uncommitted data dropped at release: %s",
+                 (unsigned long long)ino, strerror(rc));
+    if (committed || rc)
+        invalidate(fs, h->ino);
+    handle_drop(fs, h);
+    fuse_reply_err(req, 0);
+}

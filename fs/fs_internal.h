@@ -1,0 +1,189 @@
+/* fs_internal.h - what the FUSE handlers share: struct fs, open-file and
+ * open-directory handles, the table of inodes with open files. */
+#ifndef RAFTFS_FS_INTERNAL_H
+#define RAFTFS_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 312 /* 35 + fuse_loop_cfg is an ABI trap in 3.14 */
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs.h"
+#include "node.h"
+#include "store.h"
+
+#define FS_XATTR_REVISION        "user.raftfs.revision"
+#define FS_XATTR_CREATE_REVISION "user.raftfs.create_revision"
+#define FS_XATTR_VERSION         "user.raftfs.version"
+
+struct fs_istate;
+
+/* fi->fh points at one of these; the kind tells which (setattr and
+ * getattr get directory handles too). */
+enum fs_handle_kind { FS_HANDLE_FILE = 0x46494c45, FS_HANDLE_DIR = 0x44495220 };
+
+/* An open file. Writes collect in buf and are committed as ONE command at
+ * flush/fsync:
+ *   O_TRUNC or created:  buf is the whole new value; PUT with expected_ino
+ *   O_APPEND:            buf holds the appended bytes; APPEND, expected_ino
+ *   otherwise:           buf starts as the value at open; PUT with
+ *                        expected_ino and expected revision (the value's
+ *                        mod_revision at open), so a concurrent change is
+ *                        reported (ESTALE) instead of overwritten. */
+struct fs_handle {
+    enum fs_handle_kind kind; /* FS_HANDLE_FILE */
+    uint64_t ino;
+    bool readable, writable, append;
+    pid_t opener;                  /* thread id of the opener (FUSE reports tids) */
+    pid_t opener_tgid;             /* its process; 0 until needed */
+    struct fs_handle *next_writer; /* in fs_istate.writers (table lock) */
+    struct fs_istate *is;
+    /* Compare for commits of handles opened without O_TRUNC: set at open,
+     * then after each commit; rebased by local SETATTRs (fs_table_rebase,
+     * which must not take mu: a flush holds mu while the node applies, and
+     * the node's observer takes the table lock). */
+    bool has_expected_revision; /* fixed at open */
+    _Atomic uint64_t expected_revision;
+
+    pthread_mutex_t mu; /* guards the fields below */
+    bool dirty;
+    /* O_TRUNC and nothing written yet: committed at RELEASE, not at FLUSH,
+     * because shells close a dup of the descriptor before writing
+     * (`echo v > k` flushes once empty) and readers must never see that. */
+    bool trunc_only;
+    int write_err; /* a failed write poisons the handle: never committed */
+    char *buf;
+    size_t len, cap;
+    bool has_mtime, has_atime; /* set explicitly while dirty: re-set after commit */
+    int64_t mtime_ns, atime_ns;
+    _Atomic uint64_t stat_size; /* what getattr reports to the writer */
+};
+
+/* Local state of an inode that has open files (table below). */
+struct fs_istate {
+    uint64_t ino;
+    unsigned opens;
+    struct fs_handle *writers;
+    /* The value as it was when the inode was deleted while open: readers
+     * keep reading it, as from an unlinked file (store observer). */
+    bool orphaned;
+    struct store_attr orphan_attr; /* nlink 0 */
+    void *orphan;
+    size_t orphan_len;
+    struct fs_istate *next;
+};
+
+struct fs_dirh {
+    enum fs_handle_kind kind; /* FS_HANDLE_DIR */
+    pthread_mutex_t mu;
+    off_t next_off;  /* offset that continues after last_name */
+    char *last_name; /* NULL before the first entry */
+    size_t last_len;
+};
+
+struct fs {
+    struct node *node;
+    struct store *store;
+    struct store_limits limits;
+    struct fuse_session *se;
+    double entry_timeout, attr_timeout;
+
+    pthread_mutex_t mu; /* the inode table */
+    struct fs_istate **buckets;
+    size_t nbuckets, count;
+};
+
+/* The file handle behind fi, or NULL (no fi, or a directory's). */
+static inline struct fs_handle *fs_file_handle(const struct fuse_file_info *fi)
+{
+    struct fs_handle *h = fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
+    return h && h->kind == FS_HANDLE_FILE ? h : NULL;
+}
+
+/* ---- fs_table.c ---- */
+int fs_table_init(struct fs *fs);
+void fs_table_fini(struct fs *fs);
+/* Registers h as open on h->ino (and as a writer if writable). */
+int fs_table_open(struct fs *fs, struct fs_handle *h);
+void fs_table_release(struct fs *fs, struct fs_handle *h);
+/* The size an open writer reports to getattr from `tid` (through handle
+ * fh if not 0): true if such a writer exists. */
+bool fs_table_writer_size(struct fs *fs, uint64_t ino, uint64_t fh, pid_t tid, uint64_t *size);
+/* The writer handle of `tid`'s process on ino, or NULL. */
+struct fs_handle *fs_table_writer_of(struct fs *fs, uint64_t ino, pid_t tid);
+/* A local SETATTR moved ino from revision old_rev to new_rev without
+ * changing its value: writers that were up to date stay up to date. */
+void fs_table_rebase(struct fs *fs, uint64_t ino, uint64_t old_rev, uint64_t new_rev);
+/* Copies [off, off+size) of an orphaned inode's value; ENOENT if none. */
+int fs_table_orphan_read(struct fs *fs, uint64_t ino, off_t off, size_t size, char **out,
+                         size_t *len);
+/* Store observer: keeps the value of a deleted inode that is open. */
+void fs_table_dropping(void *ctx, const struct store_attr *attr, const void *data, size_t len);
+/* The attributes of an orphaned inode (nlink 0); ENOENT if none. */
+int fs_table_orphan_attr(struct fs *fs, uint64_t ino, struct store_attr *out);
+
+/* ---- fs_entry.c ---- */
+void fs_attr_to_stat(const struct store_attr *a, struct stat *st);
+/* Fills e for attr with the configured timeouts. */
+void fs_entry_fill(struct fs *fs, const struct store_attr *a, struct fuse_entry_param *e);
+/* Path of ino, or of parent/name, into a malloc'd string. */
+int fs_path_of(struct fs *fs, uint64_t ino, char **out, size_t *len);
+int fs_path_child(struct fs *fs, uint64_t parent, const char *name, char **out, size_t *len);
+/* Node errors become POSIX errnos a file system may return. */
+int fs_node_errno(int rc);
+/* Proposes cmd on the entry that is inode ino now, following renames that
+ * race with it (cmd->path is filled in; expected_ino is set). */
+int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct store_result *res);
+int64_t fs_now_ns(void);
+/* Thread group of a thread id (0 if unknown). */
+pid_t fs_tgid_of(pid_t tid);
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                   struct fuse_file_info *fi);
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                  const char *newname, unsigned int flags);
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+
+/* ---- fs_file.c ---- */
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                  struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* ftruncate through a handle: applied to its buffer. */
+int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size);
+
+/* ---- fs_dir.c ---- */
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* ---- fs_xattr.c ---- */
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                    size_t size, int flags);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif

@@ -1,0 +1,197 @@
+/* fs_session.c - mounting and serving: FUSE options, the connection's
+ * capabilities, the multi-threaded request loop, clean shutdown. */
+#include "fs_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FS_DEFAULT_TIMEOUT_S   1.0
+#define FS_DEFAULT_MAX_THREADS 64
+/* Options every mount gets: the kernel checks permission bits
+ * (default_permissions), a crashed daemon never leaves a dead mount
+ * (auto_unmount), and mount(8) shows what it is. */
+#define FS_BASE_OPTIONS "fsname=raftfs,subtype=raftfs,default_permissions,auto_unmount"
+
+static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* O_TRUNC arrives with OPEN, so the truncation joins the handle's one
+     * commit instead of being a separate SETATTR that readers could see. */
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* With a writeback cache the kernel keeps its own file sizes and remote
+     * changes tear reads (FUSE-NOTES): never. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_op_init,
+    .lookup = fs_op_lookup,
+    .forget = fs_op_forget,
+    .forget_multi = fs_op_forget_multi,
+    .getattr = fs_op_getattr,
+    .setattr = fs_op_setattr,
+    .mknod = fs_op_mknod,
+    .symlink = fs_op_symlink,
+    .link = fs_op_link,
+    .mkdir = fs_op_mkdir,
+    .unlink = fs_op_unlink,
+    .rmdir = fs_op_rmdir,
+    .rename = fs_op_rename,
+    .open = fs_op_open,
+    .create = fs_op_create,
+    .read = fs_op_read,
+    .write = fs_op_write,
+    .flush = fs_op_flush,
+    .fsync = fs_op_fsync,
+    .release = fs_op_release,
+    .opendir = fs_op_opendir,
+    .readdir = fs_op_readdir,
+    .readdirplus = fs_op_readdirplus,
+    .releasedir = fs_op_releasedir,
+    .fsyncdir = NULL, /* ENOSYS: directory changes are durable when they return */
+    .statfs = fs_op_statfs,
+    .getxattr = fs_op_getxattr,
+    .listxattr = fs_op_listxattr,
+    .setxattr = fs_op_setxattr,
+    .removexattr = fs_op_removexattr,
+};
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < 0 || v > 3600)
+        return EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Takes raftfs's own options out of a comma-separated list; the rest goes
+ * to FUSE. */
+static int split_options(struct fs *fs, const char *opts, char **fuse_opts, int *max_threads,
+                         char *err, size_t err_len)
+{
+    size_t cap = strlen(FS_BASE_OPTIONS) + (opts ? strlen(opts) : 0) + 2;
+    char *out = malloc(cap);
+    char *copy = strdup(opts ? opts : "");
+    if (!out || !copy) {
+        free(out);
+        free(copy);
+        return ENOMEM;
+    }
+    strcpy(out, FS_BASE_OPTIONS);
+    int rc = 0;
+    char *save = NULL;
+    for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(o, "entry_timeout=", 14)) {
+            rc = parse_seconds(o + 14, &fs->entry_timeout);
+        } else if (!strncmp(o, "attr_timeout=", 13)) {
+            rc = parse_seconds(o + 13, &fs->attr_timeout);
+        } else if (!strncmp(o, "max_threads=", 12)) {
+            char *end;
+            long v = strtol(o + 12, &end, 10);
+            rc = (*end || v < 1 || v > 1024) ? EINVAL : 0;
+            *max_threads = (int)v;
+        } else if (!strcmp(o, "writeback_cache")) {
+            rc = EINVAL; /* see fs_op_init */
+        } else {
+            strcat(out, ",");
+            strcat(out, o);
+            continue;
+        }
+        if (rc) {
+            snprintf(err, err_len, "bad mount option '%s'", o);
+            break;
+        }
+    }
+    free(copy);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *fuse_opts = out;
+    return 0;
+}
+
+int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
+{
+    struct fs fs = {.node = cfg->node,
+                    .store = node_store(cfg->node),
+                    .entry_timeout = FS_DEFAULT_TIMEOUT_S,
+                    .attr_timeout = FS_DEFAULT_TIMEOUT_S};
+    int max_threads = FS_DEFAULT_MAX_THREADS;
+    char *opts = NULL;
+    int rc;
+    store_get_limits(fs.store, &fs.limits);
+    if ((rc = split_options(&fs, cfg->options, &opts, &max_threads, err, err_len)))
+        return rc;
+
+    char *argv[] = {"raftfs", "-o", opts, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    if ((rc = fs_table_init(&fs))) {
+        free(opts);
+        return rc;
+    }
+    struct store_observer obs = {.ctx = &fs, .dropping = fs_table_dropping};
+    node_set_observer(fs.node, &obs);
+
+    fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+    fuse_opt_free_args(&args);
+    free(opts);
+    if (!fs.se) {
+        snprintf(err, err_len, "FUSE refused the mount options (see the line above)");
+        rc = EINVAL;
+        goto out_table;
+    }
+    if ((rc = node_start(fs.node))) {
+        snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
+        goto out_session;
+    }
+    if (fuse_set_signal_handlers(fs.se)) {
+        snprintf(err, err_len, "cannot install signal handlers");
+        rc = EIO;
+        goto out_node;
+    }
+    if (fuse_session_mount(fs.se, cfg->mountpoint)) {
+        snprintf(err, err_len, "cannot mount %s (see the line above)", cfg->mountpoint);
+        rc = EIO;
+        goto out_signals;
+    }
+    node_log(NODE_LOG_INFO, "mounted at %s", cfg->mountpoint);
+    if (cfg->on_ready)
+        cfg->on_ready(cfg->ready_ctx);
+
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    if (!lc) {
+        rc = ENOMEM;
+        snprintf(err, err_len, "out of memory");
+        goto out_unmount;
+    }
+    fuse_loop_cfg_set_max_threads(lc, (unsigned)max_threads);
+    fuse_loop_cfg_set_idle_threads(lc, 10);
+    int lrc = fuse_session_loop_mt(fs.se, lc);
+    fuse_loop_cfg_destroy(lc);
+    /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a
+     * clean stop like an unmount. */
+    rc = lrc < 0 ? -lrc : 0;
+    if (rc)
+        snprintf(err, err_len, "FUSE loop failed: %s", strerror(rc));
+    node_log(NODE_LOG_INFO, "unmounting %s", cfg->mountpoint);
+
+out_unmount:
+    fuse_session_unmount(fs.se);
+out_signals:
+    fuse_remove_signal_handlers(fs.se);
+out_node:
+    node_stop(fs.node);
+out_session:
+    fuse_session_destroy(fs.se);
+out_table:
+    fs_table_fini(&fs);
+    return rc;
+}

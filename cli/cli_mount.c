@@ -1,0 +1,464 @@
+/* cli_mount.c - `raftfs mount`: open the data directory, mount, serve; in
+ * the background unless --foreground, returning once the mount is ready. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fs.h"
+#include "node.h"
+#include "store.h"
+
+const char cli_mount_usage[] =
+    "usage: raftfs mount MOUNTPOINT --data DIR [OPTIONS]\n"
+    "\n"
+    "Serves the tree stored in DIR as a directory at MOUNTPOINT. DIR is\n"
+    "created if missing; a DIR holding anything else is refused. Without\n"
+    "--foreground the command returns once the mount is ready and the server\n"
+    "keeps running in the background. Stop it with 'fusermount3 -u MOUNTPOINT'\n"
+    "or SIGTERM.\n"
+    "\n"
+    "options:\n"
+    "  -d, --data DIR            data directory (required)\n"
+    "  -f, --foreground          stay in the foreground, log to stderr\n"
+    "  -o OPT[,OPT...]           mount options (repeatable): FUSE options such as\n"
+    "                            allow_other, ro; and raftfs's own:\n"
+    "                            entry_timeout=SECONDS, attr_timeout=SECONDS (1),\n"
+    "                            max_threads=N (64)\n"
+    "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
+    "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
+    "\n"
+    "limits, fixed when DIR is created (given again later, they must match):\n"
+    "      --max-value-size SIZE   largest value (1M; at most 64M)\n"
+    "      --max-name-length N     longest name in bytes (255; at most 255)\n"
+    "      --max-path-length N     longest path in bytes (4096; at most 65536)\n"
+    "\n"
+    "SIZE takes a K, M, G or T suffix (powers of 1024).\n";
+
+void cli_version(void)
+{
+    printf("raftfs 0.1.0 (store format 1, command version %u)\n", STORE_CMD_VERSION);
+}
+
+int cli_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !isdigit((unsigned char)s[0]))
+        return EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return EINVAL;
+    unsigned shift = 0;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K':
+            shift = 10;
+            break;
+        case 'M':
+            shift = 20;
+            break;
+        case 'G':
+            shift = 30;
+            break;
+        case 'T':
+            shift = 40;
+            break;
+        default:
+            return EINVAL;
+        }
+        if (end[1])
+            return EINVAL;
+    }
+    if (shift && v > (UINT64_MAX >> shift))
+        return EINVAL;
+    v <<= shift;
+    if (v > max)
+        return EINVAL;
+    *out = v;
+    return 0;
+}
+
+struct mount_args {
+    const char *mountpoint;
+    const char *data;
+    const char *log_file;
+    char *options; /* joined -o values, malloc'd */
+    int foreground;
+    enum node_log_level log_level;
+    struct store_config store;
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "raftfs mount: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nRun 'raftfs help mount' for usage.\n");
+    va_end(ap);
+    return 2;
+}
+
+static int append_option(char **opts, const char *o)
+{
+    size_t old = *opts ? strlen(*opts) : 0;
+    char *p = realloc(*opts, old + strlen(o) + 2);
+    if (!p)
+        return ENOMEM;
+    if (old)
+        p[old++] = ',';
+    strcpy(p + old, o);
+    *opts = p;
+    return 0;
+}
+
+enum {
+    OPT_LOG_FILE = 256,
+    OPT_LOG_LEVEL,
+    OPT_DB_SIZE,
+    OPT_MAX_VALUE,
+    OPT_MAX_NAME,
+    OPT_MAX_PATH,
+};
+
+static int parse_args(int argc, char **argv, struct mount_args *a)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"db-size", required_argument, NULL, OPT_DB_SIZE},
+        {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
+        {"max-name-length", required_argument, NULL, OPT_MAX_NAME},
+        {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t v;
+    int c;
+    a->log_level = NODE_LOG_INFO;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "d:fho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            a->data = optarg;
+            break;
+        case 'f':
+            a->foreground = 1;
+            break;
+        case 'h':
+            fputs(cli_mount_usage, stdout);
+            exit(0);
+        case 'o':
+            if (!*optarg)
+                return usage_error("empty -o");
+            if (append_option(&a->options, optarg))
+                return 1;
+            break;
+        case OPT_LOG_FILE:
+            a->log_file = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            if (!strcmp(optarg, "error"))
+                a->log_level = NODE_LOG_ERROR;
+            else if (!strcmp(optarg, "warn"))
+                a->log_level = NODE_LOG_WARN;
+            else if (!strcmp(optarg, "info"))
+                a->log_level = NODE_LOG_INFO;
+            else if (!strcmp(optarg, "debug"))
+                a->log_level = NODE_LOG_DEBUG;
+            else
+                return usage_error("bad --log-level '%s' (error, warn, info, debug)", optarg);
+            break;
+        case OPT_DB_SIZE:
+            if (cli_parse_size(optarg, 1ULL << 44, &v) || v < (1ULL << 20))
+                return usage_error("bad --db-size '%s' (1M to 16T)", optarg);
+            a->store.map_bytes = v;
+            break;
+        case OPT_MAX_VALUE:
+            if (cli_parse_size(optarg, STORE_MAX_VALUE_BYTES_BOUND, &v) || v == 0)
+                return usage_error("bad --max-value-size '%s' (1 to 64M)", optarg);
+            a->store.limits.max_value_bytes = (uint32_t)v;
+            break;
+        case OPT_MAX_NAME:
+            if (cli_parse_size(optarg, STORE_MAX_NAME_BYTES_BOUND, &v) || v == 0)
+                return usage_error("bad --max-name-length '%s' (1 to 255)", optarg);
+            a->store.limits.max_name_bytes = (uint32_t)v;
+            break;
+        case OPT_MAX_PATH:
+            if (cli_parse_size(optarg, STORE_MAX_PATH_BYTES_BOUND, &v) || v < 2)
+                return usage_error("bad --max-path-length '%s' (2 to 65536)", optarg);
+            a->store.limits.max_path_bytes = (uint32_t)v;
+            break;
+        case '?':
+        default:
+            if (optopt)
+                return usage_error("bad or incomplete option -%c", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("missing MOUNTPOINT");
+    a->mountpoint = argv[optind++];
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!a->data)
+        return usage_error("missing --data DIR");
+    return 0;
+}
+
+/* An absolute path for p, which may not exist yet (its parent must). */
+static char *absolute(const char *p)
+{
+    char *r = realpath(p, NULL);
+    if (r || errno != ENOENT)
+        return r;
+    char *d = strdup(p), *b = strdup(p);
+    char *out = NULL;
+    if (d && b) {
+        char *parent = realpath(dirname(d), NULL);
+        if (parent) {
+            const char *base = basename(b);
+            if (asprintf(&out, "%s/%s", strcmp(parent, "/") ? parent : "", base) < 0)
+                out = NULL;
+            free(parent);
+        }
+    }
+    free(d);
+    free(b);
+    if (!out)
+        errno = ENOENT;
+    return out;
+}
+
+/* Refuses mountpoints that cannot work, with a message that says why. */
+static int check_mountpoint(const char *mnt)
+{
+    struct stat sb, parent;
+    if (stat(mnt, &sb)) {
+        if (errno == ENOTCONN)
+            fprintf(stderr,
+                    "raftfs mount: %s is a dead mount (Transport endpoint is not connected); "
+                    "run 'fusermount3 -u %s' first\n",
+                    mnt, mnt);
+        else
+            fprintf(stderr, "raftfs mount: cannot use mountpoint %s: %s\n", mnt, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "raftfs mount: mountpoint %s is not a directory\n", mnt);
+        return 1;
+    }
+    char *up;
+    if (asprintf(&up, "%s/..", mnt) < 0)
+        return 1;
+    int rc = stat(up, &parent);
+    free(up);
+    if (!rc && parent.st_dev != sb.st_dev && strcmp(mnt, "/")) {
+        fprintf(stderr,
+                "raftfs mount: %s is already a mount point; unmount it first "
+                "(fusermount3 -u %s)\n",
+                mnt, mnt);
+        return 1;
+    }
+    return 0;
+}
+
+struct ready {
+    int fd;          /* background: pipe to the waiting parent; -1 otherwise */
+    const char *log; /* background: where stderr goes once ready */
+    const char *mnt;
+    const char *data;
+};
+
+static void on_ready(void *ctx)
+{
+    struct ready *r = ctx;
+    if (r->fd < 0) {
+        fprintf(stderr, "raftfs: serving %s at %s; stop with 'fusermount3 -u %s' or Ctrl-C\n",
+                r->data, r->mnt, r->mnt);
+        return;
+    }
+    int log = open(r->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log >= 0) {
+        dup2(log, STDERR_FILENO);
+        close(log);
+    }
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        if (log < 0)
+            dup2(null, STDERR_FILENO);
+        close(null);
+    }
+    if (write(r->fd, "ok\n", 3) != 3) {
+        /* the parent is gone: nothing to tell */
+    }
+    close(r->fd);
+    r->fd = -1;
+}
+
+/* Tells the waiting parent (or the terminal) why we could not start. */
+static void report(struct ready *r, const char *msg)
+{
+    if (r->fd >= 0) {
+        dprintf(r->fd, "error: %s\n", msg);
+        close(r->fd);
+        r->fd = -1;
+    } else {
+        fprintf(stderr, "raftfs mount: %s\n", msg);
+    }
+}
+
+static int serve(struct mount_args *a, struct ready *r)
+{
+    struct node_config ncfg = {.data_dir = a->data, .store = a->store};
+    struct node *n;
+    char err[1024];
+    int rc = node_open(&n, &ncfg, err, sizeof(err));
+    if (rc) {
+        report(r, err);
+        return 1;
+    }
+    FILE *log = NULL;
+    if (r->fd >= 0 && (log = fopen(r->log, "ae")))
+        node_log_set_file(log); /* start-up problems still reach the caller via r->fd */
+    node_log(NODE_LOG_INFO, "data directory %s opened", a->data);
+    struct fs_config fcfg = {.mountpoint = a->mountpoint,
+                             .node = n,
+                             .options = a->options,
+                             .on_ready = on_ready,
+                             .ready_ctx = r};
+    err[0] = 0;
+    rc = fs_serve(&fcfg, err, sizeof(err));
+    if (rc) {
+        if (r->fd >= 0)
+            report(r, err);
+        else
+            node_log(NODE_LOG_ERROR, "%s", err);
+    }
+    node_close(n);
+    node_log(NODE_LOG_INFO, "stopped");
+    if (log) {
+        node_log_set_file(NULL);
+        fclose(log);
+    }
+    return rc ? 1 : 0;
+}
+
+int cli_mount(int argc, char **argv)
+{
+    struct mount_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        goto out;
+    node_log_set_level(a.log_level);
+    char *mnt = absolute(a.mountpoint), *data = absolute(a.data);
+    if (!mnt || !data) {
+        fprintf(stderr, "raftfs mount: cannot resolve %s: %s\n", !mnt ? a.mountpoint : a.data,
+                strerror(errno));
+        free(mnt);
+        free(data);
+        rc = 1;
+        goto out;
+    }
+    a.mountpoint = mnt;
+    a.data = data;
+    if ((rc = check_mountpoint(mnt)))
+        goto out_paths;
+
+    struct ready r = {.fd = -1, .mnt = mnt, .data = data};
+    if (a.foreground) {
+        rc = serve(&a, &r);
+        goto out_paths;
+    }
+
+    char *log = NULL;
+    if (a.log_file)
+        log = absolute(a.log_file);
+    else if (asprintf(&log, "%s/raftfs.log", data) < 0)
+        log = NULL;
+    if (!log) {
+        fprintf(stderr, "raftfs mount: bad --log-file\n");
+        rc = 1;
+        goto out_paths;
+    }
+    r.log = log;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC)) {
+        perror("raftfs mount: pipe");
+        rc = 1;
+        goto out_log;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("raftfs mount: fork");
+        rc = 1;
+        goto out_log;
+    }
+    if (pid == 0) {
+        /* The server: its own session, no terminal; its stderr stays the
+         * caller's until the mount is ready, so start-up errors (ours and
+         * libfuse's) reach the person who ran the command. */
+        close(p[0]);
+        setsid();
+        if (chdir("/")) {
+            /* paths are absolute already */
+        }
+        r.fd = p[1];
+        _exit(serve(&a, &r));
+    }
+    close(p[1]);
+    /* Wait for one line: "ok" or "error: ...". EOF means the server died. */
+    char line[1200];
+    size_t len = 0;
+    while (len < sizeof(line) - 1) {
+        ssize_t k = read(p[0], line + len, sizeof(line) - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+        if (memchr(line, '\n', len))
+            break;
+    }
+    close(p[0]);
+    line[len] = 0;
+    if (!strncmp(line, "ok\n", 3)) {
+        printf("raftfs: mounted %s at %s (pid %d, log %s)\n", data, mnt, (int)pid, log);
+        rc = 0;
+    } else {
+        if (!strncmp(line, "error: ", 7))
+            fprintf(stderr, "raftfs mount: %s", line + 7);
+        else
+            fprintf(stderr, "raftfs mount: the server exited during start-up\n");
+        waitpid(pid, NULL, 0);
+        rc = 1;
+    }
+out_log:
+    free(log);
+out_paths:
+    free(mnt);
+    free(data);
+out:
+    free(a.options);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* main.c - the raftfs command: git-style subcommands.
+ *
+ * Exit status: 0 success, 1 a runtime failure (reported on stderr), 2 a
+ * usage error. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: raftfs COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  mount MOUNTPOINT --data DIR [OPTIONS]  serve the tree in DIR at MOUNTPOINT\n"
+    "  version                                print the version and formats\n"
+    "  help [COMMAND]                         show help\n"
+    "\n"
+    "Run 'raftfs help mount' for the mount options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "mount"))
+        return cli_mount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        cli_version();
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2 && !strcmp(argv[2], "mount")) {
+            fputs(cli_mount_usage, stdout);
+            return 0;
+        }
+        if (argc > 2) {
+            fprintf(stderr, "raftfs: no help for '%s'\n", argv[2]);
+            return 2;
+        }
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    fprintf(stderr, "raftfs: unknown command '%s'\n\n%s", cmd, usage_text);
+    return 2;
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bats
+# The raftfs command: start-up, refusal of bad data directories and
+# mountpoints, clean stops, usage errors.
+
+load helpers
+
+setup() {
+    common_setup
+}
+
+teardown() {
+    common_teardown
+}
+
+@test "mount returns once ready, fusermount3 -u stops the server" {
+    run raftfs_start
+    assert_success
+    assert_output --partial "mounted $DATA at $MNT"
+    mountpoint -q "$MNT"
+    pid=$(server_pid)
+    [ -n "$pid" ]
+    fusermount3 -u "$MNT"
+    wait_gone "$pid" 10
+    ! mountpoint -q "$MNT"
+    grep -q "stopped" "$DATA/raftfs.log"
+}
+
+@test "SIGTERM unmounts and stops the server cleanly" {
+    raftfs_start
+    echo x > "$MNT/k"
+    pid=$(server_pid)
+    kill -TERM "$pid"
+    wait_gone "$pid" 10
+    ! mountpoint -q "$MNT"
+    grep -q "unmounting" "$DATA/raftfs.log"
+    raftfs_start
+    [ "$(cat "$MNT/k")" = x ]
+}
+
+@test "kill -9 leaves no dead mount behind (auto_unmount)" {
+    raftfs_start
+    echo x > "$MNT/k"
+    pid=$(server_pid)
+    kill -9 "$pid"
+    wait_gone "$pid" 10
+    for i in $(seq 1 50); do mountpoint -q "$MNT" || break; sleep 0.1; done
+    ! mountpoint -q "$MNT"
+    # and it restarts on the same data with the same tree
+    raftfs_start
+    [ "$(cat "$MNT/k")" = x ]
+}
+
+@test "--foreground serves until unmounted" {
+    "$RAFTFS_BIN" mount "$MNT" --data "$DATA" --foreground 3>&- 2>"$TEST_TMP/fg.log" &
+    pid=$!
+    for i in $(seq 1 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
+    mountpoint -q "$MNT"
+    echo fg > "$MNT/k"
+    [ "$(cat "$MNT/k")" = fg ]
+    fusermount3 -u "$MNT"
+    wait "$pid"
+    grep -q "serving" "$TEST_TMP/fg.log"
+}
+
+@test "a foreign data directory is refused and left untouched" {
+    mkdir -p "$DATA"
+    echo precious > "$DATA/notes.txt"
+    run raftfs_start
+    assert_failure
+    assert_output --partial "notes.txt"
+    assert_output --partial "foreign"
+    ! mountpoint -q "$MNT"
+    [ "$(ls -A "$DATA")" = "notes.txt" ]
+    [ "$(cat "$DATA/notes.txt")" = precious ]
+}
+
+@test "a corrupt data directory is refused, never reinitialised" {
+    raftfs_start
+    echo x > "$MNT/k"
+    raftfs_stop
+    before=$(md5sum < "$DATA/store/data.mdb")
+    # damage both LMDB meta pages
+    printf 'garbage%.0s' $(seq 1 1200) | dd of="$DATA/store/data.mdb" conv=notrunc bs=8192 count=1 2>/dev/null
+    damaged=$(md5sum < "$DATA/store/data.mdb")
+    run raftfs_start
+    assert_failure
+    assert_output --partial "refusing to start"
+    ! mountpoint -q "$MNT"
+    [ "$(md5sum < "$DATA/store/data.mdb")" = "$damaged" ]
+    [ "$before" != "$damaged" ]
+}
+
+@test "a data directory in use by another server is refused" {
+    raftfs_start
+    mkdir "$TEST_TMP/mnt2"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$DATA" 3>&-
+    assert_failure
+    assert_output --partial "in use"
+    ! mountpoint -q "$TEST_TMP/mnt2"
+}
+
+@test "an occupied or missing mountpoint is refused" {
+    raftfs_start
+    run "$RAFTFS_BIN" mount "$MNT" --data "$TEST_TMP/other" 3>&-
+    assert_failure
+    assert_output --partial "already a mount point"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/nope" --data "$TEST_TMP/other" 3>&-
+    assert_failure
+    assert_output --partial "No such file or directory"
+    touch "$TEST_TMP/file"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/file" --data "$TEST_TMP/other" 3>&-
+    assert_failure
+    assert_output --partial "not a directory"
+}
+
+@test "limits are fixed at creation and checked on later mounts" {
+    raftfs_start --max-value-size 10
+    run bash -c "printf '0123456789x' > '$MNT/k'"
+    assert_failure
+    assert_output --partial "File too large"
+    printf '0123456789' > "$MNT/k"
+    raftfs_stop
+    run raftfs_start --max-value-size 20
+    assert_failure
+    assert_output --partial "fixed at creation"
+    run raftfs_start
+    assert_success
+}
+
+@test "usage errors exit 2 with a message" {
+    run "$RAFTFS_BIN"
+    [ "$status" -eq 2 ]
+    run "$RAFTFS_BIN" frobnicate
+    [ "$status" -eq 2 ]
+    assert_output --partial "unknown command"
+    run "$RAFTFS_BIN" mount "$MNT"
+    [ "$status" -eq 2 ]
+    assert_output --partial "missing --data"
+    run "$RAFTFS_BIN" mount --data "$DATA"
+    [ "$status" -eq 2 ]
+    assert_output --partial "missing MOUNTPOINT"
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" --max-value-size 1Q
+    [ "$status" -eq 2 ]
+    assert_output --partial "bad --max-value-size"
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" --max-value-size 65M
+    [ "$status" -eq 2 ]
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" --bogus
+    [ "$status" -eq 2 ]
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o attr_timeout=abc
+    [ "$status" -eq 1 ]
+    assert_output --partial "bad mount option"
+    ! mountpoint -q "$MNT"
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o no_such_fuse_option
+    [ "$status" -eq 1 ]
+    ! mountpoint -q "$MNT"
+    run "$RAFTFS_BIN" version
+    assert_success
+    assert_output --partial "raftfs"
+    run "$RAFTFS_BIN" help mount
+    assert_success
+    assert_output --partial "--max-value-size"
+}

@@ -1,0 +1,338 @@
+/* fstest.c - syscall-level checks the shell cannot express, for the bats
+ * suites. Each subcommand prints what it saw and exits 0 when the property
+ * holds, 1 when it does not, 2 on bad usage. Errors print as errno names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *ename(int e)
+{
+    switch (e) {
+    case 0:
+        return "OK";
+    case ENOENT:
+        return "ENOENT";
+    case EEXIST:
+        return "EEXIST";
+    case EINVAL:
+        return "EINVAL";
+    case ESTALE:
+        return "ESTALE";
+    case EFBIG:
+        return "EFBIG";
+    case ENAMETOOLONG:
+        return "ENAMETOOLONG";
+    case ENOTEMPTY:
+        return "ENOTEMPTY";
+    case ENOTDIR:
+        return "ENOTDIR";
+    case EISDIR:
+        return "EISDIR";
+    case EPERM:
+        return "EPERM";
+    case ENOTSUP:
+        return "ENOTSUP";
+    case ENODATA:
+        return "ENODATA";
+    case ERANGE:
+        return "ERANGE";
+    case EBUSY:
+        return "EBUSY";
+    case ENOSPC:
+        return "ENOSPC";
+    case EIO:
+        return "EIO";
+    case EXDEV:
+        return "EXDEV";
+    case EACCES:
+        return "EACCES";
+    default:
+        return strerror(e);
+    }
+}
+
+static int result(int rc)
+{
+    printf("%s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* rename2 FROM TO noreplace|exchange|whiteout|none: prints the errno name. */
+static int cmd_rename2(char **argv)
+{
+    unsigned flags = 0;
+    if (!strcmp(argv[2], "noreplace"))
+        flags = RENAME_NOREPLACE;
+    else if (!strcmp(argv[2], "exchange"))
+        flags = RENAME_EXCHANGE;
+    else if (!strcmp(argv[2], "whiteout"))
+        flags = RENAME_WHITEOUT;
+    return result(renameat2(AT_FDCWD, argv[0], AT_FDCWD, argv[1], flags));
+}
+
+/* write-fstat FILE DATA N: open O_WRONLY|O_TRUNC, write DATA, ftruncate to N,
+ * print fstat's size, then stat's size from a child process, then close. */
+static int cmd_write_fstat(char **argv)
+{
+    int fd = open(argv[0], O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        return result(-1);
+    if (write(fd, argv[1], strlen(argv[1])) != (ssize_t)strlen(argv[1]))
+        return result(-1);
+    struct stat st;
+    fstat(fd, &st);
+    printf("after write: %lld\n", (long long)st.st_size);
+    if (ftruncate(fd, atoll(argv[2])))
+        return result(-1);
+    fstat(fd, &st);
+    printf("after ftruncate: %lld\n", (long long)st.st_size);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct stat cst;
+        stat(argv[0], &cst);
+        printf("other process: %lld\n", (long long)cst.st_size);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    int rc = close(fd);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    stat(argv[0], &st);
+    printf("after close: %lld\n", (long long)st.st_size);
+    return 0;
+}
+
+/* mmap-rw FILE: open O_RDWR, write "hello world", mmap it shared, read it
+ * back through the mapping, change a byte through it, close; prints what
+ * the mapping saw. */
+static int cmd_mmap_rw(char **argv)
+{
+    int fd = open(argv[0], O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return result(-1);
+    if (write(fd, "hello world", 11) != 11)
+        return result(-1);
+    struct stat st;
+    fstat(fd, &st);
+    char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return result(-1);
+    printf("mapped: %.*s\n", (int)st.st_size, m);
+    m[0] = 'H';
+    msync(m, (size_t)st.st_size, MS_SYNC);
+    munmap(m, (size_t)st.st_size);
+    int rc = close(fd);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
+/* conflict FILE: opens FILE read-write without O_TRUNC, changes it through
+ * another descriptor (O_TRUNC write, committed), then writes through the
+ * first and closes it: prints close's result (ESTALE expected). */
+static int cmd_conflict(char **argv)
+{
+    int a = open(argv[0], O_RDWR);
+    if (a < 0)
+        return result(-1);
+    int b = open(argv[0], O_WRONLY | O_TRUNC);
+    if (b < 0 || write(b, "other\n", 6) != 6 || close(b))
+        return result(-1);
+    if (pwrite(a, "mine\n", 5, 0) != 5)
+        return result(-1);
+    int rc = close(a);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
+/* no-conflict-after-chmod FILE: opens FILE read-write, fchmods it, writes,
+ * closes: a metadata change of one's own is not a conflict. */
+static int cmd_chmod_write(char **argv)
+{
+    int a = open(argv[0], O_RDWR);
+    if (a < 0)
+        return result(-1);
+    if (fchmod(a, 0600) || pwrite(a, "after chmod\n", 12, 0) != 12)
+        return result(-1);
+    int rc = close(a);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
+/* unlink-read FILE: opens FILE, unlinks it, then reads it through the open
+ * descriptor: prints what it read. */
+static int cmd_unlink_read(char **argv)
+{
+    int fd = open(argv[0], O_RDONLY);
+    if (fd < 0)
+        return result(-1);
+    if (unlink(argv[0]))
+        return result(-1);
+    char buf[256];
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    if (n < 0)
+        return result(-1);
+    printf("read after unlink: %.*s", (int)n, buf);
+    close(fd);
+    return 0;
+}
+
+/* reader FILE SECONDS: open+read+close in a loop; every read must be a
+ * whole value written by `writer` or the shell loop: "v<digits>-<pad>\n"
+ * where pad is x repeated to the digits' value modulo 50 (so a torn
+ * read of two lengths cannot pass). Prints counts; exits 1 on a bad read. */
+static int check_value(const char *buf, ssize_t n)
+{
+    if (n < 4 || buf[0] != 'v' || buf[n - 1] != '\n')
+        return 0;
+    char *end;
+    long v = strtol(buf + 1, &end, 10);
+    if (end == buf + 1 || *end != '-')
+        return 0;
+    long pad = v % 50;
+    if ((end + 1 + pad + 1) != buf + n)
+        return 0;
+    for (long i = 0; i < pad; i++)
+        if (end[1 + i] != 'x')
+            return 0;
+    return 1;
+}
+
+static int cmd_reader(char **argv)
+{
+    double until = now_s() + atof(argv[1]);
+    long reads = 0, bad = 0, empty = 0, missing = 0;
+    char buf[4096];
+    while (now_s() < until) {
+        int fd = open(argv[0], O_RDONLY);
+        if (fd < 0) {
+            missing++;
+            continue;
+        }
+        ssize_t n = read(fd, buf, sizeof(buf));
+        close(fd);
+        reads++;
+        if (n == 0) {
+            empty++;
+        } else if (n < 0 || !check_value(buf, n)) {
+            if (bad < 5)
+                fprintf(stderr, "bad read (%zd bytes): %.*s\n", n, n > 0 ? (int)n : 0, buf);
+            bad++;
+        }
+    }
+    printf("reads %ld bad %ld empty %ld missing %ld\n", reads, bad, empty, missing);
+    return reads > 0 && bad == 0 && empty == 0 && missing == 0 ? 0 : 1;
+}
+
+/* writer FILE COUNT: rewrites FILE COUNT times with open(O_TRUNC)+write+close
+ * of values in the reader's format. */
+static int cmd_writer(char **argv)
+{
+    long count = atol(argv[1]);
+    char buf[128];
+    for (long i = 0; i < count; i++) {
+        long pad = i % 50;
+        int n = snprintf(buf, sizeof(buf), "v%ld-", i);
+        memset(buf + n, 'x', (size_t)pad);
+        buf[n + pad] = '\n';
+        int len = n + (int)pad + 1;
+        int fd = open(argv[0], O_WRONLY | O_TRUNC | O_CREAT, 0644);
+        if (fd < 0 || write(fd, buf, (size_t)len) != len || close(fd)) {
+            perror("writer");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* create-excl FILE: open(O_CREAT|O_EXCL) result. */
+static int cmd_create_excl(char **argv)
+{
+    int fd = open(argv[0], O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int rc = result(fd < 0 ? -1 : 0);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* write-at FILE OFFSET DATA: pwrite at OFFSET (no O_TRUNC); prints the
+ * results of pwrite and close. */
+static int cmd_write_at(char **argv)
+{
+    int fd = open(argv[0], O_WRONLY);
+    if (fd < 0)
+        return result(-1);
+    ssize_t n = pwrite(fd, argv[2], strlen(argv[2]), atoll(argv[1]));
+    printf("pwrite: %s\n", ename(n < 0 ? errno : 0));
+    int rc = close(fd);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
+/* mknod-fifo FILE, symlink TARGET LINK, link OLD NEW: print the errno. */
+static int cmd_mkfifo(char **argv)
+{
+    return result(mknod(argv[0], S_IFIFO | 0644, 0));
+}
+
+static int cmd_symlink(char **argv)
+{
+    return result(symlink(argv[0], argv[1]));
+}
+
+static int cmd_link(char **argv)
+{
+    return result(link(argv[0], argv[1]));
+}
+
+static int cmd_mknod_reg(char **argv)
+{
+    return result(mknod(argv[0], S_IFREG | 0640, 0));
+}
+
+struct sub {
+    const char *name;
+    int argc;
+    int (*fn)(char **argv);
+};
+
+static const struct sub subs[] = {
+    {"rename2", 3, cmd_rename2},         {"write-fstat", 3, cmd_write_fstat},
+    {"mmap-rw", 1, cmd_mmap_rw},         {"conflict", 1, cmd_conflict},
+    {"chmod-write", 1, cmd_chmod_write}, {"unlink-read", 1, cmd_unlink_read},
+    {"reader", 2, cmd_reader},           {"writer", 2, cmd_writer},
+    {"create-excl", 1, cmd_create_excl}, {"write-at", 3, cmd_write_at},
+    {"mkfifo", 1, cmd_mkfifo},           {"mknod-reg", 1, cmd_mknod_reg},
+    {"symlink", 2, cmd_symlink},         {"link", 2, cmd_link},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2) {
+        for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+            if (!strcmp(argv[1], subs[i].name)) {
+                if (argc - 2 != subs[i].argc)
+                    break;
+                int rc = subs[i].fn(argv + 2);
+                fflush(stdout);
+                return rc;
+            }
+        }
+    }
+    fprintf(stderr, "usage: fstest SUBCOMMAND ARGS (see fstest.c)\n");
+    return 2;
+}

@@ -1,0 +1,61 @@
+# helpers.bash - set-up and clean-up shared by the bats suites.
+#
+# Every test gets its own temp dir with a mountpoint and a data dir; the
+# teardown unmounts, waits for the server to exit (killing it if it will
+# not) and removes the dir only once nothing is mounted there, also when
+# the test failed.
+bats_load_library bats-support
+bats_load_library bats-assert
+
+: "${RAFTFS_BIN:?RAFTFS_BIN must name the raftfs binary (tests/run-all.sh sets it)}"
+: "${FSTEST_BIN:?FSTEST_BIN must name the fstest helper (tests/run-all.sh sets it)}"
+
+common_setup() {
+    TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)
+    MNT=$TEST_TMP/mnt
+    DATA=$TEST_TMP/data
+    mkdir "$MNT"
+}
+
+# raftfs_start [OPTIONS...]: mounts DATA at MNT in the background.
+raftfs_start() {
+    "$RAFTFS_BIN" mount "$MNT" --data "$DATA" "$@" 3>&- </dev/null
+}
+
+# server_pid: the pid holding DATA (from its lock file), or nothing.
+server_pid() {
+    local pid
+    pid=$(cat "$DATA/raftfs.lock" 2>/dev/null) || return 0
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi
+}
+
+# wait_gone PID [SECONDS]: waits for a process to exit.
+wait_gone() {
+    local pid=$1 tries=$(( ${2:-10} * 10 ))
+    while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
+# raftfs_stop: unmounts MNT and waits for the server to exit.
+raftfs_stop() {
+    local pid
+    pid=$(server_pid)
+    if mountpoint -q "$MNT" 2>/dev/null || ! stat "$MNT" >/dev/null 2>&1; then
+        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+    fi
+    if [ -n "$pid" ] && ! wait_gone "$pid" 10; then
+        kill -9 "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || true
+    fi
+}
+
+common_teardown() {
+    raftfs_stop
+    # Never delete through a live mount.
+    if [ -n "${TEST_TMP:-}" ] && ! mountpoint -q "$MNT" 2>/dev/null; then
+        rm -rf "$TEST_TMP"
+    fi
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# deps.sh - installs, with apt-get, whatever raftfs needs to build, run and
+# test that this Debian machine is missing. Safe to run again: it installs
+# nothing when everything is there.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    gcc make cmake pkg-config libc6-dev
+    libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler
+    # run
+    fuse3
+    # test
+    bats bats-assert bats-support attr util-linux procps diffutils findutils
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

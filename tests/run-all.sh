@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# run-all.sh - every test raftfs has, from a fresh Debian 12 machine:
+# installs what is missing, builds the normal and the sanitizer build, runs
+# ctest and every bats suite against both, and ends with one summary line.
+# Exit status 0 only if everything passed and the sanitizers reported nothing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scripts/deps.sh || exit 1
+scripts/build.sh all || exit 1
+
+failed=0
+summary=()
+logdir=$(mktemp -d /tmp/raftfs-tests.XXXXXX)
+
+run_ctest() { # BUILD-DIR LABEL
+    local out="$logdir/ctest-$2.log"
+    ctest --test-dir "$1" --output-on-failure -j 2 >"$out" 2>&1
+    local rc=$?
+    local line
+    line=$(grep -E '[0-9]+% tests passed' "$out" | tail -1)
+    local total pass
+    total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+    pass=$(( total - $(echo "$line" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/') ))
+    echo "ctest ($2): $line"
+    [ $rc -eq 0 ] || { failed=1; cat "$out"; }
+    summary+=("ctest $2 $pass/$total")
+}
+
+run_bats() { # BUILD-DIR LABEL
+    local out="$logdir/bats-$2.tap"
+    RAFTFS_BIN="$root/$1/cli/raftfs" FSTEST_BIN="$root/$1/tests/bats/fstest" \
+        bats --tap tests/bats >"$out" 2>&1
+    local rc=$?
+    local ok notok
+    ok=$(grep -c '^ok ' "$out")
+    notok=$(grep -c '^not ok ' "$out")
+    echo "bats ($2): $ok passed, $notok failed"
+    [ $rc -eq 0 ] && [ "$notok" -eq 0 ] || { failed=1; grep -v '^ok ' "$out"; }
+    summary+=("bats $2 $ok/$((ok + notok))")
+}
+
+run_ctest build normal
+run_bats build normal
+
+# Sanitizer reports of every process (the servers run in the background,
+# their stderr goes to logs that tests delete): one file per report.
+san="$logdir/sanitizers"
+mkdir -p "$san"
+export ASAN_OPTIONS="log_path=$san/asan:detect_leaks=1"
+export UBSAN_OPTIONS="log_path=$san/ubsan:print_stacktrace=1:halt_on_error=1"
+run_ctest build-asan sanitizer
+run_bats build-asan sanitizer
+reports=$(find "$san" -type f | wc -l)
+if [ "$reports" -ne 0 ]; then
+    failed=1
+    echo "sanitizer reports:"
+    cat "$san"/*
+fi
+summary+=("sanitizer reports $reports")
+
+# Nothing may be left mounted or running.
+left=$(awk '$3 ~ /^fuse/ && $2 ~ /raftfs-/ {print $2}' /proc/mounts)
+if [ -n "$left" ]; then
+    failed=1
+    echo "left mounted: $left"
+fi
+
+verdict=PASS
+[ $failed -eq 0 ] || verdict=FAIL
+echo "SUMMARY: ${summary[*]} -> $verdict"
+[ $failed -eq 0 ] && rm -rf "$logdir"
+exit $failed

@@ -355,9 +355,8 @@ fail:
     fuse_reply_err(req, rc);
 }
 
-/* gid and setgid bit of a new entry: inherited from a setgid parent. */
-static int new_owner(struct fs *fs, fuse_req_t req, uint64_t parent, bool dir, uint32_t *mode,
-                     uint32_t *uid, uint32_t *gid)
+int fs_new_owner(struct fs *fs, fuse_req_t req, uint64_t parent, bool dir, uint32_t *mode,
+                 uint32_t *uid, uint32_t *gid)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct store_txn *t;
@@ -381,23 +380,34 @@ static int new_owner(struct fs *fs, fuse_req_t req, uint64_t parent, bool dir, u
     return 0;
 }
 
-void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+/* Proposes cmd on the path parent/name. Returns the errno for the reply:
+ * a node error, the command's own, or `conflict` for a failed compare. */
+static int propose_child(struct fs *fs, uint64_t parent, const char *name, struct store_cmd *cmd,
+                         struct store_result *res, int conflict)
 {
-    struct fs *fs = fuse_req_userdata(req);
-    struct store_cmd cmd = {.op = STORE_OP_MKDIR, .time_ns = fs_now_ns(), .mode = mode & 07777};
-    struct store_result res;
-    struct fuse_entry_param e;
     char *path = NULL;
-    int rc = new_owner(fs, req, parent, true, &cmd.mode, &cmd.uid, &cmd.gid);
-    if (!rc)
-        rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
+    int rc = fs_path_child(fs, parent, name, &path, &cmd->path_len);
     if (!rc) {
-        cmd.path = path;
-        rc = fs_node_errno(node_propose(fs->node, &cmd, &res));
+        cmd->path = path;
+        rc = fs_node_errno(node_propose(fs->node, cmd, res));
+        cmd->path = NULL;
         if (!rc)
-            rc = res.err;
+            rc = res->err == STORE_ECONFLICT ? conflict : res->err;
     }
     free(path);
+    return rc;
+}
+
+/* MKDIR, or PUT of an empty file that must not exist; replies the entry. */
+static void make_entry(fuse_req_t req, uint64_t parent, const char *name, struct store_cmd *cmd)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    struct store_result res;
+    struct fuse_entry_param e;
+    int rc =
+        fs_new_owner(fs, req, parent, cmd->op == STORE_OP_MKDIR, &cmd->mode, &cmd->uid, &cmd->gid);
+    if (!rc)
+        rc = propose_child(fs, parent, name, cmd, &res, EEXIST);
     if (rc) {
         fuse_reply_err(req, rc);
         return;
@@ -406,10 +416,15 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
     fuse_reply_entry(req, &e);
 }
 
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct store_cmd cmd = {.op = STORE_OP_MKDIR, .time_ns = fs_now_ns(), .mode = mode & 07777};
+    make_entry(req, parent, name, &cmd);
+}
+
 void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     /* Only regular files: the tree holds keys and directories. */
-    struct fs *fs = fuse_req_userdata(req);
     (void)rdev;
     if (!S_ISREG(mode)) {
         fuse_reply_err(req, EPERM);
@@ -421,25 +436,7 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
                             .value = "",
                             .has_expected_revision = true,
                             .expected_revision = 0};
-    struct store_result res;
-    struct fuse_entry_param e;
-    char *path = NULL;
-    int rc = new_owner(fs, req, parent, false, &cmd.mode, &cmd.uid, &cmd.gid);
-    if (!rc)
-        rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
-    if (!rc) {
-        cmd.path = path;
-        rc = fs_node_errno(node_propose(fs->node, &cmd, &res));
-        if (!rc)
-            rc = res.err == STORE_ECONFLICT ? EEXIST : res.err;
-    }
-    free(path);
-    if (rc) {
-        fuse_reply_err(req, rc);
-        return;
-    }
-    fs_entry_fill(fs, &res.attr, &e);
-    fuse_reply_entry(req, &e);
+    make_entry(req, parent, name, &cmd);
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, enum store_op op)
@@ -447,16 +444,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, en
     struct fs *fs = fuse_req_userdata(req);
     struct store_cmd cmd = {.op = op, .time_ns = fs_now_ns()};
     struct store_result res;
-    char *path = NULL;
-    int rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
-    if (!rc) {
-        cmd.path = path;
-        rc = fs_node_errno(node_propose(fs->node, &cmd, &res));
-        if (!rc)
-            rc = res.err;
-    }
-    free(path);
-    fuse_reply_err(req, rc);
+    fuse_reply_err(req, propose_child(fs, parent, name, &cmd, &res, ESTALE));
 }
 
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -150,30 +150,21 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
                   struct fuse_file_info *fi)
 {
     struct fs *fs = fuse_req_userdata(req);
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct store_cmd cmd = {.op = STORE_OP_PUT,
                             .time_ns = fs_now_ns(),
                             .value = "",
                             .mode = mode & 07777,
-                            .uid = ctx->uid,
-                            .gid = ctx->gid,
                             .has_expected_revision = true,
                             .expected_revision = 0};
     struct store_result res;
-    struct store_attr pa, a;
+    struct store_attr a;
     struct store_txn *t;
     struct fuse_entry_param e;
     struct fs_handle *h;
     char *path = NULL;
     bool created = false;
 
-    int rc = store_txn_begin(fs->store, &t);
-    if (!rc) {
-        rc = store_getattr(t, parent, &pa);
-        store_txn_end(t);
-    }
-    if (!rc && (pa.mode & S_ISGID))
-        cmd.gid = pa.gid;
+    int rc = fs_new_owner(fs, req, parent, false, &cmd.mode, &cmd.uid, &cmd.gid);
     if (!rc)
         rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
     if (!rc) {

@@ -139,6 +139,10 @@ int fs_node_errno(int rc);
  * race with it (cmd->path is filled in; expected_ino is set). */
 int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct store_result *res);
 int64_t fs_now_ns(void);
+/* Owner of a new entry under parent: the caller, or the group of a setgid
+ * parent (a new directory inherits the setgid bit in *mode). ENOTDIR. */
+int fs_new_owner(struct fs *fs, fuse_req_t req, uint64_t parent, bool dir, uint32_t *mode,
+                 uint32_t *uid, uint32_t *gid);
 /* Thread group of a thread id (0 if unknown). */
 pid_t fs_tgid_of(pid_t tid);
 

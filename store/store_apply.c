@@ -333,6 +333,24 @@ static void set_attr_result(struct store_result *res, const struct store_inode *
     res->attr = in->attr;
 }
 
+/* The common start of a command on c->path: checks the path, refuses the
+ * root with root_err, finds the place and runs the compare. */
+static int find_target(struct applier *a, struct store_result *res, int root_err, struct place *p)
+{
+    const struct store_cmd *c = a->c;
+    int rc;
+    if ((res->err = path_checks(a, c->path, c->path_len)))
+        return 0;
+    if (is_root(c->path, c->path_len)) {
+        res->err = root_err;
+        return 0;
+    }
+    if ((rc = place_find(a, c->path, c->path_len, p, &res->err)) || res->err)
+        return rc;
+    res->err = compare(c, p);
+    return 0;
+}
+
 /* ---- commands ----
  * Each returns 0 with res->err set (0 or a logical errno), or a fatal errno
  * (LMDB, memory) that aborts the batch. */
@@ -342,16 +360,10 @@ static int cmd_put(struct applier *a, struct store_result *res)
     const struct store_cmd *c = a->c;
     struct place p;
     int rc;
-    if ((res->err = path_checks(a, c->path, c->path_len)))
-        return 0;
-    if (is_root(c->path, c->path_len))
-        return res->err = EISDIR, 0;
+    if ((rc = find_target(a, res, EISDIR, &p)) || res->err)
+        return rc;
     if (c->value_len > a->s->limits.max_value_bytes)
         return res->err = EFBIG, 0;
-    if ((rc = place_find(a, c->path, c->path_len, &p, &res->err)) || res->err)
-        return rc;
-    if ((res->err = compare(c, &p)))
-        return 0;
     if (p.exists && p.node.attr.type == STORE_TYPE_DIR)
         return res->err = EISDIR, 0;
     if (!p.exists && is_reserved(&p))
@@ -384,14 +396,8 @@ static int cmd_append(struct applier *a, struct store_result *res)
     const struct store_cmd *c = a->c;
     struct place p;
     int rc;
-    if ((res->err = path_checks(a, c->path, c->path_len)))
-        return 0;
-    if (is_root(c->path, c->path_len))
-        return res->err = EISDIR, 0;
-    if ((rc = place_find(a, c->path, c->path_len, &p, &res->err)) || res->err)
+    if ((rc = find_target(a, res, EISDIR, &p)) || res->err)
         return rc;
-    if ((res->err = compare(c, &p)))
-        return 0;
     if (!p.exists)
         return res->err = ENOENT, 0;
     if (p.node.attr.type == STORE_TYPE_DIR)
@@ -437,17 +443,10 @@ static int cmd_append(struct applier *a, struct store_result *res)
 
 static int cmd_delete(struct applier *a, struct store_result *res, bool dir)
 {
-    const struct store_cmd *c = a->c;
     struct place p;
     int rc;
-    if ((res->err = path_checks(a, c->path, c->path_len)))
-        return 0;
-    if (is_root(c->path, c->path_len))
-        return res->err = dir ? EBUSY : EISDIR, 0;
-    if ((rc = place_find(a, c->path, c->path_len, &p, &res->err)) || res->err)
+    if ((rc = find_target(a, res, dir ? EBUSY : EISDIR, &p)) || res->err)
         return rc;
-    if ((res->err = compare(c, &p)))
-        return 0;
     if (!p.exists)
         return res->err = ENOENT, 0;
     if (dir && p.node.attr.type != STORE_TYPE_DIR)
@@ -469,17 +468,10 @@ static int cmd_delete(struct applier *a, struct store_result *res, bool dir)
 
 static int cmd_mkdir(struct applier *a, struct store_result *res)
 {
-    const struct store_cmd *c = a->c;
     struct place p;
     int rc;
-    if ((res->err = path_checks(a, c->path, c->path_len)))
-        return 0;
-    if (is_root(c->path, c->path_len))
-        return res->err = EEXIST, 0;
-    if ((rc = place_find(a, c->path, c->path_len, &p, &res->err)) || res->err)
+    if ((rc = find_target(a, res, EEXIST, &p)) || res->err)
         return rc;
-    if ((res->err = compare(c, &p)))
-        return 0;
     if (p.exists)
         return res->err = EEXIST, 0;
     if (is_reserved(&p))

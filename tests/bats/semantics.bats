@@ -211,3 +211,15 @@ teardown() {
     echo y > "$MNT/a"
     [ "$(stat -c %i "$MNT/a")" -gt "$i1" ]
 }
+
+@test "new entries belong to the caller; a setgid directory passes on its group" {
+    mkdir "$MNT/d"
+    chgrp 4321 "$MNT/d"
+    chmod 2775 "$MNT/d"
+    echo x > "$MNT/d/f"
+    mkdir "$MNT/d/sub"
+    [ "$(stat -c '%u %g' "$MNT/d/f")" = "0 4321" ]
+    [ "$(stat -c '%g %a' "$MNT/d/sub")" = "4321 2755" ]
+    echo y > "$MNT/plain"
+    [ "$(stat -c '%u %g' "$MNT/plain")" = "0 0" ]
+}

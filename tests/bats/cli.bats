@@ -160,3 +160,57 @@ teardown() {
     assert_success
     assert_output --partial "--max-value-size"
 }
+
+@test "kill -9 during writes loses no acknowledged write" {
+    raftfs_start
+    mkdir "$MNT/acked"
+    # /bin/echo, not the builtin: bash ignores the result of the close that
+    # commits (README, "Writes commit at close").
+    ( i=0; while /bin/echo "value $i" > "$MNT/acked/k$i" 2>/dev/null; do echo "$i" >> "$TEST_TMP/acked.log"; i=$((i + 1)); done ) &
+    writer=$!
+    sleep 1
+    kill -9 "$(server_pid)"
+    wait "$writer" || true
+    for i in $(seq 1 50); do mountpoint -q "$MNT" || break; sleep 0.1; done
+    n=$(wc -l < "$TEST_TMP/acked.log")
+    [ "$n" -gt 10 ]
+    raftfs_start
+    while read -r i; do
+        [ "$(cat "$MNT/acked/k$i")" = "value $i" ] || { echo "lost k$i"; false; }
+    done < "$TEST_TMP/acked.log"
+    echo "$n acknowledged writes survived"
+}
+
+@test "a full store refuses writes with ENOSPC, keeps old values, recovers when space is freed" {
+    raftfs_start --db-size 2M
+    head -c 100000 /dev/urandom > "$TEST_TMP/blob"
+    n=0
+    while [ $n -lt 100 ]; do
+        run cp "$TEST_TMP/blob" "$MNT/b$n"
+        [ "$status" -eq 0 ] || break
+        n=$((n + 1))
+    done
+    assert_failure
+    assert_output --partial "No space left on device"
+    [ "$n" -gt 3 ]
+    # every value committed before is intact
+    for i in $(seq 0 $((n - 1))); do cmp "$TEST_TMP/blob" "$MNT/b$i"; done
+    # /bin/echo reports the failed commit; the old value stays
+    run bash -c "/bin/echo \"\$(head -c 120000 /dev/zero | tr '\\0' x)\" > '$MNT/b0'"
+    assert_failure
+    assert_output --partial "No space left on device"
+    cmp "$TEST_TMP/blob" "$MNT/b0"
+    # freeing space makes writes work again
+    rm "$MNT"/b*
+    cp "$TEST_TMP/blob" "$MNT/again"
+    cmp "$TEST_TMP/blob" "$MNT/again"
+}
+
+@test "the shell's echo fails visibly when its write is refused" {
+    raftfs_start --max-value-size 64
+    echo keep > "$MNT/k"
+    run bash -c "echo '$(head -c 100 /dev/zero | tr '\0' x)' > '$MNT/k'"
+    assert_failure
+    assert_output --partial "File too large"
+    [ "$(cat "$MNT/k")" = keep ]
+}

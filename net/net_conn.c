@@ -1,0 +1,449 @@
+/* net_conn.c - framed, buffered non-blocking connections; sockets. */
+#include "net_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net_frame.h"
+
+#define NET_CONN_READ_CHUNK      (64U << 10)
+#define NET_CONN_READS_PER_EVENT 4 /* slices per readiness event: fairness */
+#define NET_CONN_DEFAULT_QUEUED  (64ULL << 20)
+
+struct net_conn {
+    struct net_loop *loop;
+    int fd;
+    struct net_conn_limits lim;
+    struct net_conn_ops ops;
+    void *ctx;
+    bool connecting;
+    bool closed;
+    bool flush_scheduled;
+    bool want_out; /* EPOLLOUT is being watched */
+    char peer[64];
+
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+    size_t out_off, out_len, out_cap; /* unsent bytes are out[out_off, out_len) */
+};
+
+static void conn_free_later(struct net_loop *l, void *ctx)
+{
+    struct net_conn *c = ctx;
+    (void)l;
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+static void conn_io(struct net_loop *l, int fd, uint32_t events, void *ctx);
+
+static void set_out_interest(struct net_conn *c, bool want)
+{
+    if (c->want_out == want || c->closed)
+        return;
+    c->want_out = want;
+    net_loop_set_events(c->loop, c->fd, EPOLLIN | (want ? EPOLLOUT : 0));
+}
+
+static void finish_close(struct net_conn *c, int err)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    net_loop_unwatch(c->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    if (c->ops.on_close)
+        c->ops.on_close(c, err, c->ctx);
+    /* Freed after every callback of this turn has run. */
+    if (net_loop_defer(c->loop, conn_free_later, c)) {
+        /* Out of memory for the deferral: leak rather than use after free. */
+    }
+}
+
+/* Writes what is queued. 0, or the errno that broke the connection. */
+static int write_out(struct net_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_out_interest(c, true);
+                return 0;
+            }
+            return errno;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    set_out_interest(c, false);
+    return 0;
+}
+
+static void flush_cb(struct net_loop *l, void *ctx)
+{
+    struct net_conn *c = ctx;
+    (void)l;
+    c->flush_scheduled = false;
+    if (c->closed || c->connecting)
+        return;
+    int rc = write_out(c);
+    if (rc)
+        finish_close(c, rc);
+}
+
+int net_conn_new(struct net_loop *l, int fd, bool connecting, const struct net_conn_limits *lim,
+                 const struct net_conn_ops *ops, void *ctx, struct net_conn **out)
+{
+    struct net_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return ENOMEM;
+    }
+    c->loop = l;
+    c->fd = fd;
+    c->lim.max_frame = lim && lim->max_frame ? lim->max_frame : NET_FRAME_DEFAULT_MAX;
+    c->lim.max_queued = lim && lim->max_queued ? lim->max_queued : NET_CONN_DEFAULT_QUEUED;
+    c->ops = *ops;
+    c->ctx = ctx;
+    c->connecting = connecting;
+    c->want_out = connecting;
+    struct net_addr peer = {.len = sizeof(peer.sa)};
+    if (getpeername(fd, (struct sockaddr *)&peer.sa, &peer.len) == 0)
+        net_addr_format(&peer, c->peer, sizeof(c->peer));
+    else
+        snprintf(c->peer, sizeof(c->peer), "fd %d", fd);
+    int rc = net_loop_watch(l, fd, EPOLLIN | (connecting ? EPOLLOUT : 0), conn_io, c);
+    if (rc) {
+        close(fd);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int net_conn_send(struct net_conn *c, const void *payload, size_t len)
+{
+    if (c->closed)
+        return EPIPE;
+    if (len > c->lim.max_frame)
+        return EMSGSIZE;
+    size_t pending = c->out_len - c->out_off;
+    if (pending + NET_FRAME_HEADER_BYTES + len > c->lim.max_queued)
+        return ENOBUFS;
+    /* Drop what was sent, then make room. */
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, pending);
+        c->out_off = 0;
+        c->out_len = pending;
+    }
+    size_t need = c->out_len + NET_FRAME_HEADER_BYTES + len;
+    if (need > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *p = realloc(c->out, cap);
+        if (!p)
+            return ENOMEM;
+        c->out = p;
+        c->out_cap = cap;
+    }
+    net_frame_header(c->out + c->out_len, (uint32_t)len);
+    if (len)
+        memcpy(c->out + c->out_len + NET_FRAME_HEADER_BYTES, payload, len);
+    c->out_len = need;
+    if (!c->flush_scheduled && !c->connecting) {
+        if (net_loop_defer(c->loop, flush_cb, c))
+            return ENOMEM;
+        c->flush_scheduled = true;
+    }
+    return 0;
+}
+
+void net_conn_close(struct net_conn *c, int err, bool flush)
+{
+    if (c->closed)
+        return;
+    if (flush && !c->connecting)
+        write_out(c); /* best effort: whatever the socket takes now */
+    finish_close(c, err);
+}
+
+/* Cuts whole frames out of the input buffer. False if the connection
+ * closed meanwhile. */
+static bool deliver(struct net_conn *c)
+{
+    size_t off = 0;
+    while (!c->closed) {
+        const uint8_t *payload;
+        size_t plen, used;
+        int rc =
+            net_frame_parse(c->in + off, c->in_len - off, c->lim.max_frame, &payload, &plen, &used);
+        if (rc == EAGAIN)
+            break;
+        if (rc) {
+            finish_close(c, rc);
+            return false;
+        }
+        rc = c->ops.on_frame(c, payload, plen, c->ctx);
+        if (rc) {
+            finish_close(c, rc);
+            return false;
+        }
+        off += used;
+    }
+    if (c->closed)
+        return false;
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    return true;
+}
+
+static void read_in(struct net_conn *c)
+{
+    for (int slice = 0; slice < NET_CONN_READS_PER_EVENT && !c->closed; slice++) {
+        if (c->in_cap - c->in_len < NET_CONN_READ_CHUNK) {
+            /* Never more than one frame and a chunk: the header decides. */
+            size_t cap = c->in_cap ? c->in_cap * 2 : NET_CONN_READ_CHUNK;
+            size_t limit = c->lim.max_frame + NET_FRAME_HEADER_BYTES + NET_CONN_READ_CHUNK;
+            if (cap > limit)
+                cap = limit;
+            if (cap > c->in_cap) {
+                uint8_t *p = realloc(c->in, cap);
+                if (!p) {
+                    finish_close(c, ENOMEM);
+                    return;
+                }
+                c->in = p;
+                c->in_cap = cap;
+            }
+        }
+        size_t room = c->in_cap - c->in_len;
+        if (room == 0) {
+            finish_close(c, EMSGSIZE); /* cannot happen: deliver() drains frames */
+            return;
+        }
+        ssize_t n = read(c->fd, c->in + c->in_len, room);
+        if (n == 0) {
+            /* End of stream; half a frame left behind is a truncated frame. */
+            finish_close(c, c->in_len ? EPROTO : 0);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                finish_close(c, errno);
+            return;
+        }
+        c->in_len += (size_t)n;
+        if (!deliver(c))
+            return;
+        if ((size_t)n < room)
+            return; /* drained the socket */
+    }
+}
+
+static void conn_io(struct net_loop *l, int fd, uint32_t events, void *ctx)
+{
+    struct net_conn *c = ctx;
+    (void)l, (void)fd;
+    if (c->connecting) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+            finish_close(c, err ? err : errno);
+            return;
+        }
+        c->connecting = false;
+        struct net_addr peer = {.len = sizeof(peer.sa)};
+        if (getpeername(c->fd, (struct sockaddr *)&peer.sa, &peer.len) == 0)
+            net_addr_format(&peer, c->peer, sizeof(c->peer));
+        if (c->ops.on_connect)
+            c->ops.on_connect(c, c->ctx);
+        if (c->closed)
+            return;
+        /* Frames queued while connecting go out now. */
+        int rc = write_out(c);
+        if (rc)
+            finish_close(c, rc);
+        return;
+    }
+    if (events & EPOLLIN)
+        read_in(c);
+    if (c->closed)
+        return;
+    if (events & EPOLLOUT) {
+        int rc = write_out(c);
+        if (rc) {
+            finish_close(c, rc);
+            return;
+        }
+    }
+    if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        finish_close(c, err ? err : ECONNRESET);
+    }
+}
+
+bool net_conn_is_open(const struct net_conn *c)
+{
+    return !c->closed;
+}
+
+size_t net_conn_queued(const struct net_conn *c)
+{
+    return c->out_len - c->out_off;
+}
+
+void *net_conn_ctx(const struct net_conn *c)
+{
+    return c->ctx;
+}
+
+void net_conn_set_ctx(struct net_conn *c, void *ctx)
+{
+    c->ctx = ctx;
+}
+
+const char *net_conn_peer(const struct net_conn *c)
+{
+    return c->peer;
+}
+
+/* ---- sockets ---- */
+
+int net_addr_parse(const char *s, struct net_addr *out, char *err, size_t err_len)
+{
+    char host[256];
+    const char *port;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host)) {
+            snprintf(err, err_len, "bad address '%s' (want [V6]:PORT)", s);
+            return EINVAL;
+        }
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host)) {
+            snprintf(err, err_len, "bad address '%s' (want HOST:PORT)", s);
+            return EINVAL;
+        }
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = 0;
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535) {
+        snprintf(err, err_len, "bad port in '%s'", s);
+        return EINVAL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(err, err_len, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return EINVAL;
+    }
+    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+void net_addr_format(const struct net_addr *a, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else if (a->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+static void nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int net_listen(const struct net_addr *addr, int backlog, int *out_fd)
+{
+    int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&addr->sa, addr->len) || listen(fd, backlog)) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+int net_accept(int listen_fd, int *fd, struct net_addr *peer)
+{
+    struct net_addr local;
+    if (!peer)
+        peer = &local;
+    peer->len = sizeof(peer->sa);
+    for (;;) {
+        int c = accept4(listen_fd, (struct sockaddr *)&peer->sa, &peer->len,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            nodelay(c);
+            *fd = c;
+            return 0;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        return errno == EWOULDBLOCK ? EAGAIN : errno;
+    }
+}
+
+int net_dial(const struct net_addr *addr, int *out_fd)
+{
+    int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    nodelay(fd);
+    if (connect(fd, (const struct sockaddr *)&addr->sa, addr->len) && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    *out_fd = fd;
+    return 0;
+}

@@ -101,10 +101,13 @@ int net_loop_new(struct net_loop **out)
     return 0;
 }
 
+static void run_deferred(struct net_loop *l);
+
 void net_loop_free(struct net_loop *l)
 {
     if (!l)
         return;
+    run_deferred(l); /* e.g. frees of connections closed last */
     for (size_t i = 0; i < l->n_slots; i++)
         if (l->slots[i].used && l->slots[i].timer)
             close((int)i);

@@ -22,7 +22,8 @@ typedef void (*net_loop_cb)(struct net_loop *l, void *ctx);
 
 /* ENOMEM, or the errno of epoll_create1/eventfd. */
 int net_loop_new(struct net_loop **out);
-/* Frees the loop (not the descriptors it watched). NULL is accepted. */
+/* Runs what is still deferred, then frees the loop (not the descriptors it
+ * watched). NULL is accepted. */
 void net_loop_free(struct net_loop *l);
 
 /* Watches fd for events (EPOLLIN and/or EPOLLOUT), replacing any earlier

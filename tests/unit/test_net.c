@@ -247,8 +247,11 @@ static void world_fini(struct world *w)
 {
     net_loop_unwatch(w->l, w->lfd);
     close(w->lfd);
-    /* run one more turn's deferred frees by stopping immediately */
-    net_loop_free(w->l);
+    struct side *sides[2] = {&w->server, &w->client};
+    for (int i = 0; i < 2; i++)
+        if (sides[i]->conn && net_conn_is_open(sides[i]->conn))
+            net_conn_close(sides[i]->conn, 0, false);
+    net_loop_free(w->l); /* runs the deferred frees */
 }
 
 struct sender {

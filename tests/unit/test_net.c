@@ -55,7 +55,8 @@ static void on_deferred(struct net_loop *l, void *ctx)
 {
     struct counter *c = ctx;
     (void)l;
-    c->order[c->n_order++] = 2;
+    if (c->n_order < 4)
+        c->order[c->n_order++] = 2;
     c->deferred++;
 }
 

@@ -208,6 +208,7 @@ struct store_change {
     uint64_t parent;
     const char *name;
     size_t name_len;
+    unsigned origin; /* store_entry.origin of the command that made it */
 };
 
 struct store_observer {
@@ -229,6 +230,7 @@ struct store_entry {
     uint64_t index;
     const void *data;
     size_t len;
+    unsigned origin; /* the caller's mark, passed on with the changes it causes */
 };
 
 /* Applies n entries, in order, in ONE write transaction that also records

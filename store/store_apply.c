@@ -29,7 +29,8 @@ struct applier {
     MDB_txn *txn;
     struct store_state st;
     const struct store_cmd *c;
-    uint64_t rev; /* the revision this command writes, if it succeeds */
+    uint64_t rev;    /* the revision this command writes, if it succeeds */
+    unsigned origin; /* of the entry being applied */
 };
 
 /* ---- change records (reported after commit) ---- */
@@ -62,6 +63,7 @@ static int change_add(struct applier *a, enum store_change_kind kind, uint64_t i
     r->parent = parent;
     r->name_off = s->names_len;
     r->name_len = name_len;
+    r->origin = a->origin;
     if (name_len)
         memcpy(s->change_names + s->names_len, name, name_len);
     s->names_len += name_len;
@@ -734,6 +736,7 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
     }
     a->c = &d.cmd;
     a->rev = a->st.revision + 1;
+    a->origin = e->origin;
     size_t mark_changes = a->s->n_changes, mark_names = a->s->names_len;
     uint64_t mark_next = a->st.next_ino, mark_inodes = a->st.inodes;
     switch (d.cmd.op) {
@@ -835,7 +838,8 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
                                       .ino = r->ino,
                                       .parent = r->parent,
                                       .name = s->change_names + r->name_off,
-                                      .name_len = r->name_len};
+                                      .name_len = r->name_len,
+                                      .origin = r->origin};
             s->obs.changed(s->obs.ctx, &ch);
         }
     }

@@ -15,6 +15,7 @@ struct store_change_rec {
     uint64_t parent;
     size_t name_off; /* into store.change_names */
     size_t name_len;
+    unsigned origin;
 };
 
 struct store {

@@ -20,6 +20,7 @@
 #include "store.h"
 
 struct node;
+struct net_loop;
 
 struct node_config {
     const char *data_dir;
@@ -52,7 +53,31 @@ struct store *node_store(struct node *n);
 /* Registers the store observer (see store.h); call before node_start. */
 void node_set_observer(struct node *n, const struct store_observer *obs);
 
-/* Proposes cmd and waits until it is applied (committed and durable).
+/* Called on the node's loop thread when a submitted command is done: rc 0
+ * and res (valid during the call) when it was applied, else the node error
+ * (as for node_propose) and res NULL. */
+typedef void (*node_done_fn)(void *ctx, int rc, const struct store_result *res);
+
+/* Where a command comes from: passed on to the store observer with every
+ * change it causes (store_change.origin), so that the mount can skip the
+ * changes its kernel already knows about. */
+enum node_origin {
+    NODE_ORIGIN_OTHER = 0,  /* another member (replicated) */
+    NODE_ORIGIN_MOUNT = 1,  /* this member's mount (node_propose) */
+    NODE_ORIGIN_CLIENT = 2, /* the client protocol */
+};
+
+/* Submits an encoded command (data is malloc'd; the node takes it over,
+ * also on error) without waiting. done runs later on the loop thread, never
+ * inside this call. Errors: ESHUTDOWN (not running), ENOMEM. */
+int node_submit(struct node *n, enum node_origin origin, void *data, size_t len, node_done_fn done,
+                void *ctx);
+
+/* The node's event loop, for servers that run on the node's thread. */
+struct net_loop *node_loop(struct node *n);
+
+/* Proposes cmd for this member's mount (origin NODE_ORIGIN_MOUNT) and waits
+ * until it is applied (committed and durable).
  * Returns 0 when it was applied: res holds the command's own result
  * (res->err 0 or its errno, see store.h). Otherwise the command was not
  * applied: ESHUTDOWN (stopping), ENOSPC (data filesystem or map full),
@@ -65,6 +90,13 @@ int node_propose(struct node *n, const struct store_cmd *cmd, struct store_resul
  * acknowledged only after they are applied, so this holds on return; it
  * fails only when the node has failed (EIO) or stopped (ESHUTDOWN). */
 int node_read_barrier(struct node *n);
+
+/* Serves the client protocol (net/raftfs.proto: Hello, then ClientRequest)
+ * on addr ("HOST:PORT") from the node's loop, as member member_id of
+ * cluster cluster_id. Call after node_open and before node_start; the port
+ * is bound now, so a busy address fails here. err gets the reason. */
+int node_client_listen(struct node *n, const char *addr, uint64_t cluster_id, uint64_t member_id,
+                       char *err, size_t err_len);
 
 /* Counters, for status and tests. */
 struct node_stats {

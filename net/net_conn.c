@@ -202,7 +202,8 @@ static bool deliver(struct net_conn *c)
         }
         rc = c->ops.on_frame(c, payload, plen, c->ctx);
         if (rc) {
-            finish_close(c, rc);
+            /* Answers queued so far (an error reply) still go out. */
+            net_conn_close(c, rc, true);
             return false;
         }
         off += used;

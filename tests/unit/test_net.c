@@ -37,7 +37,9 @@ static void test_frame_parse(void)
 }
 
 struct counter {
-    int ticks, wakes, turns, deferred, order[4], n_order;
+    int ticks, wakes, turns, deferred;
+    int defer_turn;      /* turns completed when the last deferral was made */
+    int same_turn, late; /* deferred callbacks run right after that turn's hook, or not */
     struct net_loop *l;
     int timer;
 };
@@ -55,25 +57,27 @@ static void on_deferred(struct net_loop *l, void *ctx)
 {
     struct counter *c = ctx;
     (void)l;
-    if (c->n_order < 4)
-        c->order[c->n_order++] = 2;
+    /* The hook of the turn that deferred this has run, and no other. */
+    if (c->turns == c->defer_turn + 1)
+        c->same_turn++;
+    else
+        c->late++;
     c->deferred++;
 }
 
 static void on_turn(struct net_loop *l, void *ctx)
 {
     struct counter *c = ctx;
-    c->turns++;
-    if (c->n_order < 2)
-        c->order[c->n_order++] = 1;
     (void)l;
+    c->turns++;
 }
 
 static void on_wake(struct net_loop *l, void *ctx)
 {
     struct counter *c = ctx;
     c->wakes++;
-    net_loop_defer(l, on_deferred, c); /* runs after the turn hook */
+    c->defer_turn = c->turns;
+    net_loop_defer(l, on_deferred, c); /* runs after this turn's hook */
     if (c->ticks >= 3)
         net_loop_stop(l);
 }
@@ -102,8 +106,9 @@ static void test_loop_timer_wake_defer(void)
     CHECK(c.wakes >= 1);
     CHECK(c.wakes <= 101); /* merged */
     CHECK(c.deferred >= 1);
-    CHECK_EQ(c.order[0], 1);
-    CHECK_EQ(c.order[1], 2);
+    CHECK_EQ(c.deferred, c.wakes);
+    CHECK_EQ(c.late, 0);
+    CHECK_EQ(c.same_turn, c.deferred);
     CHECK_EQ(net_loop_every(l, 0, on_tick, &c, &c.timer), EINVAL);
     net_loop_free(l);
 }

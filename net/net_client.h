@@ -1,0 +1,47 @@
+/* net_client.h - the C client library of the raftfs client protocol, used
+ * by the CLI and the benchmark. Blocking, one request at a time per client
+ * object (open several for concurrency).
+ *
+ * It connects to one of the configured endpoints, says Hello, and sends
+ * requests. When an endpoint fails (refused, reset, timed out) it tries the
+ * next one; when a member answers with a leader hint it goes there. A write
+ * keeps its (client_id, seq) across those retries, so that a member that
+ * deduplicates applies it once.
+ */
+#ifndef RAFTFS_NET_CLIENT_H
+#define RAFTFS_NET_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftfs.pb-c.h"
+
+#define NET_CLIENT_MAX_ENDPOINTS 16
+
+struct net_client;
+
+struct net_client_config {
+    const char *endpoints; /* "HOST:PORT[,HOST:PORT...]" */
+    uint64_t cluster_id;   /* 0: any cluster */
+    int timeout_ms;        /* for one whole call, retries included (default 5000) */
+    size_t max_frame;      /* largest response accepted (default 80 MiB) */
+};
+
+/* Parses the endpoints (no connection yet). EINVAL with a reason in err. */
+int net_client_open(struct net_client **out, const struct net_client_config *cfg, char *err,
+                    size_t err_len);
+void net_client_close(struct net_client *c);
+
+/* Sends req (its id, client_id and seq are set here) and waits for the
+ * answer. Returns 0 with *resp (free with net_client_response_free) whose
+ * err field carries the member's result, or the errno of the last failure
+ * when no endpoint answered within the timeout (ETIMEDOUT, ECONNREFUSED,
+ * EPROTO for a refused Hello...), with a reason in the client's last error. */
+int net_client_call(struct net_client *c, Raftfs__ClientRequest *req,
+                    Raftfs__ClientResponse **resp);
+void net_client_response_free(Raftfs__ClientResponse *resp);
+
+/* The reason of the last failure ("" if none). */
+const char *net_client_error(const struct net_client *c);
+
+#endif

@@ -1,0 +1,487 @@
+/* node_client.c - the client protocol server on the node's loop: Hello,
+ * then requests (write, get, list, status), each answered once, in any
+ * order, by id.
+ *
+ * Every frame is checked: a frame that is not an Envelope, a request before
+ * the Hello, a second Hello, a wrong version or cluster, or a body a client
+ * may not send closes that connection with a log line and touches nothing
+ * else. Writes go through the node's inbox like the mount's; reads are
+ * served from a read-only store transaction on the loop thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net_conn.h"
+#include "net_wire.h"
+#include "node_internal.h"
+
+#define CLIENT_MAX_PENDING 1024 /* writes in flight per connection */
+#define CLIENT_LIST_MAX    1000 /* entries per list page */
+
+struct client {
+    struct node_client_server *srv;
+    struct net_conn *conn; /* NULL once closed */
+    bool hello;
+    unsigned pending; /* writes submitted and not yet answered */
+    struct client *prev, *next;
+};
+
+struct node_client_server {
+    struct node *n;
+    int lfd;
+    uint64_t cluster_id, member_id;
+    struct net_conn_limits limits;
+    struct client *clients;
+};
+
+struct write_ctx {
+    struct client *c;
+    uint64_t id;
+};
+
+static void client_unlink_free(struct client *c)
+{
+    struct node_client_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void attr_to_wire(const struct store_attr *a, Raftfs__Attr *w)
+{
+    raftfs__attr__init(w);
+    w->ino = a->ino;
+    w->dir = a->type == STORE_TYPE_DIR;
+    w->mode = a->mode;
+    w->uid = a->uid;
+    w->gid = a->gid;
+    w->size = a->size;
+    w->mtime_ns = a->mtime_ns;
+    w->ctime_ns = a->ctime_ns;
+    w->has_atime_ns = true;
+    w->atime_ns = a->atime_ns;
+    w->has_nlink = true;
+    w->nlink = a->nlink;
+    w->create_revision = a->create_revision;
+    w->mod_revision = a->mod_revision;
+    w->version = a->version;
+}
+
+static void respond(struct client *c, Raftfs__ClientResponse *resp)
+{
+    if (!c->conn)
+        return;
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    env.body_case = RAFTFS__ENVELOPE__BODY_RESPONSE;
+    env.response = resp;
+    int rc = net_wire_send(c->conn, &env);
+    if (rc) {
+        node_log(NODE_LOG_WARN, "client %s: cannot queue a response (%s): closing",
+                 net_conn_peer(c->conn), strerror(rc));
+        net_conn_close(c->conn, rc, false);
+    }
+}
+
+static void respond_err(struct client *c, uint64_t id, int err, const char *msg)
+{
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    resp.id = id;
+    resp.err = err;
+    resp.message = (char *)msg;
+    respond(c, &resp);
+}
+
+static void write_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct write_ctx *w = ctx;
+    struct client *c = w->c;
+    c->pending--;
+    if (c->conn) {
+        Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+        Raftfs__Attr attr;
+        resp.id = w->id;
+        resp.err = rc ? rc : res->err;
+        if (!rc) {
+            resp.has_revision = true;
+            resp.revision = res->revision;
+            if (res->has_attr && !res->err) {
+                attr_to_wire(&res->attr, &attr);
+                resp.attr = &attr;
+            }
+        }
+        respond(c, &resp);
+    } else if (c->pending == 0) {
+        client_unlink_free(c); /* closed while writes were in flight */
+    }
+    free(w);
+}
+
+static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node *n = c->srv->n;
+    if (c->pending >= CLIENT_MAX_PENDING) {
+        respond_err(c, req->id, EAGAIN, "too many writes in flight on this connection");
+        return;
+    }
+    Raftfs__Command *cmd = req->write;
+    /* The member that takes the write is its proposer: it stamps the time
+     * unless the client chose one. */
+    if (!cmd->time_ns)
+        cmd->time_ns = now_ns();
+    size_t len = raftfs__command__get_packed_size(cmd);
+    void *data = malloc(len ? len : 1);
+    struct write_ctx *w = malloc(sizeof(*w));
+    if (!data || !w) {
+        free(data);
+        free(w);
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return;
+    }
+    raftfs__command__pack(cmd, data);
+    w->c = c;
+    w->id = req->id;
+    int rc = node_submit(n, NODE_ORIGIN_CLIENT, data, len, write_done, w);
+    if (rc) {
+        free(w);
+        respond_err(c, req->id, rc, "not accepting writes");
+        return;
+    }
+    c->pending++;
+}
+
+static void handle_get(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node *n = c->srv->n;
+    const Raftfs__GetRequest *g = req->get;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    Raftfs__Attr attr;
+    struct store_txn *t;
+    struct store_attr a;
+    resp.id = req->id;
+    int rc = node_read_barrier(n);
+    if (!rc && !(rc = store_txn_begin(n->store, &t))) {
+        rc = store_resolve(t, (const char *)g->path.data, g->path.len, &a);
+        if (!rc) {
+            attr_to_wire(&a, &attr);
+            resp.attr = &attr;
+            resp.has_revision = true;
+            resp.revision = store_txn_revision(t);
+            if ((!g->has_value || g->value) && a.type == STORE_TYPE_FILE) {
+                const void *d;
+                size_t len;
+                rc = store_read(t, a.ino, &d, &len);
+                if (!rc) {
+                    resp.has_value = true;
+                    resp.value.data = (uint8_t *)d;
+                    resp.value.len = len;
+                }
+            }
+        }
+        resp.err = rc;
+        if (rc)
+            resp.attr = NULL;
+        respond(c, &resp); /* copies the value out of the map */
+        store_txn_end(t);
+        return;
+    }
+    respond_err(c, req->id, rc, NULL);
+}
+
+struct list_acc {
+    Raftfs__Dirent *ents;
+    Raftfs__Dirent **ptrs;
+    char *names;
+    size_t n, limit, names_len;
+    bool more;
+};
+
+static int list_cb(void *ctx, const struct store_dirent *e)
+{
+    struct list_acc *acc = ctx;
+    if (acc->n == acc->limit) {
+        acc->more = true;
+        return 1;
+    }
+    Raftfs__Dirent *d = &acc->ents[acc->n];
+    raftfs__dirent__init(d);
+    memcpy(acc->names + acc->names_len, e->name, e->name_len);
+    d->name.data = (uint8_t *)acc->names + acc->names_len;
+    d->name.len = e->name_len;
+    d->dir = e->type == STORE_TYPE_DIR;
+    d->ino = e->ino;
+    acc->names_len += e->name_len;
+    acc->ptrs[acc->n++] = d;
+    return 0;
+}
+
+static void handle_list(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node *n = c->srv->n;
+    const Raftfs__ListRequest *lr = req->list;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    struct store_txn *t;
+    struct store_attr a;
+    struct list_acc acc = {0};
+    resp.id = req->id;
+    acc.limit =
+        lr->has_limit && lr->limit && lr->limit < CLIENT_LIST_MAX ? lr->limit : CLIENT_LIST_MAX;
+    acc.ents = calloc(acc.limit, sizeof(*acc.ents));
+    acc.ptrs = calloc(acc.limit, sizeof(*acc.ptrs));
+    acc.names = malloc(acc.limit * STORE_MAX_NAME_BYTES_BOUND);
+    int rc = !acc.ents || !acc.ptrs || !acc.names ? ENOMEM : node_read_barrier(n);
+    if (!rc && !(rc = store_txn_begin(n->store, &t))) {
+        rc = store_resolve(t, (const char *)lr->path.data, lr->path.len, &a);
+        if (!rc && a.type != STORE_TYPE_DIR)
+            rc = ENOTDIR;
+        if (!rc)
+            rc = store_list(t, a.ino, lr->has_after ? (const char *)lr->after.data : NULL,
+                            lr->has_after ? lr->after.len : 0, list_cb, &acc);
+        if (!rc) {
+            resp.n_entries = acc.n;
+            resp.entries = acc.ptrs;
+            resp.has_more = true;
+            resp.more = acc.more;
+            resp.has_revision = true;
+            resp.revision = store_txn_revision(t);
+        }
+        store_txn_end(t);
+    }
+    resp.err = rc;
+    respond(c, &resp);
+    free(acc.ents);
+    free(acc.ptrs);
+    free(acc.names);
+}
+
+static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node_client_server *s = c->srv;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    Raftfs__StatusReply st = RAFTFS__STATUS_REPLY__INIT;
+    Raftfs__MemberStatus me = RAFTFS__MEMBER_STATUS__INIT;
+    Raftfs__MemberStatus *members[1] = {&me};
+    struct store_stats ss;
+    resp.id = req->id;
+    resp.err = store_get_stats(s->n->store, &ss);
+    if (!resp.err) {
+        st.id = s->member_id;
+        st.role = "leader"; /* one member: always */
+        st.has_leader = true;
+        st.leader = s->member_id;
+        st.has_commit = st.has_applied = st.has_revision = true;
+        st.commit = st.applied = ss.applied_index;
+        st.revision = ss.revision;
+        me.id = s->member_id;
+        me.role = "leader";
+        me.has_match = true;
+        me.match = ss.applied_index;
+        st.n_members = 1;
+        st.members = members;
+        resp.status = &st;
+    }
+    respond(c, &resp);
+}
+
+/* Checks a Hello; on refusal fills why. */
+static bool hello_ok(struct node_client_server *s, const Raftfs__Hello *h, char *why, size_t len)
+{
+    if (h->protocol_version != NET_WIRE_VERSION) {
+        snprintf(why, len, "protocol version %u, this member speaks %u", h->protocol_version,
+                 NET_WIRE_VERSION);
+        return false;
+    }
+    if (h->cluster_id && h->cluster_id != s->cluster_id) {
+        snprintf(why, len, "cluster %llx, this member is in cluster %llx",
+                 (unsigned long long)h->cluster_id, (unsigned long long)s->cluster_id);
+        return false;
+    }
+    if (h->has_member_id && h->member_id) {
+        snprintf(why, len, "member %llu dialed, but this member runs alone (no peers)",
+                 (unsigned long long)h->member_id);
+        return false;
+    }
+    if (h->has_to_member_id && h->to_member_id && h->to_member_id != s->member_id) {
+        snprintf(why, len, "meant for member %llu, this is member %llu",
+                 (unsigned long long)h->to_member_id, (unsigned long long)s->member_id);
+        return false;
+    }
+    return true;
+}
+
+static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, void *ctx)
+{
+    struct client *c = ctx;
+    struct node_client_server *s = c->srv;
+    Raftfs__Envelope *env = net_wire_unpack(p, len);
+    if (!env) {
+        node_log(NODE_LOG_WARN, "client %s: undecodable frame (%zu bytes): closing",
+                 net_conn_peer(conn), len);
+        return EPROTO;
+    }
+    int rc = 0;
+    if (!c->hello) {
+        char why[256];
+        Raftfs__Envelope out = RAFTFS__ENVELOPE__INIT;
+        Raftfs__HelloReply reply = RAFTFS__HELLO_REPLY__INIT;
+        out.body_case = RAFTFS__ENVELOPE__BODY_HELLO_REPLY;
+        out.hello_reply = &reply;
+        reply.has_member_id = reply.has_cluster_id = reply.has_protocol_version = true;
+        reply.member_id = s->member_id;
+        reply.cluster_id = s->cluster_id;
+        reply.protocol_version = NET_WIRE_VERSION;
+        if (env->body_case != RAFTFS__ENVELOPE__BODY_HELLO) {
+            node_log(NODE_LOG_WARN, "client %s: sent a request before its Hello: closing",
+                     net_conn_peer(conn));
+            rc = EPROTO;
+        } else if (!hello_ok(s, env->hello, why, sizeof(why))) {
+            node_log(NODE_LOG_WARN, "connection from %s refused: %s", net_conn_peer(conn), why);
+            reply.ok = false;
+            reply.error = why;
+            net_wire_send(conn, &out);
+            net_conn_close(conn, EPROTO, true);
+        } else {
+            reply.ok = true;
+            c->hello = true;
+            rc = net_wire_send(conn, &out);
+        }
+        net_wire_free(env);
+        return rc;
+    }
+    if (env->body_case != RAFTFS__ENVELOPE__BODY_REQUEST) {
+        node_log(NODE_LOG_WARN, "client %s: unexpected frame (body %d): closing",
+                 net_conn_peer(conn), (int)env->body_case);
+        net_wire_free(env);
+        return EPROTO;
+    }
+    Raftfs__ClientRequest *req = env->request;
+    switch (req->op_case) {
+    case RAFTFS__CLIENT_REQUEST__OP_WRITE:
+        handle_write(c, req);
+        break;
+    case RAFTFS__CLIENT_REQUEST__OP_GET:
+        handle_get(c, req);
+        break;
+    case RAFTFS__CLIENT_REQUEST__OP_LIST:
+        handle_list(c, req);
+        break;
+    case RAFTFS__CLIENT_REQUEST__OP_STATUS:
+        handle_status(c, req);
+        break;
+    default:
+        respond_err(c, req->id, EOPNOTSUPP, "unknown request");
+        break;
+    }
+    net_wire_free(env);
+    return 0;
+}
+
+static void client_close(struct net_conn *conn, int err, void *ctx)
+{
+    struct client *c = ctx;
+    if (err && err != ECONNRESET && err != EPIPE)
+        node_log(NODE_LOG_INFO, "client %s closed: %s", net_conn_peer(conn), strerror(err));
+    c->conn = NULL;
+    if (c->pending == 0)
+        client_unlink_free(c);
+}
+
+static const struct net_conn_ops client_ops = {.on_frame = client_frame, .on_close = client_close};
+
+static void on_accept(struct net_loop *l, int fd, uint32_t events, void *ctx)
+{
+    struct node_client_server *s = ctx;
+    (void)fd, (void)events;
+    for (int i = 0; i < 64; i++) {
+        int cfd;
+        int rc = net_accept(s->lfd, &cfd, NULL);
+        if (rc == EAGAIN)
+            return;
+        if (rc) {
+            node_log(NODE_LOG_WARN, "accept failed: %s", strerror(rc));
+            return;
+        }
+        struct client *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(cfd);
+            continue;
+        }
+        c->srv = s;
+        if (net_conn_new(l, cfd, false, &s->limits, &client_ops, c, &c->conn)) {
+            free(c);
+            continue;
+        }
+        c->next = s->clients;
+        if (s->clients)
+            s->clients->prev = c;
+        s->clients = c;
+    }
+}
+
+int node_client_listen(struct node *n, const char *addr, uint64_t cluster_id, uint64_t member_id,
+                       char *err, size_t err_len)
+{
+    struct net_addr a;
+    int rc = net_addr_parse(addr, &a, err, err_len);
+    if (rc)
+        return rc;
+    struct node_client_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ENOMEM;
+    s->n = n;
+    s->cluster_id = cluster_id;
+    s->member_id = member_id;
+    /* A request carries at most one value and two paths. */
+    struct store_limits lim;
+    store_get_limits(n->store, &lim);
+    s->limits.max_frame = (size_t)lim.max_value_bytes + 2 * (size_t)lim.max_path_bytes + 4096;
+    if ((rc = net_listen(&a, 128, &s->lfd))) {
+        snprintf(err, err_len, "cannot listen on %s: %s", addr, strerror(rc));
+        free(s);
+        return rc;
+    }
+    if ((rc = net_loop_watch(n->loop, s->lfd, EPOLLIN, on_accept, s))) {
+        snprintf(err, err_len, "cannot watch %s: %s", addr, strerror(rc));
+        close(s->lfd);
+        free(s);
+        return rc;
+    }
+    n->clients = s;
+    return 0;
+}
+
+void node_client_stop(struct node *n)
+{
+    struct node_client_server *s = n->clients;
+    if (!s)
+        return;
+    net_loop_unwatch(n->loop, s->lfd);
+    close(s->lfd);
+    while (s->clients) {
+        struct client *c = s->clients;
+        if (c->conn)
+            net_conn_close(c->conn, ESHUTDOWN, false); /* may free c (no pending) */
+        if (s->clients == c) {
+            /* writes in flight already failed with the node; free anyway */
+            client_unlink_free(c);
+        }
+    }
+    n->clients = NULL;
+    free(s);
+}

@@ -1,0 +1,322 @@
+/* test_node_client.c - the client protocol end to end over loopback: the
+ * C client library against a node's listener (put, get, list pages,
+ * status, errors), and hostile connections (garbage, oversized and
+ * truncated frames, requests before Hello, wrong version or cluster) that
+ * must close only themselves while the member keeps serving. */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "net_client.h"
+#include "net_frame.h"
+#include "net_wire.h"
+#include "node.h"
+#include "store_util.h"
+
+static struct node *start_node(char **dir, char *addr, size_t addr_len)
+{
+    *dir = tmpdir_make();
+    struct node_config cfg = {.data_dir = *dir};
+    struct node *n;
+    char err[256];
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    /* Find a free port: bind 0, read it, release it. */
+    struct net_addr a;
+    int fd;
+    CHECK_EQ(net_addr_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
+    CHECK_EQ(net_listen(&a, 1, &fd), 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd);
+    snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
+    CHECK_EQ(node_client_listen(n, addr, 42, 1, err, sizeof(err)), 0);
+    CHECK_EQ(node_start(n), 0);
+    return n;
+}
+
+static Raftfs__ClientResponse *put(struct net_client *c, const char *path, const char *value)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
+    Raftfs__Put p = RAFTFS__PUT__INIT;
+    cmd.version = STORE_CMD_VERSION;
+    p.path.data = (uint8_t *)path;
+    p.path.len = strlen(path);
+    p.value.data = (uint8_t *)value;
+    p.value.len = strlen(value);
+    p.mode = 0640;
+    cmd.op_case = RAFTFS__COMMAND__OP_PUT;
+    cmd.put = &p;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &cmd;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    return resp;
+}
+
+static Raftfs__ClientResponse *get(struct net_client *c, const char *path)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__GetRequest g = RAFTFS__GET_REQUEST__INIT;
+    g.path.data = (uint8_t *)path;
+    g.path.len = strlen(path);
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
+    req.get = &g;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    return resp;
+}
+
+static void test_roundtrip(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+
+    Raftfs__ClientResponse *r = put(c, "/k", "value");
+    CHECK_EQ(r->err, 0);
+    CHECK(r->has_revision && r->revision == 1);
+    CHECK(r->attr && r->attr->mode == (S_IFREG | 0640));
+    net_client_response_free(r);
+    r = get(c, "/k");
+    CHECK_EQ(r->err, 0);
+    CHECK(r->has_value);
+    CHECK_MEM(r->value.data, r->value.len, "value");
+    CHECK(r->attr && r->attr->mod_revision == 1 && r->attr->version == 1);
+    net_client_response_free(r);
+    r = get(c, "/missing");
+    CHECK_EQ(r->err, ENOENT);
+    net_client_response_free(r);
+    r = put(c, "/no/parent", "x");
+    CHECK_EQ(r->err, ENOENT);
+    net_client_response_free(r);
+    r = put(c, "relative", "x");
+    CHECK_EQ(r->err, EINVAL);
+    net_client_response_free(r);
+
+    /* A listing of 2,500 names arrives in pages of at most 1,000. */
+    char path[64];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(path, sizeof(path), "/n%04d", i);
+        r = put(c, path, "v");
+        CHECK_EQ(r->err, 0);
+        net_client_response_free(r);
+    }
+    size_t total = 0;
+    int pages = 0;
+    char after[64] = "";
+    for (bool more = true; more; pages++) {
+        Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+        Raftfs__ListRequest lr = RAFTFS__LIST_REQUEST__INIT;
+        lr.path.data = (uint8_t *)"/";
+        lr.path.len = 1;
+        if (after[0]) {
+            lr.has_after = true;
+            lr.after.data = (uint8_t *)after;
+            lr.after.len = strlen(after);
+        }
+        req.op_case = RAFTFS__CLIENT_REQUEST__OP_LIST;
+        req.list = &lr;
+        CHECK_EQ(net_client_call(c, &req, &r), 0);
+        CHECK_EQ(r->err, 0);
+        CHECK(r->n_entries <= 1000);
+        total += r->n_entries;
+        more = r->more;
+        if (r->n_entries) {
+            Raftfs__Dirent *last = r->entries[r->n_entries - 1];
+            snprintf(after, sizeof(after), "%.*s", (int)last->name.len, last->name.data);
+        }
+        net_client_response_free(r);
+    }
+    CHECK_EQ(total, 2501); /* and "/k" */
+    CHECK_EQ(pages, 3);
+
+    Raftfs__ClientRequest sreq = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__StatusRequest sr = RAFTFS__STATUS_REQUEST__INIT;
+    sreq.op_case = RAFTFS__CLIENT_REQUEST__OP_STATUS;
+    sreq.status = &sr;
+    CHECK_EQ(net_client_call(c, &sreq, &r), 0);
+    CHECK(r->status && r->status->id == 1 && !strcmp(r->status->role, "leader"));
+    CHECK_EQ(r->status->applied, 2503); /* failed writes take indexes too */
+    net_client_response_free(r);
+
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A raw connection: sends bytes, returns what came back before the member
+ * closed it (or 1 s passed). */
+static size_t raw(const char *addr, const void *bytes, size_t len, uint8_t *out, size_t cap,
+                  bool *closed)
+{
+    struct net_addr a;
+    char err[128];
+    net_addr_parse(addr, &a, err, sizeof(err));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a.sa, a.len), 0);
+    if (len)
+        CHECK_EQ(write(fd, bytes, len), (ssize_t)len);
+    shutdown(fd, SHUT_WR); /* so that a truncated frame is seen as one */
+    size_t got = 0;
+    *closed = false;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) <= 0)
+            break;
+        ssize_t n = read(fd, out + got, cap - got);
+        if (n <= 0) {
+            *closed = n == 0 || errno == ECONNRESET;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    return got;
+}
+
+static size_t frame_env(const Raftfs__Envelope *env, uint8_t *buf)
+{
+    size_t n = raftfs__envelope__pack(env, buf + 4);
+    net_frame_header(buf, (uint32_t)n);
+    return n + 4;
+}
+
+static Raftfs__Envelope *reply_of(const uint8_t *buf, size_t len)
+{
+    const uint8_t *p;
+    size_t plen, used;
+    if (net_frame_parse(buf, len, 1 << 20, &p, &plen, &used))
+        return NULL;
+    return net_wire_unpack(p, plen);
+}
+
+static void test_hostile(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    uint8_t buf[4096], out[4096];
+    bool closed;
+
+    /* Garbage that is not a frame of an Envelope. */
+    memcpy(buf, "\x00\x00\x00\x05hello", 9);
+    raw(addr, buf, 9, out, sizeof(out), &closed);
+    CHECK(closed);
+    /* A frame larger than the member accepts. */
+    net_frame_header(buf, 0x7fffffff);
+    raw(addr, buf, 4, out, sizeof(out), &closed);
+    CHECK(closed);
+    /* A truncated frame, then the end of stream. */
+    net_frame_header(buf, 100);
+    raw(addr, buf, 10, out, sizeof(out), &closed);
+    CHECK(closed);
+    /* A request before the Hello. */
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__StatusRequest sr = RAFTFS__STATUS_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_STATUS;
+    req.status = &sr;
+    env.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
+    env.request = &req;
+    size_t len = frame_env(&env, buf);
+    size_t got = raw(addr, buf, len, out, sizeof(out), &closed);
+    CHECK(closed);
+    CHECK_EQ(got, 0);
+    /* Wrong version, wrong cluster, a member id (peers need --peers): a
+     * HelloReply that says why, then the close. */
+    Raftfs__Hello hello = RAFTFS__HELLO__INIT;
+    env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    struct {
+        uint32_t version;
+        uint64_t cluster, member;
+        const char *why;
+    } cases[] = {{2, 42, 0, "protocol version"}, {1, 7, 0, "cluster"}, {1, 42, 5, "alone"}};
+    for (size_t i = 0; i < 3; i++) {
+        hello.protocol_version = cases[i].version;
+        hello.cluster_id = cases[i].cluster;
+        hello.has_member_id = cases[i].member != 0;
+        hello.member_id = cases[i].member;
+        len = frame_env(&env, buf);
+        got = raw(addr, buf, len, out, sizeof(out), &closed);
+        CHECK(closed);
+        Raftfs__Envelope *r = reply_of(out, got);
+        CHECK(r && r->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY);
+        if (r && r->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY) {
+            CHECK(!r->hello_reply->ok);
+            CHECK(r->hello_reply->error && strstr(r->hello_reply->error, cases[i].why));
+        }
+        net_wire_free(r);
+    }
+    /* A second Hello after a good one closes too. */
+    hello.protocol_version = 1;
+    hello.cluster_id = 0; /* clients may not know the cluster */
+    hello.has_member_id = false;
+    len = frame_env(&env, buf);
+    memcpy(buf + len, buf, len);
+    got = raw(addr, buf, 2 * len, out, sizeof(out), &closed);
+    CHECK(closed);
+    Raftfs__Envelope *r = reply_of(out, got);
+    CHECK(r && r->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY && r->hello_reply->ok);
+    net_wire_free(r);
+
+    /* After all that the member still serves. */
+    struct net_client_config cfg = {.endpoints = addr, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    Raftfs__ClientResponse *resp = put(c, "/still", "here");
+    CHECK_EQ(resp->err, 0);
+    net_client_response_free(resp);
+    net_client_close(c);
+
+    /* A client of another cluster is refused with the reason. */
+    cfg.cluster_id = 7;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    Raftfs__ClientRequest g = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__GetRequest gr = RAFTFS__GET_REQUEST__INIT;
+    gr.path.data = (uint8_t *)"/still";
+    gr.path.len = 6;
+    g.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
+    g.get = &gr;
+    CHECK(net_client_call(c, &g, &resp) != 0);
+    CHECK(strstr(net_client_error(c), "cluster") != NULL);
+    net_client_close(c);
+
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_client_errors(void)
+{
+    char err[256];
+    struct net_client *c;
+    struct net_client_config cfg = {.endpoints = "nonsense", .timeout_ms = 300};
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), EINVAL);
+    cfg.endpoints = "";
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), EINVAL);
+    /* Nobody listens: the call fails within its timeout. */
+    cfg.endpoints = "127.0.0.1:1,127.0.0.1:2";
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__StatusRequest sr = RAFTFS__STATUS_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_STATUS;
+    req.status = &sr;
+    Raftfs__ClientResponse *resp;
+    int rc = net_client_call(c, &req, &resp);
+    CHECK(rc == ECONNREFUSED || rc == ETIMEDOUT);
+    CHECK(strstr(net_client_error(c), "127.0.0.1:") != NULL);
+    net_client_close(c);
+}
+
+int main(void)
+{
+    RUN(test_roundtrip);
+    RUN(test_hostile);
+    RUN(test_client_errors);
+    CHECK_DONE();
+}

@@ -177,14 +177,10 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         rc = store_lookup(t, parent, name, len, &a);
         store_txn_end(t);
     }
-    if (rc == ENOENT) {
-        /* A negative entry: cached like a positive one (changes made
-         * elsewhere invalidate it). */
-        memset(&e, 0, sizeof(e));
-        e.entry_timeout = fs->entry_timeout;
-        fuse_reply_entry(req, &e);
-        return;
-    }
+    /* ENOENT is not cached by the kernel: a name created elsewhere must be
+     * found by the very next lookup (a cached positive entry is safe, since
+     * open always reaches us; a cached negative one would answer ENOENT
+     * without asking). */
     if (rc) {
         fuse_reply_err(req, rc);
         return;

@@ -21,6 +21,7 @@
 #define FS_XATTR_VERSION         "user.raftfs.version"
 
 struct fs_istate;
+struct fs_inval_item;
 
 /* fi->fh points at one of these; the kind tells which (setattr and
  * getattr get directory handles too). */
@@ -95,6 +96,15 @@ struct fs {
     pthread_mutex_t mu; /* the inode table */
     struct fs_istate **buckets;
     size_t nbuckets, count;
+
+    /* fs_inval.c: changes made elsewhere, to tell the kernel about */
+    pthread_t inval_thread;
+    bool inval_running, inval_stop;
+    pthread_mutex_t inval_mu;
+    pthread_cond_t inval_cv;
+    struct fs_inval_item *inval_head, *inval_tail;
+    size_t inval_count;
+    uint64_t inval_dropped;
 };
 
 /* The file handle behind fi, or NULL (no fi, or a directory's). */
@@ -125,6 +135,12 @@ int fs_table_orphan_read(struct fs *fs, uint64_t ino, off_t off, size_t size, ch
 void fs_table_dropping(void *ctx, const struct store_attr *attr, const void *data, size_t len);
 /* The attributes of an orphaned inode (nlink 0); ENOENT if none. */
 int fs_table_orphan_attr(struct fs *fs, uint64_t ino, struct store_attr *out);
+
+/* ---- fs_inval.c ---- */
+/* Store observer: queues a change made elsewhere for the notifier. */
+void fs_inval_changed(void *ctx, const struct store_change *c);
+int fs_inval_start(struct fs *fs);
+void fs_inval_stop(struct fs *fs);
 
 /* ---- fs_entry.c ---- */
 void fs_attr_to_stat(const struct store_attr *a, struct stat *st);

@@ -137,7 +137,8 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         free(opts);
         return rc;
     }
-    struct store_observer obs = {.ctx = &fs, .dropping = fs_table_dropping};
+    struct store_observer obs = {
+        .ctx = &fs, .dropping = fs_table_dropping, .changed = fs_inval_changed};
     node_set_observer(fs.node, &obs);
 
     fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
@@ -148,9 +149,13 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         rc = EINVAL;
         goto out_table;
     }
+    if ((rc = fs_inval_start(&fs))) {
+        snprintf(err, err_len, "cannot start the invalidation thread: %s", strerror(rc));
+        goto out_session;
+    }
     if ((rc = node_start(fs.node))) {
         snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
-        goto out_session;
+        goto out_inval;
     }
     if (fuse_set_signal_handlers(fs.se)) {
         snprintf(err, err_len, "cannot install signal handlers");
@@ -189,6 +194,8 @@ out_signals:
     fuse_remove_signal_handlers(fs.se);
 out_node:
     node_stop(fs.node);
+out_inval:
+    fs_inval_stop(&fs);
 out_session:
     fuse_session_destroy(fs.se);
 out_table:

@@ -1,0 +1,136 @@
+/* fs_inval.c - keeping the kernel's caches true for changes this mount did
+ * not make (the client protocol today, other members with Raft): the store
+ * observer queues them after each commit, and one thread tells the kernel
+ * to drop the affected names (inval_entry) and inodes (inval_inode: pages
+ * and attributes).
+ *
+ * The notifier thread holds no lock any FUSE handler takes and never runs
+ * inside a handler, so a notification that waits for the kernel (which may
+ * wait for a handler in the same directory) cannot deadlock: the handlers
+ * never wait for this thread. Changes made through this mount are skipped:
+ * the kernel performed those operations itself.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_internal.h"
+
+#define FS_INVAL_MAX_QUEUED 65536
+
+struct fs_inval_item {
+    struct fs_inval_item *next;
+    enum store_change_kind kind;
+    uint64_t ino, parent;
+    size_t name_len;
+    char name[];
+};
+
+void fs_inval_changed(void *ctx, const struct store_change *c)
+{
+    struct fs *fs = ctx;
+    if (c->origin == NODE_ORIGIN_MOUNT)
+        return;
+    struct fs_inval_item *it = malloc(sizeof(*it) + c->name_len + 1);
+    if (!it)
+        return; /* the kernel's cache stays stale until its timeout */
+    it->next = NULL;
+    it->kind = c->kind;
+    it->ino = c->ino;
+    it->parent = c->parent;
+    it->name_len = c->name_len;
+    memcpy(it->name, c->name, c->name_len);
+    it->name[c->name_len] = 0;
+    pthread_mutex_lock(&fs->inval_mu);
+    if (fs->inval_count >= FS_INVAL_MAX_QUEUED) {
+        fs->inval_dropped++;
+        pthread_mutex_unlock(&fs->inval_mu);
+        free(it);
+        return;
+    }
+    if (fs->inval_tail)
+        fs->inval_tail->next = it;
+    else
+        fs->inval_head = it;
+    fs->inval_tail = it;
+    fs->inval_count++;
+    pthread_cond_signal(&fs->inval_cv);
+    pthread_mutex_unlock(&fs->inval_mu);
+}
+
+static void notify(struct fs *fs, const struct fs_inval_item *it)
+{
+    switch (it->kind) {
+    case STORE_CHANGE_INODE:
+    case STORE_CHANGE_INODE_GONE:
+        /* ENOENT: the kernel does not know the inode; nothing to drop. */
+        fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
+        break;
+    case STORE_CHANGE_NAME:
+        fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name, it->name_len);
+        break;
+    }
+}
+
+static void *inval_main(void *arg)
+{
+    struct fs *fs = arg;
+    pthread_mutex_lock(&fs->inval_mu);
+    for (;;) {
+        while (!fs->inval_head && !fs->inval_stop)
+            pthread_cond_wait(&fs->inval_cv, &fs->inval_mu);
+        if (fs->inval_stop)
+            break;
+        struct fs_inval_item *it = fs->inval_head;
+        fs->inval_head = it->next;
+        if (!fs->inval_head)
+            fs->inval_tail = NULL;
+        fs->inval_count--;
+        uint64_t dropped = fs->inval_dropped;
+        fs->inval_dropped = 0;
+        pthread_mutex_unlock(&fs->inval_mu);
+        if (dropped)
+            node_log(NODE_LOG_WARN,
+                     "%llu kernel cache invalidations dropped (queue full): cached names and "
+                     "attributes may be stale for up to their timeout",
+                     (unsigned long long)dropped);
+        notify(fs, it);
+        free(it);
+        pthread_mutex_lock(&fs->inval_mu);
+    }
+    pthread_mutex_unlock(&fs->inval_mu);
+    return NULL;
+}
+
+int fs_inval_start(struct fs *fs)
+{
+    pthread_mutex_init(&fs->inval_mu, NULL);
+    pthread_cond_init(&fs->inval_cv, NULL);
+    int rc = pthread_create(&fs->inval_thread, NULL, inval_main, fs);
+    if (rc) {
+        pthread_cond_destroy(&fs->inval_cv);
+        pthread_mutex_destroy(&fs->inval_mu);
+        return rc;
+    }
+    fs->inval_running = true;
+    return 0;
+}
+
+void fs_inval_stop(struct fs *fs)
+{
+    if (!fs->inval_running)
+        return;
+    pthread_mutex_lock(&fs->inval_mu);
+    fs->inval_stop = true;
+    pthread_cond_signal(&fs->inval_cv);
+    pthread_mutex_unlock(&fs->inval_mu);
+    pthread_join(fs->inval_thread, NULL);
+    while (fs->inval_head) {
+        struct fs_inval_item *it = fs->inval_head;
+        fs->inval_head = it->next;
+        free(it);
+    }
+    pthread_cond_destroy(&fs->inval_cv);
+    pthread_mutex_destroy(&fs->inval_mu);
+    fs->inval_running = false;
+}

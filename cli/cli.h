@@ -3,9 +3,16 @@
 #ifndef RAFTFS_CLI_H
 #define RAFTFS_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 extern const char cli_mount_usage[];
+extern const char cli_client_usage[];
+
+/* put, get, del, mkdir, ls, status (argv[0] is the command); -1 if argv[0]
+ * is none of them. */
+int cli_client(int argc, char **argv);
+bool cli_client_known(const char *cmd);
 
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);

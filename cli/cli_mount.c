@@ -15,6 +15,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+
+/* One member, no peers: the cluster is this data directory alone. The
+ * cluster identity of replicated clusters comes with --peers. */
+#define CLI_SINGLE_CLUSTER_ID 1
 #include "fs.h"
 #include "node.h"
 #include "store.h"
@@ -35,6 +39,7 @@ const char cli_mount_usage[] =
     "                            allow_other, ro; and raftfs's own:\n"
     "                            entry_timeout=SECONDS, attr_timeout=SECONDS (1),\n"
     "                            max_threads=N (64)\n"
+    "      --listen HOST:PORT    also serve the client protocol here (raftfs put/get/...)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
@@ -94,6 +99,7 @@ struct mount_args {
     const char *mountpoint;
     const char *data;
     const char *log_file;
+    const char *listen;
     char *options; /* joined -o values, malloc'd */
     int foreground;
     enum node_log_level log_level;
@@ -128,6 +134,7 @@ static int append_option(char **opts, const char *o)
 
 enum {
     OPT_LOG_FILE = 256,
+    OPT_LISTEN,
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
     OPT_MAX_VALUE,
@@ -142,6 +149,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"foreground", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"listen", required_argument, NULL, OPT_LISTEN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
@@ -173,6 +181,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             break;
         case OPT_LOG_FILE:
             a->log_file = optarg;
+            break;
+        case OPT_LISTEN:
+            a->listen = optarg;
             break;
         case OPT_LOG_LEVEL:
             if (!strcmp(optarg, "error"))
@@ -335,6 +346,12 @@ static int serve(struct mount_args *a, struct ready *r)
     int rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);
+        return 1;
+    }
+    if (a->listen &&
+        (rc = node_client_listen(n, a->listen, CLI_SINGLE_CLUSTER_ID, 1, err, sizeof(err)))) {
+        report(r, err);
+        node_close(n);
         return 1;
     }
     FILE *log = NULL;

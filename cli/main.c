@@ -15,10 +15,17 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  mount MOUNTPOINT --data DIR [OPTIONS]  serve the tree in DIR at MOUNTPOINT\n"
+    "  put PATH [VALUE]                       write a key (VALUE or standard input)\n"
+    "  get PATH                               print a key's value\n"
+    "  del PATH                               remove a key or an empty directory\n"
+    "  mkdir PATH                             make a directory\n"
+    "  ls [PATH]                              list a directory\n"
+    "  status                                 the state of a member\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
-    "Run 'raftfs help mount' for the mount options.\n";
+    "Run 'raftfs help mount' for the mount options, 'raftfs help client' for the\n"
+    "others (they talk to a member's --listen port: --endpoints HOST:PORT).\n";
 
 int main(int argc, char **argv)
 {
@@ -29,6 +36,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "mount"))
         return cli_mount(argc - 1, argv + 1);
+    int rc = cli_client(argc - 1, argv + 1);
+    if (rc >= 0)
+        return rc;
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         cli_version();
         return 0;
@@ -36,6 +46,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         if (argc > 2 && !strcmp(argv[2], "mount")) {
             fputs(cli_mount_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && (!strcmp(argv[2], "client") || cli_client_known(argv[2]))) {
+            fputs(cli_client_usage, stdout);
             return 0;
         }
         if (argc > 2) {

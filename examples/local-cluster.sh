@@ -13,6 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mnt=$root/mnt
 data=$root/.local-cluster/data
 bin=${RAFTFS_BIN:-$root/build/cli/raftfs}
+listen=127.0.0.1:7420 # the client port: raftfs put/get/ls/status use it by default
 
 start() {
     "$root/scripts/deps.sh"
@@ -27,7 +28,7 @@ start() {
         fusermount3 -u "$mnt" 2>/dev/null || true # a dead mount left by a crash
     fi
     mkdir -p "$mnt" "$(dirname "$data")"
-    "$bin" mount "$mnt" --data "$data"
+    "$bin" mount "$mnt" --data "$data" --listen "$listen"
     cat <<TXT
 
 raftfs is mounted at ./mnt (data in ./.local-cluster/data). Try:
@@ -35,6 +36,8 @@ raftfs is mounted at ./mnt (data in ./.local-cluster/data). Try:
     echo hi > mnt/hello; cat mnt/hello; ls -la mnt
     mkdir -p mnt/app && echo "postgres://db" > mnt/app/db_url
     getfattr -d -m - mnt/app/db_url      # revisions of the key
+    build/cli/raftfs get /app/db_url     # the same key over the client port ($listen)
+    build/cli/raftfs put /app/port 5432; cat mnt/app/port
 
 Stop it with:
 

@@ -293,6 +293,34 @@ struct store_dirent {
 int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t after_len,
                int (*cb)(void *ctx, const struct store_dirent *e), void *ctx);
 
+/* ---- snapshot images ------------------------------------------------ */
+
+/* A snapshot image is the replicated state (the tree, revision, applied
+ * index, limits) as of one moment, in a self-checking file (format in
+ * store_snapshot.c): what a lagging member installs, what a backup keeps. */
+struct store_snapshot_info {
+    uint64_t applied_index; /* the image is the state after this index */
+    uint64_t revision;
+    uint64_t records;
+    uint64_t bytes; /* size of the image */
+};
+
+/* Writes an image of the current state to fd (from its current offset),
+ * from one read transaction (writers go on meanwhile), then fsyncs fd.
+ * Errors: write errors of fd, EIO. */
+int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *info);
+
+/* Checks a whole image (from offset 0): structure, order, records,
+ * checksum. EPROTO with a reason in err. */
+int store_snapshot_check(int fd, struct store_snapshot_info *info, char *err, size_t err_len);
+
+/* Replaces the state with the image in fd, in one write transaction, after
+ * checking all of it: a damaged image changes nothing (EPROTO). The limits
+ * become the image's. Caches above the store (the kernel's) must be told by
+ * the caller. No other transaction may write meanwhile. */
+int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *info, char *err,
+                           size_t err_len);
+
 /* ---- helpers shared with callers ------------------------------------ */
 
 /* Checks an absolute path against the limits: 0, EINVAL (not absolute, empty

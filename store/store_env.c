@@ -203,12 +203,14 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     int rc = env_create(&env, tmp, map_bytes);
     if (rc)
         goto fail_mdb;
-    MDB_dbi meta, inodes, dirents, data;
+    MDB_dbi meta, inodes, dirents, data, log, raft;
     if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) ||
         (rc = mdb_dbi_open(txn, "inodes", MDB_CREATE, &inodes)) ||
         (rc = mdb_dbi_open(txn, "dirents", MDB_CREATE, &dirents)) ||
-        (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &data)))
+        (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &data)) ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &log)) ||
+        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &raft)))
         goto fail_mdb;
 
     unsigned char fmt[STORE_FORMAT_LEN];
@@ -349,6 +351,20 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
      * only if that transaction commits. */
     if ((rc = mdb_txn_commit(txn)))
         return fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
+                    mdb_strerror(rc));
+    /* The Raft log tables (created here for stores made before they
+     * existed: an empty log is the truth for those). */
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
+                    mdb_strerror(rc));
+    if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
+        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft))) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
+                    mdb_strerror(rc));
+    }
+    if ((rc = mdb_txn_commit(txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                     mdb_strerror(rc));
 
     const struct store_limits *want = &cfg->limits;

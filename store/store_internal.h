@@ -21,6 +21,7 @@ struct store_change_rec {
 struct store {
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
+    MDB_dbi log, raft; /* the Raft log (store_log.c) */
     struct store_limits limits;
     struct store_observer obs;
     int lock_fd;

@@ -53,6 +53,9 @@
 #define STORE_MAX_NAME_BYTES_BOUND    255U        /* LMDB key = 8-byte parent + name */
 #define STORE_MAX_PATH_BYTES_BOUND    65536U
 #define STORE_DEFAULT_MAP_BYTES       (4ULL << 30)
+/* Clients whose last result is kept for exactly-once application. Part of
+ * the replicated semantics: every member must use the same bound. */
+#define STORE_MAX_SESSIONS 65536
 
 enum store_type {
     STORE_TYPE_FILE = 1,
@@ -130,6 +133,9 @@ struct store_cmd {
     uint64_t expected_revision;
     bool has_expected_ino; /* compare: the path must name this inode */
     uint64_t expected_ino;
+    /* Exactly once: client_id != 0 names the proposer, seq its request
+     * (increasing per client). See store_result.duplicate. */
+    uint64_t client_id, seq;
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -188,6 +194,8 @@ int store_get_stats(struct store *s, struct store_stats *out);
 struct store_result {
     int err;           /* 0 or the command's errno (see the table above) */
     bool skipped;      /* index was at or below the applied index: nothing done */
+    bool duplicate;    /* (client_id, seq) was applied before: this is that result,
+                          nothing was done again (err EALREADY: an older seq) */
     uint64_t revision; /* the store revision after this command */
     bool has_attr;     /* attr is the target's metadata after the change */
     struct store_attr attr;

@@ -734,6 +734,26 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         res->revision = a->st.revision;
         return 0;
     }
+    if (d.cmd.client_id) {
+        /* Exactly once: a (client_id, seq) seen before gets its result. */
+        struct store_session sess;
+        rc = store_session_get(a->s, a->txn, d.cmd.client_id, &sess);
+        if (rc && rc != ENOENT) {
+            store_cmd_decoded_free(&d);
+            return rc;
+        }
+        if (!rc && d.cmd.seq <= sess.seq) {
+            if (d.cmd.seq == sess.seq)
+                *res = sess.result;
+            else
+                res->err = EALREADY; /* older than its client's last one */
+            res->duplicate = true;
+            res->skipped = false;
+            res->revision = a->st.revision;
+            store_cmd_decoded_free(&d);
+            return 0;
+        }
+    }
     a->c = &d.cmd;
     a->rev = a->st.revision + 1;
     a->origin = e->origin;
@@ -765,6 +785,7 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         res->err = EINVAL;
         break;
     }
+    uint64_t client_id = d.cmd.client_id, seq = d.cmd.seq;
     store_cmd_decoded_free(&d);
     a->c = NULL;
     if (rc)
@@ -781,6 +802,8 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         a->st.revision = a->rev;
     }
     res->revision = a->st.revision;
+    if (client_id)
+        return store_session_put(a->s, a->txn, client_id, seq, e->index, res);
     return 0;
 }
 

@@ -31,6 +31,9 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     m.expected_revision = c->expected_revision;
     m.has_expected_ino = c->has_expected_ino;
     m.expected_ino = c->expected_ino;
+    m.has_client_id = m.has_seq = c->client_id != 0;
+    m.client_id = c->client_id;
+    m.seq = c->seq;
 
     switch (c->op) {
     case STORE_OP_PUT:
@@ -138,6 +141,8 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
     c->expected_revision = m->expected_revision;
     c->has_expected_ino = m->has_expected_ino;
     c->expected_ino = m->expected_ino;
+    c->client_id = m->has_client_id ? m->client_id : 0;
+    c->seq = m->has_seq ? m->seq : 0;
     c->value = "";
 
     switch (m->op_case) {

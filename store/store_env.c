@@ -203,14 +203,16 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     int rc = env_create(&env, tmp, map_bytes);
     if (rc)
         goto fail_mdb;
-    MDB_dbi meta, inodes, dirents, data, log, raft;
+    MDB_dbi meta, inodes, dirents, data, log, raft, sessions, lru;
     if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) ||
         (rc = mdb_dbi_open(txn, "inodes", MDB_CREATE, &inodes)) ||
         (rc = mdb_dbi_open(txn, "dirents", MDB_CREATE, &dirents)) ||
         (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &data)) ||
         (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &log)) ||
-        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &raft)))
+        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &raft)) ||
+        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &sessions)) ||
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &lru)))
         goto fail_mdb;
 
     unsigned char fmt[STORE_FORMAT_LEN];
@@ -358,7 +360,9 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                     mdb_strerror(rc));
     if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
-        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft))) {
+        (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft)) ||
+        (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->sessions)) ||
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru))) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                     mdb_strerror(rc));

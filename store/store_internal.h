@@ -21,7 +21,8 @@ struct store_change_rec {
 struct store {
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
-    MDB_dbi log, raft; /* the Raft log (store_log.c) */
+    MDB_dbi log, raft;             /* the Raft log (store_log.c) */
+    MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
     struct store_limits limits;
     struct store_observer obs;
     int lock_fd;
@@ -49,6 +50,19 @@ int store_state_load(struct store *s, MDB_txn *txn, struct store_state *out);
 int store_inode_load(struct store *s, MDB_txn *txn, uint64_t ino, struct store_inode *out);
 int store_dirent_get(struct store *s, MDB_txn *txn, uint64_t parent, const char *name,
                      size_t name_len, uint64_t *ino, enum store_type *type);
+/* store_session.c: a client's last result. */
+struct store_session {
+    uint64_t seq;
+    uint64_t index; /* log index of its last command */
+    struct store_result result;
+};
+/* ENOENT if the client is unknown; EIO if damaged. */
+int store_session_get(struct store *s, MDB_txn *txn, uint64_t client_id, struct store_session *out);
+/* Records the result of (client_id, seq) applied at index; evicts the
+ * least recently active client past STORE_MAX_SESSIONS. */
+int store_session_put(struct store *s, MDB_txn *txn, uint64_t client_id, uint64_t seq,
+                      uint64_t index, const struct store_result *res);
+
 /* Resolves an absolute, already checked path to its inode. ENOENT, ENOTDIR, EIO. */
 int store_walk(struct store *s, MDB_txn *txn, const char *path, size_t len,
                struct store_inode *out);

@@ -5,7 +5,8 @@
  * Image format, version 1 (integers little endian):
  *   header   "raftfs-snap\0" (12) | u32 version | u64 applied index |
  *            u64 revision
- *   records  u8 table (1 meta, 2 inodes, 3 dirents, 4 data) | u32 key length
+ *   records  u8 table (1 meta, 2 inodes, 3 dirents, 4 data, 5 sessions,
+ *            6 session_lru) | u32 key length
  *            | u32 value length | key | value
  *            tables in that order, keys in LMDB order within a table
  *   trailer  u8 0xff | u64 record count | u32 CRC-32C of every byte before
@@ -33,7 +34,15 @@
 #define SNAP_END       0xff
 #define SNAP_BUF       (1U << 20)
 
-enum { SNAP_META = 1, SNAP_INODES, SNAP_DIRENTS, SNAP_DATA, SNAP_TABLES = SNAP_DATA };
+enum {
+    SNAP_META = 1,
+    SNAP_INODES,
+    SNAP_DIRENTS,
+    SNAP_DATA,
+    SNAP_SESSIONS,
+    SNAP_LRU,
+    SNAP_TABLES = SNAP_LRU
+};
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -149,7 +158,8 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     put64(hdr + SNAP_MAGIC_LEN + 12, st.revision);
     w_put(&w, hdr, sizeof(hdr));
     uint64_t records = 0;
-    MDB_dbi dbis[SNAP_TABLES] = {s->meta, s->inodes, s->dirents, s->data};
+    MDB_dbi dbis[SNAP_TABLES] = {s->meta, s->inodes,   s->dirents,
+                                 s->data, s->sessions, s->session_lru};
     for (unsigned char t = SNAP_META; t <= SNAP_TABLES && !rc; t++)
         rc = write_table(&w, txn, dbis[t - 1], t, &records);
     if (rc)
@@ -268,7 +278,9 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
     struct store_limits lim = {0};
     MDB_dbi dbis[SNAP_TABLES] = {0};
     if (s)
-        memcpy(dbis, (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->data}, sizeof(dbis));
+        memcpy(dbis,
+               (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->data, s->sessions, s->session_lru},
+               sizeof(dbis));
     for (;;) {
         p = r_take(&r, 1);
         if (!p) {
@@ -353,8 +365,12 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
             uint64_t ino;
             enum store_type type;
             bad = klen < 9 || store_dirent_val_decode(vp, vlen, &ino, &type);
-        } else {
+        } else if (table == SNAP_DATA) {
             bad = klen != 8;
+        } else if (table == SNAP_SESSIONS) {
+            bad = klen != 8 || vlen < 32 || vp[0] != 1;
+        } else {
+            bad = klen != 16 || vlen != 0;
         }
         if (bad) {
             free(big);
@@ -439,6 +455,10 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
         mrc = mdb_drop(txn, s->dirents, 0);
     if (!mrc)
         mrc = mdb_drop(txn, s->data, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->sessions, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->session_lru, 0);
     if (mrc) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(mrc), "cannot clear the state");

@@ -1,5 +1,6 @@
 /* test_store_apply.c - every store command, its errnos, revisions, compares,
  * idempotent re-apply, batches and the observer. */
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "store_util.h"
@@ -712,6 +713,139 @@ static void test_deterministic(void)
     tstore_fini(&t2);
 }
 
+/* Applies one encoded command at an explicit index. */
+static struct store_result at(struct tstore *t, uint64_t index, struct store_cmd *c)
+{
+    void *buf;
+    size_t len;
+    struct store_result r;
+    if (!c->path_len && c->path)
+        c->path_len = strlen(c->path);
+    c->time_ns = 7;
+    CHECK_EQ(store_cmd_encode(c, &buf, &len), 0);
+    CHECK_EQ(store_apply(t->s, index, buf, len, &r), 0);
+    free(buf);
+    return r;
+}
+
+static void test_exactly_once(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    char buf[64];
+    CHECK_EQ(t_put(&t, "/log", ""), 0); /* index 1 */
+    struct store_cmd ap = {.op = STORE_OP_APPEND,
+                           .path = "/log",
+                           .value = "x",
+                           .value_len = 1,
+                           .client_id = 77,
+                           .seq = 1};
+    struct store_result r1 = at(&t, 2, &ap);
+    CHECK_EQ(r1.err, 0);
+    CHECK(!r1.duplicate);
+    /* The same proposal committed again (a retry across a leader change). */
+    struct store_result r2 = at(&t, 3, &ap);
+    CHECK(r2.duplicate);
+    CHECK_EQ(r2.err, 0);
+    CHECK_EQ(r2.revision, r1.revision);
+    CHECK(r2.has_attr);
+    CHECK_EQ(r2.attr.size, 1);
+    CHECK_EQ(t_get(&t, "/log", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, "x")); /* applied once */
+    /* An older one: refused, nothing applied. */
+    ap.seq = 0;
+    ap.client_id = 77;
+    struct store_cmd older = ap;
+    older.seq = 0;
+    /* seq 0 with a client id is "older than 1" */
+    struct store_result r3 = at(&t, 4, &older);
+    CHECK(r3.duplicate);
+    CHECK_EQ(r3.err, EALREADY);
+    /* The next one applies. */
+    ap.seq = 2;
+    struct store_result r4 = at(&t, 5, &ap);
+    CHECK(!r4.duplicate);
+    CHECK_EQ(t_get(&t, "/log", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, "xx"));
+    /* A failed command's result is the answer to its retries too, even if
+     * it would succeed now. */
+    struct store_cmd mk = {.op = STORE_OP_PUT,
+                           .path = "/d/k",
+                           .value = "v",
+                           .value_len = 1,
+                           .client_id = 78,
+                           .seq = 1};
+    CHECK_EQ(at(&t, 6, &mk).err, ENOENT);
+    CHECK_EQ(t_mkdir(&t, "/d"), 0);
+    t.index = 10;
+    struct store_result r5 = at(&t, 11, &mk);
+    CHECK(r5.duplicate);
+    CHECK_EQ(r5.err, ENOENT);
+    CHECK_EQ(t_stat(&t, "/d/k", NULL), ENOENT);
+
+    /* Sessions survive a snapshot. */
+    char path[600], err[256];
+    snprintf(path, sizeof(path), "%s/../img-XXXXXX", t.dir);
+    int fd = mkstemp(path);
+    unlink(path);
+    CHECK_EQ(store_snapshot_write(t.s, fd, NULL), 0);
+    struct tstore u;
+    tstore_init(&u);
+    CHECK_EQ(store_snapshot_install(u.s, fd, NULL, err, sizeof(err)), 0);
+    ap.seq = 2;
+    struct store_result r6 = at(&u, 20, &ap);
+    CHECK(r6.duplicate);
+    CHECK_EQ(t_get(&u, "/log", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, "xx"));
+    close(fd);
+    tstore_fini(&u);
+    tstore_fini(&t);
+}
+
+static void test_sessions_bounded(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    /* STORE_MAX_SESSIONS + 1 clients, one command each, in big batches. */
+    const size_t total = STORE_MAX_SESSIONS + 1, batch = 4096;
+    struct store_cmd c = {.op = STORE_OP_SETATTR,
+                          .path = "/",
+                          .path_len = 1,
+                          .set_mask = STORE_SET_MODE,
+                          .mode = 0755,
+                          .time_ns = 1,
+                          .seq = 1};
+    void **bufs = calloc(batch, sizeof(void *));
+    struct store_entry *e = calloc(batch, sizeof(*e));
+    struct store_result *r = calloc(batch, sizeof(*r));
+    uint64_t index = 0;
+    for (size_t done = 0; done < total;) {
+        size_t n = total - done < batch ? total - done : batch;
+        for (size_t i = 0; i < n; i++) {
+            size_t len;
+            c.client_id = 1000 + done + i;
+            CHECK_EQ(store_cmd_encode(&c, &bufs[i], &len), 0);
+            e[i] = (struct store_entry){.index = ++index, .data = bufs[i], .len = len};
+        }
+        CHECK_EQ(store_apply_batch(t.s, e, n, r), 0);
+        for (size_t i = 0; i < n; i++)
+            free(bufs[i]);
+        done += n;
+    }
+    /* The first client was forgotten: its retry applies again. The last
+     * one is remembered. */
+    c.client_id = 1000;
+    struct store_result first = at(&t, ++index, &c);
+    CHECK(!first.duplicate);
+    c.client_id = 1000 + total - 1;
+    struct store_result last = at(&t, ++index, &c);
+    CHECK(last.duplicate);
+    free(bufs);
+    free(e);
+    free(r);
+    tstore_fini(&t);
+}
+
 int main(void)
 {
     RUN(test_put_get_overwrite);
@@ -729,5 +863,7 @@ int main(void)
     RUN(test_batch);
     RUN(test_observer);
     RUN(test_deterministic);
+    RUN(test_exactly_once);
+    RUN(test_sessions_bounded);
     CHECK_DONE();
 }

@@ -731,3 +731,8 @@ int raft_member_match(const struct raft *r, uint64_t id, uint64_t *match)
     }
     return RAFT_EINVAL;
 }
+
+int raft_log_term(struct raft *r, uint64_t index, uint64_t *term)
+{
+    return log_term(&r->log, index, term);
+}

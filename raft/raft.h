@@ -375,6 +375,9 @@ uint64_t raft_last_index(const struct raft *r);
 uint64_t raft_applied_index(const struct raft *r); /* last index handed out in committed */
 /* The configuration in force (latest in the log, committed or not). */
 const struct raft_conf *raft_conf(const struct raft *r);
+/* Term of the entry at index in this member's log, durable or not. Errors: RAFT_ECOMPACTED,
+ * RAFT_EUNAVAILABLE, storage errors. */
+int raft_log_term(struct raft *r, uint64_t index, uint64_t *term);
 /* Leader only: progress of a member (0 = not tracked): match index. */
 int raft_member_match(const struct raft *r, uint64_t id, uint64_t *match);
 

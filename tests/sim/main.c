@@ -1,0 +1,215 @@
+/* tests/sim/main.c: raftsim, the command line of the simulator: one seed, sweeps, failover timing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+void sim_params_from_seed(uint64_t seed, struct sim_params *p)
+{
+    struct sim_rng g = {.s = seed ^ 0x5DEECE66Dull};
+    memset(p, 0, sizeof(*p));
+    p->n_nodes = 3 + (uint32_t)rng_below(&g, 5);
+    p->n_spares = (uint32_t)rng_below(&g, 3);
+    if (p->n_nodes + p->n_spares > SIM_MAX_NODES) {
+        p->n_spares = SIM_MAX_NODES - p->n_nodes;
+    }
+    p->drop_pm = (uint32_t)rng_below(&g, 150);
+    p->dup_pm = (uint32_t)rng_below(&g, 80);
+    p->max_delay = 1 + (uint32_t)rng_below(&g, 6);
+    p->partition_pm = (uint32_t)rng_below(&g, 15);
+    p->crash_pm = (uint32_t)rng_below(&g, 10);
+    p->torn_pm = 500;
+    p->conf_pm = (uint32_t)rng_below(&g, 12);
+    p->transfer_pm = (uint32_t)rng_below(&g, 6);
+    p->compact_pm = 5 + (uint32_t)rng_below(&g, 40);
+    p->max_sync_delay = (uint32_t)rng_below(&g, 4);
+    p->election_ticks = 8 + (uint32_t)rng_below(&g, 8);
+    p->heartbeat_ticks = 1 + (uint32_t)rng_below(&g, 2);
+    p->chaos_steps = 400 + (uint32_t)rng_below(&g, 400);
+    p->heal_steps = 30 * p->election_ticks + 200;
+    p->n_clients = 2 + (uint32_t)rng_below(&g, 3);
+    p->varied_clocks = rng_chance(&g, 500);
+    p->max_msg_bytes = 32 * (1 + rng_below(&g, 8));
+    p->max_inflight = 1 + (uint32_t)rng_below(&g, 8);
+    p->max_chunk = 8 + rng_below(&g, 64);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: raftsim --seed S [--trace]\n"
+                    "       raftsim --seeds N [--first S] [--jobs J] [--stop-on-fail]\n"
+                    "       raftsim --failover TRIALS [--nodes N] [--first S]\n");
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_one(uint64_t seed, bool trace)
+{
+    struct sim_params p;
+    struct sim_result res;
+    sim_params_from_seed(seed, &p);
+    sim_run(seed, &p, trace, &res);
+    printf("seed %llu: nodes=%u+%u steps=%u ops=%llu elections=%llu crashes=%llu "
+           "snapshots=%llu confs=%llu transfers=%llu commits=%llu: %s\n",
+           (unsigned long long)seed, p.n_nodes, p.n_spares, p.chaos_steps + p.heal_steps,
+           (unsigned long long)res.ops_ok, (unsigned long long)res.elections,
+           (unsigned long long)res.crashes, (unsigned long long)res.snapshots_installed,
+           (unsigned long long)res.conf_changes, (unsigned long long)res.transfers,
+           (unsigned long long)res.commits, res.violation ? "VIOLATION" : "ok");
+    if (res.violation) {
+        printf("violation at step %llu: %s\n", (unsigned long long)res.step, res.why);
+        printf("replay: raftsim --seed %llu --trace\n", (unsigned long long)seed);
+        return 1;
+    }
+    return 0;
+}
+
+/* Runs seeds first+k, first+k+jobs, ...; writes "<ok> <violations>" to fd. */
+static void worker(uint64_t first, uint64_t n, uint32_t k, uint32_t jobs, bool stop, int fd)
+{
+    uint64_t ok = 0, bad = 0;
+    for (uint64_t i = k; i < n; i += jobs) {
+        uint64_t seed = first + i;
+        struct sim_params p;
+        struct sim_result res;
+        sim_params_from_seed(seed, &p);
+        sim_run(seed, &p, false, &res);
+        if (res.violation) {
+            bad++;
+            printf("VIOLATION seed %llu at step %llu: %s\nreplay: raftsim --seed %llu --trace\n",
+                   (unsigned long long)seed, (unsigned long long)res.step, res.why,
+                   (unsigned long long)seed);
+            fflush(stdout);
+            if (stop) {
+                break;
+            }
+        } else {
+            ok++;
+        }
+    }
+    char buf[64];
+    int len =
+        snprintf(buf, sizeof(buf), "%llu %llu\n", (unsigned long long)ok, (unsigned long long)bad);
+    if (write(fd, buf, (size_t)len) != len) {
+        _exit(3);
+    }
+}
+
+static int sweep(uint64_t first, uint64_t n, uint32_t jobs, bool stop)
+{
+    double t0 = now_s();
+    int fds[SIM_MAX_NODES * 8][2];
+    pid_t pids[SIM_MAX_NODES * 8];
+    fflush(stdout);
+    for (uint32_t k = 0; k < jobs; k++) {
+        if (pipe(fds[k]) != 0) {
+            perror("pipe");
+            return 2;
+        }
+        pids[k] = fork();
+        if (pids[k] < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pids[k] == 0) {
+            close(fds[k][0]);
+            worker(first, n, k, jobs, stop, fds[k][1]);
+            fflush(stdout);
+            _exit(0);
+        }
+        close(fds[k][1]);
+    }
+    uint64_t ok = 0, bad = 0;
+    for (uint32_t k = 0; k < jobs; k++) {
+        char buf[64] = {0};
+        ssize_t got = read(fds[k][0], buf, sizeof(buf) - 1);
+        unsigned long long a = 0, b = 0;
+        if (got <= 0 || sscanf(buf, "%llu %llu", &a, &b) != 2) {
+            fprintf(stderr, "worker %u died\n", k);
+            bad++;
+        }
+        ok += a;
+        bad += b;
+        close(fds[k][0]);
+        int status = 0;
+        waitpid(pids[k], &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "worker %u exited abnormally (status %d)\n", k, status);
+            bad++;
+        }
+    }
+    double dt = now_s() - t0;
+    printf("seeds %llu..%llu: %llu ok, %llu violations (%.1f s, %.0f seeds/s, %u jobs)\n",
+           (unsigned long long)first, (unsigned long long)(first + n - 1), (unsigned long long)ok,
+           (unsigned long long)bad, dt, dt > 0 ? (double)(ok + bad) / dt : 0, jobs);
+    return bad == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 0, first = 1, n = 0, failover = 0;
+    uint32_t jobs = 1, nodes = 5;
+    bool have_seed = false, trace = false, stop = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--seed") == 0 && v) {
+            seed = strtoull(v, NULL, 10);
+            have_seed = true;
+            i++;
+        } else if (strcmp(a, "--seeds") == 0 && v) {
+            n = strtoull(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--first") == 0 && v) {
+            first = strtoull(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--jobs") == 0 && v) {
+            jobs = (uint32_t)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--failover") == 0 && v) {
+            failover = strtoull(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--nodes") == 0 && v) {
+            nodes = (uint32_t)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--trace") == 0) {
+            trace = true;
+        } else if (strcmp(a, "--stop-on-fail") == 0) {
+            stop = true;
+        } else {
+            usage();
+        }
+    }
+    if (have_seed) {
+        return run_one(seed, trace);
+    }
+    if (failover > 0) {
+        double mean = 0;
+        uint64_t p99 = 0, max = 0;
+        if (nodes < 3 || nodes > 7) {
+            usage();
+        }
+        sim_failover(first, (uint32_t)failover, nodes, &mean, &p99, &max);
+        printf("failover: %llu trials, %u nodes: ticks from leader crash to new leader: "
+               "mean %.1f, p99 %llu, max %llu\n",
+               (unsigned long long)failover, nodes, mean, (unsigned long long)p99,
+               (unsigned long long)max);
+        return 0;
+    }
+    if (n == 0 || jobs == 0 || jobs > SIM_MAX_NODES * 8) {
+        usage();
+    }
+    return sweep(first, n, jobs, stop);
+}

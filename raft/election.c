@@ -28,7 +28,7 @@ static enum quorum_result tally(struct raft *r)
 int election_campaign(struct raft *r, bool pre, bool transfer)
 {
     assert(r->role != RAFT_LEADER);
-    if (!self_is_voter(r)) {
+    if (!self_can_campaign(r)) {
         return 0;
     }
     uint32_t type;

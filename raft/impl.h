@@ -116,6 +116,7 @@ void become_candidate(struct raft *r, bool transfer);
 int become_leader(struct raft *r);
 void reset_election_timer(struct raft *r);
 bool self_is_voter(const struct raft *r);
+bool self_can_campaign(const struct raft *r);
 int send_msg(struct raft *r, struct raft_message *m); /* takes ownership of m's buffers */
 int push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status);
 int push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, int status);

@@ -38,7 +38,7 @@ struct progress {
     enum progress_state state;
     bool probe_sent;
     bool recent_active;   /* heard from since the last CheckQuorum round */
-    uint32_t idle_ticks;  /* ticks since the last answer from the member */
+    uint32_t idle_ticks;  /* ticks since the last APPEND/SNAPSHOT answer */
     uint64_t commit_sent; /* highest commit index sent to the member */
     /* in-flight window: ring of cap entries, owned by the progress */
     struct inflight *ring;

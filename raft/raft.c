@@ -109,6 +109,16 @@ bool self_is_voter(const struct raft *r)
     return raft_conf_is_voter(&r->conf, r->id);
 }
 
+bool self_can_campaign(const struct raft *r)
+{
+    /* A voter of the latest configuration campaigns; so does a voter of the committed one
+     * that the latest (uncommitted) one removes: if the only members that could commit the
+     * removal lack it (lost in a crash), they need this member's log to make progress. Votes
+     * are still counted in the latest configuration only (§4.1), so this is safe; once the
+     * removal is committed here the member stops. */
+    return raft_conf_is_voter(&r->conf, r->id) || raft_conf_is_voter(&r->committed_conf, r->id);
+}
+
 bool committed_in_term(struct raft *r)
 {
     uint64_t t = 0;
@@ -517,7 +527,7 @@ int raft_tick(struct raft *r)
     } else {
         r->election_elapsed++;
         rc = read_on_tick(r);
-        if (rc == 0 && self_is_voter(r) && r->election_elapsed >= r->randomized_timeout) {
+        if (rc == 0 && self_can_campaign(r) && r->election_elapsed >= r->randomized_timeout) {
             rc = election_campaign(r, r->cfg.pre_vote, false);
         }
     }

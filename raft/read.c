@@ -116,7 +116,10 @@ int raft_read_index(struct raft *r, uint64_t cookie)
 
 int recv_read_index(struct raft *r, const struct raft_message *m)
 {
-    if (r->role != RAFT_LEADER || readonly_pending(&r->ro) >= r->cfg.max_pending_reads) {
+    /* A member outside the configuration (e.g. removed while partitioned) would wait
+     * forever for an index it never receives: refuse, it retries elsewhere. */
+    if (r->role != RAFT_LEADER || tracker_get(r, m->from) == NULL ||
+        readonly_pending(&r->ro) >= r->cfg.max_pending_reads) {
         struct raft_message resp = {0};
         resp.type = RAFT_MSG_READ_INDEX_RESP;
         resp.to = m->from;

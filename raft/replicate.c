@@ -388,7 +388,6 @@ int recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
         return 0;
     }
     pr->recent_active = true;
-    pr->idle_ticks = 0;
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false;
     }

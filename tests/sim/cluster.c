@@ -380,6 +380,9 @@ static void client_complete(struct sim *s, struct client *c, uint64_t value)
 
 static void client_retry(struct sim *s, struct client *c, uint64_t hint)
 {
+    if (c->st == CL_WAIT || c->st == CL_WAIT_APPLY) {
+        tracef(s, "client %u retries (hint n%llu)", c->idx, (unsigned long long)hint);
+    }
     c->st = CL_SUBMIT;
     c->hint = hint;
     c->next_at = s->now + 1 + rng_below(&s->g, 3);
@@ -554,6 +557,9 @@ static void client_submit(struct sim *s, struct client *c)
     }
     c->st = CL_WAIT;
     c->deadline = s->now + 6 * s->p.election_ticks + 20;
+    tracef(s, "client %u %s key=%u seq=%llu submitted to n%u attempt %llu", c->idx,
+           c->write ? "write" : "read", c->key, (unsigned long long)c->seq, c->node + 1,
+           (unsigned long long)c->attempt);
 }
 
 static void clients_step(struct sim *s)

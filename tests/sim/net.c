@@ -1,4 +1,5 @@
 /* tests/sim/net.c: the simulated network: copies, drops, duplicates, delays, partitions. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +60,53 @@ static void net_push(struct sim *s, const struct raft_message *m, uint64_t at)
 }
 
 void net_send(struct sim *s, const struct raft_message *m);
+static const char *const type_names[] = {"?", "append", "append_resp", "vote", "vote_resp",
+                                         "prevote", "prevote_resp", "heartbeat",
+                                         "heartbeat_resp", "snapshot", "snapshot_resp",
+                                         "timeout_now", "read_index", "read_index_resp"};
+
+static void trace_msg(struct sim *s, const char *what, const struct raft_message *m)
+{
+    if (!s->trace) {
+        return;
+    }
+    printf("[%6llu] net %s %s n%llu->n%llu t%llu", (unsigned long long)s->now, what,
+           m->type <= RAFT_MSG_TYPE_MAX ? type_names[m->type] : "?",
+           (unsigned long long)m->from, (unsigned long long)m->to, (unsigned long long)m->term);
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        printf(" prev=%llu/%llu n=%zu commit=%llu", (unsigned long long)m->prev_index,
+               (unsigned long long)m->prev_term, m->n_entries, (unsigned long long)m->commit);
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        printf(" index=%llu%s hint=%llu/%llu", (unsigned long long)m->index,
+               m->reject ? " reject" : "", (unsigned long long)m->hint_index,
+               (unsigned long long)m->hint_term);
+        break;
+    case RAFT_MSG_HEARTBEAT:
+        printf(" commit=%llu ctx=%llu", (unsigned long long)m->commit,
+               (unsigned long long)m->context);
+        break;
+    case RAFT_MSG_SNAPSHOT:
+    case RAFT_MSG_SNAPSHOT_RESP:
+        printf(" snap=%llu offset=%llu%s%s", (unsigned long long)m->snap.index,
+               (unsigned long long)m->offset, m->reject ? " reject" : "", m->done ? " done" : "");
+        break;
+    default:
+        if (m->reject) {
+            printf(" reject");
+        }
+        if (m->context) {
+            printf(" ctx=%llu", (unsigned long long)m->context);
+        }
+        break;
+    }
+    printf("\n");
+}
+
 void net_send(struct sim *s, const struct raft_message *m)
 {
+    trace_msg(s, "send", m);
     if (m->to == 0 || m->to > s->n_nodes) {
         return;
     }
@@ -101,6 +147,7 @@ void net_deliver(struct sim *s, void (*deliver)(struct sim *, const struct raft_
     for (size_t i = 0; i < n_due; i++) {
         const struct raft_message *m = &due[i].m;
         if (!s->blocked[m->from - 1][m->to - 1] && s->res->violation == false) {
+            trace_msg(s, "recv", m);
             deliver(s, m);
         }
         msg_free(&due[i].m);

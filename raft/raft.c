@@ -245,10 +245,16 @@ void become_follower(struct raft *r, uint64_t term, uint64_t leader)
     if (leader != r->leader) {
         read_fail_forwarded(r, RAFT_ENOTLEADER);
     }
+    /* A follower that only learns a higher term from a candidate it may reject keeps its
+     * election timer running: otherwise two candidates with stale logs that keep bumping the
+     * term would forever silence the members that hold the longer logs (no PreVote). */
+    bool restart_timer = r->role != RAFT_FOLLOWER || leader != 0;
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->campaign_transfer = false;
-    reset_election_timer(r);
+    if (restart_timer) {
+        reset_election_timer(r);
+    }
     trace_event(r, "become follower leader=%llu", (unsigned long long)leader);
 }
 
@@ -562,9 +568,12 @@ static int step_stale(struct raft *r, const struct raft_message *m)
     return 0;
 }
 
+/* §4.2.3 leader stickiness: heard from a leader within the minimum election timeout. Kept
+ * independent of CheckQuorum so that a removed member that never learned of its removal
+ * cannot depose a healthy leader even when PreVote and CheckQuorum are off. */
 static bool in_lease(const struct raft *r)
 {
-    return r->cfg.check_quorum && r->leader != 0 && r->election_elapsed < r->cfg.election_ticks;
+    return r->leader != 0 && r->election_elapsed < r->cfg.election_ticks;
 }
 
 int raft_step(struct raft *r, const struct raft_message *m)

@@ -27,10 +27,19 @@ int log_append_leader(struct raft *r, uint32_t type, const void *data, size_t le
     return rc;
 }
 
+/* The commit index written to the hard state never exceeds the durable log. Otherwise a
+ * crash that loses a not-yet-durable write which truncated a conflicting suffix would come
+ * back with the old entries *and* a commit index covering them, and apply entries that were
+ * never committed (trap 12: never resurrect truncated entries). */
+static uint64_t durable_commit(const struct raft *r)
+{
+    return r->log.committed < r->log.stable ? r->log.committed : r->log.stable;
+}
+
 static bool hard_state_changed(const struct raft *r)
 {
     return r->term != r->last_hs.term || r->vote != r->last_hs.vote ||
-           r->log.committed != r->last_hs.commit;
+           durable_commit(r) != r->last_hs.commit;
 }
 
 static uint64_t apply_limit(const struct raft *r)
@@ -115,7 +124,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
         rd->hard_state_changed = true;
         rd->hard_state.term = r->term;
         rd->hard_state.vote = r->vote;
-        rd->hard_state.commit = r->log.committed;
+        rd->hard_state.commit = durable_commit(r);
         if (r->term != r->last_hs.term || r->vote != r->last_hs.vote) {
             rd->must_sync = true;
         }

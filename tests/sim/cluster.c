@@ -292,6 +292,8 @@ static void node_start(struct sim *s, uint32_t i)
     cfg.id = n->id;
     cfg.election_ticks = s->p.election_ticks;
     cfg.heartbeat_ticks = s->p.heartbeat_ticks;
+    cfg.pre_vote = s->p.pre_vote;
+    cfg.check_quorum = s->p.check_quorum;
     cfg.seed = rng_u64(&s->g);
     cfg.applied = n->app.applied;
     cfg.max_msg_bytes = s->p.max_msg_bytes;
@@ -580,7 +582,7 @@ static void clients_step(struct sim *s)
             c->write = rng_chance(&s->g, 500);
             c->value = ((uint64_t)c->idx << 32) | c->seq;
             c->invoke = ++s->clock;
-            c->hint = 0;
+            c->hint = c->node + 1; /* stick to the member that answered last */
             c->attempts = 0;
             c->st = CL_SUBMIT;
             c->next_at = s->now;
@@ -900,6 +902,23 @@ bool sim_step(struct sim *s)
                 s->nodes[i].restart_at = s->now + 5 + rng_below(&s->g, 60);
             }
         }
+        if (rng_chance(&s->g, s->p.leader_crash_pm)) {
+            int li = sim_leader(s);
+            if (li >= 0) {
+                sim_crash(s, (uint32_t)li, rng_chance(&s->g, s->p.torn_pm));
+                s->nodes[li].restart_at = s->now + 5 + rng_below(&s->g, 60);
+            }
+        }
+        if (rng_chance(&s->g, s->p.leader_isolate_pm)) {
+            int li = sim_leader(s);
+            if (li >= 0) {
+                memset(s->blocked, 0, sizeof(s->blocked));
+                for (uint32_t o = 0; o < s->n_nodes; o++) {
+                    s->blocked[li][o] = s->blocked[o][li] = o != (uint32_t)li;
+                }
+                tracef(s, "partition isolate leader n%d", li + 1);
+            }
+        }
         if (rng_chance(&s->g, s->p.conf_pm)) {
             random_conf_change(s);
         }
@@ -919,7 +938,7 @@ bool sim_step(struct sim *s)
     for (uint32_t i = 0; i < s->n_nodes && !s->res->violation; i++) {
         struct sim_node *n = &s->nodes[i];
         uint64_t index = 0, term = 0;
-        if (n->alive && disk_sync(&n->disk, s->now, &index, &term)) {
+        while (n->alive && disk_sync(&n->disk, s->now, &index, &term)) {
             int rc = raft_persisted(n->r, index, term);
             if (rc != 0) {
                 sim_violation(s, "n%llu persisted: %s", (unsigned long long)n->id,
@@ -958,13 +977,13 @@ void sim_init(struct sim *s, uint64_t seed, const struct sim_params *p, bool tra
     for (uint32_t i = 0; i < p->n_nodes; i++) {
         s->initial.voters[s->initial.n_voters++] = i + 1;
     }
-    static const uint32_t rates[][2] = {{1, 1}, {3, 4}, {5, 4}, {2, 3}, {3, 2}};
+    static const uint32_t rates[][2] = {{1, 1}, {3, 4}, {5, 4}, {2, 3}, {3, 2}, {1, 2}, {2, 1}};
     for (uint32_t i = 0; i < s->n_nodes; i++) {
         struct sim_node *n = &s->nodes[i];
         n->id = i + 1;
         n->founder = i < p->n_nodes;
         disk_init(&n->disk);
-        uint32_t k = p->varied_clocks ? (uint32_t)rng_below(&s->g, 5) : 0;
+        uint32_t k = p->varied_clocks ? (uint32_t)rng_below(&s->g, 7) : 0;
         n->rate_num = rates[k][0];
         n->rate_den = rates[k][1];
         node_start(s, i);

@@ -177,18 +177,17 @@ void disk_write(struct sim_disk *d, const struct raft_entry *ents, size_t n, uin
 
 bool disk_sync(struct sim_disk *d, uint64_t now, uint64_t *index, uint64_t *term)
 {
-    size_t k = 0;
-    while (k < d->n_pending && d->pending[k].sync_at <= now) {
-        struct sim_write *w = &d->pending[k];
-        apply_write(d, &d->dur, w->ents, w->n);
-        *index = w->ents[w->n - 1].e.index;
-        *term = w->ents[w->n - 1].e.term;
-        free_write(w);
-        k++;
+    if (d->n_pending == 0 || d->pending[0].sync_at > now) {
+        return false;
     }
-    memmove(d->pending, d->pending + k, (d->n_pending - k) * sizeof(*d->pending));
-    d->n_pending -= k;
-    return k > 0;
+    struct sim_write *w = &d->pending[0];
+    apply_write(d, &d->dur, w->ents, w->n);
+    *index = w->ents[w->n - 1].e.index;
+    *term = w->ents[w->n - 1].e.term;
+    free_write(w);
+    memmove(d->pending, d->pending + 1, (d->n_pending - 1) * sizeof(*d->pending));
+    d->n_pending--;
+    return true;
 }
 
 void disk_crash(struct sim_disk *d, bool torn, struct sim_rng *g)

@@ -34,6 +34,8 @@ void sim_failover(uint64_t seed, uint32_t trials, uint32_t n_nodes, double *mean
         p.max_inflight = 8;
         p.max_chunk = 1024;
         p.n_clients = 1;
+        p.pre_vote = true;
+        p.check_quorum = true;
         struct sim_result res;
         struct sim *s = malloc(sizeof(*s));
         sim_init(s, seed + t, &p, false, &res);

@@ -14,6 +14,9 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
 {
     struct sim_rng g = {.s = seed ^ 0x5DEECE66Dull};
     memset(p, 0, sizeof(*p));
+    /* Profiles: 0 mixed faults, 1 leader churn (crashes of leaders, one entry per message,
+     * slow disks), 2 partitions with skewed clocks and optional CheckQuorum. */
+    p->profile = (uint32_t)rng_below(&g, 3);
     p->n_nodes = 3 + (uint32_t)rng_below(&g, 5);
     p->n_spares = (uint32_t)rng_below(&g, 3);
     if (p->n_nodes + p->n_spares > SIM_MAX_NODES) {
@@ -25,19 +28,38 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->partition_pm = (uint32_t)rng_below(&g, 15);
     p->crash_pm = (uint32_t)rng_below(&g, 10);
     p->torn_pm = 500;
+    p->leader_crash_pm = (uint32_t)rng_below(&g, 8);
+    p->leader_isolate_pm = (uint32_t)rng_below(&g, 8);
     p->conf_pm = (uint32_t)rng_below(&g, 12);
     p->transfer_pm = (uint32_t)rng_below(&g, 6);
     p->compact_pm = 5 + (uint32_t)rng_below(&g, 40);
-    p->max_sync_delay = (uint32_t)rng_below(&g, 4);
+    p->max_sync_delay = (uint32_t)rng_below(&g, 6);
     p->election_ticks = 8 + (uint32_t)rng_below(&g, 8);
     p->heartbeat_ticks = 1 + (uint32_t)rng_below(&g, 2);
     p->chaos_steps = 400 + (uint32_t)rng_below(&g, 400);
-    p->heal_steps = 30 * p->election_ticks + 200;
     p->n_clients = 2 + (uint32_t)rng_below(&g, 3);
     p->varied_clocks = rng_chance(&g, 500);
+    p->pre_vote = rng_chance(&g, 800);
+    p->check_quorum = true;
     p->max_msg_bytes = 32 * (1 + rng_below(&g, 8));
     p->max_inflight = 1 + (uint32_t)rng_below(&g, 8);
     p->max_chunk = 8 + rng_below(&g, 64);
+    if (p->profile == 1) {
+        p->n_nodes = 3 + 2 * (uint32_t)rng_below(&g, 2);
+        p->leader_crash_pm = 10 + (uint32_t)rng_below(&g, 30);
+        p->crash_pm = (uint32_t)rng_below(&g, 20);
+        p->max_msg_bytes = 32;
+        p->max_sync_delay = 2 + (uint32_t)rng_below(&g, 6);
+        p->drop_pm = (uint32_t)rng_below(&g, 300);
+        p->conf_pm = 0;
+    } else if (p->profile == 2) {
+        p->leader_isolate_pm = 5 + (uint32_t)rng_below(&g, 20);
+        p->partition_pm = 5 + (uint32_t)rng_below(&g, 20);
+        p->varied_clocks = true;
+        p->check_quorum = rng_chance(&g, 500);
+        p->n_clients = 3 + (uint32_t)rng_below(&g, 2);
+    }
+    p->heal_steps = 30 * p->election_ticks + 200;
 }
 
 static void usage(void)
@@ -61,9 +83,9 @@ static int run_one(uint64_t seed, bool trace)
     struct sim_result res;
     sim_params_from_seed(seed, &p);
     sim_run(seed, &p, trace, &res);
-    printf("seed %llu: nodes=%u+%u steps=%u ops=%llu elections=%llu crashes=%llu "
+    printf("seed %llu: profile=%u nodes=%u+%u steps=%u ops=%llu elections=%llu crashes=%llu "
            "snapshots=%llu confs=%llu transfers=%llu commits=%llu: %s\n",
-           (unsigned long long)seed, p.n_nodes, p.n_spares, p.chaos_steps + p.heal_steps,
+           (unsigned long long)seed, p.profile, p.n_nodes, p.n_spares, p.chaos_steps + p.heal_steps,
            (unsigned long long)res.ops_ok, (unsigned long long)res.elections,
            (unsigned long long)res.crashes, (unsigned long long)res.snapshots_installed,
            (unsigned long long)res.conf_changes, (unsigned long long)res.transfers,

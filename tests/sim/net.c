@@ -60,10 +60,20 @@ static void net_push(struct sim *s, const struct raft_message *m, uint64_t at)
 }
 
 void net_send(struct sim *s, const struct raft_message *m);
-static const char *const type_names[] = {"?", "append", "append_resp", "vote", "vote_resp",
-                                         "prevote", "prevote_resp", "heartbeat",
-                                         "heartbeat_resp", "snapshot", "snapshot_resp",
-                                         "timeout_now", "read_index", "read_index_resp"};
+static const char *const type_names[] = {"?",
+                                         "append",
+                                         "append_resp",
+                                         "vote",
+                                         "vote_resp",
+                                         "prevote",
+                                         "prevote_resp",
+                                         "heartbeat",
+                                         "heartbeat_resp",
+                                         "snapshot",
+                                         "snapshot_resp",
+                                         "timeout_now",
+                                         "read_index",
+                                         "read_index_resp"};
 
 static void trace_msg(struct sim *s, const char *what, const struct raft_message *m)
 {
@@ -71,8 +81,8 @@ static void trace_msg(struct sim *s, const char *what, const struct raft_message
         return;
     }
     printf("[%6llu] net %s %s n%llu->n%llu t%llu", (unsigned long long)s->now, what,
-           m->type <= RAFT_MSG_TYPE_MAX ? type_names[m->type] : "?",
-           (unsigned long long)m->from, (unsigned long long)m->to, (unsigned long long)m->term);
+           m->type <= RAFT_MSG_TYPE_MAX ? type_names[m->type] : "?", (unsigned long long)m->from,
+           (unsigned long long)m->to, (unsigned long long)m->term);
     switch (m->type) {
     case RAFT_MSG_APPEND:
         printf(" prev=%llu/%llu n=%zu commit=%llu", (unsigned long long)m->prev_index,

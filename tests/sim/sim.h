@@ -64,8 +64,9 @@ const struct sim_entry *disk_entry(const struct sim_disk *d, uint64_t index);
  * the last entry through *chain_out per entry via callback-less design: chains are computed
  * against cur. */
 void disk_write(struct sim_disk *d, const struct raft_entry *ents, size_t n, uint64_t sync_at);
-/* Makes every pending write with sync_at <= now durable; returns true and the last synced
- * (index, term) if any. */
+/* Makes the oldest pending write durable if its sync_at <= now; returns true and the
+ * (index, term) of its last entry. Call until false: one notice per write, so notices for
+ * writes whose entries a later write replaced reach the core too (trap 6). */
 bool disk_sync(struct sim_disk *d, uint64_t now, uint64_t *index, uint64_t *term);
 /* Crash: pending writes are lost; with torn, a prefix of the pending writes (down to a
  * single entry) survives. */
@@ -89,7 +90,9 @@ struct sim_params {
     uint32_t max_delay;    /* steps */
     uint32_t partition_pm; /* chance per step to change the partition */
     uint32_t crash_pm;
-    uint32_t torn_pm; /* chance that a crash keeps a torn prefix of unsynced writes */
+    uint32_t leader_crash_pm;   /* crash whoever leads */
+    uint32_t leader_isolate_pm; /* cut the leader off from everyone */
+    uint32_t torn_pm;           /* chance that a crash keeps a torn prefix of unsynced writes */
     uint32_t conf_pm;
     uint32_t transfer_pm;
     uint32_t compact_pm;
@@ -100,6 +103,9 @@ struct sim_params {
     uint32_t heal_steps;
     uint32_t n_clients;
     bool varied_clocks;
+    bool pre_vote;
+    bool check_quorum;
+    uint32_t profile;
     size_t max_msg_bytes;
     uint32_t max_inflight;
     size_t max_chunk;

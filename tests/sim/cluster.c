@@ -349,7 +349,18 @@ void sim_restart(struct sim *s, uint32_t i)
     if (s->nodes[i].alive) {
         return;
     }
-    tracef(s, "restart n%llu", (unsigned long long)s->nodes[i].id);
+    struct sim_node *n = &s->nodes[i];
+    tracef(s, "restart n%llu", (unsigned long long)n->id);
+    /* What the state machine applied must still be what the durable log holds there: a
+     * crash may lose unacknowledged writes, never applied ones (traps 12, 14). */
+    const struct sim_entry *e = disk_entry(&n->disk, n->app.applied);
+    if (e != NULL && n->app.applied <= s->n_applied &&
+        (e->e.term != s->applied[n->app.applied - 1].term ||
+         e->chain != s->applied[n->app.applied - 1].chain)) {
+        sim_violation(s, "n%llu restarts with a log that differs at applied index %llu",
+                      (unsigned long long)n->id, (unsigned long long)n->app.applied);
+        return;
+    }
     node_start(s, i);
 }
 
@@ -463,7 +474,8 @@ static void node_ready(struct sim *s, uint32_t i)
                 sim_violation(s, "leader n%llu overwrites its log at %llu",
                               (unsigned long long)n->id, (unsigned long long)rd.entries[0].index);
             }
-            uint64_t sync_at = s->now + rng_below(&s->g, s->p.max_sync_delay + 1);
+            uint32_t max_sync = s->healed && s->p.max_sync_delay > 2 ? 2 : s->p.max_sync_delay;
+            uint64_t sync_at = s->now + rng_below(&s->g, max_sync + 1);
             disk_write(&n->disk, rd.entries, rd.n_entries, sync_at);
             for (size_t k = 0; k < rd.n_entries; k++) {
                 const struct sim_entry *e = disk_entry(&n->disk, rd.entries[k].index);
@@ -827,6 +839,9 @@ static void check_node(struct sim *s, struct sim_node *n)
         if (fresh) {
             s->leader_of_term[term] = n->id;
             s->res->elections++;
+            if (!s->healed && rng_chance(&s->g, s->p.fresh_crash_pm)) {
+                n->crash_at = s->now + 1 + rng_below(&s->g, 4);
+            }
             /* Leader completeness (§3.6.3): every entry committed by a leader of an earlier
              * term is in the new leader's log. */
             size_t lo = 0, hi = s->n_applied;
@@ -899,14 +914,14 @@ bool sim_step(struct sim *s)
             uint32_t i = (uint32_t)rng_below(&s->g, s->n_nodes);
             if (s->nodes[i].alive) {
                 sim_crash(s, i, rng_chance(&s->g, s->p.torn_pm));
-                s->nodes[i].restart_at = s->now + 5 + rng_below(&s->g, 60);
+                s->nodes[i].restart_at = s->now + 3 + rng_below(&s->g, s->p.max_down);
             }
         }
         if (rng_chance(&s->g, s->p.leader_crash_pm)) {
             int li = sim_leader(s);
             if (li >= 0) {
                 sim_crash(s, (uint32_t)li, rng_chance(&s->g, s->p.torn_pm));
-                s->nodes[li].restart_at = s->now + 5 + rng_below(&s->g, 60);
+                s->nodes[li].restart_at = s->now + 3 + rng_below(&s->g, s->p.max_down);
             }
         }
         if (rng_chance(&s->g, s->p.leader_isolate_pm)) {
@@ -927,6 +942,12 @@ bool sim_step(struct sim *s)
         }
     }
     for (uint32_t i = 0; i < s->n_nodes; i++) {
+        struct sim_node *n = &s->nodes[i];
+        if (n->alive && n->crash_at != 0 && s->now >= n->crash_at && !s->healed) {
+            n->crash_at = 0;
+            sim_crash(s, i, rng_chance(&s->g, s->p.torn_pm));
+            n->restart_at = s->now + 3 + rng_below(&s->g, s->p.max_down);
+        }
         if (!s->nodes[i].alive && (s->healed || s->now >= s->nodes[i].restart_at)) {
             sim_restart(s, i);
         }

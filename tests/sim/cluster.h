@@ -26,6 +26,7 @@ struct sim_node {
     uint8_t *incoming;
     size_t incoming_len;
     uint64_t restart_at;
+    uint64_t crash_at; /* scheduled crash (0 = none) */
     uint32_t rate_num;
     uint32_t rate_den;
     uint32_t clock_acc;

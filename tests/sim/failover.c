@@ -26,6 +26,7 @@ void sim_failover(uint64_t seed, uint32_t trials, uint32_t n_nodes, double *mean
         memset(&p, 0, sizeof(p));
         p.n_nodes = n_nodes;
         p.max_delay = 1;
+        p.max_down = 60;
         p.election_ticks = 10;
         p.heartbeat_ticks = 1;
         p.chaos_steps = 1000000;

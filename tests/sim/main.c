@@ -15,8 +15,10 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     struct sim_rng g = {.s = seed ^ 0x5DEECE66Dull};
     memset(p, 0, sizeof(*p));
     /* Profiles: 0 mixed faults, 1 leader churn (crashes of leaders, one entry per message,
-     * slow disks), 2 partitions with skewed clocks and optional CheckQuorum. */
-    p->profile = (uint32_t)rng_below(&g, 3);
+     * slow disks), 2 partitions with skewed clocks and optional CheckQuorum, 3 short-lived
+     * leaders on three members with lossy links and fast disks (the shape of Figure 3.7 of
+     * the dissertation: entries of old terms left on a minority). */
+    p->profile = (uint32_t)rng_below(&g, 4);
     p->n_nodes = 3 + (uint32_t)rng_below(&g, 5);
     p->n_spares = (uint32_t)rng_below(&g, 3);
     if (p->n_nodes + p->n_spares > SIM_MAX_NODES) {
@@ -28,6 +30,7 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->partition_pm = (uint32_t)rng_below(&g, 15);
     p->crash_pm = (uint32_t)rng_below(&g, 10);
     p->torn_pm = 500;
+    p->max_down = 60;
     p->leader_crash_pm = (uint32_t)rng_below(&g, 8);
     p->leader_isolate_pm = (uint32_t)rng_below(&g, 8);
     p->conf_pm = (uint32_t)rng_below(&g, 12);
@@ -46,12 +49,30 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->max_chunk = 8 + rng_below(&g, 64);
     if (p->profile == 1) {
         p->n_nodes = 3 + 2 * (uint32_t)rng_below(&g, 2);
-        p->leader_crash_pm = 10 + (uint32_t)rng_below(&g, 30);
+        p->leader_crash_pm = 10 + (uint32_t)rng_below(&g, 150);
+        p->max_down = 5 + (uint32_t)rng_below(&g, 30);
+        p->max_inflight = 1 + (uint32_t)rng_below(&g, 2);
         p->crash_pm = (uint32_t)rng_below(&g, 20);
         p->max_msg_bytes = 32;
-        p->max_sync_delay = 2 + (uint32_t)rng_below(&g, 6);
+        p->max_sync_delay = 2 + (uint32_t)rng_below(&g, 25);
+        p->fresh_crash_pm = (uint32_t)rng_below(&g, 600);
         p->drop_pm = (uint32_t)rng_below(&g, 300);
         p->conf_pm = 0;
+    } else if (p->profile == 3) {
+        p->n_nodes = 3;
+        p->n_spares = 0;
+        p->max_msg_bytes = 32;
+        p->max_inflight = 1;
+        p->drop_pm = 200 + (uint32_t)rng_below(&g, 300);
+        p->dup_pm = (uint32_t)rng_below(&g, 50);
+        p->max_sync_delay = (uint32_t)rng_below(&g, 2);
+        p->fresh_crash_pm = 400 + (uint32_t)rng_below(&g, 500);
+        p->leader_crash_pm = (uint32_t)rng_below(&g, 20);
+        p->crash_pm = (uint32_t)rng_below(&g, 10);
+        p->max_down = 5 + (uint32_t)rng_below(&g, 25);
+        p->partition_pm = (uint32_t)rng_below(&g, 5);
+        p->conf_pm = 0;
+        p->transfer_pm = 0;
     } else if (p->profile == 2) {
         p->leader_isolate_pm = 5 + (uint32_t)rng_below(&g, 20);
         p->partition_pm = 5 + (uint32_t)rng_below(&g, 20);

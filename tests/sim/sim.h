@@ -91,6 +91,8 @@ struct sim_params {
     uint32_t partition_pm; /* chance per step to change the partition */
     uint32_t crash_pm;
     uint32_t leader_crash_pm;   /* crash whoever leads */
+    uint32_t max_down;          /* steps a crashed member stays down at most */
+    uint32_t fresh_crash_pm;    /* crash a new leader within a few steps of its election */
     uint32_t leader_isolate_pm; /* cut the leader off from everyone */
     uint32_t torn_pm;           /* chance that a crash keeps a torn prefix of unsynced writes */
     uint32_t conf_pm;

@@ -11,26 +11,6 @@ void net_send(struct sim *s, const struct raft_message *m);
 void net_deliver(struct sim *s, void (*deliver)(struct sim *, const struct raft_message *));
 void net_free(struct sim *s);
 
-/* ---- randomness ---- */
-
-uint64_t rng_u64(struct sim_rng *g)
-{
-    uint64_t z = (g->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-uint64_t rng_below(struct sim_rng *g, uint64_t n)
-{
-    return n == 0 ? 0 : rng_u64(g) % n;
-}
-
-bool rng_chance(struct sim_rng *g, uint32_t per_mille)
-{
-    return rng_below(g, 1000) < per_mille;
-}
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -351,6 +331,11 @@ void sim_restart(struct sim *s, uint32_t i)
     }
     struct sim_node *n = &s->nodes[i];
     tracef(s, "restart n%llu", (unsigned long long)n->id);
+    if (s->p.fresh_crash_pm > 0) {
+        for (uint32_t o = 0; o < s->n_nodes; o++) {
+            s->blocked[i][o] = s->blocked[o][i] = false;
+        }
+    }
     /* What the state machine applied must still be what the durable log holds there: a
      * crash may lose unacknowledged writes, never applied ones (traps 12, 14). */
     const struct sim_entry *e = disk_entry(&n->disk, n->app.applied);
@@ -840,7 +825,15 @@ static void check_node(struct sim *s, struct sim_node *n)
             s->leader_of_term[term] = n->id;
             s->res->elections++;
             if (!s->healed && rng_chance(&s->g, s->p.fresh_crash_pm)) {
-                n->crash_at = s->now + 1 + rng_below(&s->g, 4);
+                /* Kill it soon; half the time cut it off first, so that its first entries
+                 * stay on it alone (the start of the Figure 3.7 story). */
+                n->crash_at = s->now + 1 + rng_below(&s->g, 6);
+                if (rng_chance(&s->g, 500)) {
+                    for (uint32_t o = 0; o < s->n_nodes; o++) {
+                        s->blocked[n->id - 1][o] = s->blocked[o][n->id - 1] = o != n->id - 1;
+                    }
+                    tracef(s, "isolate fresh leader n%llu", (unsigned long long)n->id);
+                }
             }
             /* Leader completeness (§3.6.3): every entry committed by a leader of an earlier
              * term is in the new leader's log. */

@@ -1,6 +1,7 @@
 /* tests/sim/main.c: raftsim, the command line of the simulator: one seed, sweeps, failover timing.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,23 +175,56 @@ static int sweep(uint64_t first, uint64_t n, uint32_t jobs, bool stop)
         }
         close(fds[k][1]);
     }
+    /* Collect results as workers finish; with --stop-on-fail, the first violation ends the
+     * sweep (the other workers are stopped). */
     uint64_t ok = 0, bad = 0;
-    for (uint32_t k = 0; k < jobs; k++) {
+    uint32_t left = jobs;
+    bool stopped[SIM_MAX_NODES * 8] = {false};
+    while (left > 0) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        uint32_t k = 0;
+        while (k < jobs && pids[k] != pid) {
+            k++;
+        }
+        if (k == jobs) {
+            continue;
+        }
+        left--;
         char buf[64] = {0};
         ssize_t got = read(fds[k][0], buf, sizeof(buf) - 1);
         unsigned long long a = 0, b = 0;
-        if (got <= 0 || sscanf(buf, "%llu %llu", &a, &b) != 2) {
-            fprintf(stderr, "worker %u died\n", k);
-            bad++;
+        close(fds[k][0]);
+        if (stopped[k]) {
+            continue;
+        }
+        if (got <= 0 || sscanf(buf, "%llu %llu", &a, &b) != 2 || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "worker %u died (status %d)\n", k, status);
+            b++;
         }
         ok += a;
         bad += b;
-        close(fds[k][0]);
-        int status = 0;
-        waitpid(pids[k], &status, 0);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "worker %u exited abnormally (status %d)\n", k, status);
-            bad++;
+        if (stop && b > 0) {
+            for (uint32_t o = 0; o < jobs; o++) {
+                if (o == k || stopped[o]) {
+                    continue;
+                }
+                pid_t w = waitpid(pids[o], NULL, WNOHANG);
+                stopped[o] = true;
+                if (w == 0) {
+                    kill(pids[o], SIGKILL); /* reaped by the loop above */
+                } else if (w == pids[o]) {
+                    left--; /* already gone: reaped here */
+                    close(fds[o][0]);
+                }
+            }
         }
     }
     double dt = now_s() - t0;

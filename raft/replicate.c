@@ -211,7 +211,10 @@ static bool progress_wants_send(struct raft *r, const struct progress *pr)
     if (progress_is_paused(pr, r->cfg.max_inflight_bytes)) {
         return false;
     }
-    return pr->next <= log_last_index(&r->log) ||
+    uint64_t last = log_last_index(&r->log);
+    /* PROBE also sends an empty APPEND when next is past the end but the member's log is
+     * unknown (a member just added starts so): its answer says where to go on from. */
+    return pr->next <= last || (pr->state == PROGRESS_PROBE && pr->match < last) ||
            (pr->state == PROGRESS_REPLICATE && pr->commit_sent < r->log.committed);
 }
 

@@ -159,6 +159,7 @@ void membership_close(struct raft *r);
 /* read.c */
 int read_on_tick(struct raft *r);
 int read_maybe_start_round(struct raft *r);
+bool read_round_due(struct raft *r);
 int read_check_round(struct raft *r);
 int recv_read_index(struct raft *r, const struct raft_message *m);
 int recv_read_index_resp(struct raft *r, const struct raft_message *m);

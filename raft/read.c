@@ -2,6 +2,12 @@
 #include "impl.h"
 #include "quorum.h"
 
+bool read_round_due(struct raft *r)
+{
+    struct readonly *ro = &r->ro;
+    return r->role == RAFT_LEADER && !ro->active && ro->n_wait > 0 && committed_in_term(r);
+}
+
 int read_maybe_start_round(struct raft *r)
 {
     struct readonly *ro = &r->ro;
@@ -79,10 +85,7 @@ int read_check_round(struct raft *r)
     }
     trace_event(r, "read round done ctx=%llu", (unsigned long long)ro->round_ctx);
     readonly_round_end(ro);
-    if (rc != 0) {
-        return rc;
-    }
-    return read_maybe_start_round(r);
+    return rc;
 }
 
 int raft_read_index(struct raft *r, uint64_t cookie)
@@ -92,12 +95,9 @@ int raft_read_index(struct raft *r, uint64_t cookie)
         return RAFT_EBUSY;
     }
     if (r->role == RAFT_LEADER) {
+        /* The round starts in raft_ready(): every read of this turn shares it. */
         struct read_req q = {.cookie = cookie, .from = 0, .context = 0};
-        int rc = readonly_wait_add(ro, &q);
-        if (rc != 0) {
-            return rc;
-        }
-        return read_maybe_start_round(r);
+        return readonly_wait_add(ro, &q);
     }
     if (r->leader == 0) {
         return RAFT_ENOTLEADER;
@@ -128,11 +128,7 @@ int recv_read_index(struct raft *r, const struct raft_message *m)
         return send_msg(r, &resp);
     }
     struct read_req q = {.cookie = 0, .from = m->from, .context = m->context};
-    int rc = readonly_wait_add(&r->ro, &q);
-    if (rc != 0) {
-        return rc;
-    }
-    return read_maybe_start_round(r);
+    return readonly_wait_add(&r->ro, &q);
 }
 
 int recv_read_index_resp(struct raft *r, const struct raft_message *m)

@@ -53,7 +53,7 @@ bool raft_has_ready(const struct raft *r)
     struct raft *rw = (struct raft *)r; /* leader_needs_flush only reads */
     return r->n_msgs > 0 || r->n_reads > 0 || r->n_results > 0 || r->chunk_pending ||
            r->install_pending || hard_state_changed(r) || r->log.handed < log_last_index(&r->log) ||
-           r->log.applied < apply_limit(r) || leader_needs_flush(rw);
+           r->log.applied < apply_limit(r) || leader_needs_flush(rw) || read_round_due(rw);
 }
 
 static void complete_proposals(struct raft *r, const struct raft_entry *ents, size_t n)
@@ -83,7 +83,10 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     memset(rd, 0, sizeof(*rd));
     int rc = 0;
     if (r->role == RAFT_LEADER) {
-        rc = leader_flush(r);
+        rc = read_maybe_start_round(r);
+        if (rc == 0) {
+            rc = leader_flush(r);
+        }
         if (rc != 0) {
             return rc;
         }

@@ -327,11 +327,7 @@ int leader_maybe_commit(struct raft *r)
 #endif
     r->log.committed = idx;
     trace_event(r, "commit %llu", (unsigned long long)idx);
-    int rc = membership_on_commit(r);
-    if (rc != 0 || r->role != RAFT_LEADER) {
-        return rc;
-    }
-    return read_maybe_start_round(r);
+    return membership_on_commit(r);
 }
 
 int recv_append_resp(struct raft *r, const struct raft_message *m)

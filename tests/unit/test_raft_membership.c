@@ -1,4 +1,5 @@
-/* tests/unit/test_raft_membership.c: learners, promotion, joint consensus, one change at a time, traps 1, 8, 9. */
+/* tests/unit/test_raft_membership.c: learners, promotion, joint consensus, one change at a time,
+ * traps 1, 8, 9. */
 #include <string.h>
 
 #include "test_raft_harness.h"

@@ -1,4 +1,5 @@
-/* tests/unit/test_raft_snapshot.c: compaction, chunked InstallSnapshot with offsets, traps 4, 7 and 8. */
+/* tests/unit/test_raft_snapshot.c: compaction, chunked InstallSnapshot with offsets, traps 4, 7
+ * and 8. */
 #include <string.h>
 
 #include "test_raft_harness.h"

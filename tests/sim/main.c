@@ -40,7 +40,7 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->max_sync_delay = (uint32_t)rng_below(&g, 6);
     p->election_ticks = 8 + (uint32_t)rng_below(&g, 8);
     p->heartbeat_ticks = 1 + (uint32_t)rng_below(&g, 2);
-    p->chaos_steps = 400 + (uint32_t)rng_below(&g, 400);
+    p->chaos_steps = 1000 + (uint32_t)rng_below(&g, 2000);
     p->n_clients = 2 + (uint32_t)rng_below(&g, 3);
     p->varied_clocks = rng_chance(&g, 500);
     p->pre_vote = rng_chance(&g, 800);

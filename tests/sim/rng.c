@@ -18,4 +18,3 @@ bool rng_chance(struct sim_rng *g, uint32_t per_mille)
 {
     return rng_below(g, 1000) < per_mille;
 }
-

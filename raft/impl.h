@@ -24,7 +24,7 @@
  *   follower      -> pre-candidate (election timeout, pre_vote), candidate (timeout or
  *                    TIMEOUT_NOW), follower (new term / new leader)
  *   pre-candidate -> candidate (pre-vote won), follower
- *   candidate     -> leader (vote won), candidate (timeout), follower
+ *   candidate     -> leader (vote won), candidate or pre-candidate (timeout), follower
  *   leader        -> follower (higher term, CheckQuorum, removed, transfer)
  */
 

@@ -215,7 +215,7 @@ __attribute__((unused)) static bool transition_legal(enum raft_role from, enum r
         /* to:            F     P      C      L */
         /* F */ {true, true, true, false},
         /* P */ {true, true, true, false},
-        /* C */ {true, false, true, true},
+        /* C */ {true, true, true, true},
         /* L */ {true, false, false, false},
     };
     return table[from][to];

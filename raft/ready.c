@@ -73,8 +73,10 @@ static void complete_proposals(struct raft *r, const struct raft_entry *ents, si
         push_result(r, p->cookie, p->index, p->term, status);
         k++;
     }
-    memmove(r->props, r->props + k, (r->n_props - k) * sizeof(*r->props));
-    r->n_props -= k;
+    if (k > 0) {
+        memmove(r->props, r->props + k, (r->n_props - k) * sizeof(*r->props));
+        r->n_props -= k;
+    }
 }
 
 int raft_ready(struct raft *r, struct raft_ready *rd)

@@ -422,7 +422,9 @@ static void node_ready(struct sim *s, uint32_t i)
                               (unsigned long long)ch->offset, n->incoming_len);
             } else {
                 n->incoming = realloc(n->incoming, n->incoming_len + ch->len + 1);
-                memcpy(n->incoming + n->incoming_len, ch->data, ch->len);
+                if (ch->len > 0) {
+                    memcpy(n->incoming + n->incoming_len, ch->data, ch->len);
+                }
                 n->incoming_len += ch->len;
             }
         }

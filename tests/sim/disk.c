@@ -71,6 +71,9 @@ static void slog_drop_front(struct sim_log *l, size_t k)
     if (k > l->n) {
         k = l->n;
     }
+    if (k == 0) {
+        return;
+    }
     for (size_t i = 0; i < k; i++) {
         free(l->v[i].e.data);
     }
@@ -216,7 +219,9 @@ void disk_install(struct sim_disk *d, const struct raft_snapshot_meta *meta, con
     slog_truncate(&d->cur, 0);
     free(d->snap_data);
     d->snap_data = xmalloc(meta->size);
-    memcpy(d->snap_data, data, meta->size);
+    if (meta->size > 0) {
+        memcpy(d->snap_data, data, meta->size);
+    }
     d->snap = *meta;
     d->snap_chain = chain;
 }
@@ -327,7 +332,9 @@ static int st_snapshot_read(void *ctx, uint64_t index, uint64_t term, uint64_t o
         n = max_len;
     }
     *data = xmalloc(n);
-    memcpy(*data, d->snap_data + offset, n);
+    if (n > 0) {
+        memcpy(*data, d->snap_data + offset, n);
+    }
     *len = n;
     return 0;
 }

@@ -189,7 +189,10 @@ void th_ready(struct th *t, uint64_t id)
             }
             CHECK_EQ(rd.snapshot_chunk.offset, n->incoming_len);
             n->incoming = realloc(n->incoming, n->incoming_len + rd.snapshot_chunk.len + 1);
-            memcpy(n->incoming + n->incoming_len, rd.snapshot_chunk.data, rd.snapshot_chunk.len);
+            if (rd.snapshot_chunk.len > 0) {
+                memcpy(n->incoming + n->incoming_len, rd.snapshot_chunk.data,
+                       rd.snapshot_chunk.len);
+            }
             n->incoming_len += rd.snapshot_chunk.len;
         }
         if (rd.has_snapshot) {

@@ -71,9 +71,13 @@ static struct raft_conf conf_of(const uint64_t *v, uint32_t nv, const uint64_t *
 {
     struct raft_conf c;
     memset(&c, 0, sizeof(c));
-    memcpy(c.voters, v, nv * sizeof(*v));
+    if (nv > 0) {
+        memcpy(c.voters, v, nv * sizeof(*v));
+    }
     c.n_voters = nv;
-    memcpy(c.learners, l, nl * sizeof(*l));
+    if (nl > 0) {
+        memcpy(c.learners, l, nl * sizeof(*l));
+    }
     c.n_learners = nl;
     return c;
 }

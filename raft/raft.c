@@ -42,8 +42,6 @@ const char *raft_strerror(int rc)
         return "storage inconsistent";
     case RAFT_ESTORAGE:
         return "storage error";
-    case RAFT_ESHUTDOWN:
-        return "member removed";
     }
     return "unknown error";
 }

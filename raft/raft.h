@@ -61,7 +61,6 @@ enum {
     RAFT_ESNAPGONE = 14,    /* storage: the requested snapshot is no longer the current one */
     RAFT_ECORRUPT = 15,     /* storage returned inconsistent data */
     RAFT_ESTORAGE = 16,     /* storage I/O error */
-    RAFT_ESHUTDOWN = 17,    /* this member was removed from the configuration */
 };
 
 /* Returns a static string naming rc. Never NULL. */

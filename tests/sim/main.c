@@ -81,6 +81,13 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
         p->check_quorum = rng_chance(&g, 500);
         p->n_clients = 3 + (uint32_t)rng_below(&g, 2);
     }
+    if (!p->pre_vote) {
+        /* Without PreVote a member removed while cut off, that never learns of it, keeps
+         * raising terms and can depose leaders forever (§4.2.3: stickiness alone does not
+         * help once leadership changes hands). node/ runs with PreVote on; membership
+         * changes are only exercised with it. */
+        p->conf_pm = 0;
+    }
     p->heal_steps = 30 * p->election_ticks + 200;
 }
 

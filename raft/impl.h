@@ -81,6 +81,8 @@ struct raft {
     bool recv_active;
     struct raft_snapshot_meta recv_snap;
     uint64_t recv_offset;
+    uint64_t recv_from; /* the leader sending it, and its term: two leaders' images of */
+    uint64_t recv_term; /* the same index need not be byte-identical */
     bool chunk_pending; /* a chunk waits for the next ready */
     struct raft_snapshot_chunk chunk;
     bool install_pending; /* an install waits for the next ready */

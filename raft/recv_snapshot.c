@@ -65,7 +65,8 @@ int recv_snapshot(struct raft *r, const struct raft_message *m)
         return reply(r, m, 0, false, true, m->snap.index < stable ? m->snap.index : stable);
     }
     bool same = r->recv_active && r->recv_snap.index == m->snap.index &&
-                r->recv_snap.term == m->snap.term && r->recv_snap.size == m->snap.size;
+                r->recv_snap.term == m->snap.term && r->recv_snap.size == m->snap.size &&
+                r->recv_from == m->from && r->recv_term == m->term;
     if (!same) {
         if (m->offset != 0) {
             return reply(r, m, 0, true, false, 0);
@@ -73,6 +74,8 @@ int recv_snapshot(struct raft *r, const struct raft_message *m)
         r->recv_active = true;
         r->recv_snap = m->snap;
         r->recv_offset = 0;
+        r->recv_from = m->from;
+        r->recv_term = m->term;
     }
     if (m->offset != r->recv_offset) {
         /* A lost chunk (gap) or a duplicate: tell the leader where to resume. */

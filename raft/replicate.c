@@ -127,8 +127,9 @@ static int send_chunk(struct raft *r, struct progress *pr)
     if (want > 0) {
         rc = st->snapshot_read(st->ctx, m.snap.index, m.snap.term, offset, want, &data, &len);
         if (rc == RAFT_ESNAPGONE) {
-            progress_abort_snapshot(pr);
-            return 0;
+            /* It was the current snapshot a moment ago, in the same call: storage
+             * contradicts itself. */
+            rc = RAFT_ECORRUPT;
         }
         if (rc != 0) {
             r->log.err = r->log.err ? r->log.err : rc;

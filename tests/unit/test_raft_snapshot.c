@@ -166,6 +166,18 @@ static void test_wrong_offsets_answered(void)
     CHECK_EQ(raft_commit_index(th_r(&t, 3)), 20);
     CHECK_EQ(raft_last_index(th_r(&t, 3)), 20);
     th_free(&t);
+
+    /* A transfer is never continued from another leader (or term): two images of the same
+     * index need not be byte-identical. */
+    th_init(&t, 3, 3, NULL);
+    m = chunk(2, 0, 16, false);
+    a = step_answer(&t, &m);
+    CHECK(!a.reject && a.offset == 16);
+    m = chunk(3, 16, 16, false);
+    m.from = 2;
+    a = step_answer(&t, &m);
+    CHECK(a.reject && a.offset == 0);
+    th_free(&t);
 }
 
 static void test_install_keeps_suffix_only_on_match(void)

@@ -52,7 +52,7 @@ static int check_log(const struct raft *r, char *why, size_t why_len)
 
 static int check_conf(const struct raft *r, char *why, size_t why_len)
 {
-    CHECK(conf_valid(&r->conf, true), "invalid configuration");
+    CHECK(raft_conf_valid(&r->conf, true), "invalid configuration");
     CHECK(r->committed_conf_index <= r->log.committed, "committed conf index %llu > commit",
           (unsigned long long)r->committed_conf_index);
     for (size_t i = 0; i < r->n_conf_log; i++) {
@@ -63,7 +63,7 @@ static int check_conf(const struct raft *r, char *why, size_t why_len)
     }
     const struct raft_conf *want =
         r->n_conf_log > 0 ? &r->conf_log[r->n_conf_log - 1].conf : &r->committed_conf;
-    CHECK(conf_equal(want, &r->conf), "conf is not the latest in the log");
+    CHECK(raft_conf_equal(want, &r->conf), "conf is not the latest in the log");
     return 0;
 }
 
@@ -87,7 +87,7 @@ static int check_progress(const struct raft *r, const struct progress *pr, char 
           bytes, pr->bytes);
     if (pr->state != PROGRESS_REPLICATE) {
         CHECK(pr->count == 0 && pr->bytes == 0, "pr %llu window used in state %s",
-              (unsigned long long)pr->id, progress_state_name(pr->state));
+              (unsigned long long)pr->id, raft_progress_state_name(pr->state));
     }
     if (pr->state == PROGRESS_SNAPSHOT) {
         CHECK(pr->snap_index > 0 && pr->snap_offset <= pr->snap_size,
@@ -109,12 +109,12 @@ int raft_check(const struct raft *r, char *why, size_t why_len)
     if (rc != 0) {
         return rc;
     }
-    CHECK(readonly_pending(&r->ro) <= r->cfg.max_pending_reads, "too many pending reads");
+    CHECK(raft_readonly_pending(&r->ro) <= r->cfg.max_pending_reads, "too many pending reads");
     switch (r->role) {
     case RAFT_LEADER: {
         CHECK(r->leader == r->id && r->vote == r->id, "leader without own vote/leadership");
         uint64_t ids[3 * RAFT_CONF_MAX];
-        uint32_t n = conf_all_ids(&r->conf, ids);
+        uint32_t n = raft_conf_all_ids(&r->conf, ids);
         CHECK(r->n_prs == n, "tracker has %u members, conf %u", r->n_prs, n);
         for (uint32_t i = 0; i < n; i++) {
             bool found = false;

@@ -6,7 +6,7 @@
 
 #define CONF_ENCODING_VERSION 1
 
-bool conf_set_has(const uint64_t *ids, uint32_t n, uint64_t id)
+bool raft_conf_set_has(const uint64_t *ids, uint32_t n, uint64_t id)
 {
     for (uint32_t i = 0; i < n; i++) {
         if (ids[i] == id) {
@@ -18,13 +18,13 @@ bool conf_set_has(const uint64_t *ids, uint32_t n, uint64_t id)
 
 bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id)
 {
-    return conf_set_has(c->voters, c->n_voters, id) ||
-           conf_set_has(c->voters_old, c->n_voters_old, id);
+    return raft_conf_set_has(c->voters, c->n_voters, id) ||
+           raft_conf_set_has(c->voters_old, c->n_voters_old, id);
 }
 
 bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id)
 {
-    return !raft_conf_is_voter(c, id) && conf_set_has(c->learners, c->n_learners, id);
+    return !raft_conf_is_voter(c, id) && raft_conf_set_has(c->learners, c->n_learners, id);
 }
 
 bool raft_conf_is_joint(const struct raft_conf *c)
@@ -32,9 +32,9 @@ bool raft_conf_is_joint(const struct raft_conf *c)
     return c->n_voters_old > 0;
 }
 
-bool conf_is_member(const struct raft_conf *c, uint64_t id)
+bool raft_conf_is_member(const struct raft_conf *c, uint64_t id)
 {
-    return raft_conf_is_voter(c, id) || conf_set_has(c->learners, c->n_learners, id);
+    return raft_conf_is_voter(c, id) || raft_conf_set_has(c->learners, c->n_learners, id);
 }
 
 static bool set_valid(const uint64_t *ids, uint32_t n)
@@ -43,14 +43,14 @@ static bool set_valid(const uint64_t *ids, uint32_t n)
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == 0 || conf_set_has(ids, i, ids[i])) {
+        if (ids[i] == 0 || raft_conf_set_has(ids, i, ids[i])) {
             return false;
         }
     }
     return true;
 }
 
-bool conf_valid(const struct raft_conf *c, bool allow_empty)
+bool raft_conf_valid(const struct raft_conf *c, bool allow_empty)
 {
     if (!set_valid(c->voters, c->n_voters) || !set_valid(c->voters_old, c->n_voters_old) ||
         !set_valid(c->learners, c->n_learners)) {
@@ -60,7 +60,7 @@ bool conf_valid(const struct raft_conf *c, bool allow_empty)
         return false;
     }
     for (uint32_t i = 0; i < c->n_learners; i++) {
-        if (conf_set_has(c->voters, c->n_voters, c->learners[i])) {
+        if (raft_conf_set_has(c->voters, c->n_voters, c->learners[i])) {
             return false;
         }
     }
@@ -73,28 +73,28 @@ static bool set_equal(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_
         return false;
     }
     for (uint32_t i = 0; i < na; i++) {
-        if (!conf_set_has(b, nb, a[i])) {
+        if (!raft_conf_set_has(b, nb, a[i])) {
             return false;
         }
     }
     return true;
 }
 
-bool conf_equal(const struct raft_conf *a, const struct raft_conf *b)
+bool raft_conf_equal(const struct raft_conf *a, const struct raft_conf *b)
 {
     return set_equal(a->voters, a->n_voters, b->voters, b->n_voters) &&
            set_equal(a->voters_old, a->n_voters_old, b->voters_old, b->n_voters_old) &&
            set_equal(a->learners, a->n_learners, b->learners, b->n_learners);
 }
 
-uint32_t conf_all_ids(const struct raft_conf *c, uint64_t *ids)
+uint32_t raft_conf_all_ids(const struct raft_conf *c, uint64_t *ids)
 {
     uint32_t n = 0;
     const uint64_t *sets[3] = {c->voters, c->voters_old, c->learners};
     uint32_t lens[3] = {c->n_voters, c->n_voters_old, c->n_learners};
     for (int s = 0; s < 3; s++) {
         for (uint32_t i = 0; i < lens[s]; i++) {
-            if (!conf_set_has(ids, n, sets[s][i])) {
+            if (!raft_conf_set_has(ids, n, sets[s][i])) {
                 ids[n++] = sets[s][i];
             }
         }
@@ -118,7 +118,7 @@ static size_t format_set(char *buf, size_t len, const char *name, const uint64_t
     return used;
 }
 
-void conf_format(const struct raft_conf *c, char *buf, size_t len)
+void raft_conf_format(const struct raft_conf *c, char *buf, size_t len)
 {
     size_t used = format_set(buf, len, "v", c->voters, c->n_voters);
     if (c->n_voters_old > 0 && used + 1 < len) {
@@ -196,7 +196,7 @@ int raft_conf_decode(const uint8_t *buf, size_t len, struct raft_conf *out)
     for (uint32_t i = 0; i < out->n_learners; i++, p += 8) {
         out->learners[i] = get_u64(p);
     }
-    if (!conf_valid(out, false)) {
+    if (!raft_conf_valid(out, false)) {
         memset(out, 0, sizeof(*out));
         return RAFT_ECORRUPT;
     }

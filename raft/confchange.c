@@ -32,15 +32,15 @@ static bool same_set(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t
         return false;
     }
     for (uint32_t i = 0; i < na; i++) {
-        if (!conf_set_has(b, nb, a[i])) {
+        if (!raft_conf_set_has(b, nb, a[i])) {
             return false;
         }
     }
     return true;
 }
 
-int confchange_apply(const struct raft_conf *cur, const struct raft_change *changes, size_t n,
-                     struct raft_conf *out)
+int raft_confchange_apply(const struct raft_conf *cur, const struct raft_change *changes, size_t n,
+                          struct raft_conf *out)
 {
     int rc = 0;
     struct raft_conf next;
@@ -66,8 +66,8 @@ int confchange_apply(const struct raft_conf *cur, const struct raft_change *chan
                 return RAFT_EINVAL;
             }
         }
-        bool voter = conf_set_has(next.voters, next.n_voters, id);
-        bool learner = conf_set_has(next.learners, next.n_learners, id);
+        bool voter = raft_conf_set_has(next.voters, next.n_voters, id);
+        bool learner = raft_conf_set_has(next.learners, next.n_learners, id);
         switch (changes[i].type) {
         case RAFT_CHANGE_ADD_VOTER:
             if (voter) {
@@ -106,16 +106,16 @@ int confchange_apply(const struct raft_conf *cur, const struct raft_change *chan
         memcpy(next.voters_old, cur->voters, sizeof(next.voters_old));
         next.n_voters_old = cur->n_voters;
     }
-    assert(conf_valid(&next, false));
+    assert(raft_conf_valid(&next, false));
     *out = next;
     return 0;
 }
 
-void confchange_leave_joint(const struct raft_conf *cur, struct raft_conf *out)
+void raft_confchange_leave_joint(const struct raft_conf *cur, struct raft_conf *out)
 {
     assert(raft_conf_is_joint(cur));
     *out = *cur;
     memset(out->voters_old, 0, sizeof(out->voters_old));
     out->n_voters_old = 0;
-    assert(conf_valid(out, false));
+    assert(raft_conf_valid(out, false));
 }

@@ -11,10 +11,10 @@
  * member to the role it already has, removes a non-member, or the result has no voter or too
  * many members; RAFT_ECONFPENDING when cur is joint.
  */
-int confchange_apply(const struct raft_conf *cur, const struct raft_change *changes, size_t n,
-                     struct raft_conf *out);
+int raft_confchange_apply(const struct raft_conf *cur, const struct raft_change *changes, size_t n,
+                          struct raft_conf *out);
 
 /* The configuration that follows the joint cur: C_new, learners kept. */
-void confchange_leave_joint(const struct raft_conf *cur, struct raft_conf *out);
+void raft_confchange_leave_joint(const struct raft_conf *cur, struct raft_conf *out);
 
 #endif

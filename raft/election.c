@@ -14,43 +14,43 @@ static enum quorum_result tally(struct raft *r)
         uint32_t n = half == 0 ? c->n_voters : c->n_voters_old;
         uint32_t yes = 0, no = 0;
         for (uint32_t i = 0; i < n; i++) {
-            if (conf_set_has(r->votes_yes, r->n_votes_yes, ids[i])) {
+            if (raft_conf_set_has(r->votes_yes, r->n_votes_yes, ids[i])) {
                 yes++;
-            } else if (conf_set_has(r->votes_no, r->n_votes_no, ids[i])) {
+            } else if (raft_conf_set_has(r->votes_no, r->n_votes_no, ids[i])) {
                 no++;
             }
         }
-        res[half] = quorum_majority_vote(n, yes, no);
+        res[half] = raft_quorum_majority_vote(n, yes, no);
     }
-    return quorum_joint_vote(res[0], res[1]);
+    return raft_quorum_joint_vote(res[0], res[1]);
 }
 
-int election_campaign(struct raft *r, bool pre, bool transfer)
+int raft_election_campaign(struct raft *r, bool pre, bool transfer)
 {
     assert(r->role != RAFT_LEADER);
-    if (!self_can_campaign(r)) {
+    if (!raft_self_can_campaign(r)) {
         return 0;
     }
     uint32_t type;
     uint64_t term;
     if (pre) {
-        become_pre_candidate(r);
+        raft_become_pre_candidate(r);
         type = RAFT_MSG_PREVOTE;
         term = r->term + 1;
     } else {
-        become_candidate(r, transfer);
+        raft_become_candidate(r, transfer);
         type = RAFT_MSG_VOTE;
         term = r->term;
     }
     enum quorum_result res = tally(r);
     if (res == QUORUM_WON) {
         /* A single-voter configuration wins at once. */
-        return pre ? election_campaign(r, false, transfer) : become_leader(r);
+        return pre ? raft_election_campaign(r, false, transfer) : raft_become_leader(r);
     }
     uint64_t ids[3 * RAFT_CONF_MAX];
-    uint32_t n = conf_all_ids(&r->conf, ids);
-    uint64_t last_index = log_last_index(&r->log);
-    uint64_t last_term = log_last_term(&r->log);
+    uint32_t n = raft_conf_all_ids(&r->conf, ids);
+    uint64_t last_index = raft_log_last_index(&r->log);
+    uint64_t last_term = raft_log_last_term(&r->log);
     for (uint32_t i = 0; i < n; i++) {
         if (ids[i] == r->id || !raft_conf_is_voter(&r->conf, ids[i])) {
             continue;
@@ -62,18 +62,18 @@ int election_campaign(struct raft *r, bool pre, bool transfer)
         m.last_index = last_index;
         m.last_term = last_term;
         m.transfer = transfer;
-        int rc = send_msg(r, &m);
+        int rc = raft_send_msg(r, &m);
         if (rc != 0) {
             return rc;
         }
     }
-    trace_event(r, "campaign %s term=%llu last=%llu/%llu", pre ? "prevote" : "vote",
-                (unsigned long long)term, (unsigned long long)last_index,
-                (unsigned long long)last_term);
+    raft_trace_event(r, "campaign %s term=%llu last=%llu/%llu", pre ? "prevote" : "vote",
+                     (unsigned long long)term, (unsigned long long)last_index,
+                     (unsigned long long)last_term);
     return 0;
 }
 
-int recv_vote(struct raft *r, const struct raft_message *m)
+int raft_recv_vote(struct raft *r, const struct raft_message *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE;
     bool can_vote;
@@ -87,7 +87,7 @@ int recv_vote(struct raft *r, const struct raft_message *m)
         can_vote = true;
 #endif
     }
-    bool up_to_date = log_is_up_to_date(&r->log, m->last_index, m->last_term);
+    bool up_to_date = raft_log_is_up_to_date(&r->log, m->last_index, m->last_term);
     struct raft_message resp = {0};
     resp.type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
     resp.to = m->from;
@@ -98,18 +98,19 @@ int recv_vote(struct raft *r, const struct raft_message *m)
             resp.term = m->term;
         } else {
             r->vote = m->from;
-            reset_election_timer(r);
+            raft_reset_election_timer(r);
         }
-        trace_event(r, "grant %s to=%llu", pre ? "prevote" : "vote", (unsigned long long)m->from);
+        raft_trace_event(r, "grant %s to=%llu", pre ? "prevote" : "vote",
+                         (unsigned long long)m->from);
     } else {
         resp.reject = true;
-        trace_event(r, "reject %s to=%llu vote=%llu up_to_date=%d", pre ? "prevote" : "vote",
-                    (unsigned long long)m->from, (unsigned long long)r->vote, up_to_date);
+        raft_trace_event(r, "reject %s to=%llu vote=%llu up_to_date=%d", pre ? "prevote" : "vote",
+                         (unsigned long long)m->from, (unsigned long long)r->vote, up_to_date);
     }
-    return send_msg(r, &resp);
+    return raft_send_msg(r, &resp);
 }
 
-int recv_vote_resp(struct raft *r, const struct raft_message *m)
+int raft_recv_vote_resp(struct raft *r, const struct raft_message *m)
 {
     if (m->type == RAFT_MSG_PREVOTE_RESP) {
         if (r->role != RAFT_PRE_CANDIDATE || (!m->reject && m->term != r->term + 1)) {
@@ -119,8 +120,8 @@ int recv_vote_resp(struct raft *r, const struct raft_message *m)
         return 0;
     }
     if (!raft_conf_is_voter(&r->conf, m->from) ||
-        conf_set_has(r->votes_yes, r->n_votes_yes, m->from) ||
-        conf_set_has(r->votes_no, r->n_votes_no, m->from)) {
+        raft_conf_set_has(r->votes_yes, r->n_votes_yes, m->from) ||
+        raft_conf_set_has(r->votes_no, r->n_votes_no, m->from)) {
         return 0;
     }
     if (m->reject) {
@@ -131,13 +132,13 @@ int recv_vote_resp(struct raft *r, const struct raft_message *m)
     enum quorum_result res = tally(r);
     if (res == QUORUM_WON) {
         if (r->role == RAFT_PRE_CANDIDATE) {
-            return election_campaign(r, false, r->campaign_transfer);
+            return raft_election_campaign(r, false, r->campaign_transfer);
         }
-        return become_leader(r);
+        return raft_become_leader(r);
     }
     if (res == QUORUM_LOST) {
-        trace_event(r, "campaign lost");
-        become_follower(r, r->term, 0);
+        raft_trace_event(r, "campaign lost");
+        raft_become_follower(r, r->term, 0);
     }
     return 0;
 }

@@ -108,71 +108,72 @@ struct raft {
 };
 
 /* trace.c */
-void trace_event(struct raft *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void raft_trace_event(struct raft *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* raft.c */
-int grow_array(void **p, size_t *cap, size_t want, size_t size);
-void become_follower(struct raft *r, uint64_t term, uint64_t leader);
-void become_pre_candidate(struct raft *r);
-void become_candidate(struct raft *r, bool transfer);
-int become_leader(struct raft *r);
-void reset_election_timer(struct raft *r);
-bool self_is_voter(const struct raft *r);
-bool self_can_campaign(const struct raft *r);
-int send_msg(struct raft *r, struct raft_message *m); /* takes ownership of m's buffers */
-int push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status);
-int push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, int status);
-bool committed_in_term(struct raft *r);
-void fail_pending(struct raft *r, int status); /* proposals and reads, leader side */
+int raft_grow_array(void **p, size_t *cap, size_t want, size_t size);
+void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader);
+void raft_become_pre_candidate(struct raft *r);
+void raft_become_candidate(struct raft *r, bool transfer);
+int raft_become_leader(struct raft *r);
+void raft_reset_election_timer(struct raft *r);
+bool raft_self_is_voter(const struct raft *r);
+bool raft_self_can_campaign(const struct raft *r);
+int raft_send_msg(struct raft *r, struct raft_message *m); /* takes ownership of m's buffers */
+int raft_push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status);
+int raft_push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, int status);
+bool raft_committed_in_term(struct raft *r);
+void raft_fail_pending(struct raft *r, int status); /* proposals and reads, leader side */
 
 /* election.c */
-int election_campaign(struct raft *r, bool pre, bool transfer);
-int recv_vote(struct raft *r, const struct raft_message *m);
-int recv_vote_resp(struct raft *r, const struct raft_message *m);
+int raft_election_campaign(struct raft *r, bool pre, bool transfer);
+int raft_recv_vote(struct raft *r, const struct raft_message *m);
+int raft_recv_vote_resp(struct raft *r, const struct raft_message *m);
 
 /* replicate.c (leader) */
-int leader_flush(struct raft *r);
-int leader_bcast_heartbeat(struct raft *r);
-int leader_maybe_commit(struct raft *r);
-int recv_append_resp(struct raft *r, const struct raft_message *m);
-int recv_heartbeat_resp(struct raft *r, const struct raft_message *m);
-int recv_snapshot_resp(struct raft *r, const struct raft_message *m);
-struct progress *tracker_get(struct raft *r, uint64_t id);
-int tracker_rebuild(struct raft *r);
-void tracker_clear(struct raft *r);
+int raft_leader_flush(struct raft *r);
+int raft_leader_bcast_heartbeat(struct raft *r);
+int raft_leader_maybe_commit(struct raft *r);
+int raft_recv_append_resp(struct raft *r, const struct raft_message *m);
+int raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m);
+int raft_recv_snapshot_resp(struct raft *r, const struct raft_message *m);
+struct progress *raft_tracker_get(struct raft *r, uint64_t id);
+int raft_tracker_rebuild(struct raft *r);
+void raft_tracker_clear(struct raft *r);
 
 /* recv_append.c (follower) */
-int recv_append(struct raft *r, const struct raft_message *m);
-int recv_heartbeat(struct raft *r, const struct raft_message *m);
-int follower_send_ack(struct raft *r, bool force);
+int raft_recv_append(struct raft *r, const struct raft_message *m);
+int raft_recv_heartbeat(struct raft *r, const struct raft_message *m);
+int raft_follower_send_ack(struct raft *r, bool force);
 
 /* recv_snapshot.c (follower) */
-int recv_snapshot(struct raft *r, const struct raft_message *m);
+int raft_recv_snapshot(struct raft *r, const struct raft_message *m);
 
 /* membership.c */
-int membership_init(struct raft *r);
-int membership_on_append(struct raft *r, const struct raft_entry *e);
-void membership_on_truncate(struct raft *r, uint64_t from_index);
-int membership_on_commit(struct raft *r);
-void membership_on_restore(struct raft *r, const struct raft_snapshot_meta *meta);
-bool membership_change_pending(const struct raft *r);
-void membership_close(struct raft *r);
+int raft_membership_init(struct raft *r);
+int raft_membership_on_append(struct raft *r, const struct raft_entry *e);
+void raft_membership_on_truncate(struct raft *r, uint64_t from_index);
+int raft_membership_on_commit(struct raft *r);
+void raft_membership_on_restore(struct raft *r, const struct raft_snapshot_meta *meta);
+bool raft_membership_change_pending(const struct raft *r);
+void raft_membership_close(struct raft *r);
 
 /* read.c */
-int read_on_tick(struct raft *r);
-int read_maybe_start_round(struct raft *r);
-bool read_round_due(struct raft *r);
-int read_check_round(struct raft *r);
-int recv_read_index(struct raft *r, const struct raft_message *m);
-int recv_read_index_resp(struct raft *r, const struct raft_message *m);
-void read_fail_forwarded(struct raft *r, int status);
+int raft_read_on_tick(struct raft *r);
+int raft_read_maybe_start_round(struct raft *r);
+bool raft_read_round_due(struct raft *r);
+int raft_read_check_round(struct raft *r);
+int raft_recv_read_index(struct raft *r, const struct raft_message *m);
+int raft_recv_read_index_resp(struct raft *r, const struct raft_message *m);
+void raft_read_fail_forwarded(struct raft *r, int status);
 
 /* transfer.c */
-int transfer_on_progress(struct raft *r, struct progress *pr);
-int recv_timeout_now(struct raft *r, const struct raft_message *m);
-void transfer_abort(struct raft *r, const char *why);
+int raft_transfer_on_progress(struct raft *r, struct progress *pr);
+int raft_recv_timeout_now(struct raft *r, const struct raft_message *m);
+void raft_transfer_abort(struct raft *r, const char *why);
 
 /* ready.c */
-int log_append_leader(struct raft *r, uint32_t type, const void *data, size_t len, uint64_t *index);
+int raft_log_append_leader(struct raft *r, uint32_t type, const void *data, size_t len,
+                           uint64_t *index);
 
 #endif

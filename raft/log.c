@@ -13,7 +13,7 @@ static int record(struct raft_log *l, int rc)
     return rc;
 }
 
-int log_init(struct raft_log *l, struct raft_storage *st)
+int raft_log_init(struct raft_log *l, struct raft_storage *st)
 {
     memset(l, 0, sizeof(*l));
     l->st = st;
@@ -27,7 +27,7 @@ int log_init(struct raft_log *l, struct raft_storage *st)
     return 0;
 }
 
-void entries_free(struct raft_entry *ents, size_t n)
+void raft_entries_free(struct raft_entry *ents, size_t n)
 {
     if (ents == NULL) {
         return;
@@ -38,15 +38,15 @@ void entries_free(struct raft_entry *ents, size_t n)
     free(ents);
 }
 
-void log_close(struct raft_log *l)
+void raft_log_close(struct raft_log *l)
 {
-    entries_free(l->ents, l->n);
+    raft_entries_free(l->ents, l->n);
     l->ents = NULL;
     l->n = 0;
     l->cap = 0;
 }
 
-int entry_copy(struct raft_entry *dst, const struct raft_entry *src)
+int raft_entry_copy(struct raft_entry *dst, const struct raft_entry *src)
 {
     *dst = *src;
     dst->data = NULL;
@@ -60,12 +60,12 @@ int entry_copy(struct raft_entry *dst, const struct raft_entry *src)
     return 0;
 }
 
-uint64_t log_last_index(const struct raft_log *l)
+uint64_t raft_log_last_index(const struct raft_log *l)
 {
     return l->stable + l->n;
 }
 
-int log_term(struct raft_log *l, uint64_t index, uint64_t *term)
+int raft_log_entry_term(struct raft_log *l, uint64_t index, uint64_t *term)
 {
     if (index > l->stable) {
         if (index - l->stable > l->n) {
@@ -84,22 +84,22 @@ int log_term(struct raft_log *l, uint64_t index, uint64_t *term)
     return record(l, l->st->term(l->st->ctx, index, term));
 }
 
-uint64_t log_last_term(struct raft_log *l)
+uint64_t raft_log_last_term(struct raft_log *l)
 {
     uint64_t t = 0;
-    if (log_term(l, log_last_index(l), &t) != 0) {
+    if (raft_log_entry_term(l, raft_log_last_index(l), &t) != 0) {
         return 0;
     }
     return t;
 }
 
-bool log_match_term(struct raft_log *l, uint64_t index, uint64_t term)
+bool raft_log_match_term(struct raft_log *l, uint64_t index, uint64_t term)
 {
     uint64_t t = 0;
-    return log_term(l, index, &t) == 0 && t == term;
+    return raft_log_entry_term(l, index, &t) == 0 && t == term;
 }
 
-uint64_t log_first_index(struct raft_log *l)
+uint64_t raft_log_first_index(struct raft_log *l)
 {
     if (l->has_snap) {
         return l->snap.index + 1;
@@ -109,14 +109,14 @@ uint64_t log_first_index(struct raft_log *l)
     return first;
 }
 
-bool log_is_up_to_date(struct raft_log *l, uint64_t last_index, uint64_t last_term)
+bool raft_log_is_up_to_date(struct raft_log *l, uint64_t last_index, uint64_t last_term)
 {
-    uint64_t my_term = log_last_term(l);
-    return last_term > my_term || (last_term == my_term && last_index >= log_last_index(l));
+    uint64_t my_term = raft_log_last_term(l);
+    return last_term > my_term || (last_term == my_term && last_index >= raft_log_last_index(l));
 }
 
-int log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
-                struct raft_entry **out, size_t *n)
+int raft_log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
+                     struct raft_entry **out, size_t *n)
 {
     int rc = 0;
     struct raft_entry *res = NULL;
@@ -127,7 +127,7 @@ int log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
     if (lo >= hi) {
         return 0;
     }
-    if (hi > log_last_index(l) + 1) {
+    if (hi > raft_log_last_index(l) + 1) {
         return RAFT_EUNAVAILABLE;
     }
     if (lo <= l->stable && l->has_snap) {
@@ -146,7 +146,7 @@ int log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
             goto err_res;
         }
         if (ngot == 0 || ngot > shi - lo || got[0].index != lo) {
-            entries_free(got, ngot);
+            raft_entries_free(got, ngot);
             rc = record(l, RAFT_ECORRUPT);
             goto err_res;
         }
@@ -164,7 +164,7 @@ int log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
         if (count > 0 && bytes + e->len > max_bytes) {
             break;
         }
-        rc = entry_copy(&res[count], e);
+        rc = raft_entry_copy(&res[count], e);
         if (rc != 0) {
             goto err_res;
         }
@@ -176,7 +176,7 @@ done:
     *n = count;
     return 0;
 err_res:
-    entries_free(res, count);
+    raft_entries_free(res, count);
     return rc;
 }
 
@@ -198,18 +198,18 @@ static int reserve(struct raft_log *l, size_t want)
     return 0;
 }
 
-int log_append(struct raft_log *l, const struct raft_entry *ents, size_t n)
+int raft_log_append(struct raft_log *l, const struct raft_entry *ents, size_t n)
 {
     if (n == 0) {
         return 0;
     }
     uint64_t first = ents[0].index;
-    assert(first >= 1 && first <= log_last_index(l) + 1);
+    assert(first >= 1 && first <= raft_log_last_index(l) + 1);
     assert(first > l->committed);
     if (first <= l->stable) {
         /* Durable entries are being replaced: the storage write of these entries will
          * truncate them; until it is durable nothing at or above first counts as stable. */
-        entries_free(l->ents, l->n);
+        raft_entries_free(l->ents, l->n);
         l->ents = NULL;
         l->n = 0;
         l->cap = 0;
@@ -230,7 +230,7 @@ int log_append(struct raft_log *l, const struct raft_entry *ents, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         assert(ents[i].index == first + i);
-        rc = entry_copy(&l->ents[l->n], &ents[i]);
+        rc = raft_entry_copy(&l->ents[l->n], &ents[i]);
         if (rc != 0) {
             return rc;
         }
@@ -239,19 +239,19 @@ int log_append(struct raft_log *l, const struct raft_entry *ents, size_t n)
     return 0;
 }
 
-uint64_t log_find_conflict(struct raft_log *l, const struct raft_entry *ents, size_t n)
+uint64_t raft_log_find_conflict(struct raft_log *l, const struct raft_entry *ents, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!log_match_term(l, ents[i].index, ents[i].term)) {
+        if (!raft_log_match_term(l, ents[i].index, ents[i].term)) {
             return ents[i].index;
         }
     }
     return 0;
 }
 
-bool log_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
+bool raft_log_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
 {
-    if (index <= l->stable || index > l->handed || index > log_last_index(l)) {
+    if (index <= l->stable || index > l->handed || index > raft_log_last_index(l)) {
         return false;
     }
     if (l->ents[index - l->stable - 1].term != term) {
@@ -267,9 +267,9 @@ bool log_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
     return true;
 }
 
-void log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta)
+void raft_log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta)
 {
-    entries_free(l->ents, l->n);
+    raft_entries_free(l->ents, l->n);
     l->ents = NULL;
     l->n = 0;
     l->cap = 0;
@@ -281,7 +281,7 @@ void log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta)
     l->applied = meta->index;
 }
 
-void log_snapshot_done(struct raft_log *l)
+void raft_log_snapshot_done(struct raft_log *l)
 {
     l->has_snap = false;
 }

@@ -30,43 +30,43 @@ struct raft_log {
     uint64_t applied;
 };
 
-int log_init(struct raft_log *l, struct raft_storage *st);
-void log_close(struct raft_log *l);
+int raft_log_init(struct raft_log *l, struct raft_storage *st);
+void raft_log_close(struct raft_log *l);
 
-uint64_t log_last_index(const struct raft_log *l);
+uint64_t raft_log_last_index(const struct raft_log *l);
 /* 0, RAFT_ECOMPACTED, RAFT_EUNAVAILABLE or a storage error (also recorded in l->err). */
-int log_term(struct raft_log *l, uint64_t index, uint64_t *term);
-uint64_t log_last_term(struct raft_log *l);
+int raft_log_entry_term(struct raft_log *l, uint64_t index, uint64_t *term);
+uint64_t raft_log_last_term(struct raft_log *l);
 /* True iff the entry at index exists here with this term (index 0 matches term 0). */
-bool log_match_term(struct raft_log *l, uint64_t index, uint64_t term);
+bool raft_log_match_term(struct raft_log *l, uint64_t index, uint64_t term);
 /* First index available (snapshot index + 1). */
-uint64_t log_first_index(struct raft_log *l);
+uint64_t raft_log_first_index(struct raft_log *l);
 /* §5.4.1: a log ending at (last_index, last_term) is at least as up to date as ours. */
-bool log_is_up_to_date(struct raft_log *l, uint64_t last_index, uint64_t last_term);
+bool raft_log_is_up_to_date(struct raft_log *l, uint64_t last_index, uint64_t last_term);
 
 /* Copies entries [lo, hi) (at least one if lo < hi, then up to max_bytes of data) into a new
- * malloc()ed array (*out, *n); free with entries_free(). Errors as log_term. */
-int log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
-                struct raft_entry **out, size_t *n);
+ * malloc()ed array (*out, *n); free with raft_entries_free(). Errors as log_term. */
+int raft_log_entries(struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_bytes,
+                     struct raft_entry **out, size_t *n);
 
 /* Appends copies of ents (contiguous, ents[0].index <= last+1), first dropping every entry at
  * or after ents[0].index. Never called below committed+1. RAFT_ENOMEM on failure. */
-int log_append(struct raft_log *l, const struct raft_entry *ents, size_t n);
+int raft_log_append(struct raft_log *l, const struct raft_entry *ents, size_t n);
 
 /* Index of the first entry of ents that is missing here or has another term; 0 if none. */
-uint64_t log_find_conflict(struct raft_log *l, const struct raft_entry *ents, size_t n);
+uint64_t raft_log_find_conflict(struct raft_log *l, const struct raft_entry *ents, size_t n);
 
 /* Entries up to (index, term) are durable: moves them out of the unstable tail. Ignored if
  * the log no longer has term at index or index was never handed out (trap 6). Returns true
  * when stable advanced. */
-bool log_stable_to(struct raft_log *l, uint64_t index, uint64_t term);
+bool raft_log_stable_to(struct raft_log *l, uint64_t index, uint64_t term);
 
 /* Replaces the whole log by snapshot meta (install pending until log_snapshot_done). */
-void log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta);
-void log_snapshot_done(struct raft_log *l);
+void raft_log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta);
+void raft_log_snapshot_done(struct raft_log *l);
 
-void entries_free(struct raft_entry *ents, size_t n);
+void raft_entries_free(struct raft_entry *ents, size_t n);
 /* Deep copy of one entry (data malloc()ed). RAFT_ENOMEM on failure. */
-int entry_copy(struct raft_entry *dst, const struct raft_entry *src);
+int raft_entry_copy(struct raft_entry *dst, const struct raft_entry *src);
 
 #endif

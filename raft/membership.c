@@ -11,17 +11,17 @@ static void conf_refresh(struct raft *r)
 {
     struct raft_conf prev = r->conf;
     r->conf = r->n_conf_log > 0 ? r->conf_log[r->n_conf_log - 1].conf : r->committed_conf;
-    if (!conf_equal(&prev, &r->conf) && r->cfg.trace != NULL) {
+    if (!raft_conf_equal(&prev, &r->conf) && r->cfg.trace != NULL) {
         char buf[256];
-        conf_format(&r->conf, buf, sizeof(buf));
-        trace_event(r, "conf %s", buf);
+        raft_conf_format(&r->conf, buf, sizeof(buf));
+        raft_trace_event(r, "conf %s", buf);
     }
 }
 
 static int push_conf(struct raft *r, uint64_t index, const struct raft_conf *c)
 {
-    int rc = grow_array((void **)&r->conf_log, &r->cap_conf_log, r->n_conf_log + 1,
-                        sizeof(*r->conf_log));
+    int rc = raft_grow_array((void **)&r->conf_log, &r->cap_conf_log, r->n_conf_log + 1,
+                             sizeof(*r->conf_log));
     if (rc != 0) {
         return rc;
     }
@@ -31,7 +31,7 @@ static int push_conf(struct raft *r, uint64_t index, const struct raft_conf *c)
     return 0;
 }
 
-void membership_close(struct raft *r)
+void raft_membership_close(struct raft *r)
 {
     free(r->conf_log);
     r->conf_log = NULL;
@@ -39,7 +39,7 @@ void membership_close(struct raft *r)
     r->cap_conf_log = 0;
 }
 
-int membership_init(struct raft *r)
+int raft_membership_init(struct raft *r)
 {
     struct raft_storage *st = &r->cfg.storage;
     struct raft_snapshot_meta snap;
@@ -50,12 +50,12 @@ int membership_init(struct raft *r)
     }
     r->committed_conf = snap.conf;
     r->committed_conf_index = snap.index;
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     uint64_t lo = snap.index + 1;
     while (lo <= last) {
         struct raft_entry *ents = NULL;
         size_t n = 0;
-        rc = log_entries(&r->log, lo, last + 1, 1 << 20, &ents, &n);
+        rc = raft_log_entries(&r->log, lo, last + 1, 1 << 20, &ents, &n);
         if (rc != 0) {
             return rc;
         }
@@ -73,7 +73,7 @@ int membership_init(struct raft *r)
             }
         }
         lo += n;
-        entries_free(ents, n);
+        raft_entries_free(ents, n);
         if (rc != 0) {
             return rc;
         }
@@ -82,14 +82,14 @@ int membership_init(struct raft *r)
     return 0;
 }
 
-int membership_on_append(struct raft *r, const struct raft_entry *e)
+int raft_membership_on_append(struct raft *r, const struct raft_entry *e)
 {
     struct raft_conf c;
     if (e->type != RAFT_ENTRY_CONF) {
         return 0;
     }
     if (raft_conf_decode(e->data, e->len, &c) != 0) {
-        trace_event(r, "ignore malformed conf entry %llu", (unsigned long long)e->index);
+        raft_trace_event(r, "ignore malformed conf entry %llu", (unsigned long long)e->index);
         return 0;
     }
     int rc = push_conf(r, e->index, &c);
@@ -98,12 +98,12 @@ int membership_on_append(struct raft *r, const struct raft_entry *e)
     }
     conf_refresh(r);
     if (r->role == RAFT_LEADER) {
-        return tracker_rebuild(r);
+        return raft_tracker_rebuild(r);
     }
     return 0;
 }
 
-void membership_on_truncate(struct raft *r, uint64_t from_index)
+void raft_membership_on_truncate(struct raft *r, uint64_t from_index)
 {
     /* Trap 8: a configuration entry that is truncated away is rolled back; a server always
      * uses the latest configuration still in its log (§4.1). */
@@ -113,7 +113,7 @@ void membership_on_truncate(struct raft *r, uint64_t from_index)
     conf_refresh(r);
 }
 
-void membership_on_restore(struct raft *r, const struct raft_snapshot_meta *meta)
+void raft_membership_on_restore(struct raft *r, const struct raft_snapshot_meta *meta)
 {
     r->n_conf_log = 0;
     r->committed_conf = meta->conf;
@@ -121,7 +121,7 @@ void membership_on_restore(struct raft *r, const struct raft_snapshot_meta *meta
     conf_refresh(r);
 }
 
-bool membership_change_pending(const struct raft *r)
+bool raft_membership_change_pending(const struct raft *r)
 {
     return r->n_conf_log > 0 || raft_conf_is_joint(&r->committed_conf);
 }
@@ -132,11 +132,11 @@ static int propose_conf(struct raft *r, const struct raft_conf *c, uint64_t cook
     uint8_t buf[4 + 8 * 3 * RAFT_CONF_MAX];
     raft_conf_encode(c, buf);
     uint64_t index = 0;
-    int rc = log_append_leader(r, RAFT_ENTRY_CONF, buf, len, &index);
+    int rc = raft_log_append_leader(r, RAFT_ENTRY_CONF, buf, len, &index);
     if (rc != 0 || cookie == 0) {
         return rc;
     }
-    rc = grow_array((void **)&r->props, &r->cap_props, r->n_props + 1, sizeof(*r->props));
+    rc = raft_grow_array((void **)&r->props, &r->cap_props, r->n_props + 1, sizeof(*r->props));
     if (rc != 0) {
         return rc;
     }
@@ -147,7 +147,7 @@ static int propose_conf(struct raft *r, const struct raft_conf *c, uint64_t cook
     return 0;
 }
 
-int membership_on_commit(struct raft *r)
+int raft_membership_on_commit(struct raft *r)
 {
     size_t k = 0;
     while (k < r->n_conf_log && r->conf_log[k].index <= r->log.committed) {
@@ -163,20 +163,20 @@ int membership_on_commit(struct raft *r)
         return 0;
     }
     if (raft_conf_is_joint(&r->committed_conf)) {
-        if (!committed_in_term(r)) {
+        if (!raft_committed_in_term(r)) {
             return 0;
         }
         /* §4.3: once C_old,new is committed the leader moves on to C_new by itself. */
         struct raft_conf next;
-        confchange_leave_joint(&r->committed_conf, &next);
-        trace_event(r, "leave joint");
+        raft_confchange_leave_joint(&r->committed_conf, &next);
+        raft_trace_event(r, "leave joint");
         return propose_conf(r, &next, 0);
     }
     if (!raft_conf_is_voter(&r->committed_conf, r->id)) {
         /* §4.2.2 (trap 9): a leader that is not part of the committed configuration steps
          * down once that configuration is committed. */
-        trace_event(r, "removed, stepping down");
-        become_follower(r, r->term, 0);
+        raft_trace_event(r, "removed, stepping down");
+        raft_become_follower(r, r->term, 0);
     }
     return 0;
 }
@@ -190,18 +190,18 @@ int raft_conf_change(struct raft *r, const struct raft_change *changes, size_t n
     if (r->transfer_target != 0) {
         return RAFT_ETRANSFER;
     }
-    if (!committed_in_term(r)) {
+    if (!raft_committed_in_term(r)) {
         /* Trap 1: until an entry of its term commits, the new leader may not know the
          * latest committed configuration. */
         return RAFT_ENOTREADY;
     }
-    if (membership_change_pending(r)) {
+    if (raft_membership_change_pending(r)) {
         return RAFT_ECONFPENDING;
     }
     if (cookie != 0 && r->n_props >= r->cfg.max_pending_proposals) {
         return RAFT_EBUSY;
     }
-    int rc = confchange_apply(&r->conf, changes, n, &next);
+    int rc = raft_confchange_apply(&r->conf, changes, n, &next);
     if (rc != 0) {
         return rc;
     }
@@ -211,7 +211,7 @@ int raft_conf_change(struct raft *r, const struct raft_change *changes, size_t n
     for (size_t i = 0; i < n; i++) {
         if (changes[i].type == RAFT_CHANGE_ADD_VOTER &&
             raft_conf_is_learner(&r->conf, changes[i].id)) {
-            struct progress *pr = tracker_get(r, changes[i].id);
+            struct progress *pr = raft_tracker_get(r, changes[i].id);
             if (pr == NULL || pr->match + r->cfg.promote_max_lag < committed) {
                 return RAFT_ECATCHUP;
             }
@@ -219,8 +219,8 @@ int raft_conf_change(struct raft *r, const struct raft_change *changes, size_t n
     }
     if (r->cfg.trace != NULL) {
         char buf[256];
-        conf_format(&next, buf, sizeof(buf));
-        trace_event(r, "conf change proposed %s", buf);
+        raft_conf_format(&next, buf, sizeof(buf));
+        raft_trace_event(r, "conf change proposed %s", buf);
     }
     return propose_conf(r, &next, cookie);
 }

@@ -8,7 +8,7 @@
 
 #include "raft.h"
 
-int progress_init(struct progress *pr, uint64_t id, uint64_t next, uint32_t cap)
+int raft_progress_init(struct progress *pr, uint64_t id, uint64_t next, uint32_t cap)
 {
     assert(cap > 0 && next > 0);
     memset(pr, 0, sizeof(*pr));
@@ -23,13 +23,13 @@ int progress_init(struct progress *pr, uint64_t id, uint64_t next, uint32_t cap)
     return 0;
 }
 
-void progress_free(struct progress *pr)
+void raft_progress_free(struct progress *pr)
 {
     free(pr->ring);
     pr->ring = NULL;
 }
 
-void progress_inflight_reset(struct progress *pr)
+void raft_progress_inflight_reset(struct progress *pr)
 {
     pr->start = 0;
     pr->count = 0;
@@ -38,7 +38,7 @@ void progress_inflight_reset(struct progress *pr)
 
 static void reset_state(struct progress *pr, enum progress_state s)
 {
-    progress_inflight_reset(pr);
+    raft_progress_inflight_reset(pr);
     pr->probe_sent = false;
     pr->state = s;
     pr->snap_index = 0;
@@ -49,7 +49,7 @@ static void reset_state(struct progress *pr, enum progress_state s)
     pr->snap_answered = false;
 }
 
-void progress_become_probe(struct progress *pr)
+void raft_progress_become_probe(struct progress *pr)
 {
     /* Coming back from a snapshot, the member has at least the snapshot's entries once it
      * said so; otherwise resume right after the last known match. */
@@ -61,20 +61,21 @@ void progress_become_probe(struct progress *pr)
     pr->next = next;
 }
 
-void progress_abort_snapshot(struct progress *pr)
+void raft_progress_abort_snapshot(struct progress *pr)
 {
     uint64_t next = pr->match + 1;
     reset_state(pr, PROGRESS_PROBE);
     pr->next = next;
 }
 
-void progress_become_replicate(struct progress *pr)
+void raft_progress_become_replicate(struct progress *pr)
 {
     reset_state(pr, PROGRESS_REPLICATE);
     pr->next = pr->match + 1;
 }
 
-void progress_become_snapshot(struct progress *pr, uint64_t index, uint64_t term, uint64_t size)
+void raft_progress_become_snapshot(struct progress *pr, uint64_t index, uint64_t term,
+                                   uint64_t size)
 {
     reset_state(pr, PROGRESS_SNAPSHOT);
     pr->snap_index = index;
@@ -82,7 +83,7 @@ void progress_become_snapshot(struct progress *pr, uint64_t index, uint64_t term
     pr->snap_size = size;
 }
 
-bool progress_maybe_update(struct progress *pr, uint64_t n)
+bool raft_progress_maybe_update(struct progress *pr, uint64_t n)
 {
     bool updated = false;
     if (pr->match < n) {
@@ -96,7 +97,7 @@ bool progress_maybe_update(struct progress *pr, uint64_t n)
     return updated;
 }
 
-bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t next_hint)
+bool raft_progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t next_hint)
 {
     if (pr->state == PROGRESS_REPLICATE) {
         /* In pipeline mode any rejection at or below match is a late answer to an old
@@ -123,7 +124,7 @@ bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t ne
     return true;
 }
 
-bool progress_is_paused(const struct progress *pr, size_t max_bytes)
+bool raft_progress_is_paused(const struct progress *pr, size_t max_bytes)
 {
     switch (pr->state) {
     case PROGRESS_PROBE:
@@ -136,7 +137,7 @@ bool progress_is_paused(const struct progress *pr, size_t max_bytes)
     return true;
 }
 
-void progress_inflight_add(struct progress *pr, uint64_t last, size_t bytes)
+void raft_progress_inflight_add(struct progress *pr, uint64_t last, size_t bytes)
 {
     assert(pr->count < pr->cap);
     uint32_t slot = (pr->start + pr->count) % pr->cap;
@@ -146,7 +147,7 @@ void progress_inflight_add(struct progress *pr, uint64_t last, size_t bytes)
     pr->bytes += bytes;
 }
 
-void progress_inflight_free_to(struct progress *pr, uint64_t index)
+void raft_progress_inflight_free_to(struct progress *pr, uint64_t index)
 {
     while (pr->count > 0 && pr->ring[pr->start].last <= index) {
         assert(pr->bytes >= pr->ring[pr->start].bytes);
@@ -160,7 +161,7 @@ void progress_inflight_free_to(struct progress *pr, uint64_t index)
     }
 }
 
-const char *progress_state_name(enum progress_state s)
+const char *raft_progress_state_name(enum progress_state s)
 {
     switch (s) {
     case PROGRESS_PROBE:

@@ -56,30 +56,31 @@ struct progress {
 };
 
 /* Initialises pr with a window of cap messages. Returns RAFT_ENOMEM on failure. */
-int progress_init(struct progress *pr, uint64_t id, uint64_t next, uint32_t cap);
-void progress_free(struct progress *pr);
+int raft_progress_init(struct progress *pr, uint64_t id, uint64_t next, uint32_t cap);
+void raft_progress_free(struct progress *pr);
 
-void progress_become_probe(struct progress *pr);
+void raft_progress_become_probe(struct progress *pr);
 /* Leaves SNAPSHOT without the member having the snapshot: probe from match + 1. */
-void progress_abort_snapshot(struct progress *pr);
-void progress_become_replicate(struct progress *pr);
-void progress_become_snapshot(struct progress *pr, uint64_t index, uint64_t term, uint64_t size);
+void raft_progress_abort_snapshot(struct progress *pr);
+void raft_progress_become_replicate(struct progress *pr);
+void raft_progress_become_snapshot(struct progress *pr, uint64_t index, uint64_t term,
+                                   uint64_t size);
 
 /* An accepted APPEND_RESP for index n: raises match/next. Returns true if match grew. */
-bool progress_maybe_update(struct progress *pr, uint64_t n);
+bool raft_progress_maybe_update(struct progress *pr, uint64_t n);
 /* A rejection of prev index `rejected`; next_hint is the leader's guess of the next index
  * to try. Returns false if the rejection is stale (ignored). */
-bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t next_hint);
+bool raft_progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t next_hint);
 
 /* True when no APPEND may be sent now. */
-bool progress_is_paused(const struct progress *pr, size_t max_bytes);
+bool raft_progress_is_paused(const struct progress *pr, size_t max_bytes);
 
 /* Records an APPEND carrying entries up to last and bytes entry bytes. */
-void progress_inflight_add(struct progress *pr, uint64_t last, size_t bytes);
+void raft_progress_inflight_add(struct progress *pr, uint64_t last, size_t bytes);
 /* Releases every in-flight message whose last index is <= index. */
-void progress_inflight_free_to(struct progress *pr, uint64_t index);
-void progress_inflight_reset(struct progress *pr);
+void raft_progress_inflight_free_to(struct progress *pr, uint64_t index);
+void raft_progress_inflight_reset(struct progress *pr);
 
-const char *progress_state_name(enum progress_state s);
+const char *raft_progress_state_name(enum progress_state s);
 
 #endif

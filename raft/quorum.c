@@ -5,7 +5,7 @@
 
 #include "conf.h"
 
-uint64_t quorum_majority_index(const uint64_t *values, uint32_t n)
+uint64_t raft_quorum_majority_index(const uint64_t *values, uint32_t n)
 {
     if (n == 0) {
         return UINT64_MAX;
@@ -26,15 +26,15 @@ uint64_t quorum_majority_index(const uint64_t *values, uint32_t n)
     return sorted[n / 2];
 }
 
-uint64_t quorum_joint_index(const uint64_t *values, uint32_t n, const uint64_t *values_old,
-                            uint32_t n_old)
+uint64_t raft_quorum_joint_index(const uint64_t *values, uint32_t n, const uint64_t *values_old,
+                                 uint32_t n_old)
 {
-    uint64_t a = quorum_majority_index(values, n);
-    uint64_t b = quorum_majority_index(values_old, n_old);
+    uint64_t a = raft_quorum_majority_index(values, n);
+    uint64_t b = raft_quorum_majority_index(values_old, n_old);
     return a < b ? a : b;
 }
 
-enum quorum_result quorum_majority_vote(uint32_t n, uint32_t yes, uint32_t no)
+enum quorum_result raft_quorum_majority_vote(uint32_t n, uint32_t yes, uint32_t no)
 {
     assert(yes + no <= n);
     if (n == 0) {
@@ -50,7 +50,7 @@ enum quorum_result quorum_majority_vote(uint32_t n, uint32_t yes, uint32_t no)
     return QUORUM_PENDING;
 }
 
-enum quorum_result quorum_joint_vote(enum quorum_result a, enum quorum_result b)
+enum quorum_result raft_quorum_joint_vote(enum quorum_result a, enum quorum_result b)
 {
     if (a == QUORUM_LOST || b == QUORUM_LOST) {
         return QUORUM_LOST;

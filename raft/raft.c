@@ -68,7 +68,7 @@ void raft_config_init(struct raft_config *cfg)
     cfg->promote_max_lag = 0;
 }
 
-int grow_array(void **p, size_t *cap, size_t want, size_t size)
+int raft_grow_array(void **p, size_t *cap, size_t want, size_t size)
 {
     if (want <= *cap) {
         return 0;
@@ -95,19 +95,19 @@ static uint64_t rng_next(struct raft *r)
     return z ^ (z >> 31);
 }
 
-void reset_election_timer(struct raft *r)
+void raft_reset_election_timer(struct raft *r)
 {
     r->election_elapsed = 0;
     /* §3.4: randomised in [election_ticks, 2*election_ticks) to split votes rarely. */
     r->randomized_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
 }
 
-bool self_is_voter(const struct raft *r)
+bool raft_self_is_voter(const struct raft *r)
 {
     return raft_conf_is_voter(&r->conf, r->id);
 }
 
-bool self_can_campaign(const struct raft *r)
+bool raft_self_can_campaign(const struct raft *r)
 {
     /* A voter of the latest configuration campaigns; so does a voter of the committed one
      * that the latest (uncommitted) one removes: if the only members that could commit the
@@ -117,27 +117,27 @@ bool self_can_campaign(const struct raft *r)
     return raft_conf_is_voter(&r->conf, r->id) || raft_conf_is_voter(&r->committed_conf, r->id);
 }
 
-bool committed_in_term(struct raft *r)
+bool raft_committed_in_term(struct raft *r)
 {
     uint64_t t = 0;
-    return log_term(&r->log, r->log.committed, &t) == 0 && t == r->term;
+    return raft_log_entry_term(&r->log, r->log.committed, &t) == 0 && t == r->term;
 }
 
 static void message_free(struct raft_message *m)
 {
-    entries_free(m->entries, m->n_entries);
+    raft_entries_free(m->entries, m->n_entries);
     free(m->data);
     m->entries = NULL;
     m->data = NULL;
 }
 
-int send_msg(struct raft *r, struct raft_message *m)
+int raft_send_msg(struct raft *r, struct raft_message *m)
 {
     m->from = r->id;
     if (m->term == 0) {
         m->term = r->term;
     }
-    int rc = grow_array((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1, sizeof(*r->msgs));
+    int rc = raft_grow_array((void **)&r->msgs, &r->cap_msgs, r->n_msgs + 1, sizeof(*r->msgs));
     if (rc != 0) {
         message_free(m);
         return rc;
@@ -146,9 +146,9 @@ int send_msg(struct raft *r, struct raft_message *m)
     return 0;
 }
 
-int push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status)
+int raft_push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status)
 {
-    int rc = grow_array((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(*r->reads));
+    int rc = raft_grow_array((void **)&r->reads, &r->cap_reads, r->n_reads + 1, sizeof(*r->reads));
     if (rc != 0) {
         return rc;
     }
@@ -156,15 +156,15 @@ int push_read_state(struct raft *r, uint64_t cookie, uint64_t index, int status)
     r->reads[r->n_reads].index = index;
     r->reads[r->n_reads].status = status;
     r->n_reads++;
-    trace_event(r, "read_state cookie=%llu index=%llu status=%d", (unsigned long long)cookie,
-                (unsigned long long)index, status);
+    raft_trace_event(r, "read_state cookie=%llu index=%llu status=%d", (unsigned long long)cookie,
+                     (unsigned long long)index, status);
     return 0;
 }
 
-int push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, int status)
+int raft_push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, int status)
 {
-    int rc =
-        grow_array((void **)&r->results, &r->cap_results, r->n_results + 1, sizeof(*r->results));
+    int rc = raft_grow_array((void **)&r->results, &r->cap_results, r->n_results + 1,
+                             sizeof(*r->results));
     if (rc != 0) {
         return rc;
     }
@@ -176,13 +176,13 @@ int push_result(struct raft *r, uint64_t cookie, uint64_t index, uint64_t term, 
     return 0;
 }
 
-void fail_pending(struct raft *r, int status)
+void raft_fail_pending(struct raft *r, int status)
 {
     for (size_t i = 0; i < r->n_props; i++) {
-        push_result(r, r->props[i].cookie, r->props[i].index, r->props[i].term, status);
+        raft_push_result(r, r->props[i].cookie, r->props[i].index, r->props[i].term, status);
     }
     if (r->n_props > 0) {
-        trace_event(r, "proposals_failed n=%zu status=%d", r->n_props, status);
+        raft_trace_event(r, "proposals_failed n=%zu status=%d", r->n_props, status);
     }
     r->n_props = 0;
     struct readonly *ro = &r->ro;
@@ -191,18 +191,18 @@ void fail_pending(struct raft *r, int status)
         size_t n = pass == 0 ? ro->n_round : ro->n_wait;
         for (size_t i = 0; i < n; i++) {
             if (reqs[i].from == 0) {
-                push_read_state(r, reqs[i].cookie, 0, status);
+                raft_push_read_state(r, reqs[i].cookie, 0, status);
             } else {
                 struct raft_message m = {0};
                 m.type = RAFT_MSG_READ_INDEX_RESP;
                 m.to = reqs[i].from;
                 m.context = reqs[i].context;
                 m.reject = true;
-                send_msg(r, &m);
+                raft_send_msg(r, &m);
             }
         }
     }
-    readonly_round_end(ro);
+    raft_readonly_round_end(ro);
     ro->n_wait = 0;
 }
 
@@ -219,15 +219,15 @@ __attribute__((unused)) static bool transition_legal(enum raft_role from, enum r
     return table[from][to];
 }
 
-void become_follower(struct raft *r, uint64_t term, uint64_t leader)
+void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
     assert(transition_legal(r->role, RAFT_FOLLOWER));
     assert(term >= r->term);
     if (r->role == RAFT_LEADER) {
         /* Trap 14 and 13: every pending proposal and read fails with a retryable error and
          * every per-follower window is released with the tracker. */
-        fail_pending(r, RAFT_ELEADERLOST);
-        tracker_clear(r);
+        raft_fail_pending(r, RAFT_ELEADERLOST);
+        raft_tracker_clear(r);
         r->transfer_target = 0;
         r->transfer_elapsed = 0;
         r->removed_at = 0;
@@ -241,7 +241,7 @@ void become_follower(struct raft *r, uint64_t term, uint64_t leader)
         r->vote = 0;
     }
     if (leader != r->leader) {
-        read_fail_forwarded(r, RAFT_ENOTLEADER);
+        raft_read_fail_forwarded(r, RAFT_ENOTLEADER);
     }
     /* A follower that only learns a higher term from a candidate it may reject keeps its
      * election timer running: otherwise two candidates with stale logs that keep bumping the
@@ -251,9 +251,9 @@ void become_follower(struct raft *r, uint64_t term, uint64_t leader)
     r->leader = leader;
     r->campaign_transfer = false;
     if (restart_timer) {
-        reset_election_timer(r);
+        raft_reset_election_timer(r);
     }
-    trace_event(r, "become follower leader=%llu", (unsigned long long)leader);
+    raft_trace_event(r, "become follower leader=%llu", (unsigned long long)leader);
 }
 
 static void votes_reset(struct raft *r)
@@ -263,18 +263,18 @@ static void votes_reset(struct raft *r)
     r->votes_yes[r->n_votes_yes++] = r->id;
 }
 
-void become_pre_candidate(struct raft *r)
+void raft_become_pre_candidate(struct raft *r)
 {
     assert(transition_legal(r->role, RAFT_PRE_CANDIDATE));
     r->role = RAFT_PRE_CANDIDATE;
     r->leader = 0;
-    read_fail_forwarded(r, RAFT_ENOTLEADER);
+    raft_read_fail_forwarded(r, RAFT_ENOTLEADER);
     votes_reset(r);
-    reset_election_timer(r);
-    trace_event(r, "become pre-candidate");
+    raft_reset_election_timer(r);
+    raft_trace_event(r, "become pre-candidate");
 }
 
-void become_candidate(struct raft *r, bool transfer)
+void raft_become_candidate(struct raft *r, bool transfer)
 {
     assert(transition_legal(r->role, RAFT_CANDIDATE));
     r->term++;
@@ -284,31 +284,32 @@ void become_candidate(struct raft *r, bool transfer)
     r->campaign_transfer = transfer;
     r->ack_index = 0;
     r->acked_index = 0;
-    read_fail_forwarded(r, RAFT_ENOTLEADER);
+    raft_read_fail_forwarded(r, RAFT_ENOTLEADER);
     votes_reset(r);
-    reset_election_timer(r);
-    trace_event(r, "become candidate%s", transfer ? " transfer" : "");
+    raft_reset_election_timer(r);
+    raft_trace_event(r, "become candidate%s", transfer ? " transfer" : "");
 }
 
-int become_leader(struct raft *r)
+int raft_become_leader(struct raft *r)
 {
     assert(transition_legal(r->role, RAFT_LEADER));
-    assert(r->n_props == 0 && readonly_pending(&r->ro) == 0);
+    assert(r->n_props == 0 && raft_readonly_pending(&r->ro) == 0);
     r->role = RAFT_LEADER;
     r->leader = r->id;
     r->heartbeat_elapsed = 0;
     r->election_elapsed = 0;
     r->transfer_target = 0;
     r->removed_at = 0;
-    int rc = tracker_rebuild(r);
+    int rc = raft_tracker_rebuild(r);
     if (rc != 0) {
         return rc;
     }
-    trace_event(r, "become leader last=%llu", (unsigned long long)log_last_index(&r->log));
+    raft_trace_event(r, "become leader last=%llu",
+                     (unsigned long long)raft_log_last_index(&r->log));
     /* §8: a no-op of the new term lets the leader learn what is committed and is the first
      * entry it may commit by counting (trap 1). */
     uint64_t index = 0;
-    return log_append_leader(r, RAFT_ENTRY_NOOP, NULL, 0, &index);
+    return raft_log_append_leader(r, RAFT_ENTRY_NOOP, NULL, 0, &index);
 }
 
 static int load_state(struct raft *r)
@@ -325,12 +326,12 @@ static int load_state(struct raft *r)
     if (rc != 0) {
         return rc;
     }
-    rc = log_init(&r->log, st);
+    rc = raft_log_init(&r->log, st);
     if (rc != 0) {
         return rc;
     }
-    uint64_t last = log_last_index(&r->log);
-    if (last < snap.index || (snap.index > 0 && !conf_valid(&snap.conf, false))) {
+    uint64_t last = raft_log_last_index(&r->log);
+    if (last < snap.index || (snap.index > 0 && !raft_conf_valid(&snap.conf, false))) {
         return RAFT_ECORRUPT;
     }
     r->term = hs.term;
@@ -353,7 +354,7 @@ static int load_state(struct raft *r)
     r->last_hs.term = r->term;
     r->last_hs.vote = r->vote;
     r->last_hs.commit = hs.commit;
-    rc = membership_init(r);
+    rc = raft_membership_init(r);
     if (rc != 0) {
         return rc;
     }
@@ -369,16 +370,16 @@ static int load_state(struct raft *r)
                                .len = (uint32_t)raft_conf_encoded_size(&r->cfg.bootstrap),
                                .data = buf};
         r->term = 1;
-        rc = log_append(&r->log, &e, 1);
+        rc = raft_log_append(&r->log, &e, 1);
         if (rc != 0) {
             return rc;
         }
-        rc = membership_on_append(r, &e);
+        rc = raft_membership_on_append(r, &e);
         if (rc != 0) {
             return rc;
         }
         r->log.committed = 1;
-        rc = membership_on_commit(r);
+        rc = raft_membership_on_commit(r);
         if (rc != 0) {
             return rc;
         }
@@ -394,7 +395,7 @@ int raft_new(const struct raft_config *cfg, struct raft **out)
     if (cfg->id == 0 || st->hard_state == NULL || st->first_index == NULL ||
         st->last_index == NULL || st->term == NULL || st->entries == NULL ||
         st->snapshot_meta == NULL || st->snapshot_read == NULL ||
-        !conf_valid(&cfg->bootstrap, true)) {
+        !raft_conf_valid(&cfg->bootstrap, true)) {
         return RAFT_EINVAL;
     }
     struct raft *r = calloc(1, sizeof(*r));
@@ -431,20 +432,21 @@ int raft_new(const struct raft_config *cfg, struct raft **out)
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0xD6E8FEB86659FD93ull);
     r->role = RAFT_FOLLOWER;
-    readonly_init(&r->ro);
+    raft_readonly_init(&r->ro);
     rc = load_state(r);
     if (rc != 0) {
         goto err_state;
     }
-    reset_election_timer(r);
-    trace_event(r, "start commit=%llu applied=%llu last=%llu", (unsigned long long)r->log.committed,
-                (unsigned long long)r->log.applied, (unsigned long long)log_last_index(&r->log));
+    raft_reset_election_timer(r);
+    raft_trace_event(r, "start commit=%llu applied=%llu last=%llu",
+                     (unsigned long long)r->log.committed, (unsigned long long)r->log.applied,
+                     (unsigned long long)raft_log_last_index(&r->log));
     *out = r;
     return 0;
 err_state:
-    membership_close(r);
-    log_close(&r->log);
-    readonly_close(&r->ro);
+    raft_membership_close(r);
+    raft_log_close(&r->log);
+    raft_readonly_close(&r->ro);
 err_free:
     free(r);
     return rc;
@@ -463,10 +465,10 @@ void raft_free(struct raft *r)
     free(r->results);
     free(r->props);
     free(r->chunk.data);
-    tracker_clear(r);
-    membership_close(r);
-    readonly_close(&r->ro);
-    log_close(&r->log);
+    raft_tracker_clear(r);
+    raft_membership_close(r);
+    raft_readonly_close(&r->ro);
+    raft_log_close(&r->log);
     free(r);
 }
 
@@ -476,10 +478,10 @@ static bool quorum_active(struct raft *r)
     for (uint32_t i = 0; i < r->n_prs; i++) {
         struct progress *pr = &r->prs[i];
         bool active = pr->id == r->id || pr->recent_active;
-        if (active && conf_set_has(r->conf.voters, r->conf.n_voters, pr->id)) {
+        if (active && raft_conf_set_has(r->conf.voters, r->conf.n_voters, pr->id)) {
             yes++;
         }
-        if (active && conf_set_has(r->conf.voters_old, r->conf.n_voters_old, pr->id)) {
+        if (active && raft_conf_set_has(r->conf.voters_old, r->conf.n_voters_old, pr->id)) {
             yes_old++;
         }
     }
@@ -507,18 +509,18 @@ static int tick_leader(struct raft *r)
             if (!ok) {
                 /* §6.2: without hearing from a majority for an election timeout the leader
                  * steps down, so clients can find the real leader. */
-                trace_event(r, "check_quorum failed");
-                become_follower(r, r->term, 0);
+                raft_trace_event(r, "check_quorum failed");
+                raft_become_follower(r, r->term, 0);
                 return 0;
             }
         }
         if (r->transfer_target != 0 && r->transfer_elapsed >= r->cfg.election_ticks) {
-            transfer_abort(r, "timeout");
+            raft_transfer_abort(r, "timeout");
         }
     }
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        return leader_bcast_heartbeat(r);
+        return raft_leader_bcast_heartbeat(r);
     }
     return 0;
 }
@@ -530,9 +532,9 @@ int raft_tick(struct raft *r)
         rc = tick_leader(r);
     } else {
         r->election_elapsed++;
-        rc = read_on_tick(r);
-        if (rc == 0 && self_can_campaign(r) && r->election_elapsed >= r->randomized_timeout) {
-            rc = election_campaign(r, r->cfg.pre_vote, false);
+        rc = raft_read_on_tick(r);
+        if (rc == 0 && raft_self_can_campaign(r) && r->election_elapsed >= r->randomized_timeout) {
+            rc = raft_election_campaign(r, r->cfg.pre_vote, false);
         }
     }
     return rc != 0 ? rc : r->log.err;
@@ -554,15 +556,15 @@ static int step_stale(struct raft *r, const struct raft_message *m)
          * others from ever hearing from it again. */
         resp.type = RAFT_MSG_APPEND_RESP;
         resp.reject = true;
-        return send_msg(r, &resp);
+        return raft_send_msg(r, &resp);
     }
     if (m->type == RAFT_MSG_PREVOTE) {
         resp.type = RAFT_MSG_PREVOTE_RESP;
         resp.reject = true;
-        return send_msg(r, &resp);
+        return raft_send_msg(r, &resp);
     }
-    trace_event(r, "ignore stale type=%u from=%llu term=%llu", m->type, (unsigned long long)m->from,
-                (unsigned long long)m->term);
+    raft_trace_event(r, "ignore stale type=%u from=%llu term=%llu", m->type,
+                     (unsigned long long)m->from, (unsigned long long)m->term);
     return 0;
 }
 
@@ -579,7 +581,8 @@ int raft_step(struct raft *r, const struct raft_message *m)
     int rc = 0;
     if (m->type == 0 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 || m->from == r->id ||
         m->to != r->id || m->term == 0) {
-        trace_event(r, "ignore malformed type=%u from=%llu", m->type, (unsigned long long)m->from);
+        raft_trace_event(r, "ignore malformed type=%u from=%llu", m->type,
+                         (unsigned long long)m->from);
         return 0;
     }
     if (m->term > r->term) {
@@ -588,15 +591,16 @@ int raft_step(struct raft *r, const struct raft_message *m)
             /* §4.2.3 / §9.6: a member that hears from a live leader ignores campaigns, so a
              * rejoining member cannot disrupt the cluster. TIMEOUT_NOW campaigns bypass this
              * (trap 10). */
-            trace_event(r, "ignore %s from=%llu in lease",
-                        m->type == RAFT_MSG_VOTE ? "vote" : "prevote", (unsigned long long)m->from);
+            raft_trace_event(r, "ignore %s from=%llu in lease",
+                             m->type == RAFT_MSG_VOTE ? "vote" : "prevote",
+                             (unsigned long long)m->from);
             return 0;
         }
         if (m->type == RAFT_MSG_PREVOTE || (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
             /* A pre-vote never changes terms: the request carries term+1 of the
              * candidate, a grant carries the requested term. */
         } else {
-            become_follower(r, m->term, from_leader_type(m->type) ? m->from : 0);
+            raft_become_follower(r, m->term, from_leader_type(m->type) ? m->from : 0);
         }
     } else if (m->term < r->term) {
         rc = step_stale(r, m);
@@ -608,50 +612,50 @@ int raft_step(struct raft *r, const struct raft_message *m)
     case RAFT_MSG_HEARTBEAT:
     case RAFT_MSG_SNAPSHOT:
         if (r->role == RAFT_LEADER) {
-            trace_event(r, "ignore second leader=%llu", (unsigned long long)m->from);
+            raft_trace_event(r, "ignore second leader=%llu", (unsigned long long)m->from);
             break;
         }
         if (r->role != RAFT_FOLLOWER || r->leader == 0) {
-            become_follower(r, r->term, m->from);
+            raft_become_follower(r, r->term, m->from);
         } else if (r->leader != m->from) {
-            trace_event(r, "ignore leader=%llu known=%llu", (unsigned long long)m->from,
-                        (unsigned long long)r->leader);
+            raft_trace_event(r, "ignore leader=%llu known=%llu", (unsigned long long)m->from,
+                             (unsigned long long)r->leader);
             break;
         }
         r->election_elapsed = 0;
         if (m->type == RAFT_MSG_APPEND) {
-            rc = recv_append(r, m);
+            rc = raft_recv_append(r, m);
         } else if (m->type == RAFT_MSG_HEARTBEAT) {
-            rc = recv_heartbeat(r, m);
+            rc = raft_recv_heartbeat(r, m);
         } else {
-            rc = recv_snapshot(r, m);
+            rc = raft_recv_snapshot(r, m);
         }
         break;
     case RAFT_MSG_APPEND_RESP:
-        rc = recv_append_resp(r, m);
+        rc = raft_recv_append_resp(r, m);
         break;
     case RAFT_MSG_HEARTBEAT_RESP:
-        rc = recv_heartbeat_resp(r, m);
+        rc = raft_recv_heartbeat_resp(r, m);
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
-        rc = recv_snapshot_resp(r, m);
+        rc = raft_recv_snapshot_resp(r, m);
         break;
     case RAFT_MSG_VOTE:
     case RAFT_MSG_PREVOTE:
-        rc = recv_vote(r, m);
+        rc = raft_recv_vote(r, m);
         break;
     case RAFT_MSG_VOTE_RESP:
     case RAFT_MSG_PREVOTE_RESP:
-        rc = recv_vote_resp(r, m);
+        rc = raft_recv_vote_resp(r, m);
         break;
     case RAFT_MSG_TIMEOUT_NOW:
-        rc = recv_timeout_now(r, m);
+        rc = raft_recv_timeout_now(r, m);
         break;
     case RAFT_MSG_READ_INDEX:
-        rc = recv_read_index(r, m);
+        rc = raft_recv_read_index(r, m);
         break;
     case RAFT_MSG_READ_INDEX_RESP:
-        rc = recv_read_index_resp(r, m);
+        rc = raft_recv_read_index_resp(r, m);
         break;
     default:
         break;
@@ -675,12 +679,12 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t cookie, 
     if (cookie != 0 && r->n_props >= r->cfg.max_pending_proposals) {
         return RAFT_EBUSY;
     }
-    int rc = log_append_leader(r, RAFT_ENTRY_NORMAL, data, len, &idx);
+    int rc = raft_log_append_leader(r, RAFT_ENTRY_NORMAL, data, len, &idx);
     if (rc != 0) {
         return rc;
     }
     if (cookie != 0) {
-        rc = grow_array((void **)&r->props, &r->cap_props, r->n_props + 1, sizeof(*r->props));
+        rc = raft_grow_array((void **)&r->props, &r->cap_props, r->n_props + 1, sizeof(*r->props));
         if (rc != 0) {
             return rc;
         }
@@ -725,7 +729,7 @@ uint64_t raft_commit_index(const struct raft *r)
 
 uint64_t raft_last_index(const struct raft *r)
 {
-    return log_last_index(&r->log);
+    return raft_log_last_index(&r->log);
 }
 
 uint64_t raft_applied_index(const struct raft *r)
@@ -751,5 +755,5 @@ int raft_member_match(const struct raft *r, uint64_t id, uint64_t *match)
 
 int raft_log_term(struct raft *r, uint64_t index, uint64_t *term)
 {
-    return log_term(&r->log, index, term);
+    return raft_log_entry_term(&r->log, index, term);
 }

@@ -2,34 +2,34 @@
 #include "impl.h"
 #include "quorum.h"
 
-bool read_round_due(struct raft *r)
+bool raft_read_round_due(struct raft *r)
 {
     struct readonly *ro = &r->ro;
-    return r->role == RAFT_LEADER && !ro->active && ro->n_wait > 0 && committed_in_term(r);
+    return r->role == RAFT_LEADER && !ro->active && ro->n_wait > 0 && raft_committed_in_term(r);
 }
 
-int read_maybe_start_round(struct raft *r)
+int raft_read_maybe_start_round(struct raft *r)
 {
     struct readonly *ro = &r->ro;
     if (r->role != RAFT_LEADER || ro->active || ro->n_wait == 0) {
         return 0;
     }
 #ifndef RAFT_MUTATE_READ_BEFORE_NOOP
-    if (!committed_in_term(r)) {
+    if (!raft_committed_in_term(r)) {
         /* Trap 1: until its no-op commits, the leader's commit index may be behind the
          * one a previous leader already answered reads with. */
         return 0;
     }
 #endif
-    uint64_t ctx = readonly_round_start(ro, r->log.committed, r->id);
-    trace_event(r, "read round ctx=%llu index=%llu n=%zu", (unsigned long long)ctx,
-                (unsigned long long)ro->round_index, ro->n_round);
+    uint64_t ctx = raft_readonly_round_start(ro, r->log.committed, r->id);
+    raft_trace_event(r, "read round ctx=%llu index=%llu n=%zu", (unsigned long long)ctx,
+                     (unsigned long long)ro->round_index, ro->n_round);
 #ifdef RAFT_MUTATE_READ_NO_ROUND
     for (uint32_t i = 0; i < r->n_prs; i++) {
-        readonly_round_ack(ro, r->prs[i].id, ctx);
+        raft_readonly_round_ack(ro, r->prs[i].id, ctx);
     }
 #endif
-    int rc = read_check_round(r);
+    int rc = raft_read_check_round(r);
     if (rc != 0 || !ro->active) {
         return rc;
     }
@@ -44,7 +44,7 @@ int read_maybe_start_round(struct raft *r)
         m.to = pr->id;
         m.commit = pr->match < r->log.committed ? pr->match : r->log.committed;
         m.context = ctx;
-        rc = send_msg(r, &m);
+        rc = raft_send_msg(r, &m);
         if (rc != 0) {
             return rc;
         }
@@ -52,7 +52,7 @@ int read_maybe_start_round(struct raft *r)
     return 0;
 }
 
-int read_check_round(struct raft *r)
+int raft_read_check_round(struct raft *r)
 {
     struct readonly *ro = &r->ro;
     if (!ro->active) {
@@ -61,11 +61,12 @@ int read_check_round(struct raft *r)
     const struct raft_conf *c = &r->conf;
     uint32_t yes = 0, yes_old = 0;
     for (uint32_t i = 0; i < ro->n_acks; i++) {
-        yes += conf_set_has(c->voters, c->n_voters, ro->acks[i]);
-        yes_old += conf_set_has(c->voters_old, c->n_voters_old, ro->acks[i]);
+        yes += raft_conf_set_has(c->voters, c->n_voters, ro->acks[i]);
+        yes_old += raft_conf_set_has(c->voters_old, c->n_voters_old, ro->acks[i]);
     }
-    enum quorum_result res = quorum_joint_vote(quorum_majority_vote(c->n_voters, yes, 0),
-                                               quorum_majority_vote(c->n_voters_old, yes_old, 0));
+    enum quorum_result res =
+        raft_quorum_joint_vote(raft_quorum_majority_vote(c->n_voters, yes, 0),
+                               raft_quorum_majority_vote(c->n_voters_old, yes_old, 0));
     if (res != QUORUM_WON) {
         return 0;
     }
@@ -73,37 +74,37 @@ int read_check_round(struct raft *r)
     for (size_t i = 0; i < ro->n_round && rc == 0; i++) {
         struct read_req *q = &ro->round[i];
         if (q->from == 0) {
-            rc = push_read_state(r, q->cookie, ro->round_index, 0);
+            rc = raft_push_read_state(r, q->cookie, ro->round_index, 0);
         } else {
             struct raft_message m = {0};
             m.type = RAFT_MSG_READ_INDEX_RESP;
             m.to = q->from;
             m.context = q->context;
             m.index = ro->round_index;
-            rc = send_msg(r, &m);
+            rc = raft_send_msg(r, &m);
         }
     }
-    trace_event(r, "read round done ctx=%llu", (unsigned long long)ro->round_ctx);
-    readonly_round_end(ro);
+    raft_trace_event(r, "read round done ctx=%llu", (unsigned long long)ro->round_ctx);
+    raft_readonly_round_end(ro);
     return rc;
 }
 
 int raft_read_index(struct raft *r, uint64_t cookie)
 {
     struct readonly *ro = &r->ro;
-    if (readonly_pending(ro) >= r->cfg.max_pending_reads) {
+    if (raft_readonly_pending(ro) >= r->cfg.max_pending_reads) {
         return RAFT_EBUSY;
     }
     if (r->role == RAFT_LEADER) {
         /* The round starts in raft_ready(): every read of this turn shares it. */
         struct read_req q = {.cookie = cookie, .from = 0, .context = 0};
-        return readonly_wait_add(ro, &q);
+        return raft_readonly_wait_add(ro, &q);
     }
     if (r->leader == 0) {
         return RAFT_ENOTLEADER;
     }
     uint64_t ctx = 0;
-    int rc = readonly_fwd_add(ro, cookie, r->leader, &ctx);
+    int rc = raft_readonly_fwd_add(ro, cookie, r->leader, &ctx);
     if (rc != 0) {
         return rc;
     }
@@ -111,48 +112,48 @@ int raft_read_index(struct raft *r, uint64_t cookie)
     m.type = RAFT_MSG_READ_INDEX;
     m.to = r->leader;
     m.context = ctx;
-    return send_msg(r, &m);
+    return raft_send_msg(r, &m);
 }
 
-int recv_read_index(struct raft *r, const struct raft_message *m)
+int raft_recv_read_index(struct raft *r, const struct raft_message *m)
 {
     /* A member outside the configuration (e.g. removed while partitioned) would wait
      * forever for an index it never receives: refuse, it retries elsewhere. */
-    if (r->role != RAFT_LEADER || tracker_get(r, m->from) == NULL ||
-        readonly_pending(&r->ro) >= r->cfg.max_pending_reads) {
+    if (r->role != RAFT_LEADER || raft_tracker_get(r, m->from) == NULL ||
+        raft_readonly_pending(&r->ro) >= r->cfg.max_pending_reads) {
         struct raft_message resp = {0};
         resp.type = RAFT_MSG_READ_INDEX_RESP;
         resp.to = m->from;
         resp.context = m->context;
         resp.reject = true;
-        return send_msg(r, &resp);
+        return raft_send_msg(r, &resp);
     }
     struct read_req q = {.cookie = 0, .from = m->from, .context = m->context};
-    return readonly_wait_add(&r->ro, &q);
+    return raft_readonly_wait_add(&r->ro, &q);
 }
 
-int recv_read_index_resp(struct raft *r, const struct raft_message *m)
+int raft_recv_read_index_resp(struct raft *r, const struct raft_message *m)
 {
     struct fwd_read f;
-    if (!readonly_fwd_take(&r->ro, m->context, &f)) {
+    if (!raft_readonly_fwd_take(&r->ro, m->context, &f)) {
         return 0;
     }
     if (m->reject || f.leader != m->from) {
-        return push_read_state(r, f.cookie, 0, RAFT_ENOTLEADER);
+        return raft_push_read_state(r, f.cookie, 0, RAFT_ENOTLEADER);
     }
-    return push_read_state(r, f.cookie, m->index, 0);
+    return raft_push_read_state(r, f.cookie, m->index, 0);
 }
 
-void read_fail_forwarded(struct raft *r, int status)
+void raft_read_fail_forwarded(struct raft *r, int status)
 {
     struct readonly *ro = &r->ro;
     for (size_t i = 0; i < ro->n_fwd; i++) {
-        push_read_state(r, ro->fwd[i].cookie, 0, status);
+        raft_push_read_state(r, ro->fwd[i].cookie, 0, status);
     }
     ro->n_fwd = 0;
 }
 
-int read_on_tick(struct raft *r)
+int raft_read_on_tick(struct raft *r)
 {
     struct readonly *ro = &r->ro;
     size_t keep = 0;
@@ -160,7 +161,7 @@ int read_on_tick(struct raft *r)
     for (size_t i = 0; i < ro->n_fwd; i++) {
         ro->fwd[i].age_ticks++;
         if (ro->fwd[i].age_ticks >= 2 * r->cfg.election_ticks) {
-            rc = rc ? rc : push_read_state(r, ro->fwd[i].cookie, 0, RAFT_ETIMEOUT);
+            rc = rc ? rc : raft_push_read_state(r, ro->fwd[i].cookie, 0, RAFT_ETIMEOUT);
         } else {
             ro->fwd[keep++] = ro->fwd[i];
         }

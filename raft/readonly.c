@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void readonly_init(struct readonly *ro)
+void raft_readonly_init(struct readonly *ro)
 {
     memset(ro, 0, sizeof(*ro));
     ro->next_ctx = 1;
 }
 
-void readonly_close(struct readonly *ro)
+void raft_readonly_close(struct readonly *ro)
 {
     free(ro->wait);
     free(ro->round);
@@ -20,7 +20,7 @@ void readonly_close(struct readonly *ro)
     memset(ro, 0, sizeof(*ro));
 }
 
-size_t readonly_pending(const struct readonly *ro)
+size_t raft_readonly_pending(const struct readonly *ro)
 {
     return ro->n_wait + ro->n_round + ro->n_fwd;
 }
@@ -43,7 +43,7 @@ static int grow(void **p, size_t *cap, size_t want, size_t size)
     return 0;
 }
 
-int readonly_wait_add(struct readonly *ro, const struct read_req *req)
+int raft_readonly_wait_add(struct readonly *ro, const struct read_req *req)
 {
     int rc = grow((void **)&ro->wait, &ro->cap_wait, ro->n_wait + 1, sizeof(*ro->wait));
     if (rc != 0) {
@@ -53,7 +53,7 @@ int readonly_wait_add(struct readonly *ro, const struct read_req *req)
     return 0;
 }
 
-uint64_t readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self)
+uint64_t raft_readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self)
 {
     assert(!ro->active && ro->n_round == 0);
     /* Swap the buffers: the waiting reads become the round. */
@@ -73,7 +73,7 @@ uint64_t readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self
     return ro->round_ctx;
 }
 
-bool readonly_round_acked_by(const struct readonly *ro, uint64_t id)
+bool raft_readonly_round_acked_by(const struct readonly *ro, uint64_t id)
 {
     for (uint32_t i = 0; i < ro->n_acks; i++) {
         if (ro->acks[i] == id) {
@@ -83,9 +83,9 @@ bool readonly_round_acked_by(const struct readonly *ro, uint64_t id)
     return false;
 }
 
-bool readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx)
+bool raft_readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx)
 {
-    if (!ro->active || ctx != ro->round_ctx || readonly_round_acked_by(ro, id) ||
+    if (!ro->active || ctx != ro->round_ctx || raft_readonly_round_acked_by(ro, id) ||
         ro->n_acks >= 3 * RAFT_CONF_MAX) {
         return false;
     }
@@ -93,7 +93,7 @@ bool readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx)
     return true;
 }
 
-void readonly_round_end(struct readonly *ro)
+void raft_readonly_round_end(struct readonly *ro)
 {
     ro->active = false;
     ro->n_round = 0;
@@ -102,7 +102,7 @@ void readonly_round_end(struct readonly *ro)
     ro->round_index = 0;
 }
 
-int readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context)
+int raft_readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context)
 {
     int rc = grow((void **)&ro->fwd, &ro->cap_fwd, ro->n_fwd + 1, sizeof(*ro->fwd));
     if (rc != 0) {
@@ -117,7 +117,7 @@ int readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint
     return 0;
 }
 
-bool readonly_fwd_take(struct readonly *ro, uint64_t context, struct fwd_read *out)
+bool raft_readonly_fwd_take(struct readonly *ro, uint64_t context, struct fwd_read *out)
 {
     for (size_t i = 0; i < ro->n_fwd; i++) {
         if (ro->fwd[i].context == context) {

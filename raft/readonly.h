@@ -49,19 +49,19 @@ struct readonly {
     size_t cap_fwd;
 };
 
-void readonly_init(struct readonly *ro);
-void readonly_close(struct readonly *ro);
-size_t readonly_pending(const struct readonly *ro);
-int readonly_wait_add(struct readonly *ro, const struct read_req *req);
+void raft_readonly_init(struct readonly *ro);
+void raft_readonly_close(struct readonly *ro);
+size_t raft_readonly_pending(const struct readonly *ro);
+int raft_readonly_wait_add(struct readonly *ro, const struct read_req *req);
 /* Moves every waiting read into a new round at index; returns the round context. */
-uint64_t readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self);
+uint64_t raft_readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self);
 /* Records that id answered the round with context ctx; false if ctx is not the live round. */
-bool readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx);
-bool readonly_round_acked_by(const struct readonly *ro, uint64_t id);
+bool raft_readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx);
+bool raft_readonly_round_acked_by(const struct readonly *ro, uint64_t id);
 /* Ends the round (caller has consumed ro->round[0..n_round)). */
-void readonly_round_end(struct readonly *ro);
-int readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context);
+void raft_readonly_round_end(struct readonly *ro);
+int raft_readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context);
 /* Removes the forwarded read with context; returns false if unknown (late or forged). */
-bool readonly_fwd_take(struct readonly *ro, uint64_t context, struct fwd_read *out);
+bool raft_readonly_fwd_take(struct readonly *ro, uint64_t context, struct fwd_read *out);
 
 #endif

@@ -5,22 +5,23 @@
 
 #include "impl.h"
 
-bool leader_needs_flush(struct raft *r);
+bool raft_leader_needs_flush(struct raft *r);
 
-int log_append_leader(struct raft *r, uint32_t type, const void *data, size_t len, uint64_t *index)
+int raft_log_append_leader(struct raft *r, uint32_t type, const void *data, size_t len,
+                           uint64_t *index)
 {
     struct raft_entry e = {.term = r->term,
-                           .index = log_last_index(&r->log) + 1,
+                           .index = raft_log_last_index(&r->log) + 1,
                            .type = type,
                            .len = (uint32_t)len,
                            .data = (uint8_t *)data};
-    int rc = log_append(&r->log, &e, 1);
+    int rc = raft_log_append(&r->log, &e, 1);
     if (rc != 0) {
         return rc;
     }
     *index = e.index;
     if (type == RAFT_ENTRY_CONF) {
-        rc = membership_on_append(r, &e);
+        rc = raft_membership_on_append(r, &e);
     }
     /* Entries go out in raft_ready(): proposals made in one turn share one APPEND per
      * follower and one fsync (batching). */
@@ -52,8 +53,9 @@ bool raft_has_ready(const struct raft *r)
 {
     struct raft *rw = (struct raft *)r; /* leader_needs_flush only reads */
     return r->n_msgs > 0 || r->n_reads > 0 || r->n_results > 0 || r->chunk_pending ||
-           r->install_pending || hard_state_changed(r) || r->log.handed < log_last_index(&r->log) ||
-           r->log.applied < apply_limit(r) || leader_needs_flush(rw) || read_round_due(rw);
+           r->install_pending || hard_state_changed(r) ||
+           r->log.handed < raft_log_last_index(&r->log) || r->log.applied < apply_limit(r) ||
+           raft_leader_needs_flush(rw) || raft_read_round_due(rw);
 }
 
 static void complete_proposals(struct raft *r, const struct raft_entry *ents, size_t n)
@@ -70,7 +72,7 @@ static void complete_proposals(struct raft *r, const struct raft_entry *ents, si
         if (p->index >= lo && ents[p->index - lo].term == p->term) {
             status = 0;
         }
-        push_result(r, p->cookie, p->index, p->term, status);
+        raft_push_result(r, p->cookie, p->index, p->term, status);
         k++;
     }
     if (k > 0) {
@@ -85,9 +87,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     memset(rd, 0, sizeof(*rd));
     int rc = 0;
     if (r->role == RAFT_LEADER) {
-        rc = read_maybe_start_round(r);
+        rc = raft_read_maybe_start_round(r);
         if (rc == 0) {
-            rc = leader_flush(r);
+            rc = raft_leader_flush(r);
         }
         if (rc != 0) {
             return rc;
@@ -95,13 +97,13 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     }
     uint64_t hi = apply_limit(r);
     if (r->log.applied < hi) {
-        rc = log_entries(&r->log, r->log.applied + 1, hi + 1, r->cfg.max_apply_bytes,
-                         &rd->committed, &rd->n_committed);
+        rc = raft_log_entries(&r->log, r->log.applied + 1, hi + 1, r->cfg.max_apply_bytes,
+                              &rd->committed, &rd->n_committed);
         if (rc != 0) {
             return rc;
         }
     }
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     if (r->log.handed < last) {
         size_t n = (size_t)(last - r->log.handed);
         rd->entries = calloc(n, sizeof(*rd->entries));
@@ -110,9 +112,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
             goto err_committed;
         }
         for (size_t i = 0; i < n; i++) {
-            rc = entry_copy(&rd->entries[i], &r->log.ents[r->log.handed - r->log.stable + i]);
+            rc = raft_entry_copy(&rd->entries[i], &r->log.ents[r->log.handed - r->log.stable + i]);
             if (rc != 0) {
-                entries_free(rd->entries, i);
+                raft_entries_free(rd->entries, i);
                 rd->entries = NULL;
                 goto err_committed;
             }
@@ -167,7 +169,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     r->ready_out = true;
     return 0;
 err_committed:
-    entries_free(rd->committed, rd->n_committed);
+    raft_entries_free(rd->committed, rd->n_committed);
     memset(rd, 0, sizeof(*rd));
     return rc;
 }
@@ -175,10 +177,10 @@ err_committed:
 void raft_advance(struct raft *r, struct raft_ready *rd)
 {
     assert(r->ready_out);
-    entries_free(rd->entries, rd->n_entries);
-    entries_free(rd->committed, rd->n_committed);
+    raft_entries_free(rd->entries, rd->n_entries);
+    raft_entries_free(rd->committed, rd->n_committed);
     for (size_t i = 0; i < rd->n_messages; i++) {
-        entries_free(rd->messages[i].entries, rd->messages[i].n_entries);
+        raft_entries_free(rd->messages[i].entries, rd->messages[i].n_entries);
         free(rd->messages[i].data);
     }
     free(rd->messages);
@@ -188,7 +190,7 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
     if (rd->has_snapshot) {
         assert(r->install_out);
         r->install_out = false;
-        log_snapshot_done(&r->log);
+        raft_log_snapshot_done(&r->log);
     }
     memset(rd, 0, sizeof(*rd));
     r->ready_out = false;
@@ -198,25 +200,26 @@ int raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 {
 #ifdef RAFT_MUTATE_PERSIST_NO_TERM_CHECK
     uint64_t t = 0;
-    if (index > r->log.stable && index <= r->log.handed && log_term(&r->log, index, &t) == 0) {
+    if (index > r->log.stable && index <= r->log.handed &&
+        raft_log_entry_term(&r->log, index, &t) == 0) {
         term = t;
     }
 #endif
-    if (!log_stable_to(&r->log, index, term)) {
-        trace_event(r, "ignore persisted %llu/%llu", (unsigned long long)index,
-                    (unsigned long long)term);
+    if (!raft_log_stable_to(&r->log, index, term)) {
+        raft_trace_event(r, "ignore persisted %llu/%llu", (unsigned long long)index,
+                         (unsigned long long)term);
         return r->log.err;
     }
     int rc = 0;
     if (r->role == RAFT_LEADER) {
-        struct progress *self = tracker_get(r, r->id);
+        struct progress *self = raft_tracker_get(r, r->id);
         if (self != NULL) {
             self->match = r->log.stable;
-            self->next = log_last_index(&r->log) + 1;
+            self->next = raft_log_last_index(&r->log) + 1;
         }
-        rc = leader_maybe_commit(r);
+        rc = raft_leader_maybe_commit(r);
     } else {
-        rc = follower_send_ack(r, false);
+        rc = raft_follower_send_ack(r, false);
     }
     return rc != 0 ? rc : r->log.err;
 }

@@ -4,7 +4,7 @@
 
 #include "impl.h"
 
-int follower_send_ack(struct raft *r, bool force)
+int raft_follower_send_ack(struct raft *r, bool force)
 {
     if (r->role != RAFT_FOLLOWER || r->leader == 0) {
         return 0;
@@ -21,7 +21,7 @@ int follower_send_ack(struct raft *r, bool force)
     m.type = RAFT_MSG_APPEND_RESP;
     m.to = r->leader;
     m.index = idx;
-    return send_msg(r, &m);
+    return raft_send_msg(r, &m);
 }
 
 static bool entries_well_formed(const struct raft_message *m)
@@ -47,15 +47,15 @@ static bool entries_well_formed(const struct raft_message *m)
 static void reject_hint(struct raft *r, uint64_t prev_index, uint64_t prev_term,
                         uint64_t *hint_index, uint64_t *hint_term)
 {
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     uint64_t i = prev_index < last ? prev_index : last;
     uint64_t t = 0;
     for (; i > r->log.committed; i--) {
-        if (log_term(&r->log, i, &t) != 0 || t <= prev_term) {
+        if (raft_log_entry_term(&r->log, i, &t) != 0 || t <= prev_term) {
             break;
         }
     }
-    if (log_term(&r->log, i, &t) != 0) {
+    if (raft_log_entry_term(&r->log, i, &t) != 0) {
         t = 0;
     }
     *hint_index = i;
@@ -68,13 +68,13 @@ static int commit_to(struct raft *r, uint64_t index)
         return 0;
     }
     r->log.committed = index;
-    return membership_on_commit(r);
+    return raft_membership_on_commit(r);
 }
 
-int recv_append(struct raft *r, const struct raft_message *m)
+int raft_recv_append(struct raft *r, const struct raft_message *m)
 {
     if (!entries_well_formed(m)) {
-        trace_event(r, "ignore malformed append from=%llu", (unsigned long long)m->from);
+        raft_trace_event(r, "ignore malformed append from=%llu", (unsigned long long)m->from);
         return 0;
     }
     uint64_t committed = r->log.committed;
@@ -85,7 +85,7 @@ int recv_append(struct raft *r, const struct raft_message *m)
         if (committed > r->ack_index) {
             r->ack_index = committed;
         }
-        return follower_send_ack(r, true);
+        return raft_follower_send_ack(r, true);
     }
     /* Entries at or below committed are known to match; check from there on. */
     size_t skip = 0;
@@ -96,29 +96,29 @@ int recv_append(struct raft *r, const struct raft_message *m)
         prev_index = committed;
         prev_term = m->entries[skip - 1].term;
         uint64_t mine = 0;
-        if (log_term(&r->log, committed, &mine) == 0 && mine != prev_term) {
-            trace_event(r, "ignore append contradicting commit from=%llu",
-                        (unsigned long long)m->from);
+        if (raft_log_entry_term(&r->log, committed, &mine) == 0 && mine != prev_term) {
+            raft_trace_event(r, "ignore append contradicting commit from=%llu",
+                             (unsigned long long)m->from);
             return 0;
         }
     }
-    if (!log_match_term(&r->log, prev_index, prev_term)) {
+    if (!raft_log_match_term(&r->log, prev_index, prev_term)) {
         struct raft_message resp = {0};
         resp.type = RAFT_MSG_APPEND_RESP;
         resp.to = m->from;
         resp.reject = true;
         resp.index = m->prev_index;
         reject_hint(r, m->prev_index, m->prev_term, &resp.hint_index, &resp.hint_term);
-        trace_event(r, "reject append prev=%llu/%llu hint=%llu/%llu",
-                    (unsigned long long)m->prev_index, (unsigned long long)m->prev_term,
-                    (unsigned long long)resp.hint_index, (unsigned long long)resp.hint_term);
-        return send_msg(r, &resp);
+        raft_trace_event(r, "reject append prev=%llu/%llu hint=%llu/%llu",
+                         (unsigned long long)m->prev_index, (unsigned long long)m->prev_term,
+                         (unsigned long long)resp.hint_index, (unsigned long long)resp.hint_term);
+        return raft_send_msg(r, &resp);
     }
     const struct raft_entry *ents = m->entries + skip;
     size_t n = m->n_entries - skip;
     /* Trap 3: truncate only on a real conflict. A stale or duplicated APPEND whose entries
      * are all present must leave any longer log alone. */
-    uint64_t conflict = log_find_conflict(&r->log, ents, n);
+    uint64_t conflict = raft_log_find_conflict(&r->log, ents, n);
 #ifdef RAFT_MUTATE_TRUNCATE_STALE
     if (conflict == 0 && n > 0) {
         conflict = ents[0].index;
@@ -126,22 +126,22 @@ int recv_append(struct raft *r, const struct raft_message *m)
 #endif
     if (conflict != 0) {
         if (conflict <= r->log.committed) {
-            trace_event(r, "ignore append conflicting at committed %llu",
-                        (unsigned long long)conflict);
+            raft_trace_event(r, "ignore append conflicting at committed %llu",
+                             (unsigned long long)conflict);
             return 0;
         }
         size_t from = (size_t)(conflict - ents[0].index);
-        if (conflict <= log_last_index(&r->log)) {
-            trace_event(r, "truncate from=%llu", (unsigned long long)conflict);
-            membership_on_truncate(r, conflict);
+        if (conflict <= raft_log_last_index(&r->log)) {
+            raft_trace_event(r, "truncate from=%llu", (unsigned long long)conflict);
+            raft_membership_on_truncate(r, conflict);
         }
-        int rc = log_append(&r->log, ents + from, n - from);
+        int rc = raft_log_append(&r->log, ents + from, n - from);
         if (rc != 0) {
             return rc;
         }
         for (size_t i = from; i < n; i++) {
             if (ents[i].type == RAFT_ENTRY_CONF) {
-                rc = membership_on_append(r, &ents[i]);
+                rc = raft_membership_on_append(r, &ents[i]);
                 if (rc != 0) {
                     return rc;
                 }
@@ -153,7 +153,7 @@ int recv_append(struct raft *r, const struct raft_message *m)
     }
     /* Trap 3: commit no further than what this message verified. */
 #ifdef RAFT_MUTATE_COMMIT_UNVERIFIED
-    uint64_t limit = log_last_index(&r->log);
+    uint64_t limit = raft_log_last_index(&r->log);
 #else
     uint64_t limit = last_new;
 #endif
@@ -161,14 +161,14 @@ int recv_append(struct raft *r, const struct raft_message *m)
     if (rc != 0) {
         return rc;
     }
-    return follower_send_ack(r, n == 0 || conflict == 0);
+    return raft_follower_send_ack(r, n == 0 || conflict == 0);
 }
 
-int recv_heartbeat(struct raft *r, const struct raft_message *m)
+int raft_recv_heartbeat(struct raft *r, const struct raft_message *m)
 {
     /* The leader sends min(match, commit): entries we acknowledged in this term. */
     uint64_t c = m->commit;
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     if (c > last) {
         c = last;
     }
@@ -180,5 +180,5 @@ int recv_heartbeat(struct raft *r, const struct raft_message *m)
     resp.type = RAFT_MSG_HEARTBEAT_RESP;
     resp.to = m->from;
     resp.context = m->context;
-    return send_msg(r, &resp);
+    return raft_send_msg(r, &resp);
 }

@@ -16,23 +16,23 @@ static int reply(struct raft *r, const struct raft_message *m, uint64_t offset, 
     resp.reject = reject;
     resp.done = done;
     resp.index = index;
-    return send_msg(r, &resp);
+    return raft_send_msg(r, &resp);
 }
 
 static bool chunk_well_formed(const struct raft_message *m)
 {
     const struct raft_snapshot_meta *s = &m->snap;
-    if (s->index == 0 || s->term == 0 || s->term > m->term || !conf_valid(&s->conf, false) ||
+    if (s->index == 0 || s->term == 0 || s->term > m->term || !raft_conf_valid(&s->conf, false) ||
         m->offset > s->size || m->len > s->size - m->offset || (m->len > 0 && !m->data)) {
         return false;
     }
     return m->done == (m->offset + m->len == s->size);
 }
 
-int recv_snapshot(struct raft *r, const struct raft_message *m)
+int raft_recv_snapshot(struct raft *r, const struct raft_message *m)
 {
     if (!chunk_well_formed(m)) {
-        trace_event(r, "ignore malformed snapshot from=%llu", (unsigned long long)m->from);
+        raft_trace_event(r, "ignore malformed snapshot from=%llu", (unsigned long long)m->from);
         return 0;
     }
     if (r->chunk_pending || r->install_pending || r->install_out) {
@@ -49,19 +49,19 @@ int recv_snapshot(struct raft *r, const struct raft_message *m)
         uint64_t idx = r->log.committed < stable ? r->log.committed : stable;
         return reply(r, m, 0, false, true, idx);
     }
-    if (m->offset == 0 && log_match_term(&r->log, m->snap.index, m->snap.term)) {
+    if (m->offset == 0 && raft_log_match_term(&r->log, m->snap.index, m->snap.term)) {
         /* Trap 7: the snapshot's last entry is ours (same index and term), so our log up to
          * it is the leader's (Log Matching). Keep the suffix; just commit. */
         r->recv_active = false;
         r->log.committed = m->snap.index;
-        int rc = membership_on_commit(r);
+        int rc = raft_membership_on_commit(r);
         if (rc != 0) {
             return rc;
         }
         if (m->snap.index > r->ack_index) {
             r->ack_index = m->snap.index;
         }
-        trace_event(r, "snapshot matches log index=%llu", (unsigned long long)m->snap.index);
+        raft_trace_event(r, "snapshot matches log index=%llu", (unsigned long long)m->snap.index);
         return reply(r, m, 0, false, true, m->snap.index < stable ? m->snap.index : stable);
     }
     bool same = r->recv_active && r->recv_snap.index == m->snap.index &&
@@ -100,11 +100,11 @@ int recv_snapshot(struct raft *r, const struct raft_message *m)
     }
     /* Trap 7: the snapshot does not match our log: the whole log goes. Its configuration
      * is the last committed one at its index (trap 8). */
-    trace_event(r, "snapshot install index=%llu term=%llu", (unsigned long long)m->snap.index,
-                (unsigned long long)m->snap.term);
+    raft_trace_event(r, "snapshot install index=%llu term=%llu", (unsigned long long)m->snap.index,
+                     (unsigned long long)m->snap.term);
     r->recv_active = false;
-    log_restore(&r->log, &m->snap);
-    membership_on_restore(r, &m->snap);
+    raft_log_restore(&r->log, &m->snap);
+    raft_membership_on_restore(r, &m->snap);
     r->install_pending = true;
     r->ack_index = m->snap.index;
     /* The install is durable before this answer leaves (ready contract). */

@@ -7,7 +7,7 @@
 #include "impl.h"
 #include "quorum.h"
 
-struct progress *tracker_get(struct raft *r, uint64_t id)
+struct progress *raft_tracker_get(struct raft *r, uint64_t id)
 {
     for (uint32_t i = 0; i < r->n_prs; i++) {
         if (r->prs[i].id == id) {
@@ -17,36 +17,36 @@ struct progress *tracker_get(struct raft *r, uint64_t id)
     return NULL;
 }
 
-void tracker_clear(struct raft *r)
+void raft_tracker_clear(struct raft *r)
 {
     for (uint32_t i = 0; i < r->n_prs; i++) {
-        progress_free(&r->prs[i]);
+        raft_progress_free(&r->prs[i]);
     }
     free(r->prs);
     r->prs = NULL;
     r->n_prs = 0;
 }
 
-int tracker_rebuild(struct raft *r)
+int raft_tracker_rebuild(struct raft *r)
 {
     uint64_t ids[3 * RAFT_CONF_MAX + 1];
-    uint32_t n = conf_all_ids(&r->conf, ids);
+    uint32_t n = raft_conf_all_ids(&r->conf, ids);
     struct progress *prs = calloc(n + 1, sizeof(*prs));
     if (prs == NULL) {
         return RAFT_ENOMEM;
     }
-    uint64_t next = log_last_index(&r->log) + 1;
+    uint64_t next = raft_log_last_index(&r->log) + 1;
     for (uint32_t i = 0; i < n; i++) {
-        struct progress *old = tracker_get(r, ids[i]);
+        struct progress *old = raft_tracker_get(r, ids[i]);
         if (old != NULL) {
             prs[i] = *old;
             old->ring = NULL; /* moved */
             continue;
         }
-        int rc = progress_init(&prs[i], ids[i], next, r->cfg.max_inflight_msgs);
+        int rc = raft_progress_init(&prs[i], ids[i], next, r->cfg.max_inflight_msgs);
         if (rc != 0) {
             for (uint32_t j = 0; j < i; j++) {
-                progress_free(&prs[j]);
+                raft_progress_free(&prs[j]);
             }
             free(prs);
             return rc;
@@ -57,11 +57,11 @@ int tracker_rebuild(struct raft *r)
             prs[i].next = next;
         }
     }
-    tracker_clear(r);
+    raft_tracker_clear(r);
     r->prs = prs;
     r->n_prs = n;
     if (r->transfer_target != 0 && !raft_conf_is_voter(&r->conf, r->transfer_target)) {
-        transfer_abort(r, "target removed");
+        raft_transfer_abort(r, "target removed");
     }
     return 0;
 }
@@ -69,11 +69,11 @@ int tracker_rebuild(struct raft *r)
 /* §5.3 fast backtracking: the largest index <= index whose term is <= term. */
 static uint64_t find_conflict_by_term(struct raft *r, uint64_t index, uint64_t term)
 {
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     uint64_t i = index < last ? index : last;
     for (; i > 0; i--) {
         uint64_t t = 0;
-        if (log_term(&r->log, i, &t) != 0 || t <= term) {
+        if (raft_log_entry_term(&r->log, i, &t) != 0 || t <= term) {
             break;
         }
     }
@@ -92,14 +92,14 @@ static int start_snapshot(struct raft *r, struct progress *pr)
     }
     if (meta.index == 0) {
         /* Storage compacted without a snapshot: nothing to send yet; retried later. */
-        trace_event(r, "no snapshot for=%llu", (unsigned long long)pr->id);
+        raft_trace_event(r, "no snapshot for=%llu", (unsigned long long)pr->id);
         pr->probe_sent = true;
         return 0;
     }
-    progress_become_snapshot(pr, meta.index, meta.term, meta.size);
-    trace_event(r, "snapshot start to=%llu index=%llu term=%llu size=%llu",
-                (unsigned long long)pr->id, (unsigned long long)meta.index,
-                (unsigned long long)meta.term, (unsigned long long)meta.size);
+    raft_progress_become_snapshot(pr, meta.index, meta.term, meta.size);
+    raft_trace_event(r, "snapshot start to=%llu index=%llu term=%llu size=%llu",
+                     (unsigned long long)pr->id, (unsigned long long)meta.index,
+                     (unsigned long long)meta.term, (unsigned long long)meta.size);
     return 0;
 }
 
@@ -114,7 +114,7 @@ static int send_chunk(struct raft *r, struct progress *pr)
     }
     if (m.snap.index != pr->snap_index || m.snap.term != pr->snap_term) {
         /* A newer snapshot replaced the one in transfer: start over with it. */
-        progress_abort_snapshot(pr);
+        raft_progress_abort_snapshot(pr);
         return 0;
     }
     uint64_t offset = pr->snap_offset;
@@ -148,10 +148,10 @@ static int send_chunk(struct raft *r, struct progress *pr)
     m.len = len;
     m.done = offset + len == m.snap.size;
     pr->snap_chunk_out = true;
-    trace_event(r, "snapshot chunk to=%llu index=%llu offset=%llu len=%zu%s",
-                (unsigned long long)pr->id, (unsigned long long)m.snap.index,
-                (unsigned long long)offset, len, m.done ? " done" : "");
-    return send_msg(r, &m);
+    raft_trace_event(r, "snapshot chunk to=%llu index=%llu offset=%llu len=%zu%s",
+                     (unsigned long long)pr->id, (unsigned long long)m.snap.index,
+                     (unsigned long long)offset, len, m.done ? " done" : "");
+    return raft_send_msg(r, &m);
 }
 
 /* Sends one APPEND to pr from pr->next (possibly empty). Switches to SNAPSHOT when the entries
@@ -160,8 +160,8 @@ static int send_append(struct raft *r, struct progress *pr)
 {
     uint64_t prev = pr->next - 1;
     uint64_t prev_term = 0;
-    uint64_t last = log_last_index(&r->log);
-    int rc = log_term(&r->log, prev, &prev_term);
+    uint64_t last = raft_log_last_index(&r->log);
+    int rc = raft_log_entry_term(&r->log, prev, &prev_term);
     if (rc == RAFT_ECOMPACTED) {
         return start_snapshot(r, pr);
     }
@@ -170,8 +170,8 @@ static int send_append(struct raft *r, struct progress *pr)
     }
     struct raft_message m = {0};
     if (pr->next <= last) {
-        rc = log_entries(&r->log, pr->next, last + 1, r->cfg.max_msg_bytes, &m.entries,
-                         &m.n_entries);
+        rc = raft_log_entries(&r->log, pr->next, last + 1, r->cfg.max_msg_bytes, &m.entries,
+                              &m.n_entries);
         if (rc == RAFT_ECOMPACTED) {
             return start_snapshot(r, pr);
         }
@@ -192,13 +192,13 @@ static int send_append(struct raft *r, struct progress *pr)
         if (m.n_entries > 0) {
             uint64_t sent_last = m.entries[m.n_entries - 1].index;
             pr->next = sent_last + 1;
-            progress_inflight_add(pr, sent_last, bytes);
+            raft_progress_inflight_add(pr, sent_last, bytes);
         }
     } else {
         pr->probe_sent = true;
     }
     pr->commit_sent = r->log.committed;
-    return send_msg(r, &m);
+    return raft_send_msg(r, &m);
 }
 
 static bool progress_wants_send(struct raft *r, const struct progress *pr)
@@ -209,18 +209,18 @@ static bool progress_wants_send(struct raft *r, const struct progress *pr)
     if (pr->state == PROGRESS_SNAPSHOT) {
         return !pr->snap_chunk_out;
     }
-    if (progress_is_paused(pr, r->cfg.max_inflight_bytes)) {
+    if (raft_progress_is_paused(pr, r->cfg.max_inflight_bytes)) {
         return false;
     }
-    uint64_t last = log_last_index(&r->log);
+    uint64_t last = raft_log_last_index(&r->log);
     /* PROBE also sends an empty APPEND when next is past the end but the member's log is
      * unknown (a member just added starts so): its answer says where to go on from. */
     return pr->next <= last || (pr->state == PROGRESS_PROBE && pr->match < last) ||
            (pr->state == PROGRESS_REPLICATE && pr->commit_sent < r->log.committed);
 }
 
-bool leader_needs_flush(struct raft *r);
-bool leader_needs_flush(struct raft *r)
+bool raft_leader_needs_flush(struct raft *r);
+bool raft_leader_needs_flush(struct raft *r)
 {
     if (r->role != RAFT_LEADER) {
         return false;
@@ -233,7 +233,7 @@ bool leader_needs_flush(struct raft *r)
     return false;
 }
 
-int leader_flush(struct raft *r)
+int raft_leader_flush(struct raft *r)
 {
     for (uint32_t i = 0; i < r->n_prs && r->role == RAFT_LEADER; i++) {
         struct progress *pr = &r->prs[i];
@@ -249,7 +249,7 @@ int leader_flush(struct raft *r)
     return 0;
 }
 
-int leader_bcast_heartbeat(struct raft *r)
+int raft_leader_bcast_heartbeat(struct raft *r)
 {
     uint32_t stall = r->cfg.election_ticks / 2 > 2 ? r->cfg.election_ticks / 2 : 2;
     for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -263,9 +263,9 @@ int leader_bcast_heartbeat(struct raft *r)
              * lost. Fall back to probing from the last known match; in SNAPSHOT, resend the
              * chunk from the last acknowledged offset. Every window is released here. */
             if (pr->state == PROGRESS_REPLICATE && pr->count > 0) {
-                trace_event(r, "stalled to=%llu match=%llu", (unsigned long long)pr->id,
-                            (unsigned long long)pr->match);
-                progress_become_probe(pr);
+                raft_trace_event(r, "stalled to=%llu match=%llu", (unsigned long long)pr->id,
+                                 (unsigned long long)pr->match);
+                raft_progress_become_probe(pr);
             } else if (pr->state == PROGRESS_SNAPSHOT && pr->snap_chunk_out) {
                 pr->snap_chunk_out = false;
             } else if (pr->state == PROGRESS_PROBE) {
@@ -279,7 +279,7 @@ int leader_bcast_heartbeat(struct raft *r)
         /* Only what the member is known to hold may be declared committed to it. */
         m.commit = pr->match < r->log.committed ? pr->match : r->log.committed;
         m.context = r->ro.active ? r->ro.round_ctx : 0;
-        int rc = send_msg(r, &m);
+        int rc = raft_send_msg(r, &m);
         if (rc != 0) {
             return rc;
         }
@@ -287,7 +287,7 @@ int leader_bcast_heartbeat(struct raft *r)
     return 0;
 }
 
-int leader_maybe_commit(struct raft *r)
+int raft_leader_maybe_commit(struct raft *r)
 {
     assert(r->role == RAFT_LEADER);
     const struct raft_conf *c = &r->conf;
@@ -301,22 +301,22 @@ int leader_maybe_commit(struct raft *r)
             if (ids[i] == r->id) {
                 /* Trap 5: the leader counts itself only for what is durable locally. */
 #ifdef RAFT_MUTATE_SELF_COUNT_UNSYNCED
-                out[i] = log_last_index(&r->log);
+                out[i] = raft_log_last_index(&r->log);
 #else
                 out[i] = r->log.stable;
 #endif
             } else {
-                struct progress *pr = tracker_get(r, ids[i]);
+                struct progress *pr = raft_tracker_get(r, ids[i]);
                 out[i] = pr != NULL ? pr->match : 0;
             }
         }
     }
-    uint64_t idx = quorum_joint_index(vals, c->n_voters, vals_old, c->n_voters_old);
+    uint64_t idx = raft_quorum_joint_index(vals, c->n_voters, vals_old, c->n_voters_old);
     if (idx == UINT64_MAX || idx <= r->log.committed) {
         return 0;
     }
     uint64_t t = 0;
-    if (log_term(&r->log, idx, &t) != 0) {
+    if (raft_log_entry_term(&r->log, idx, &t) != 0) {
         return r->log.err;
     }
 #ifndef RAFT_MUTATE_COMMIT_PREV_TERM
@@ -327,17 +327,17 @@ int leader_maybe_commit(struct raft *r)
     }
 #endif
     r->log.committed = idx;
-    trace_event(r, "commit %llu", (unsigned long long)idx);
-    return membership_on_commit(r);
+    raft_trace_event(r, "commit %llu", (unsigned long long)idx);
+    return raft_membership_on_commit(r);
 }
 
-int recv_append_resp(struct raft *r, const struct raft_message *m)
+int raft_recv_append_resp(struct raft *r, const struct raft_message *m)
 {
     if (r->role != RAFT_LEADER) {
         return 0;
     }
-    struct progress *pr = tracker_get(r, m->from);
-    if (pr == NULL || m->index > log_last_index(&r->log)) {
+    struct progress *pr = raft_tracker_get(r, m->from);
+    if (pr == NULL || m->index > raft_log_last_index(&r->log)) {
         return 0;
     }
     pr->recent_active = true;
@@ -350,40 +350,41 @@ int recv_append_resp(struct raft *r, const struct raft_message *m)
         if (m->hint_term > 0) {
             hint = find_conflict_by_term(r, m->hint_index, m->hint_term);
         }
-        if (progress_maybe_decrease(pr, m->index, hint + 1)) {
-            trace_event(r, "rejected by=%llu index=%llu next=%llu", (unsigned long long)m->from,
-                        (unsigned long long)m->index, (unsigned long long)pr->next);
+        if (raft_progress_maybe_decrease(pr, m->index, hint + 1)) {
+            raft_trace_event(r, "rejected by=%llu index=%llu next=%llu",
+                             (unsigned long long)m->from, (unsigned long long)m->index,
+                             (unsigned long long)pr->next);
             if (pr->state == PROGRESS_REPLICATE) {
-                progress_become_probe(pr);
+                raft_progress_become_probe(pr);
             }
         }
         return 0;
     }
-    if (!progress_maybe_update(pr, m->index)) {
+    if (!raft_progress_maybe_update(pr, m->index)) {
         return 0;
     }
     if (pr->state == PROGRESS_PROBE) {
-        progress_become_replicate(pr);
+        raft_progress_become_replicate(pr);
     } else if (pr->state == PROGRESS_SNAPSHOT && pr->match >= pr->snap_index) {
-        progress_become_probe(pr);
+        raft_progress_become_probe(pr);
     } else if (pr->state == PROGRESS_REPLICATE) {
-        progress_inflight_free_to(pr, m->index);
+        raft_progress_inflight_free_to(pr, m->index);
     }
     uint64_t id = pr->id;
-    int rc = leader_maybe_commit(r);
+    int rc = raft_leader_maybe_commit(r);
     if (rc != 0 || r->role != RAFT_LEADER) {
         return rc;
     }
-    pr = tracker_get(r, id);
-    return pr != NULL ? transfer_on_progress(r, pr) : 0;
+    pr = raft_tracker_get(r, id);
+    return pr != NULL ? raft_transfer_on_progress(r, pr) : 0;
 }
 
-int recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
+int raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
 {
     if (r->role != RAFT_LEADER) {
         return 0;
     }
-    struct progress *pr = tracker_get(r, m->from);
+    struct progress *pr = raft_tracker_get(r, m->from);
     if (pr == NULL) {
         return 0;
     }
@@ -391,18 +392,18 @@ int recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false;
     }
-    if (m->context != 0 && readonly_round_ack(&r->ro, m->from, m->context)) {
-        return read_check_round(r);
+    if (m->context != 0 && raft_readonly_round_ack(&r->ro, m->from, m->context)) {
+        return raft_read_check_round(r);
     }
     return 0;
 }
 
-int recv_snapshot_resp(struct raft *r, const struct raft_message *m)
+int raft_recv_snapshot_resp(struct raft *r, const struct raft_message *m)
 {
     if (r->role != RAFT_LEADER) {
         return 0;
     }
-    struct progress *pr = tracker_get(r, m->from);
+    struct progress *pr = raft_tracker_get(r, m->from);
     if (pr == NULL) {
         return 0;
     }
@@ -414,19 +415,19 @@ int recv_snapshot_resp(struct raft *r, const struct raft_message *m)
     }
     pr->snap_chunk_out = false;
     if (m->done) {
-        trace_event(r, "snapshot done by=%llu index=%llu", (unsigned long long)m->from,
-                    (unsigned long long)m->index);
-        if (m->index <= log_last_index(&r->log)) {
-            progress_maybe_update(pr, m->index);
+        raft_trace_event(r, "snapshot done by=%llu index=%llu", (unsigned long long)m->from,
+                         (unsigned long long)m->index);
+        if (m->index <= raft_log_last_index(&r->log)) {
+            raft_progress_maybe_update(pr, m->index);
         }
-        progress_become_probe(pr);
+        raft_progress_become_probe(pr);
         uint64_t id = pr->id;
-        int rc = leader_maybe_commit(r);
+        int rc = raft_leader_maybe_commit(r);
         if (rc != 0 || r->role != RAFT_LEADER) {
             return rc;
         }
-        pr = tracker_get(r, id);
-        return pr != NULL ? transfer_on_progress(r, pr) : 0;
+        pr = raft_tracker_get(r, id);
+        return pr != NULL ? raft_transfer_on_progress(r, pr) : 0;
     }
     if (m->offset > pr->snap_size) {
         return 0;

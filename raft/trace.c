@@ -19,7 +19,7 @@ static const char *role_name(enum raft_role role)
     return "?";
 }
 
-void trace_event(struct raft *r, const char *fmt, ...)
+void raft_trace_event(struct raft *r, const char *fmt, ...)
 {
     if (r->cfg.trace == NULL) {
         return;

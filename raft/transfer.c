@@ -1,12 +1,12 @@
 /* raft/transfer.c: leadership transfer (§3.10): catch the target up, then TIMEOUT_NOW. */
 #include "impl.h"
 
-void transfer_abort(struct raft *r, const char *why)
+void raft_transfer_abort(struct raft *r, const char *why)
 {
     if (r->transfer_target == 0) {
         return;
     }
-    trace_event(r, "transfer abort to=%llu %s", (unsigned long long)r->transfer_target, why);
+    raft_trace_event(r, "transfer abort to=%llu %s", (unsigned long long)r->transfer_target, why);
     r->transfer_target = 0;
     r->transfer_elapsed = 0;
 }
@@ -16,8 +16,8 @@ static int send_timeout_now(struct raft *r, uint64_t to)
     struct raft_message m = {0};
     m.type = RAFT_MSG_TIMEOUT_NOW;
     m.to = to;
-    trace_event(r, "transfer timeout_now to=%llu", (unsigned long long)to);
-    return send_msg(r, &m);
+    raft_trace_event(r, "transfer timeout_now to=%llu", (unsigned long long)to);
+    return raft_send_msg(r, &m);
 }
 
 int raft_transfer_leader(struct raft *r, uint64_t target)
@@ -31,21 +31,21 @@ int raft_transfer_leader(struct raft *r, uint64_t target)
     if (r->transfer_target != 0) {
         return r->transfer_target == target ? 0 : RAFT_ETRANSFER;
     }
-    struct progress *pr = tracker_get(r, target);
+    struct progress *pr = raft_tracker_get(r, target);
     if (pr == NULL) {
         return RAFT_EINVAL;
     }
     r->transfer_target = target;
     r->transfer_elapsed = 0;
-    trace_event(r, "transfer start to=%llu match=%llu", (unsigned long long)target,
-                (unsigned long long)pr->match);
-    return transfer_on_progress(r, pr);
+    raft_trace_event(r, "transfer start to=%llu match=%llu", (unsigned long long)target,
+                     (unsigned long long)pr->match);
+    return raft_transfer_on_progress(r, pr);
 }
 
-int transfer_on_progress(struct raft *r, struct progress *pr)
+int raft_transfer_on_progress(struct raft *r, struct progress *pr)
 {
     if (r->transfer_target == 0 || pr->id != r->transfer_target ||
-        pr->match != log_last_index(&r->log)) {
+        pr->match != raft_log_last_index(&r->log)) {
         return 0;
     }
     /* The target holds our whole log: it can win an election right away. New proposals are
@@ -53,13 +53,13 @@ int transfer_on_progress(struct raft *r, struct progress *pr)
     return send_timeout_now(r, pr->id);
 }
 
-int recv_timeout_now(struct raft *r, const struct raft_message *m)
+int raft_recv_timeout_now(struct raft *r, const struct raft_message *m)
 {
-    if (r->role == RAFT_LEADER || m->from != r->leader || !self_is_voter(r)) {
-        trace_event(r, "ignore timeout_now from=%llu", (unsigned long long)m->from);
+    if (r->role == RAFT_LEADER || m->from != r->leader || !raft_self_is_voter(r)) {
+        raft_trace_event(r, "ignore timeout_now from=%llu", (unsigned long long)m->from);
         return 0;
     }
     /* Skip PreVote: the leader asked for this election, and the vote requests carry the
      * transfer flag so that members in lease with the old leader do not ignore them. */
-    return election_campaign(r, false, true);
+    return raft_election_campaign(r, false, true);
 }

@@ -27,7 +27,7 @@ static uint64_t ref_majority(const uint64_t *v, uint32_t n)
 static void test_majority_index(void)
 {
     struct sim_rng g = {.s = 42};
-    CHECK_EQ(quorum_majority_index(NULL, 0), UINT64_MAX);
+    CHECK_EQ(raft_quorum_majority_index(NULL, 0), UINT64_MAX);
     for (int iter = 0; iter < 20000; iter++) {
         uint32_t n = 1 + (uint32_t)rng_below(&g, 9);
         uint32_t m = (uint32_t)rng_below(&g, 9);
@@ -38,10 +38,10 @@ static void test_majority_index(void)
         for (uint32_t i = 0; i < m; i++) {
             w[i] = rng_below(&g, 20);
         }
-        CHECK_EQ(quorum_majority_index(v, n), ref_majority(v, n));
+        CHECK_EQ(raft_quorum_majority_index(v, n), ref_majority(v, n));
         uint64_t a = ref_majority(v, n);
         uint64_t b = m == 0 ? UINT64_MAX : ref_majority(w, m);
-        CHECK_EQ(quorum_joint_index(v, n, w, m), a < b ? a : b);
+        CHECK_EQ(raft_quorum_joint_index(v, n, w, m), a < b ? a : b);
     }
 }
 
@@ -50,7 +50,7 @@ static void test_votes(void)
     for (uint32_t n = 0; n <= 9; n++) {
         for (uint32_t yes = 0; yes <= n; yes++) {
             for (uint32_t no = 0; yes + no <= n; no++) {
-                enum quorum_result r = quorum_majority_vote(n, yes, no);
+                enum quorum_result r = raft_quorum_majority_vote(n, yes, no);
                 enum quorum_result want = QUORUM_PENDING;
                 if (n == 0 || yes > n / 2) {
                     want = QUORUM_WON;
@@ -61,10 +61,10 @@ static void test_votes(void)
             }
         }
     }
-    CHECK_EQ(quorum_joint_vote(QUORUM_WON, QUORUM_PENDING), QUORUM_PENDING);
-    CHECK_EQ(quorum_joint_vote(QUORUM_WON, QUORUM_LOST), QUORUM_LOST);
-    CHECK_EQ(quorum_joint_vote(QUORUM_WON, QUORUM_WON), QUORUM_WON);
-    CHECK_EQ(quorum_joint_vote(QUORUM_PENDING, QUORUM_LOST), QUORUM_LOST);
+    CHECK_EQ(raft_quorum_joint_vote(QUORUM_WON, QUORUM_PENDING), QUORUM_PENDING);
+    CHECK_EQ(raft_quorum_joint_vote(QUORUM_WON, QUORUM_LOST), QUORUM_LOST);
+    CHECK_EQ(raft_quorum_joint_vote(QUORUM_WON, QUORUM_WON), QUORUM_WON);
+    CHECK_EQ(raft_quorum_joint_vote(QUORUM_PENDING, QUORUM_LOST), QUORUM_LOST);
 }
 
 static struct raft_conf conf_of(const uint64_t *v, uint32_t nv, const uint64_t *l, uint32_t nl)
@@ -90,16 +90,16 @@ static void test_confchange(void)
 
     /* Learner-only change: a simple configuration. */
     struct raft_change add5 = {RAFT_CHANGE_ADD_LEARNER, 5};
-    CHECK_EQ(confchange_apply(&c, &add5, 1, &out), 0);
+    CHECK_EQ(raft_confchange_apply(&c, &add5, 1, &out), 0);
     CHECK(!raft_conf_is_joint(&out) && raft_conf_is_learner(&out, 5));
 
     /* Promotion changes the voters: joint. */
     struct raft_change promote = {RAFT_CHANGE_ADD_VOTER, 4};
-    CHECK_EQ(confchange_apply(&c, &promote, 1, &out), 0);
+    CHECK_EQ(raft_confchange_apply(&c, &promote, 1, &out), 0);
     CHECK(raft_conf_is_joint(&out) && out.n_voters == 4 && out.n_voters_old == 3);
     CHECK(!raft_conf_is_learner(&out, 4) && raft_conf_is_voter(&out, 4));
     struct raft_conf left;
-    confchange_leave_joint(&out, &left);
+    raft_confchange_leave_joint(&out, &left);
     CHECK(!raft_conf_is_joint(&left) && left.n_voters == 4 && left.n_learners == 0);
 
     /* Replace several at once: 1,2 out, 4 promoted, 6 added. */
@@ -107,17 +107,17 @@ static void test_confchange(void)
                                  {RAFT_CHANGE_REMOVE, 2},
                                  {RAFT_CHANGE_ADD_VOTER, 4},
                                  {RAFT_CHANGE_ADD_VOTER, 6}};
-    CHECK_EQ(confchange_apply(&c, many, 4, &out), 0);
+    CHECK_EQ(raft_confchange_apply(&c, many, 4, &out), 0);
     CHECK(raft_conf_is_joint(&out));
-    CHECK(raft_conf_is_voter(&out, 1) && conf_set_has(out.voters_old, 3, 1));
-    CHECK(!conf_set_has(out.voters, out.n_voters, 1));
-    CHECK(conf_set_has(out.voters, out.n_voters, 6));
+    CHECK(raft_conf_is_voter(&out, 1) && raft_conf_set_has(out.voters_old, 3, 1));
+    CHECK(!raft_conf_set_has(out.voters, out.n_voters, 1));
+    CHECK(raft_conf_set_has(out.voters, out.n_voters, 6));
 
     /* Demotion: the old voter is a learner of the new configuration. */
     struct raft_change demote = {RAFT_CHANGE_ADD_LEARNER, 3};
-    CHECK_EQ(confchange_apply(&c, &demote, 1, &out), 0);
-    CHECK(raft_conf_is_joint(&out) && conf_set_has(out.learners, out.n_learners, 3));
-    confchange_leave_joint(&out, &left);
+    CHECK_EQ(raft_confchange_apply(&c, &demote, 1, &out), 0);
+    CHECK(raft_conf_is_joint(&out) && raft_conf_set_has(out.learners, out.n_learners, 3));
+    raft_confchange_leave_joint(&out, &left);
     CHECK(raft_conf_is_learner(&left, 3));
 
     /* Refusals. */
@@ -127,17 +127,17 @@ static void test_confchange(void)
                                 {RAFT_CHANGE_ADD_VOTER, 0},
                                 {77, 5}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CHECK_EQ(confchange_apply(&c, &bad[i], 1, &out), RAFT_EINVAL);
+        CHECK_EQ(raft_confchange_apply(&c, &bad[i], 1, &out), RAFT_EINVAL);
     }
     struct raft_change twice[] = {{RAFT_CHANGE_ADD_VOTER, 5}, {RAFT_CHANGE_REMOVE, 5}};
-    CHECK_EQ(confchange_apply(&c, twice, 2, &out), RAFT_EINVAL);
+    CHECK_EQ(raft_confchange_apply(&c, twice, 2, &out), RAFT_EINVAL);
     struct raft_change all[] = {
         {RAFT_CHANGE_REMOVE, 1}, {RAFT_CHANGE_REMOVE, 2}, {RAFT_CHANGE_REMOVE, 3}};
-    CHECK_EQ(confchange_apply(&c, all, 3, &out), RAFT_EINVAL);
-    CHECK_EQ(confchange_apply(&c, many, 0, &out), RAFT_EINVAL);
-    CHECK_EQ(confchange_apply(&c, many, 4, &out), 0);
+    CHECK_EQ(raft_confchange_apply(&c, all, 3, &out), RAFT_EINVAL);
+    CHECK_EQ(raft_confchange_apply(&c, many, 0, &out), RAFT_EINVAL);
+    CHECK_EQ(raft_confchange_apply(&c, many, 4, &out), 0);
     struct raft_conf joint = out;
-    CHECK_EQ(confchange_apply(&joint, &add5, 1, &out), RAFT_ECONFPENDING);
+    CHECK_EQ(raft_confchange_apply(&joint, &add5, 1, &out), RAFT_ECONFPENDING);
 }
 
 static void test_encoding(void)
@@ -164,7 +164,7 @@ static void test_encoding(void)
         raft_conf_encode(&c, buf);
         struct raft_conf d;
         CHECK_EQ(raft_conf_decode(buf, len, &d), 0);
-        CHECK(conf_equal(&c, &d));
+        CHECK(raft_conf_equal(&c, &d));
         /* Any truncation or a corrupted header is refused, never trusted. */
         CHECK_EQ(raft_conf_decode(buf, len - 1 - rng_below(&g, len - 1), &d), RAFT_ECORRUPT);
         uint8_t saved = buf[0];
@@ -189,44 +189,44 @@ static void test_progress_window(void)
 {
     /* Trap 13: the window is bounded in messages and bytes and every transition empties it. */
     struct progress pr;
-    CHECK_EQ(progress_init(&pr, 2, 10, 3), 0);
-    progress_become_replicate(&pr);
-    CHECK(!progress_is_paused(&pr, 100));
-    progress_inflight_add(&pr, 10, 40);
-    progress_inflight_add(&pr, 11, 40);
-    CHECK(!progress_is_paused(&pr, 100));
-    progress_inflight_add(&pr, 12, 40);
-    CHECK(progress_is_paused(&pr, 1000)); /* 3 messages */
-    progress_inflight_free_to(&pr, 10);
+    CHECK_EQ(raft_progress_init(&pr, 2, 10, 3), 0);
+    raft_progress_become_replicate(&pr);
+    CHECK(!raft_progress_is_paused(&pr, 100));
+    raft_progress_inflight_add(&pr, 10, 40);
+    raft_progress_inflight_add(&pr, 11, 40);
+    CHECK(!raft_progress_is_paused(&pr, 100));
+    raft_progress_inflight_add(&pr, 12, 40);
+    CHECK(raft_progress_is_paused(&pr, 1000)); /* 3 messages */
+    raft_progress_inflight_free_to(&pr, 10);
     CHECK_EQ(pr.count, 2);
     CHECK_EQ(pr.bytes, 80);
-    CHECK(!progress_is_paused(&pr, 100));
-    CHECK(progress_is_paused(&pr, 80)); /* bytes bound */
-    CHECK(progress_maybe_update(&pr, 11));
-    progress_inflight_free_to(&pr, 11);
+    CHECK(!raft_progress_is_paused(&pr, 100));
+    CHECK(raft_progress_is_paused(&pr, 80)); /* bytes bound */
+    CHECK(raft_progress_maybe_update(&pr, 11));
+    raft_progress_inflight_free_to(&pr, 11);
     CHECK_EQ(pr.count, 1);
     /* A stale rejection (at or below match) is ignored in pipeline mode. */
-    CHECK(!progress_maybe_decrease(&pr, 11, 5));
-    CHECK(progress_maybe_decrease(&pr, 12, 5));
-    progress_become_probe(&pr);
+    CHECK(!raft_progress_maybe_decrease(&pr, 11, 5));
+    CHECK(raft_progress_maybe_decrease(&pr, 12, 5));
+    raft_progress_become_probe(&pr);
     CHECK_EQ(pr.count, 0);
     CHECK_EQ(pr.bytes, 0);
     CHECK_EQ(pr.next, 12);
-    progress_become_snapshot(&pr, 30, 2, 100);
-    CHECK(progress_is_paused(&pr, 1000));
+    raft_progress_become_snapshot(&pr, 30, 2, 100);
+    CHECK(raft_progress_is_paused(&pr, 1000));
     pr.snap_chunk_out = true;
-    progress_abort_snapshot(&pr);
+    raft_progress_abort_snapshot(&pr);
     CHECK(!pr.snap_chunk_out && pr.next == 12 && pr.state == PROGRESS_PROBE);
-    progress_become_snapshot(&pr, 30, 2, 100);
-    progress_become_probe(&pr); /* snapshot applied: resume after it */
+    raft_progress_become_snapshot(&pr, 30, 2, 100);
+    raft_progress_become_probe(&pr); /* snapshot applied: resume after it */
     CHECK_EQ(pr.next, 31);
     /* In probe mode only the answer to the probe in flight counts. */
     pr.probe_sent = true;
-    CHECK(!progress_maybe_decrease(&pr, 20, 15));
-    CHECK(progress_maybe_decrease(&pr, 30, 15));
+    CHECK(!raft_progress_maybe_decrease(&pr, 20, 15));
+    CHECK(raft_progress_maybe_decrease(&pr, 30, 15));
     CHECK_EQ(pr.next, 15);
     CHECK(!pr.probe_sent);
-    progress_free(&pr);
+    raft_progress_free(&pr);
 }
 
 int main(void)

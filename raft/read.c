@@ -1,0 +1,171 @@
+/* raft/read.c: ReadIndex (§6.4): rounds on the leader, forwarding on followers, failure paths. */
+#include "impl.h"
+#include "quorum.h"
+
+bool raft_read_round_due(struct raft *r)
+{
+    struct readonly *ro = &r->ro;
+    return r->role == RAFT_LEADER && !ro->active && ro->n_wait > 0 && raft_committed_in_term(r);
+}
+
+int raft_read_maybe_start_round(struct raft *r)
+{
+    struct readonly *ro = &r->ro;
+    if (r->role != RAFT_LEADER || ro->active || ro->n_wait == 0) {
+        return 0;
+    }
+#ifndef RAFT_MUTATE_READ_BEFORE_NOOP
+    if (!raft_committed_in_term(r)) {
+        /* Trap 1: until its no-op commits, the leader's commit index may be behind the
+         * one a previous leader already answered reads with. */
+        return 0;
+    }
+#endif
+    uint64_t ctx = raft_readonly_round_start(ro, r->log.committed, r->id);
+    raft_trace_event(r, "read round ctx=%llu index=%llu n=%zu", (unsigned long long)ctx,
+                     (unsigned long long)ro->round_index, ro->n_round);
+#ifdef RAFT_MUTATE_READ_NO_ROUND
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        raft_readonly_round_ack(ro, r->prs[i].id, ctx);
+    }
+#endif
+    int rc = raft_read_check_round(r);
+    if (rc != 0 || !ro->active) {
+        return rc;
+    }
+    /* Heartbeats carrying the context confirm that we are still the leader (trap 2). */
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        struct progress *pr = &r->prs[i];
+        if (pr->id == r->id) {
+            continue;
+        }
+        struct raft_message m = {0};
+        m.type = RAFT_MSG_HEARTBEAT;
+        m.to = pr->id;
+        m.commit = pr->match < r->log.committed ? pr->match : r->log.committed;
+        m.context = ctx;
+        rc = raft_send_msg(r, &m);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int raft_read_check_round(struct raft *r)
+{
+    struct readonly *ro = &r->ro;
+    if (!ro->active) {
+        return 0;
+    }
+    const struct raft_conf *c = &r->conf;
+    uint32_t yes = 0, yes_old = 0;
+    for (uint32_t i = 0; i < ro->n_acks; i++) {
+        yes += raft_conf_set_has(c->voters, c->n_voters, ro->acks[i]);
+        yes_old += raft_conf_set_has(c->voters_old, c->n_voters_old, ro->acks[i]);
+    }
+    enum quorum_result res =
+        raft_quorum_joint_vote(raft_quorum_majority_vote(c->n_voters, yes, 0),
+                               raft_quorum_majority_vote(c->n_voters_old, yes_old, 0));
+    if (res != QUORUM_WON) {
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < ro->n_round && rc == 0; i++) {
+        struct read_req *q = &ro->round[i];
+        if (q->from == 0) {
+            rc = raft_push_read_state(r, q->cookie, ro->round_index, 0);
+        } else {
+            struct raft_message m = {0};
+            m.type = RAFT_MSG_READ_INDEX_RESP;
+            m.to = q->from;
+            m.context = q->context;
+            m.index = ro->round_index;
+            rc = raft_send_msg(r, &m);
+        }
+    }
+    raft_trace_event(r, "read round done ctx=%llu", (unsigned long long)ro->round_ctx);
+    raft_readonly_round_end(ro);
+    return rc;
+}
+
+int raft_read_index(struct raft *r, uint64_t cookie)
+{
+    struct readonly *ro = &r->ro;
+    if (raft_readonly_pending(ro) >= r->cfg.max_pending_reads) {
+        return RAFT_EBUSY;
+    }
+    if (r->role == RAFT_LEADER) {
+        /* The round starts in raft_ready(): every read of this turn shares it. */
+        struct read_req q = {.cookie = cookie, .from = 0, .context = 0};
+        return raft_readonly_wait_add(ro, &q);
+    }
+    if (r->leader == 0) {
+        return RAFT_ENOTLEADER;
+    }
+    uint64_t ctx = 0;
+    int rc = raft_readonly_fwd_add(ro, cookie, r->leader, &ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    struct raft_message m = {0};
+    m.type = RAFT_MSG_READ_INDEX;
+    m.to = r->leader;
+    m.context = ctx;
+    return raft_send_msg(r, &m);
+}
+
+int raft_recv_read_index(struct raft *r, const struct raft_message *m)
+{
+    /* A member outside the configuration (e.g. removed while partitioned) would wait
+     * forever for an index it never receives: refuse, it retries elsewhere. */
+    if (r->role != RAFT_LEADER || raft_tracker_get(r, m->from) == NULL ||
+        raft_readonly_pending(&r->ro) >= r->cfg.max_pending_reads) {
+        struct raft_message resp = {0};
+        resp.type = RAFT_MSG_READ_INDEX_RESP;
+        resp.to = m->from;
+        resp.context = m->context;
+        resp.reject = true;
+        return raft_send_msg(r, &resp);
+    }
+    struct read_req q = {.cookie = 0, .from = m->from, .context = m->context};
+    return raft_readonly_wait_add(&r->ro, &q);
+}
+
+int raft_recv_read_index_resp(struct raft *r, const struct raft_message *m)
+{
+    struct fwd_read f;
+    if (!raft_readonly_fwd_take(&r->ro, m->context, &f)) {
+        return 0;
+    }
+    if (m->reject || f.leader != m->from) {
+        return raft_push_read_state(r, f.cookie, 0, RAFT_ENOTLEADER);
+    }
+    return raft_push_read_state(r, f.cookie, m->index, 0);
+}
+
+void raft_read_fail_forwarded(struct raft *r, int status)
+{
+    struct readonly *ro = &r->ro;
+    for (size_t i = 0; i < ro->n_fwd; i++) {
+        raft_push_read_state(r, ro->fwd[i].cookie, 0, status);
+    }
+    ro->n_fwd = 0;
+}
+
+int raft_read_on_tick(struct raft *r)
+{
+    struct readonly *ro = &r->ro;
+    size_t keep = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ro->n_fwd; i++) {
+        ro->fwd[i].age_ticks++;
+        if (ro->fwd[i].age_ticks >= 2 * r->cfg.election_ticks) {
+            rc = rc ? rc : raft_push_read_state(r, ro->fwd[i].cookie, 0, RAFT_ETIMEOUT);
+        } else {
+            ro->fwd[keep++] = ro->fwd[i];
+        }
+    }
+    ro->n_fwd = keep;
+    return rc;
+}

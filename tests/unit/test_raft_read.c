@@ -1,0 +1,199 @@
+/* tests/unit/test_raft_read.c: ReadIndex: shared rounds, unique contexts, forwarding, traps 1, 2,
+ * 11, 14. */
+#include <string.h>
+
+#include "test_raft_harness.h"
+
+static struct th *cluster(struct th *t)
+{
+    th_init(t, 3, 3, NULL);
+    th_elect(t, 1);
+    th_tick(t, 1, 1);
+    th_settle(t);
+    return t;
+}
+
+static void test_reads_share_one_round(void)
+{
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 11), 0);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 12), 0);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 13), 0);
+    th_ready(&t, 1);
+    CHECK_EQ(t.nq, 2); /* one heartbeat per follower, one context */
+    CHECK(t.q[0].type == RAFT_MSG_HEARTBEAT && t.q[0].context != 0);
+    CHECK_EQ(t.q[0].context, t.q[1].context);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 3);
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_EQ(t.nodes[1].reads[i].status, 0);
+        CHECK_EQ(t.nodes[1].reads[i].index, raft_commit_index(th_r(&t, 1)));
+        CHECK_EQ(t.nodes[1].reads[i].cookie, 11 + i);
+    }
+    th_free(&t);
+}
+
+static void test_late_answer_never_releases_a_later_round(void)
+{
+    /* Trap 2: keep member 2's answer to round A and replay it during round B. */
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    th_ready(&t, 1);
+    th_deliver(&t);
+    th_ready_all(&t);
+    long k = th_find(&t, RAFT_MSG_HEARTBEAT_RESP, 2, 1);
+    CHECK(k >= 0);
+    struct raft_message old = t.q[k];
+    CHECK(old.context != 0);
+    th_deliver(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 0);
+    th_ready(&t, 1);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 2), 0);
+    th_ready(&t, 1);
+    long hb = th_find(&t, RAFT_MSG_HEARTBEAT, 1, 2);
+    CHECK(hb >= 0 && t.q[hb].context != old.context);
+    th_drop(&t, 0, 0, 0);
+    CHECK_EQ(raft_step(th_r(&t, 1), &old), 0); /* the late duplicate */
+    th_ready(&t, 1);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    /* The next heartbeat carries round B's context and completes it. */
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 2);
+    CHECK_EQ(t.nodes[1].reads[1].cookie, 2);
+    th_free(&t);
+}
+
+static void test_follower_forwards(void)
+{
+    struct th t;
+    cluster(&t);
+    uint64_t idx = th_propose(&t, 1, 5);
+    th_settle(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 2), 77), 0);
+    th_ready(&t, 2);
+    CHECK(th_find(&t, RAFT_MSG_READ_INDEX, 2, 1) >= 0);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[2].n_reads, 1);
+    CHECK_EQ(t.nodes[2].reads[0].status, 0);
+    CHECK_EQ(t.nodes[2].reads[0].cookie, 77);
+    CHECK_EQ(t.nodes[2].reads[0].index, idx);
+    /* No leader known: refused, retryable. */
+    th_free(&t);
+    th_init(&t, 3, 3, NULL);
+    CHECK_EQ(raft_read_index(th_r(&t, 2), 1), RAFT_ENOTLEADER);
+    th_free(&t);
+}
+
+static void test_new_leader_reads_after_noop(void)
+{
+    /* Trap 1: a new leader answers reads only once its no-op is committed. */
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    for (int i = 0; i < 40 && raft_role(th_r(&t, 1)) != RAFT_LEADER; i++) {
+        th_tick(&t, 1, 1);
+        th_deliver(&t);
+        th_ready_all(&t);
+        th_drop(&t, RAFT_MSG_APPEND, 0, 0);
+    }
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 5), 0);
+    th_ready(&t, 1);
+    CHECK_EQ(th_find(&t, RAFT_MSG_HEARTBEAT, 1, 0), -1);
+    th_drop(&t, 0, 0, 0);
+    CHECK_EQ(t.nodes[1].n_reads, 0);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].index, 2);
+    th_free(&t);
+}
+
+static void test_step_down_fails_everything_pending(void)
+{
+    /* Trap 14: a leader that loses its leadership fails every waiting proposal and read
+     * (local and forwarded) with a retryable error. */
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    CHECK_EQ(raft_read_index(th_r(&t, 3), 3), 0);
+    th_propose(&t, 1, 9);
+    th_ready(&t, 3);
+    th_deliver(&t); /* 3's forwarded read reaches 1 */
+    th_ready(&t, 1);
+    th_drop(&t, 0, 1, 0); /* nothing from the leader arrives */
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 2), 0);
+    struct raft_message m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_HEARTBEAT_RESP;
+    m.from = 2;
+    m.to = 1;
+    m.term = raft_term(th_r(&t, 1)) + 1;
+    CHECK_EQ(raft_step(th_r(&t, 1), &m), 0);
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_FOLLOWER);
+    th_ready(&t, 1);
+    CHECK_EQ(t.nodes[1].n_reads, 2);
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ(t.nodes[1].reads[i].status, RAFT_ELEADERLOST);
+    }
+    CHECK_EQ(t.nodes[1].n_props, 1);
+    CHECK_EQ(t.nodes[1].props[0].status, RAFT_ELEADERLOST);
+    CHECK(raft_error_retryable(RAFT_ELEADERLOST));
+    th_deliver(&t);
+    th_ready(&t, 3);
+    CHECK_EQ(t.nodes[3].n_reads, 1);
+    CHECK(t.nodes[3].reads[0].status != 0 && raft_error_retryable(t.nodes[3].reads[0].status));
+    th_free(&t);
+}
+
+static void test_no_lease_read_without_quorum(void)
+{
+    /* Trap 11: there is no lease read; a cut-off leader never answers, it fails the read
+     * when CheckQuorum makes it step down. */
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    for (int i = 0; i < 30; i++) {
+        th_tick(&t, 1, 1);
+        th_drop(&t, 0, 1, 0);
+        CHECK(t.nodes[1].n_reads == 0 || t.nodes[1].reads[0].status != 0);
+    }
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_FOLLOWER);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].status, RAFT_ELEADERLOST);
+    th_free(&t);
+}
+
+static void bounded(struct raft_config *cfg, uint64_t id)
+{
+    cfg->max_pending_reads = 2;
+}
+
+static void test_pending_reads_bounded(void)
+{
+    struct th t;
+    th_init(&t, 3, 3, bounded);
+    th_elect(&t, 1);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 2), 0);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 3), RAFT_EBUSY);
+    th_settle(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 3), 0);
+    th_free(&t);
+}
+
+int main(void)
+{
+    test_reads_share_one_round();
+    test_late_answer_never_releases_a_later_round();
+    test_follower_forwards();
+    test_new_leader_reads_after_noop();
+    test_step_down_fails_everything_pending();
+    test_no_lease_read_without_quorum();
+    test_pending_reads_bounded();
+    printf("test_raft_read: ok\n");
+    return 0;
+}

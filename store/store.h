@@ -174,6 +174,12 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
 /* Closes the store (no transaction may be open). NULL is accepted. */
 void store_close(struct store *s);
 
+/* Which cluster and member this data directory belongs to, recorded at the
+ * first start of a member (a local record: never replicated, never in a
+ * snapshot). Both 0 until set. EIO if damaged. */
+int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id);
+int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id);
+
 /* The limits in force (as stored). */
 void store_get_limits(const struct store *s, struct store_limits *out);
 
@@ -188,6 +194,12 @@ struct store_stats {
 /* Errors: EIO (corrupt state record). */
 int store_get_stats(struct store *s, struct store_stats *out);
 
+/* Bytes the store can still take: the unused end of the LMDB map plus the
+ * pages on its free list (some may still be pinned by old readers), and no
+ * more than the data directory's filesystem has free. An estimate, for
+ * refusing a write before it cannot fit. */
+int store_free_bytes(struct store *s, uint64_t *out);
+
 /* ---- applying ------------------------------------------------------- */
 
 /* Result of one command. */
@@ -199,6 +211,7 @@ struct store_result {
     uint64_t revision; /* the store revision after this command */
     bool has_attr;     /* attr is the target's metadata after the change */
     struct store_attr attr;
+    uint64_t client_id, seq; /* the command's, to find who waits for it */
 };
 
 /* What a batch changed, reported after it committed so that caches (the
@@ -216,7 +229,7 @@ struct store_change {
     uint64_t parent;
     const char *name;
     size_t name_len;
-    unsigned origin; /* store_entry.origin of the command that made it */
+    uint64_t client_id; /* of the command that made it (0: none) */
 };
 
 struct store_observer {
@@ -238,7 +251,8 @@ struct store_entry {
     uint64_t index;
     const void *data;
     size_t len;
-    unsigned origin; /* the caller's mark, passed on with the changes it causes */
+    bool noop; /* not a command (a Raft no-op or configuration entry): only
+                  the applied index moves */
 };
 
 /* Applies n entries, in order, in ONE write transaction that also records
@@ -255,6 +269,13 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
 /* Convenience: one entry. */
 int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
                 struct store_result *result);
+
+/* With lazy set, apply transactions commit without an fsync of their own:
+ * for a caller whose commands are durable elsewhere first (the Raft log in
+ * this same environment, whose synced commits flush them too; a crash
+ * loses at most applies that the log replays). Off by default. Call from
+ * the applying thread only. */
+void store_set_lazy_apply(struct store *s, bool lazy);
 
 /* ---- reading -------------------------------------------------------- */
 

@@ -29,8 +29,8 @@ struct applier {
     MDB_txn *txn;
     struct store_state st;
     const struct store_cmd *c;
-    uint64_t rev;    /* the revision this command writes, if it succeeds */
-    unsigned origin; /* of the entry being applied */
+    uint64_t rev;       /* the revision this command writes, if it succeeds */
+    uint64_t client_id; /* of the command being applied */
 };
 
 /* ---- change records (reported after commit) ---- */
@@ -63,7 +63,7 @@ static int change_add(struct applier *a, enum store_change_kind kind, uint64_t i
     r->parent = parent;
     r->name_off = s->names_len;
     r->name_len = name_len;
-    r->origin = a->origin;
+    r->client_id = a->client_id;
     if (name_len)
         memcpy(s->change_names + s->names_len, name, name_len);
     s->names_len += name_len;
@@ -726,6 +726,10 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
 {
     struct store_cmd_decoded d;
     memset(res, 0, sizeof(*res));
+    if (e->noop) {
+        res->revision = a->st.revision;
+        return 0;
+    }
     int rc = store_cmd_decode(e->data, e->len, &d);
     if (rc == ENOMEM)
         return rc;
@@ -734,6 +738,8 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         res->revision = a->st.revision;
         return 0;
     }
+    res->client_id = d.cmd.client_id;
+    res->seq = d.cmd.seq;
     if (d.cmd.client_id) {
         /* Exactly once: a (client_id, seq) seen before gets its result. */
         struct store_session sess;
@@ -743,9 +749,11 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
             return rc;
         }
         if (!rc && d.cmd.seq <= sess.seq) {
-            if (d.cmd.seq == sess.seq)
+            if (d.cmd.seq == sess.seq) {
                 *res = sess.result;
-            else
+                res->client_id = d.cmd.client_id;
+                res->seq = d.cmd.seq;
+            } else
                 res->err = EALREADY; /* older than its client's last one */
             res->duplicate = true;
             res->skipped = false;
@@ -756,7 +764,7 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
     }
     a->c = &d.cmd;
     a->rev = a->st.revision + 1;
-    a->origin = e->origin;
+    a->client_id = d.cmd.client_id;
     size_t mark_changes = a->s->n_changes, mark_names = a->s->names_len;
     uint64_t mark_next = a->st.next_ino, mark_inodes = a->st.inodes;
     switch (d.cmd.op) {
@@ -848,7 +856,11 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
             v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
     if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
         goto fail_abort;
+    if (s->lazy_apply)
+        mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
     rc = mdb_txn_commit(a.txn);
+    if (s->lazy_apply)
+        mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
     a.txn = NULL;
     if (rc) {
         rc = store_mdb_errno(rc);
@@ -862,7 +874,7 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
                                       .parent = r->parent,
                                       .name = s->change_names + r->name_off,
                                       .name_len = r->name_len,
-                                      .origin = r->origin};
+                                      .client_id = r->client_id};
             s->obs.changed(s->obs.ctx, &ch);
         }
     }
@@ -884,4 +896,9 @@ int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
 {
     struct store_entry e = {.index = index, .data = data, .len = len};
     return store_apply_batch(s, &e, 1, result);
+}
+
+void store_set_lazy_apply(struct store *s, bool lazy)
+{
+    s->lazy_apply = lazy;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -494,5 +495,90 @@ int store_get_stats(struct store *s, struct store_stats *out)
     out->inodes = st.inodes;
     out->map_bytes = info.me_mapsize;
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * mst.ms_psize;
+    return 0;
+}
+
+int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return store_mdb_errno(rc);
+    MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v;
+    *cluster_id = *member_id = 0;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    } else if (rc) {
+        rc = store_mdb_errno(rc);
+    } else if (v.mv_size != 16) {
+        rc = EIO;
+    } else {
+        const unsigned char *p = v.mv_data;
+        for (int i = 7; i >= 0; i--) {
+            *cluster_id = (*cluster_id << 8) | p[i];
+            *member_id = (*member_id << 8) | p[8 + i];
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id)
+{
+    unsigned char buf[16];
+    for (int i = 0; i < 8; i++) {
+        buf[i] = (unsigned char)(cluster_id >> (8 * i));
+        buf[8 + i] = (unsigned char)(member_id >> (8 * i));
+    }
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        return store_mdb_errno(rc);
+    MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v = {.mv_size = 16, .mv_data = buf};
+    if ((rc = mdb_put(txn, s->meta, &k, &v, 0))) {
+        mdb_txn_abort(txn);
+        return store_mdb_errno(rc);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? store_mdb_errno(rc) : 0;
+}
+
+int store_free_bytes(struct store *s, uint64_t *out)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_info(s->env, &info);
+    if (!rc)
+        rc = mdb_env_stat(s->env, &st);
+    if (rc)
+        return store_mdb_errno(rc);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t tail = info.me_mapsize > used ? info.me_mapsize - used : 0;
+    /* The free list: records of page numbers, each an ID list whose first
+     * word is its length. */
+    uint64_t free_pages = 0;
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
+        return store_mdb_errno(rc);
+    MDB_cursor *cur;
+    if (!mdb_cursor_open(txn, 0, &cur)) {
+        MDB_val k, v;
+        for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !r;
+             r = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+            if (v.mv_size >= sizeof(size_t))
+                free_pages += *(const size_t *)v.mv_data;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    uint64_t room = tail + free_pages * st.ms_psize;
+    /* The map is a sparse file: its tail needs room on the disk too. */
+    struct statvfs vfs;
+    if (s->lock_fd >= 0 && fstatvfs(s->lock_fd, &vfs) == 0) {
+        uint64_t disk = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        if (tail > disk)
+            room = disk + free_pages * st.ms_psize;
+    }
+    *out = room;
     return 0;
 }

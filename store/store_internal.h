@@ -15,7 +15,7 @@ struct store_change_rec {
     uint64_t parent;
     size_t name_off; /* into store.change_names */
     size_t name_len;
-    unsigned origin;
+    uint64_t client_id;
 };
 
 struct store {
@@ -25,6 +25,7 @@ struct store {
     MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
     struct store_limits limits;
     struct store_observer obs;
+    bool lazy_apply;
     int lock_fd;
     /* changes of the batch being applied (only the applying thread) */
     struct store_change_rec *changes;

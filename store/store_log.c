@@ -311,7 +311,7 @@ out:
 }
 
 int store_log_persist(struct store *s, const struct store_hard_state *hs,
-                      const struct store_log_entry *e, size_t n)
+                      const struct store_log_entry *e, size_t n, bool sync)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -376,9 +376,13 @@ int store_log_persist(struct store *s, const struct store_hard_state *hs,
             seal(rec, vv.mv_size);
         }
     }
-    if ((rc = mdb_txn_commit(txn)))
-        return store_mdb_errno(rc);
-    return 0;
+    /* An unsynced commit is flushed by the next synced one (same file). */
+    if (!sync)
+        mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
+    rc = mdb_txn_commit(txn);
+    if (!sync)
+        mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
+    return rc ? store_mdb_errno(rc) : 0;
 fail:
     mdb_txn_abort(txn);
     return rc;

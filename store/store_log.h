@@ -52,13 +52,14 @@ struct store_log_snapshot {
 };
 #define STORE_LOG_CONF_MAX 1024
 
-/* Writes, in ONE transaction and one commit (fsync): the hard state (if hs),
+/* Writes, in ONE transaction and one commit (fsync'ed if sync): the hard
+ * state (if hs),
  * then the entries (if n): entry e[0].index and every later stored entry
  * are replaced by e[0..n). Entries must have consecutive indexes and follow
  * the log (e[0].index <= last index + 1, > snapshot index). Errors: EINVAL
  * (a gap, or below the snapshot), ENOSPC, EIO. */
 int store_log_persist(struct store *s, const struct store_hard_state *hs,
-                      const struct store_log_entry *e, size_t n);
+                      const struct store_log_entry *e, size_t n, bool sync);
 
 /* The hard state; all zero for a new member. EIO if damaged. */
 int store_log_hard_state(struct store *s, struct store_hard_state *out);

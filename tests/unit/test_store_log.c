@@ -21,7 +21,7 @@ static void append(struct store *s, uint64_t from, uint64_t to, uint64_t term)
         e[n] = (struct store_log_entry){
             .index = i, .term = term, .type = 1, .data = data[n], .len = strlen(data[n])};
     }
-    CHECK_EQ(store_log_persist(s, NULL, e, n), 0);
+    CHECK_EQ(store_log_persist(s, NULL, e, n, true), 0);
 }
 
 static uint64_t term_of(struct store *s, uint64_t i)
@@ -46,7 +46,7 @@ static void test_empty_and_append(void)
     CHECK_EQ(term_of(t.s, 1), (uint64_t)-ENOENT);
 
     struct store_hard_state w = {.term = 3, .vote = 2, .commit = 0};
-    CHECK_EQ(store_log_persist(t.s, &w, NULL, 0), 0);
+    CHECK_EQ(store_log_persist(t.s, &w, NULL, 0, true), 0);
     append(t.s, 1, 10, 3);
     CHECK_EQ(store_log_hard_state(t.s, &hs), 0);
     CHECK_EQ(hs.term, 3);
@@ -84,9 +84,9 @@ static void test_empty_and_append(void)
 
     /* Gaps and broken batches are refused and change nothing. */
     struct store_log_entry gap = {.index = 10, .term = 4, .type = 1, .data = "x", .len = 1};
-    CHECK_EQ(store_log_persist(t.s, NULL, &gap, 1), EINVAL);
+    CHECK_EQ(store_log_persist(t.s, NULL, &gap, 1, true), EINVAL);
     struct store_log_entry bad[2] = {{.index = 9, .term = 4}, {.index = 11, .term = 4}};
-    CHECK_EQ(store_log_persist(t.s, NULL, bad, 2), EINVAL);
+    CHECK_EQ(store_log_persist(t.s, NULL, bad, 2, true), EINVAL);
     CHECK_EQ(store_log_bounds(t.s, &first, &last), 0);
     CHECK_EQ(last, 8);
 
@@ -124,7 +124,7 @@ static void test_compaction(void)
     CHECK_MEM(got.conf, got.conf_len, "abc");
     /* Appending below the snapshot is refused. */
     struct store_log_entry low = {.index = 5, .term = 2, .type = 1, .data = "x", .len = 1};
-    CHECK_EQ(store_log_persist(t.s, NULL, &low, 1), EINVAL);
+    CHECK_EQ(store_log_persist(t.s, NULL, &low, 1, true), EINVAL);
     /* An installed snapshot ahead of the log drops every entry. */
     snap.index = 20;
     snap.term = 3;
@@ -173,7 +173,7 @@ static void test_damaged_records(void)
     struct tstore t;
     tstore_init(&t);
     struct store_hard_state hs = {.term = 1, .vote = 1};
-    CHECK_EQ(store_log_persist(t.s, &hs, NULL, 0), 0);
+    CHECK_EQ(store_log_persist(t.s, &hs, NULL, 0, true), 0);
     append(t.s, 1, 3, 1);
     store_close(t.s);
     unsigned char k2[8];
@@ -213,7 +213,7 @@ static void test_kill(void)
             for (uint64_t i = last + 1;; i += 8) {
                 append(s, i, i + 7, (uint64_t)round + 1);
                 struct store_hard_state hs = {.term = (uint64_t)round + 1, .commit = i + 7};
-                if (store_log_persist(s, &hs, NULL, 0))
+                if (store_log_persist(s, &hs, NULL, 0, true))
                     _exit(4);
                 uint64_t acked = i + 7;
                 if (write(p[1], &acked, 8) != 8)

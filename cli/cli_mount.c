@@ -16,9 +16,16 @@
 
 #include "cli.h"
 
-/* One member, no peers: the cluster is this data directory alone. The
- * cluster identity of replicated clusters comes with --peers. */
-#define CLI_SINGLE_CLUSTER_ID 1
+/* FNV-1a, 64 bits: the cluster id is a digest of the founding members. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
 #include "fs.h"
 #include "node.h"
 #include "store.h"
@@ -38,8 +45,18 @@ const char cli_mount_usage[] =
     "  -o OPT[,OPT...]           mount options (repeatable): FUSE options such as\n"
     "                            allow_other, ro; and raftfs's own:\n"
     "                            entry_timeout=SECONDS, attr_timeout=SECONDS (1),\n"
-    "                            max_threads=N (64)\n"
-    "      --listen HOST:PORT    also serve the client protocol here (raftfs put/get/...)\n"
+    "                            max_threads=N (64), consistency=linearizable\n"
+    "                            (default) or serializable (local reads that keep\n"
+    "                            working in a minority, maybe behind)\n"
+    "      --id N                this member's id (default 1)\n"
+    "      --peers ID=HOST:PORT,...  the founding members, this one included; each\n"
+    "                            serves peers and clients on its HOST:PORT. Without\n"
+    "                            it the member is a cluster of one.\n"
+    "      --cluster-token STR   mixed into the cluster id (keeps clusters with the same\n"
+    "                            member list apart)\n"
+    "      --listen HOST:PORT    serve peers and the client protocol here (default: own\n"
+    "                            --peers address; alone: none unless given)\n"
+    "      --timeout SECONDS     a write or read without quorum fails after this (5)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
@@ -100,10 +117,13 @@ struct mount_args {
     const char *data;
     const char *log_file;
     const char *listen;
+    const char *peers;
+    const char *token;
     char *options; /* joined -o values, malloc'd */
     int foreground;
     enum node_log_level log_level;
     struct store_config store;
+    struct node_config node;
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,9 +152,107 @@ static int append_option(char **opts, const char *o)
     return 0;
 }
 
+/* --peers ID=HOST:PORT,... into the node's members; the cluster id; the
+ * consistency mount option. */
+static int parse_cluster(struct mount_args *a)
+{
+    struct node_config *nc = &a->node;
+    if (a->peers) {
+        char *list = strdup(a->peers), *save = NULL;
+        if (!list)
+            return 1;
+        int rc = 0;
+        for (char *e = strtok_r(list, ",", &save); e && !rc; e = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(e, '=');
+            char *end;
+            unsigned long long id = eq ? strtoull(e, &end, 10) : 0;
+            if (!eq || end != eq || id == 0 || strlen(eq + 1) == 0 ||
+                strlen(eq + 1) >= sizeof(nc->members[0].addr)) {
+                rc = usage_error("bad --peers entry '%s' (want ID=HOST:PORT)", e);
+                break;
+            }
+            if (nc->n_members == NODE_MAX_MEMBERS) {
+                rc = usage_error("more than %d members in --peers", NODE_MAX_MEMBERS);
+                break;
+            }
+            for (size_t i = 0; i < nc->n_members; i++)
+                if (nc->members[i].id == id)
+                    rc = usage_error("member %llu twice in --peers", id);
+            struct node_member *m = &nc->members[nc->n_members++];
+            m->id = id;
+            snprintf(m->addr, sizeof(m->addr), "%s", eq + 1);
+        }
+        free(list);
+        if (rc)
+            return rc;
+        bool self = false;
+        for (size_t i = 0; i < nc->n_members; i++)
+            self |= nc->members[i].id == nc->id;
+        if (!self)
+            return usage_error("--peers does not name this member (--id %llu)",
+                               (unsigned long long)nc->id);
+    }
+    /* The cluster id: a digest of the founding members (sorted by id) and
+     * the optional token, the same on every founder. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *tok = a->token ? a->token : "";
+    h = fnv1a(h, nc->n_members ? "raftfs-cluster" : "raftfs-single", 15);
+    h = fnv1a(h, tok, strlen(tok) + 1);
+    for (uint64_t next = 1, done = 0; done < nc->n_members; next++) {
+        for (size_t i = 0; i < nc->n_members; i++) {
+            if (nc->members[i].id != next)
+                continue;
+            char line[160];
+            int len = snprintf(line, sizeof(line), "%llu=%s", (unsigned long long)next,
+                               nc->members[i].addr);
+            h = fnv1a(h, line, (size_t)len + 1);
+            done++;
+        }
+        if (next > NODE_MAX_MEMBERS * 1000ULL)
+            break;
+    }
+    nc->cluster_id = h;
+    nc->listen = a->listen;
+    /* -o consistency=linearizable|serializable is the node's, not FUSE's. */
+    if (a->options) {
+        char *out = calloc(1, strlen(a->options) + 1), *save = NULL;
+        char *copy = strdup(a->options);
+        if (!out || !copy) {
+            free(out);
+            free(copy);
+            return 1;
+        }
+        for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(o, "consistency=serializable")) {
+                nc->serializable = true;
+            } else if (!strcmp(o, "consistency=linearizable")) {
+                nc->serializable = false;
+            } else if (!strncmp(o, "consistency=", 12)) {
+                free(out);
+                free(copy);
+                return usage_error("bad -o %s (linearizable or serializable)", o);
+            } else {
+                if (*out)
+                    strcat(out, ",");
+                strcat(out, o);
+            }
+        }
+        free(copy);
+        free(a->options);
+        a->options = *out ? out : NULL;
+        if (!a->options)
+            free(out);
+    }
+    return 0;
+}
+
 enum {
     OPT_LOG_FILE = 256,
     OPT_LISTEN,
+    OPT_ID,
+    OPT_PEERS,
+    OPT_TOKEN,
+    OPT_TIMEOUT,
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
     OPT_MAX_VALUE,
@@ -150,6 +268,10 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"help", no_argument, NULL, 'h'},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"id", required_argument, NULL, OPT_ID},
+        {"peers", required_argument, NULL, OPT_PEERS},
+        {"cluster-token", required_argument, NULL, OPT_TOKEN},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
@@ -185,6 +307,25 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         case OPT_LISTEN:
             a->listen = optarg;
             break;
+        case OPT_ID:
+            if (cli_parse_size(optarg, NODE_MAX_MEMBERS * 1000ULL, &v) || v == 0)
+                return usage_error("bad --id '%s' (a member number, 1 or more)", optarg);
+            a->node.id = v;
+            break;
+        case OPT_PEERS:
+            a->peers = optarg;
+            break;
+        case OPT_TOKEN:
+            a->token = optarg;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            double t = strtod(optarg, &end);
+            if (*end || t < 0.1 || t > 3600)
+                return usage_error("bad --timeout '%s' (seconds, 0.1 to 3600)", optarg);
+            a->node.timeout_ms = (uint32_t)(t * 1000);
+            break;
+        }
         case OPT_LOG_LEVEL:
             if (!strcmp(optarg, "error"))
                 a->log_level = NODE_LOG_ERROR;
@@ -231,7 +372,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (!a->data)
         return usage_error("missing --data DIR");
-    return 0;
+    if (!a->node.id)
+        a->node.id = 1;
+    return parse_cluster(a);
 }
 
 /* An absolute path for p, which may not exist yet (its parent must). */
@@ -340,18 +483,14 @@ static void report(struct ready *r, const char *msg)
 
 static int serve(struct mount_args *a, struct ready *r)
 {
-    struct node_config ncfg = {.data_dir = a->data, .store = a->store};
+    struct node_config ncfg = a->node;
+    ncfg.data_dir = a->data;
+    ncfg.store = a->store;
     struct node *n;
     char err[1024];
     int rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);
-        return 1;
-    }
-    if (a->listen &&
-        (rc = node_client_listen(n, a->listen, CLI_SINGLE_CLUSTER_ID, 1, err, sizeof(err)))) {
-        report(r, err);
-        node_close(n);
         return 1;
     }
     FILE *log = NULL;

@@ -37,6 +37,8 @@ int fs_node_errno(int rc)
     case EIO:
     case EINVAL:
     case ENAMETOOLONG:
+    case EFBIG:
+    case ETIMEDOUT: /* no quorum: the outcome of a write is unknown */
         return rc;
     default:
         return EIO; /* ESHUTDOWN (stopping) and anything unexpected */

@@ -29,8 +29,8 @@ struct fs_inval_item {
 void fs_inval_changed(void *ctx, const struct store_change *c)
 {
     struct fs *fs = ctx;
-    if (c->origin == NODE_ORIGIN_MOUNT)
-        return;
+    if (node_is_own_client(fs->node, c->client_id))
+        return; /* made through this mount: the kernel knows */
     struct fs_inval_item *it = malloc(sizeof(*it) + c->name_len + 1);
     if (!it)
         return; /* the kernel's cache stays stale until its timeout */

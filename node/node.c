@@ -1,49 +1,105 @@
-/* node.c - a single-member replica on an event loop: proposals from any
- * thread are queued, and at the end of each loop turn everything queued is
- * applied in ONE fsync'ed store transaction (group commit).
+/* node.c - the replica's life cycle and its doors: requests from any thread
+ * go into the inbox and wake the loop; the loop (node_raft.c) does the
+ * rest and calls each request's completion on its own thread.
  *
  * Design notes
- * 1. One loop thread (net_loop) owns the store's write side. Other threads
- *    only append to the inbox (a mutex-protected list) and wake the loop.
- *    The turn hook takes the whole inbox, gives the commands consecutive
- *    indexes after the applied index, applies them together, then calls
- *    each request's completion on the loop thread.
- * 2. Indexes: next_index is the store's applied index + 1 at start and
- *    advances only when a batch commits; a failed batch is not applied at
- *    all, so its indexes are reused by the next one.
- * 3. Fail closed: an EIO from the store (a failed write or fsync) stops the
- *    node from accepting anything: after a failed fsync the page cache may
- *    no longer match the disk, and LMDB refuses further writes. ENOSPC fails
- *    only the batch: space may come back.
- * 4. The client protocol server (node_client.c) lives on the same loop and
- *    submits its writes through the same inbox.
+ * 1. One loop thread (net_loop) owns Raft, the peers, the client port and
+ *    the store's writes. Other threads only append to the inbox (under mu)
+ *    and wake the loop.
+ * 2. A failure of the disk (EIO from a log or apply transaction) fails the
+ *    node closed: after a failed fsync the page cache may no longer match
+ *    the disk, so nothing more is acknowledged until a restart.
  */
-#include "node_internal.h"
-
 #include <errno.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
-int node_open(struct node **out, const struct node_config *cfg, char *err, size_t err_len)
+#include "node_internal.h"
+
+static uint64_t random64(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+    }
+    return v ? v : 1;
+}
+
+int node_open(struct node **out, const struct node_config *cfg_in, char *err, size_t err_len)
 {
     struct node *n = calloc(1, sizeof(*n));
     if (!n)
         return ENOMEM;
+    n->cfg = *cfg_in;
+    struct node_config *cfg = &n->cfg;
+    if (!cfg->id)
+        cfg->id = 1;
+    if (!cfg->tick_ms)
+        cfg->tick_ms = NODE_DEFAULT_TICK_MS;
+    if (!cfg->election_ticks)
+        cfg->election_ticks = NODE_DEFAULT_ELECTION_TICKS;
+    if (!cfg->timeout_ms)
+        cfg->timeout_ms = NODE_DEFAULT_TIMEOUT_MS;
+    if (!cfg->max_batch)
+        cfg->max_batch = NODE_DEFAULT_MAX_BATCH;
+    n->tick_timer = -1;
+    n->mount_client_id = random64() & ~((1ULL << NODE_LANE_BITS) - 1);
+    pthread_mutex_init(&n->mu, NULL);
     int rc = store_open(&n->store, cfg->data_dir, &cfg->store, err, err_len);
     if (rc) {
+        pthread_mutex_destroy(&n->mu);
         free(n);
         return rc;
     }
-    n->max_batch = cfg->max_batch ? cfg->max_batch : NODE_DEFAULT_MAX_BATCH;
-    pthread_mutex_init(&n->mu, NULL);
+    /* A data directory serves one member of one cluster, for ever. */
+    uint64_t cluster, member;
+    if ((rc = store_identity_get(n->store, &cluster, &member))) {
+        snprintf(err, err_len, "%s: cannot read its identity: %s", cfg->data_dir, strerror(rc));
+        goto fail;
+    }
+    if (!cluster && !member) {
+        rc = store_identity_set(n->store, cfg->cluster_id, cfg->id);
+        if (rc) {
+            snprintf(err, err_len, "%s: cannot record its identity: %s", cfg->data_dir,
+                     strerror(rc));
+            goto fail;
+        }
+    } else if (cluster != cfg->cluster_id || member != cfg->id) {
+        snprintf(err, err_len,
+                 "data directory %s belongs to member %llu of cluster %016llx, not member %llu of "
+                 "cluster %016llx: refusing to start (give each member its own directory)",
+                 cfg->data_dir, (unsigned long long)member, (unsigned long long)cluster,
+                 (unsigned long long)cfg->id, (unsigned long long)cfg->cluster_id);
+        rc = EINVAL;
+        goto fail;
+    }
     if ((rc = net_loop_new(&n->loop))) {
         snprintf(err, err_len, "cannot create the event loop: %s", strerror(rc));
-        node_close(n);
-        return rc;
+        goto fail;
     }
+    if ((rc = node_raft_init(n, err, err_len)))
+        goto fail;
+    if ((rc = node_peers_init(n, err, err_len)))
+        goto fail;
+    const char *listen = cfg->listen;
+    if (!listen) {
+        for (size_t i = 0; i < cfg->n_members; i++)
+            if (cfg->members[i].id == cfg->id)
+                listen = cfg->members[i].addr;
+    }
+    if (listen && (rc = node_server_open(n, listen, err, err_len)))
+        goto fail;
     *out = n;
     return 0;
+fail:
+    node_close(n);
+    return rc;
 }
 
 struct store *node_store(struct node *n)
@@ -51,9 +107,9 @@ struct store *node_store(struct node *n)
     return n->store;
 }
 
-struct net_loop *node_loop(struct node *n)
+bool node_is_own_client(const struct node *n, uint64_t client_id)
 {
-    return n->loop;
+    return client_id && (client_id & ~((1ULL << NODE_LANE_BITS) - 1)) == n->mount_client_id;
 }
 
 void node_set_observer(struct node *n, const struct store_observer *obs)
@@ -61,7 +117,46 @@ void node_set_observer(struct node *n, const struct store_observer *obs)
     store_set_observer(n->store, obs);
 }
 
-static void complete(struct node *n, struct node_req *r, int rc, const struct store_result *res)
+static void on_wake(struct net_loop *l, void *ctx)
+{
+    /* The turn hook takes the inbox; waking only makes sure a turn runs. */
+    (void)l, (void)ctx;
+}
+
+static void *node_main(void *arg)
+{
+    struct node *n = arg;
+    int rc = net_loop_run(n->loop);
+    if (rc)
+        node_log(NODE_LOG_ERROR, "event loop failed: %s", strerror(rc));
+    return NULL;
+}
+
+int node_start(struct node *n)
+{
+    /* Alone in its configuration, a member need not wait an election
+     * timeout to find out nobody else is there: let the timer run out now
+     * (ticks are the only clock raft has; no other thread runs yet). */
+    const struct raft_conf *conf = raft_conf(n->raft);
+    if (conf->n_voters == 1 && conf->voters[0] == n->cfg.id && !conf->n_voters_old)
+        for (uint32_t i = 0; i < 2 * n->cfg.election_ticks + 1; i++)
+            raft_tick(n->raft);
+    int rc = net_loop_every(n->loop, n->cfg.tick_ms, node_raft_tick, n, &n->tick_timer);
+    if (rc)
+        return rc;
+    net_loop_on_turn(n->loop, node_raft_turn, n);
+    net_loop_on_wake(n->loop, on_wake, n);
+    if ((rc = pthread_create(&n->thread, NULL, node_main, n)))
+        return rc;
+    pthread_mutex_lock(&n->mu);
+    n->started = true;
+    pthread_mutex_unlock(&n->mu);
+    net_loop_wake(n->loop); /* a first turn: campaign at once if alone */
+    return 0;
+}
+
+/* Completes and frees a request. Loop thread (or a stopped node). */
+void node_req_finish(struct node *n, struct node_req *r, int rc, const struct store_result *res)
 {
     if (rc) {
         pthread_mutex_lock(&n->mu);
@@ -73,109 +168,6 @@ static void complete(struct node *n, struct node_req *r, int rc, const struct st
     free(r);
 }
 
-/* Takes the inbox. Loop thread. */
-static struct node_req *take_inbox(struct node *n)
-{
-    pthread_mutex_lock(&n->mu);
-    struct node_req *head = n->inbox;
-    n->inbox = n->inbox_tail = NULL;
-    pthread_mutex_unlock(&n->mu);
-    return head;
-}
-
-/* Applies everything queued, in batches of max_batch. Loop thread. */
-static void on_turn(struct net_loop *l, void *ctx)
-{
-    struct node *n = ctx;
-    (void)l;
-    struct node_req *r = take_inbox(n);
-    while (r) {
-        struct node_req *batch[NODE_DEFAULT_MAX_BATCH * 4];
-        size_t max = n->max_batch < sizeof(batch) / sizeof(batch[0])
-                         ? n->max_batch
-                         : sizeof(batch) / sizeof(batch[0]);
-        size_t count = 0;
-        while (r && count < max) {
-            batch[count++] = r;
-            r = r->next;
-        }
-        pthread_mutex_lock(&n->mu);
-        int failed = n->failed;
-        pthread_mutex_unlock(&n->mu);
-        if (failed) {
-            for (size_t i = 0; i < count; i++)
-                complete(n, batch[i], failed, NULL);
-            continue;
-        }
-        for (size_t i = 0; i < count; i++)
-            n->entries[i] = (struct store_entry){.index = n->next_index + i,
-                                                 .data = batch[i]->data,
-                                                 .len = batch[i]->len,
-                                                 .origin = batch[i]->origin};
-        int rc = store_apply_batch(n->store, n->entries, count, n->results);
-        if (!rc)
-            n->next_index += count;
-        else
-            node_log(NODE_LOG_ERROR, "applying %zu command(s) failed: %s", count, strerror(rc));
-        pthread_mutex_lock(&n->mu);
-        if (!rc) {
-            n->stats.batches++;
-            n->stats.proposals += count;
-        } else if (rc == EIO && !n->failed) {
-            n->failed = EIO;
-            node_log(NODE_LOG_ERROR, "disk error: refusing all writes from now on (fail "
-                                     "closed); restart the member once the disk is healthy");
-        }
-        pthread_mutex_unlock(&n->mu);
-        for (size_t i = 0; i < count; i++)
-            complete(n, batch[i], rc, rc ? NULL : &n->results[i]);
-    }
-}
-
-static void on_wake(struct net_loop *l, void *ctx)
-{
-    /* The turn hook does the work; waking only makes sure a turn happens. */
-    (void)l, (void)ctx;
-}
-
-static void *node_main(void *arg)
-{
-    struct node *n = arg;
-    int rc = net_loop_run(n->loop);
-    if (rc)
-        node_log(NODE_LOG_ERROR, "event loop failed: %s", strerror(rc));
-    /* Whatever is still queued fails: the node is stopping. */
-    pthread_mutex_lock(&n->mu);
-    n->stopping = true;
-    pthread_mutex_unlock(&n->mu);
-    for (struct node_req *r = take_inbox(n), *next; r; r = next) {
-        next = r->next;
-        complete(n, r, ESHUTDOWN, NULL);
-    }
-    return NULL;
-}
-
-int node_start(struct node *n)
-{
-    struct store_stats st;
-    int rc = store_get_stats(n->store, &st);
-    if (rc)
-        return rc;
-    n->next_index = st.applied_index + 1;
-    n->entries = calloc(n->max_batch, sizeof(*n->entries));
-    n->results = calloc(n->max_batch, sizeof(*n->results));
-    if (!n->entries || !n->results)
-        return ENOMEM;
-    net_loop_on_turn(n->loop, on_turn, n);
-    net_loop_on_wake(n->loop, on_wake, n);
-    if ((rc = pthread_create(&n->thread, NULL, node_main, n)))
-        return rc;
-    pthread_mutex_lock(&n->mu);
-    n->started = true;
-    pthread_mutex_unlock(&n->mu);
-    return 0;
-}
-
 void node_stop(struct node *n)
 {
     if (!n)
@@ -184,11 +176,24 @@ void node_stop(struct node *n)
     bool started = n->started;
     n->started = false;
     n->stopping = true;
+    struct node_req *inbox = n->inbox;
+    n->inbox = n->inbox_tail = NULL;
     pthread_mutex_unlock(&n->mu);
-    if (!started)
-        return;
-    net_loop_stop(n->loop);
-    pthread_join(n->thread, NULL);
+    if (started) {
+        net_loop_stop(n->loop);
+        pthread_join(n->thread, NULL);
+    }
+    /* Whatever is still waiting fails: the node is stopping. */
+    for (struct node_req *r = inbox, *next; r; r = next) {
+        next = r->next;
+        node_req_finish(n, r, ESHUTDOWN, NULL);
+    }
+    for (struct node_req *r = n->pending, *next; r; r = next) {
+        next = r->next;
+        node_req_finish(n, r, ESHUTDOWN, NULL);
+    }
+    n->pending = NULL;
+    n->n_pending = 0;
 }
 
 void node_close(struct node *n)
@@ -196,34 +201,42 @@ void node_close(struct node *n)
     if (!n)
         return;
     node_stop(n);
-    node_client_stop(n);
-    net_loop_free(n->loop);
+    if (n->loop) {
+        node_server_close(n);
+        node_peers_fini(n);
+        if (n->tick_timer >= 0)
+            net_loop_timer_cancel(n->loop, n->tick_timer);
+        net_loop_free(n->loop);
+    }
+    node_raft_fini(n);
     store_close(n->store);
+    while (n->free_lanes) {
+        struct node_lane *l = n->free_lanes;
+        n->free_lanes = l->next;
+        free(l);
+    }
     pthread_mutex_destroy(&n->mu);
-    free(n->entries);
-    free(n->results);
     free(n);
 }
 
-int node_submit(struct node *n, enum node_origin origin, void *data, size_t len, node_done_fn done,
-                void *ctx)
+static int enqueue(struct node *n, struct node_req *r)
 {
-    struct node_req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        free(data);
-        return ENOMEM;
-    }
-    r->data = data;
-    r->len = len;
-    r->origin = origin;
-    r->done = done;
-    r->ctx = ctx;
+    uint64_t now = net_now_ms();
+    r->deadline_ms = now + n->cfg.timeout_ms;
+    r->retry_ms = 0;
     pthread_mutex_lock(&n->mu);
     if (n->stopping || !n->started) {
         pthread_mutex_unlock(&n->mu);
-        free(data);
+        free(r->data);
         free(r);
         return ESHUTDOWN;
+    }
+    if (n->failed) {
+        int rc = n->failed;
+        pthread_mutex_unlock(&n->mu);
+        free(r->data);
+        free(r);
+        return rc;
     }
     if (n->inbox_tail)
         n->inbox_tail->next = r;
@@ -233,6 +246,39 @@ int node_submit(struct node *n, enum node_origin origin, void *data, size_t len,
     pthread_mutex_unlock(&n->mu);
     net_loop_wake(n->loop);
     return 0;
+}
+
+int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint64_t seq,
+                node_done_fn done, void *ctx)
+{
+    if (!client_id || !seq) {
+        free(data);
+        return EINVAL;
+    }
+    struct node_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        free(data);
+        return ENOMEM;
+    }
+    r->kind = NODE_REQ_PROPOSE;
+    r->data = data;
+    r->len = len;
+    r->client_id = client_id;
+    r->seq = seq;
+    r->done = done;
+    r->ctx = ctx;
+    return enqueue(n, r);
+}
+
+int node_submit_barrier(struct node *n, node_done_fn done, void *ctx)
+{
+    struct node_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ENOMEM;
+    r->kind = NODE_REQ_BARRIER;
+    r->done = done;
+    r->ctx = ctx;
+    return enqueue(n, r);
 }
 
 struct sync_wait {
@@ -245,38 +291,74 @@ static void sync_done(void *ctx, int rc, const struct store_result *res)
 {
     struct sync_wait *w = ctx;
     w->rc = rc;
-    if (!rc)
+    if (!rc && w->res && res)
         *w->res = *res;
     sem_post(&w->done);
 }
 
-int node_propose(struct node *n, const struct store_cmd *cmd, struct store_result *res)
+static int wait_for(struct sync_wait *w, int rc)
 {
+    if (!rc) {
+        while (sem_wait(&w->done) && errno == EINTR)
+            ;
+        rc = w->rc;
+    }
+    sem_destroy(&w->done);
+    return rc;
+}
+
+/* A lane no other caller uses until it is put back. */
+static struct node_lane *lane_take(struct node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    struct node_lane *l = n->free_lanes;
+    if (l) {
+        n->free_lanes = l->next;
+    } else if (n->n_lanes + 1 < (1ULL << NODE_LANE_BITS) && (l = calloc(1, sizeof(*l)))) {
+        l->client_id = n->mount_client_id | ++n->n_lanes;
+    }
+    pthread_mutex_unlock(&n->mu);
+    return l;
+}
+
+static void lane_put(struct node *n, struct node_lane *l)
+{
+    pthread_mutex_lock(&n->mu);
+    l->next = n->free_lanes;
+    n->free_lanes = l;
+    pthread_mutex_unlock(&n->mu);
+}
+
+int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res)
+{
+    struct node_lane *lane = lane_take(n);
+    if (!lane)
+        return ENOMEM;
+    cmd->client_id = lane->client_id;
+    cmd->seq = ++lane->seq;
     void *data;
     size_t len;
     int rc = store_cmd_encode(cmd, &data, &len);
-    if (rc)
-        return rc;
-    struct sync_wait w = {.res = res};
-    sem_init(&w.done, 0, 0);
-    rc = node_submit(n, NODE_ORIGIN_MOUNT, data, len, sync_done, &w);
     if (!rc) {
-        while (sem_wait(&w.done) && errno == EINTR)
-            ;
-        rc = w.rc;
+        struct sync_wait w = {.res = res};
+        sem_init(&w.done, 0, 0);
+        rc = wait_for(&w, node_submit(n, data, len, cmd->client_id, cmd->seq, sync_done, &w));
     }
-    sem_destroy(&w.done);
+    lane_put(n, lane);
     return rc;
 }
 
 int node_read_barrier(struct node *n)
 {
-    /* One member: acknowledgements follow apply, so every committed write
-     * is already visible to a read that starts now. */
-    pthread_mutex_lock(&n->mu);
-    int rc = n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;
-    pthread_mutex_unlock(&n->mu);
-    return rc;
+    if (n->cfg.serializable) {
+        pthread_mutex_lock(&n->mu);
+        int rc = n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;
+        pthread_mutex_unlock(&n->mu);
+        return rc;
+    }
+    struct sync_wait w = {0};
+    sem_init(&w.done, 0, 0);
+    return wait_for(&w, node_submit_barrier(n, sync_done, &w));
 }
 
 void node_get_stats(struct node *n, struct node_stats *out)
@@ -284,4 +366,25 @@ void node_get_stats(struct node *n, struct node_stats *out)
     pthread_mutex_lock(&n->mu);
     *out = n->stats;
     pthread_mutex_unlock(&n->mu);
+}
+
+void node_get_status(struct node *n, struct node_status *out)
+{
+    pthread_mutex_lock(&n->mu);
+    *out = n->status;
+    pthread_mutex_unlock(&n->mu);
+}
+
+void node_fail(struct node *n, int rc, const char *what)
+{
+    pthread_mutex_lock(&n->mu);
+    bool first = !n->failed;
+    if (first)
+        n->failed = rc;
+    pthread_mutex_unlock(&n->mu);
+    if (first)
+        node_log(NODE_LOG_ERROR,
+                 "%s: %s: refusing everything from now on (fail closed); restart the member "
+                 "once the disk is healthy",
+                 what, strerror(rc));
 }

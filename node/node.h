@@ -1,116 +1,151 @@
-/* node.h - the replica: the one place where proposals become applied
- * commands. fs/ (and later the client protocol) talks to it through this
- * narrow interface only: propose a command and wait for its result, ask for
- * a read barrier, read the store directly.
+/* node.h - the replica: the one place where raft/, store/ and net/ meet.
  *
- * This build serves a single member: a proposal is durable and committed
- * once it is applied in an fsync'ed LMDB transaction (store_apply_batch);
- * proposals that arrive together share one transaction (group commit).
- * Raft takes this place later without changing the interface.
+ * fs/ (and the client protocol) talk to it through this narrow interface:
+ * propose a command and wait for its result, ask for a read barrier, read
+ * the store directly. A proposal is acknowledged once it is committed by a
+ * majority (fsync'ed on each) and applied here; a barrier returns once
+ * everything committed before it is applied here (ReadIndex), so a read
+ * that follows is linearizable.
  *
- * Threads: node_propose and node_read_barrier may be called from any number
- * of threads at once; one loop thread owned by the node applies.
+ * A node runs Raft with the members given at start (--peers): alone it is
+ * a one-member cluster. Proposals on a follower are forwarded to the
+ * leader and retried (exactly once, by client id and sequence number)
+ * across leader changes until they apply or time out.
+ *
+ * Threads: node_propose, node_read_barrier and node_submit may be called
+ * from any number of threads; one loop thread owned by the node runs
+ * Raft, the network and the store's writes.
  */
 #ifndef RAFTFS_NODE_H
 #define RAFTFS_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store.h"
 
 struct node;
 struct net_loop;
 
+#define NODE_MAX_MEMBERS 16
+
+struct node_member {
+    uint64_t id;    /* non-zero */
+    char addr[128]; /* HOST:PORT of its port (peers and clients) */
+};
+
 struct node_config {
     const char *data_dir;
     struct store_config store;
-    size_t max_batch; /* commands per transaction; 0 = NODE_DEFAULT_MAX_BATCH */
+    uint64_t id;         /* this member (default 1) */
+    uint64_t cluster_id; /* must match what the data directory recorded */
+    /* The founding members, this one included; empty: this member alone. */
+    struct node_member members[NODE_MAX_MEMBERS];
+    size_t n_members;
+    const char *listen;      /* serve peers and clients here (default: own address) */
+    uint32_t tick_ms;        /* Raft tick (default 50) */
+    uint32_t election_ticks; /* election timeout in ticks (default 10) */
+    uint32_t timeout_ms;     /* a proposal or barrier fails after this (default 5000) */
+    bool serializable;       /* barriers return at once: local, maybe stale reads */
+    size_t max_batch;        /* commands per apply transaction (default 1024) */
 };
 
-#define NODE_DEFAULT_MAX_BATCH 256
+#define NODE_DEFAULT_TICK_MS        50
+#define NODE_DEFAULT_ELECTION_TICKS 10
+#define NODE_DEFAULT_TIMEOUT_MS     5000
+#define NODE_DEFAULT_MAX_BATCH      1024
 
-/* Opens the data directory (store_open: creates, or refuses foreign and
- * damaged ones). err gets a one-line reason. Starts nothing: call
- * node_start in the process that will serve (LMDB and threads do not
- * survive fork). */
+/* Opens the data directory (refusing foreign, damaged or busy ones, and
+ * one recorded for another cluster or member id) and binds the listen
+ * port, so that start-up errors come out here, with a reason in err.
+ * Starts nothing: node_start runs the loop in the process that serves. */
 int node_open(struct node **out, const struct node_config *cfg, char *err, size_t err_len);
 
-/* Starts the loop thread. ENOMEM/EAGAIN from pthread_create. */
+/* Starts the loop thread. */
 int node_start(struct node *n);
 
-/* Stops the loop: pending and later proposals fail with ESHUTDOWN. Waits
- * for the thread. Idempotent. */
+/* Stops the loop: pending and later requests fail with ESHUTDOWN.
+ * Idempotent. */
 void node_stop(struct node *n);
 
-/* Stops (if needed) and closes the store. NULL is accepted. */
+/* Stops (if needed) and closes everything. NULL is accepted. */
 void node_close(struct node *n);
 
-/* The store, for direct reads (store_txn_begin ...). Valid until
- * node_close. */
+/* The store, for direct reads (store_txn_begin ...). */
 struct store *node_store(struct node *n);
+
+/* Is client_id one of this member's own (node_propose's)? The store
+ * observer reports the client id of every change. */
+bool node_is_own_client(const struct node *n, uint64_t client_id);
 
 /* Registers the store observer (see store.h); call before node_start. */
 void node_set_observer(struct node *n, const struct store_observer *obs);
 
-/* Called on the node's loop thread when a submitted command is done: rc 0
+/* Called on the node's loop thread when a submitted request is done: rc 0
  * and res (valid during the call) when it was applied, else the node error
  * (as for node_propose) and res NULL. */
 typedef void (*node_done_fn)(void *ctx, int rc, const struct store_result *res);
 
-/* Where a command comes from: passed on to the store observer with every
- * change it causes (store_change.origin), so that the mount can skip the
- * changes its kernel already knows about. */
-enum node_origin {
-    NODE_ORIGIN_OTHER = 0,  /* another member (replicated) */
-    NODE_ORIGIN_MOUNT = 1,  /* this member's mount (node_propose) */
-    NODE_ORIGIN_CLIENT = 2, /* the client protocol */
-};
-
 /* Submits an encoded command (data is malloc'd; the node takes it over,
- * also on error) without waiting. done runs later on the loop thread, never
- * inside this call. Errors: ESHUTDOWN (not running), ENOMEM. */
-int node_submit(struct node *n, enum node_origin origin, void *data, size_t len, node_done_fn done,
-                void *ctx);
+ * also on error) that carries (client_id, seq) (both non-zero), without
+ * waiting: done runs later on the loop thread, never inside this call.
+ * Errors: ESHUTDOWN, ENOMEM, EINVAL (no client id). */
+int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint64_t seq,
+                node_done_fn done, void *ctx);
 
-/* The node's event loop, for servers that run on the node's thread. */
-struct net_loop *node_loop(struct node *n);
+/* Submits a read barrier: done(ctx, 0, NULL) once a read from the store
+ * sees everything committed before this call. */
+int node_submit_barrier(struct node *n, node_done_fn done, void *ctx);
 
-/* Proposes cmd for this member's mount (origin NODE_ORIGIN_MOUNT) and waits
- * until it is applied (committed and durable).
- * Returns 0 when it was applied: res holds the command's own result
- * (res->err 0 or its errno, see store.h). Otherwise the command was not
- * applied: ESHUTDOWN (stopping), ENOSPC (data filesystem or map full),
- * EIO (disk error: the node has failed closed and refuses everything
- * after), ENOMEM, or the errno of encoding (EINVAL). */
-int node_propose(struct node *n, const struct store_cmd *cmd, struct store_result *res);
+/* Proposes cmd as this member's own and waits until it is applied. Each
+ * concurrent caller gets a lane of its own (a client id whose requests go
+ * one at a time, in order), so that exactly-once application never mixes
+ * up two callers; cmd's client_id and seq are filled in. Returns 0 when it
+ * was applied: res holds the command's own result (res->err 0 or its
+ * errno, see store.h). Otherwise: ETIMEDOUT (no quorum or no leader within
+ * timeout_ms: the command may still be applied later), ESHUTDOWN
+ * (stopping), EIO (a disk error: the member has failed closed), ENOSPC,
+ * ENOMEM, EINVAL (cannot be encoded). */
+int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res);
 
-/* Waits until every command committed before the call is applied, so a read
- * that follows sees them (linearizable reads). Single member: proposals are
- * acknowledged only after they are applied, so this holds on return; it
- * fails only when the node has failed (EIO) or stopped (ESHUTDOWN). */
+/* Waits until everything committed before the call is applied here
+ * (ReadIndex through the leader), so that a read that follows is
+ * linearizable; returns at once in serializable mode. ETIMEDOUT,
+ * ESHUTDOWN, EIO. */
 int node_read_barrier(struct node *n);
 
-/* Serves the client protocol (net/raftfs.proto: Hello, then ClientRequest)
- * on addr ("HOST:PORT") from the node's loop, as member member_id of
- * cluster cluster_id. Call after node_open and before node_start; the port
- * is bound now, so a busy address fails here. err gets the reason. */
-int node_client_listen(struct node *n, const char *addr, uint64_t cluster_id, uint64_t member_id,
-                       char *err, size_t err_len);
+/* What `raftfs status` and .raftfs/status show. */
+struct node_member_status {
+    uint64_t id;
+    char addr[128];
+    const char *role;      /* "leader", "follower", "learner", "candidate" ... */
+    uint64_t match;        /* leader only: replicated up to */
+    double last_contact_s; /* -1 if never */
+};
+
+struct node_status {
+    uint64_t id, cluster_id, term, leader, commit, applied, revision;
+    const char *role;
+    struct node_member_status members[NODE_MAX_MEMBERS];
+    size_t n_members;
+};
+
+/* A consistent copy of the node's state, from any thread. */
+void node_get_status(struct node *n, struct node_status *out);
 
 /* Counters, for status and tests. */
 struct node_stats {
     uint64_t proposals; /* proposals applied */
-    uint64_t batches;   /* write transactions (fsyncs) */
-    uint64_t failed;    /* proposals that got a node error */
+    uint64_t batches;   /* apply transactions */
+    uint64_t failed;    /* requests that ended with a node error */
 };
 void node_get_stats(struct node *n, struct node_stats *out);
 
 /* ---- logging (one line per event, to stderr) ---- */
 
 enum node_log_level { NODE_LOG_ERROR, NODE_LOG_WARN, NODE_LOG_INFO, NODE_LOG_DEBUG };
-
-#include <stdio.h>
 
 void node_log_set_level(enum node_log_level level);
 /* Logs go to f instead of stderr (NULL: back to stderr). Start-up only. */

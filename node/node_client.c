@@ -1,12 +1,14 @@
-/* node_client.c - the client protocol server on the node's loop: Hello,
- * then requests (write, get, list, status), each answered once, in any
- * order, by id.
+/* node_client.c - the member's port, on the node's loop: every
+ * connection starts with a Hello, which makes it a peer's (member_id set:
+ * Raft messages and forwarded commands come in) or a client's (requests
+ * write, get, list, status, each answered once, by id).
  *
- * Every frame is checked: a frame that is not an Envelope, a request before
- * the Hello, a second Hello, a wrong version or cluster, or a body a client
- * may not send closes that connection with a log line and touches nothing
- * else. Writes go through the node's inbox like the mount's; reads are
- * served from a read-only store transaction on the loop thread.
+ * Every frame is checked: a frame that is not an Envelope, anything before
+ * the Hello, a second Hello, a wrong version or cluster, an unknown member,
+ * a Raft message that does not come from its connection's member, or a
+ * body the role may not send closes that connection with a log line and
+ * touches nothing else. Writes go through the node like the mount's;
+ * linearizable reads wait for a read barrier, serializable ones do not.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,34 +22,40 @@
 #include "net_conn.h"
 #include "net_wire.h"
 #include "node_internal.h"
+#include "node_wire.h"
 
 #define CLIENT_MAX_PENDING 1024 /* writes in flight per connection */
 #define CLIENT_LIST_MAX    1000 /* entries per list page */
 
 struct client {
-    struct node_client_server *srv;
+    struct node_server *srv;
     struct net_conn *conn; /* NULL once closed */
     bool hello;
-    unsigned pending; /* writes submitted and not yet answered */
+    uint64_t peer_id; /* a member's connection: its id */
+    unsigned pending; /* requests waiting for the node */
     struct client *prev, *next;
 };
 
-struct node_client_server {
+struct node_server {
     struct node *n;
     int lfd;
     uint64_t cluster_id, member_id;
     struct net_conn_limits limits;
     struct client *clients;
+    uint64_t own_client_id, next_seq; /* for writes that came without an id */
 };
 
+/* A request waiting for the node: a write, or a read after its barrier. */
 struct write_ctx {
     struct client *c;
     uint64_t id;
+    Raftfs__ClientRequest *req; /* reads: the request, owned (its envelope) */
+    Raftfs__Envelope *env;
 };
 
 static void client_unlink_free(struct client *c)
 {
-    struct node_client_server *s = c->srv;
+    struct node_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -130,24 +138,38 @@ static void write_done(void *ctx, int rc, const struct store_result *res)
     } else if (c->pending == 0) {
         client_unlink_free(c); /* closed while writes were in flight */
     }
+    net_wire_free(w->env);
     free(w);
 }
 
 static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
 {
-    struct node *n = c->srv->n;
+    struct node_server *s = c->srv;
+    struct node *n = s->n;
     if (c->pending >= CLIENT_MAX_PENDING) {
-        respond_err(c, req->id, EAGAIN, "too many writes in flight on this connection");
+        respond_err(c, req->id, EAGAIN, "too many requests in flight on this connection");
         return;
     }
     Raftfs__Command *cmd = req->write;
     /* The member that takes the write is its proposer: it stamps the time
-     * unless the client chose one. */
+     * unless the client chose one. The client's (client_id, seq) make it
+     * exactly once across retries; a client without one gets ours. */
     if (!cmd->time_ns)
         cmd->time_ns = now_ns();
+    uint64_t cid = req->has_client_id && req->client_id ? req->client_id : 0;
+    uint64_t seq = cid && req->has_seq ? req->seq : 0;
+    if (!cid || !seq) {
+        /* Without an id of its own a request cannot be retried safely:
+         * give it a fresh one (its session is soon evicted). */
+        cid = s->own_client_id + ++s->next_seq * 0x9e3779b97f4a7c15ULL;
+        seq = 1;
+    }
+    cmd->has_client_id = cmd->has_seq = true;
+    cmd->client_id = cid;
+    cmd->seq = seq;
     size_t len = raftfs__command__get_packed_size(cmd);
     void *data = malloc(len ? len : 1);
-    struct write_ctx *w = malloc(sizeof(*w));
+    struct write_ctx *w = calloc(1, sizeof(*w));
     if (!data || !w) {
         free(data);
         free(w);
@@ -157,13 +179,71 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
     raftfs__command__pack(cmd, data);
     w->c = c;
     w->id = req->id;
-    int rc = node_submit(n, NODE_ORIGIN_CLIENT, data, len, write_done, w);
+    int rc = node_submit(n, data, len, cid, seq, write_done, w);
     if (rc) {
         free(w);
         respond_err(c, req->id, rc, "not accepting writes");
         return;
     }
     c->pending++;
+}
+
+static void serve_read(struct client *c, const Raftfs__ClientRequest *req);
+
+/* A read's barrier is through: serve it (on the loop thread). */
+static void read_ready(void *ctx, int rc, const struct store_result *res)
+{
+    struct write_ctx *w = ctx;
+    struct client *c = w->c;
+    (void)res;
+    c->pending--;
+    if (c->conn) {
+        if (rc)
+            respond_err(c, w->id, rc, "no linearizable read point (no quorum?)");
+        else
+            serve_read(c, w->req);
+    } else if (c->pending == 0) {
+        client_unlink_free(c);
+    }
+    net_wire_free(w->env);
+    free(w);
+}
+
+/* Serializable reads now; linearizable ones after a read barrier. The
+ * envelope is taken over (freed when done); returns true if it was. */
+static bool handle_read(struct client *c, Raftfs__Envelope *env)
+{
+    Raftfs__ClientRequest *req = env->request;
+    Raftfs__Consistency cons = RAFTFS__CONSISTENCY__LINEARIZABLE;
+    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_GET && req->get->has_consistency)
+        cons = req->get->consistency;
+    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_LIST && req->list->has_consistency)
+        cons = req->list->consistency;
+    if (cons == RAFTFS__CONSISTENCY__SERIALIZABLE) {
+        serve_read(c, req);
+        return false;
+    }
+    if (c->pending >= CLIENT_MAX_PENDING) {
+        respond_err(c, req->id, EAGAIN, "too many requests in flight on this connection");
+        return false;
+    }
+    struct write_ctx *w = calloc(1, sizeof(*w));
+    if (!w) {
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return false;
+    }
+    w->c = c;
+    w->id = req->id;
+    w->req = req;
+    w->env = env;
+    int rc = node_submit_barrier(c->srv->n, read_ready, w);
+    if (rc) {
+        free(w);
+        respond_err(c, req->id, rc, "not serving reads");
+        return false;
+    }
+    c->pending++;
+    return true;
 }
 
 static void handle_get(struct client *c, const Raftfs__ClientRequest *req)
@@ -175,8 +255,8 @@ static void handle_get(struct client *c, const Raftfs__ClientRequest *req)
     struct store_txn *t;
     struct store_attr a;
     resp.id = req->id;
-    int rc = node_read_barrier(n);
-    if (!rc && !(rc = store_txn_begin(n->store, &t))) {
+    int rc = 0;
+    if (!(rc = store_txn_begin(n->store, &t))) {
         rc = store_resolve(t, (const char *)g->path.data, g->path.len, &a);
         if (!rc) {
             attr_to_wire(&a, &attr);
@@ -245,7 +325,7 @@ static void handle_list(struct client *c, const Raftfs__ClientRequest *req)
     acc.ents = calloc(acc.limit, sizeof(*acc.ents));
     acc.ptrs = calloc(acc.limit, sizeof(*acc.ptrs));
     acc.names = malloc(acc.limit * STORE_MAX_NAME_BYTES_BOUND);
-    int rc = !acc.ents || !acc.ptrs || !acc.names ? ENOMEM : node_read_barrier(n);
+    int rc = !acc.ents || !acc.ptrs || !acc.names ? ENOMEM : 0;
     if (!rc && !(rc = store_txn_begin(n->store, &t))) {
         rc = store_resolve(t, (const char *)lr->path.data, lr->path.len, &a);
         if (!rc && a.type != STORE_TYPE_DIR)
@@ -272,49 +352,60 @@ static void handle_list(struct client *c, const Raftfs__ClientRequest *req)
 
 static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
 {
-    struct node_client_server *s = c->srv;
+    struct node_server *s = c->srv;
     Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
     Raftfs__StatusReply st = RAFTFS__STATUS_REPLY__INIT;
-    Raftfs__MemberStatus me = RAFTFS__MEMBER_STATUS__INIT;
-    Raftfs__MemberStatus *members[1] = {&me};
-    struct store_stats ss;
+    Raftfs__MemberStatus ms[NODE_MAX_MEMBERS];
+    Raftfs__MemberStatus *members[NODE_MAX_MEMBERS];
+    struct node_status ns;
+    node_get_status(s->n, &ns);
     resp.id = req->id;
-    resp.err = store_get_stats(s->n->store, &ss);
-    if (!resp.err) {
-        st.id = s->member_id;
-        st.role = "leader"; /* one member: always */
-        st.has_leader = true;
-        st.leader = s->member_id;
-        st.has_commit = st.has_applied = st.has_revision = true;
-        st.commit = st.applied = ss.applied_index;
-        st.revision = ss.revision;
-        me.id = s->member_id;
-        me.role = "leader";
-        me.has_match = true;
-        me.match = ss.applied_index;
-        st.n_members = 1;
-        st.members = members;
-        resp.status = &st;
+    st.id = ns.id;
+    st.role = (char *)ns.role;
+    st.has_term = st.has_leader = st.has_commit = st.has_applied = st.has_revision = true;
+    st.term = ns.term;
+    st.leader = ns.leader;
+    st.commit = ns.commit;
+    st.applied = ns.applied;
+    st.revision = ns.revision;
+    for (size_t i = 0; i < ns.n_members; i++) {
+        raftfs__member_status__init(&ms[i]);
+        ms[i].id = ns.members[i].id;
+        ms[i].address = ns.members[i].addr;
+        ms[i].role = (char *)ns.members[i].role;
+        ms[i].has_match = true;
+        ms[i].match = ns.members[i].match;
+        ms[i].has_last_contact_s = true;
+        ms[i].last_contact_s = ns.members[i].last_contact_s;
+        members[i] = &ms[i];
     }
+    st.n_members = ns.n_members;
+    st.members = members;
+    resp.status = &st;
     respond(c, &resp);
 }
 
-/* Checks a Hello; on refusal fills why. */
-static bool hello_ok(struct node_client_server *s, const Raftfs__Hello *h, char *why, size_t len)
+static void serve_read(struct client *c, const Raftfs__ClientRequest *req)
 {
+    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_GET)
+        handle_get(c, req);
+    else
+        handle_list(c, req);
+}
+
+/* Checks a Hello; on refusal fills why. */
+static bool hello_ok(struct node_server *s, const Raftfs__Hello *h, char *why, size_t len)
+{
+    bool peer = h->has_member_id && h->member_id;
     if (h->protocol_version != NET_WIRE_VERSION) {
         snprintf(why, len, "protocol version %u, this member speaks %u", h->protocol_version,
                  NET_WIRE_VERSION);
         return false;
     }
-    if (h->cluster_id && h->cluster_id != s->cluster_id) {
-        snprintf(why, len, "cluster %llx, this member is in cluster %llx",
+    /* Clients may not know the cluster (0); members must. */
+    if ((h->cluster_id || peer) && h->cluster_id != s->cluster_id) {
+        snprintf(why, len, "cluster %016llx, this member is in cluster %016llx",
                  (unsigned long long)h->cluster_id, (unsigned long long)s->cluster_id);
-        return false;
-    }
-    if (h->has_member_id && h->member_id) {
-        snprintf(why, len, "member %llu dialed, but this member runs alone (no peers)",
-                 (unsigned long long)h->member_id);
         return false;
     }
     if (h->has_to_member_id && h->to_member_id && h->to_member_id != s->member_id) {
@@ -322,16 +413,56 @@ static bool hello_ok(struct node_client_server *s, const Raftfs__Hello *h, char 
                  (unsigned long long)h->to_member_id, (unsigned long long)s->member_id);
         return false;
     }
+    if (peer && (h->member_id == s->member_id || !node_peer_find(s->n, h->member_id))) {
+        snprintf(why, len, "member %llu is not a member this one knows",
+                 (unsigned long long)h->member_id);
+        return false;
+    }
     return true;
+}
+
+/* A frame on a member's connection: a Raft message from it, or a command it
+ * forwards. */
+static int peer_frame(struct client *c, Raftfs__Envelope *env)
+{
+    struct node *n = c->srv->n;
+    struct node_peer *p = node_peer_find(n, c->peer_id);
+    if (p)
+        p->last_heard_ms = net_now_ms();
+    if (env->body_case == RAFTFS__ENVELOPE__BODY_FORWARD) {
+        node_raft_forwarded(n, env->forward->command.data, env->forward->command.len);
+        return 0;
+    }
+    if (env->body_case != RAFTFS__ENVELOPE__BODY_RAFT) {
+        node_log(NODE_LOG_WARN, "member %llu (%s): unexpected frame (body %d): closing",
+                 (unsigned long long)c->peer_id, net_conn_peer(c->conn), (int)env->body_case);
+        return EPROTO;
+    }
+    struct raft_message m;
+    int rc = node_wire_raft_unpack(env->raft, &m);
+    if (rc == 0 && (m.from != c->peer_id || m.to != n->cfg.id)) {
+        node_log(NODE_LOG_WARN,
+                 "member %llu (%s): a message from %llu to %llu on its connection: closing",
+                 (unsigned long long)c->peer_id, net_conn_peer(c->conn), (unsigned long long)m.from,
+                 (unsigned long long)m.to);
+        rc = EPROTO;
+    } else if (rc == EPROTO) {
+        node_log(NODE_LOG_WARN, "member %llu (%s): malformed Raft message: closing",
+                 (unsigned long long)c->peer_id, net_conn_peer(c->conn));
+    }
+    if (!rc)
+        node_raft_step(n, &m);
+    node_wire_raft_release(&m);
+    return rc;
 }
 
 static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, void *ctx)
 {
     struct client *c = ctx;
-    struct node_client_server *s = c->srv;
+    struct node_server *s = c->srv;
     Raftfs__Envelope *env = net_wire_unpack(p, len);
     if (!env) {
-        node_log(NODE_LOG_WARN, "client %s: undecodable frame (%zu bytes): closing",
+        node_log(NODE_LOG_WARN, "connection %s: undecodable frame (%zu bytes): closing",
                  net_conn_peer(conn), len);
         return EPROTO;
     }
@@ -347,7 +478,7 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         reply.cluster_id = s->cluster_id;
         reply.protocol_version = NET_WIRE_VERSION;
         if (env->body_case != RAFTFS__ENVELOPE__BODY_HELLO) {
-            node_log(NODE_LOG_WARN, "client %s: sent a request before its Hello: closing",
+            node_log(NODE_LOG_WARN, "connection %s: sent something before its Hello: closing",
                      net_conn_peer(conn));
             rc = EPROTO;
         } else if (!hello_ok(s, env->hello, why, sizeof(why))) {
@@ -359,8 +490,15 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         } else {
             reply.ok = true;
             c->hello = true;
+            if (env->hello->has_member_id)
+                c->peer_id = env->hello->member_id;
             rc = net_wire_send(conn, &out);
         }
+        net_wire_free(env);
+        return rc;
+    }
+    if (c->peer_id) {
+        rc = peer_frame(c, env);
         net_wire_free(env);
         return rc;
     }
@@ -376,10 +514,9 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         handle_write(c, req);
         break;
     case RAFTFS__CLIENT_REQUEST__OP_GET:
-        handle_get(c, req);
-        break;
     case RAFTFS__CLIENT_REQUEST__OP_LIST:
-        handle_list(c, req);
+        if (handle_read(c, env))
+            return 0; /* the envelope waits with the read */
         break;
     case RAFTFS__CLIENT_REQUEST__OP_STATUS:
         handle_status(c, req);
@@ -406,7 +543,7 @@ static const struct net_conn_ops client_ops = {.on_frame = client_frame, .on_clo
 
 static void on_accept(struct net_loop *l, int fd, uint32_t events, void *ctx)
 {
-    struct node_client_server *s = ctx;
+    struct node_server *s = ctx;
     (void)fd, (void)events;
     for (int i = 0; i < 64; i++) {
         int cfd;
@@ -434,23 +571,24 @@ static void on_accept(struct net_loop *l, int fd, uint32_t events, void *ctx)
     }
 }
 
-int node_client_listen(struct node *n, const char *addr, uint64_t cluster_id, uint64_t member_id,
-                       char *err, size_t err_len)
+int node_server_open(struct node *n, const char *addr, char *err, size_t err_len)
 {
     struct net_addr a;
     int rc = net_addr_parse(addr, &a, err, err_len);
     if (rc)
         return rc;
-    struct node_client_server *s = calloc(1, sizeof(*s));
+    struct node_server *s = calloc(1, sizeof(*s));
     if (!s)
         return ENOMEM;
     s->n = n;
-    s->cluster_id = cluster_id;
-    s->member_id = member_id;
-    /* A request carries at most one value and two paths. */
+    s->cluster_id = n->cfg.cluster_id;
+    s->member_id = n->cfg.id;
+    s->own_client_id = n->mount_client_id ^ 0x5bd1e995c0ffee11ULL;
+    /* A request or a Raft message carries at most a few values and paths. */
     struct store_limits lim;
     store_get_limits(n->store, &lim);
-    s->limits.max_frame = (size_t)lim.max_value_bytes + 2 * (size_t)lim.max_path_bytes + 4096;
+    s->limits.max_frame =
+        4 * ((size_t)lim.max_value_bytes + 2 * (size_t)lim.max_path_bytes) + (2U << 20);
     if ((rc = net_listen(&a, 128, &s->lfd))) {
         snprintf(err, err_len, "cannot listen on %s: %s", addr, strerror(rc));
         free(s);
@@ -462,13 +600,13 @@ int node_client_listen(struct node *n, const char *addr, uint64_t cluster_id, ui
         free(s);
         return rc;
     }
-    n->clients = s;
+    n->server = s;
     return 0;
 }
 
-void node_client_stop(struct node *n)
+void node_server_close(struct node *n)
 {
-    struct node_client_server *s = n->clients;
+    struct node_server *s = n->server;
     if (!s)
         return;
     net_loop_unwatch(n->loop, s->lfd);
@@ -476,12 +614,10 @@ void node_client_stop(struct node *n)
     while (s->clients) {
         struct client *c = s->clients;
         if (c->conn)
-            net_conn_close(c->conn, ESHUTDOWN, false); /* may free c (no pending) */
-        if (s->clients == c) {
-            /* writes in flight already failed with the node; free anyway */
-            client_unlink_free(c);
-        }
+            net_conn_close(c->conn, ESHUTDOWN, false); /* may free c (nothing pending) */
+        if (s->clients == c)
+            client_unlink_free(c); /* its requests already failed with the node */
     }
-    n->clients = NULL;
+    n->server = NULL;
     free(s);
 }

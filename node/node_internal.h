@@ -5,41 +5,127 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "net_conn.h"
 #include "net_loop.h"
 #include "node.h"
+#include "raft.h"
+#include "store_log.h"
 
+enum node_req_kind { NODE_REQ_PROPOSE, NODE_REQ_BARRIER };
+
+/* A request waiting for the node: a proposal until its (client_id, seq)
+ * is applied here, a barrier until the applied index reaches its read
+ * index. */
 struct node_req {
-    void *data; /* encoded command, owned */
+    enum node_req_kind kind;
+    void *data; /* PROPOSE: the encoded command, owned */
     size_t len;
-    enum node_origin origin;
+    uint64_t client_id, seq;
     node_done_fn done;
     void *ctx;
-    struct node_req *next;
+    uint64_t deadline_ms; /* fails with ETIMEDOUT (or `answer`) after */
+    int answer;           /* a definite refusal (ENOSPC, EFBIG): deadline 0 */
+    uint64_t retry_ms;    /* next (re)submission; 0 = now */
+    uint64_t cookie;      /* BARRIER: the ReadIndex request's cookie */
+    uint64_t read_index;  /* BARRIER: known once the leader answered */
+    bool read_known;
+    struct node_req *next; /* inbox, or the pending list */
 };
 
-struct node_client_server; /* node_client.c */
+/* An outbound connection to one peer (node_peer.c). */
+struct node_peer {
+    struct node *n;
+    uint64_t id;
+    struct net_addr addr;
+    char name[128];
+    struct net_conn *conn; /* NULL when not connected */
+    bool ready;            /* greeted */
+    uint64_t next_dial_ms;
+    uint32_t backoff_ms;
+    uint64_t last_heard_ms; /* any frame from it, on any connection */
+    uint64_t dropped;       /* messages dropped (not connected, queue full) */
+};
+
+struct node_server; /* node_client.c */
+
+/* A client id for one node_propose caller at a time (see node_propose). */
+struct node_lane {
+    uint64_t client_id;
+    uint64_t seq;
+    struct node_lane *next;
+};
+#define NODE_LANE_BITS 16 /* own client ids: a random base | lane number */
 
 struct node {
+    struct node_config cfg;
     struct store *store;
     struct net_loop *loop;
-    size_t max_batch;
     pthread_t thread;
+    struct node_server *server;
+    uint64_t mount_client_id;
 
     /* loop thread only */
-    uint64_t next_index;
-    struct store_entry *entries;
+    struct raft *raft;
+    struct raft_config rcfg; /* what raft was made from (to remake it) */
+    struct node_peer peers[NODE_MAX_MEMBERS];
+    size_t n_peers;
+    int tick_timer;
+    uint64_t applied;
+    uint64_t next_cookie;
+    struct node_req *pending; /* proposals and barriers in flight */
+    size_t n_pending;
+    struct store_entry *entries; /* apply batch buffers */
     struct store_result *results;
-    struct node_client_server *clients;
+    size_t batch_cap;
+    uint64_t leader_seen; /* for logging leader changes */
+    uint64_t free_bytes;  /* store_free_bytes, refreshed every tick */
+    /* A ready whose persisting or applying failed for lack of space: kept
+     * and retried every tick, nothing else moves meanwhile. */
+    struct raft_ready rd;
+    bool rd_held;
+    int rd_stage;
+    size_t rd_applied; /* committed entries of rd already applied */
 
     pthread_mutex_t mu; /* guards the fields below */
     struct node_req *inbox, *inbox_tail;
     bool started, stopping;
-    int failed; /* 0, or the errno the node failed closed with */
+    int failed;  /* 0, or the errno the node failed closed with */
+    int stalled; /* ENOSPC while a ready waits for space: writes fail fast */
+    struct node_lane *free_lanes;
+    uint64_t n_lanes;
     struct node_stats stats;
+    struct node_status status; /* refreshed by the loop every turn */
 };
 
-/* node_client.c: stops the listener and closes every client connection.
- * Called with the loop stopped. */
-void node_client_stop(struct node *n);
+/* node.c */
+void node_req_finish(struct node *n, struct node_req *r, int rc, const struct store_result *res);
+
+/* node_raft.c */
+int node_raft_init(struct node *n, char *err, size_t err_len);
+void node_raft_fini(struct node *n);
+/* The loop's turn: takes new requests, runs Raft's ready loop. */
+void node_raft_turn(struct net_loop *l, void *ctx);
+void node_raft_tick(struct net_loop *l, void *ctx);
+/* A message from peer `from` (already checked against the connection). */
+void node_raft_step(struct node *n, const struct raft_message *m);
+/* A command forwarded by a follower: proposed here if this is the leader. */
+void node_raft_forwarded(struct node *n, const void *data, size_t len);
+/* Marks the node failed (fail closed) with rc. */
+void node_fail(struct node *n, int rc, const char *what);
+
+/* node_peer.c */
+int node_peers_init(struct node *n, char *err, size_t err_len);
+void node_peers_fini(struct node *n);
+/* Sends m to its m->to (dropped if the peer is not reachable now). */
+void node_peer_send_raft(struct node *n, const struct raft_message *m);
+/* Sends a forwarded command to peer `to`. */
+void node_peer_forward(struct node *n, uint64_t to, const void *data, size_t len);
+/* Dials peers that are due (from the tick). */
+void node_peers_tick(struct node *n);
+struct node_peer *node_peer_find(struct node *n, uint64_t id);
+
+/* node_client.c: the server for clients and inbound peer connections */
+int node_server_open(struct node *n, const char *addr, char *err, size_t err_len);
+void node_server_close(struct node *n);
 
 #endif

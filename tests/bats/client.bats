@@ -31,7 +31,7 @@ teardown() {
     run "$RAFTFS_BIN" status
     assert_success
     assert_output --partial '"role": "leader"'
-    assert_output --partial '"applied": 3'
+    assert_output --partial '"revision": 3'
     "$RAFTFS_BIN" del /app/db_url
     "$RAFTFS_BIN" del /app
     run "$RAFTFS_BIN" ls /

@@ -16,10 +16,8 @@
 static struct node *start_node(char **dir, char *addr, size_t addr_len)
 {
     *dir = tmpdir_make();
-    struct node_config cfg = {.data_dir = *dir};
     struct node *n;
     char err[256];
-    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
     /* Find a free port: bind 0, read it, release it. */
     struct net_addr a;
     int fd;
@@ -30,7 +28,8 @@ static struct node *start_node(char **dir, char *addr, size_t addr_len)
     getsockname(fd, (struct sockaddr *)&sin, &len);
     close(fd);
     snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
-    CHECK_EQ(node_client_listen(n, addr, 42, 1, err, sizeof(err)), 0);
+    struct node_config cfg = {.data_dir = *dir, .cluster_id = 42, .listen = addr};
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
     CHECK_EQ(node_start(n), 0);
     return n;
 }
@@ -140,7 +139,10 @@ static void test_roundtrip(void)
     sreq.status = &sr;
     CHECK_EQ(net_client_call(c, &sreq, &r), 0);
     CHECK(r->status && r->status->id == 1 && !strcmp(r->status->role, "leader"));
-    CHECK_EQ(r->status->applied, 2503); /* failed writes take indexes too */
+    /* The configuration entry, the leader's no-op, and 2,503 writes (failed
+     * ones take indexes too). */
+    CHECK_EQ(r->status->applied, 2505);
+    CHECK_EQ(r->status->commit, 2505);
     net_client_response_free(r);
 
     net_client_close(c);
@@ -235,7 +237,7 @@ static void test_hostile(void)
         uint32_t version;
         uint64_t cluster, member;
         const char *why;
-    } cases[] = {{2, 42, 0, "protocol version"}, {1, 7, 0, "cluster"}, {1, 42, 5, "alone"}};
+    } cases[] = {{2, 42, 0, "protocol version"}, {1, 7, 0, "cluster"}, {1, 42, 5, "not a member"}};
     for (size_t i = 0; i < 3; i++) {
         hello.protocol_version = cases[i].version;
         hello.cluster_id = cases[i].cluster;

@@ -1,0 +1,179 @@
+/* node_peer.c - the outbound connection to each peer: dial, Hello,
+ * reconnect with backoff; Raft messages and forwarded commands out.
+ *
+ * Each member dials every other one and sends only on its own outbound
+ * connection; what arrives on a peer's outbound connection to us is
+ * handled by the server (node_client.c). A message for a peer that is not
+ * connected, or whose queue is full, is dropped: Raft resends what
+ * matters, and one slow or dead peer never holds up the others.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_wire.h"
+#include "node_internal.h"
+#include "node_wire.h"
+
+#define PEER_BACKOFF_MIN_MS 50
+#define PEER_BACKOFF_MAX_MS 1000
+#define PEER_MAX_QUEUED     (32ULL << 20)
+
+struct node_peer *node_peer_find(struct node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].id == id)
+            return &n->peers[i];
+    return NULL;
+}
+
+int node_peers_init(struct node *n, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < n->cfg.n_members; i++) {
+        const struct node_member *m = &n->cfg.members[i];
+        if (m->id == n->cfg.id)
+            continue;
+        struct node_peer *p = &n->peers[n->n_peers];
+        memset(p, 0, sizeof(*p));
+        p->n = n;
+        p->id = m->id;
+        snprintf(p->name, sizeof(p->name), "%s", m->addr);
+        char why[256];
+        int rc = net_addr_parse(m->addr, &p->addr, why, sizeof(why));
+        if (rc) {
+            snprintf(err, err_len, "member %llu: %s", (unsigned long long)m->id, why);
+            return rc;
+        }
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        n->n_peers++;
+    }
+    return 0;
+}
+
+void node_peers_fini(struct node *n)
+{
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].conn)
+            net_conn_close(n->peers[i].conn, ESHUTDOWN, false);
+}
+
+static void peer_connected(struct net_conn *c, void *ctx)
+{
+    struct node_peer *p = ctx;
+    struct node *n = p->n;
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__Hello hello = RAFTFS__HELLO__INIT;
+    hello.protocol_version = NET_WIRE_VERSION;
+    hello.cluster_id = n->cfg.cluster_id;
+    hello.has_member_id = hello.has_to_member_id = true;
+    hello.member_id = n->cfg.id;
+    hello.to_member_id = p->id;
+    env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    if (net_wire_send(c, &env))
+        net_conn_close(c, EIO, false);
+}
+
+static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, void *ctx)
+{
+    struct node_peer *p = ctx;
+    Raftfs__Envelope *env = net_wire_unpack(payload, len);
+    if (!env)
+        return EPROTO;
+    int rc = 0;
+    if (!p->ready && env->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY) {
+        if (env->hello_reply->ok) {
+            p->ready = true;
+            p->backoff_ms = PEER_BACKOFF_MIN_MS;
+            p->last_heard_ms = net_now_ms();
+            node_log(NODE_LOG_INFO, "connected to member %llu at %s", (unsigned long long)p->id,
+                     p->name);
+        } else {
+            node_log(NODE_LOG_WARN, "member %llu at %s refused us: %s", (unsigned long long)p->id,
+                     p->name,
+                     env->hello_reply->error ? env->hello_reply->error : "no reason given");
+            rc = EPROTO;
+        }
+    } else {
+        rc = EPROTO; /* nothing else comes back on our own connection */
+    }
+    net_wire_free(env);
+    (void)c;
+    return rc;
+}
+
+static void peer_closed(struct net_conn *c, int err, void *ctx)
+{
+    struct node_peer *p = ctx;
+    (void)c;
+    if (p->ready)
+        node_log(NODE_LOG_INFO, "lost the connection to member %llu (%s)",
+                 (unsigned long long)p->id, err ? strerror(err) : "closed");
+    p->conn = NULL;
+    p->ready = false;
+    p->next_dial_ms = net_now_ms() + p->backoff_ms;
+    p->backoff_ms =
+        p->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+static const struct net_conn_ops peer_ops = {
+    .on_connect = peer_connected, .on_frame = peer_frame, .on_close = peer_closed};
+
+void node_peers_tick(struct node *n)
+{
+    uint64_t now = net_now_ms();
+    for (size_t i = 0; i < n->n_peers; i++) {
+        struct node_peer *p = &n->peers[i];
+        if (p->conn || now < p->next_dial_ms)
+            continue;
+        int fd;
+        struct net_conn_limits lim = {.max_queued = PEER_MAX_QUEUED};
+        if (net_dial(&p->addr, &fd) ||
+            net_conn_new(n->loop, fd, true, &lim, &peer_ops, p, &p->conn)) {
+            p->conn = NULL;
+            p->next_dial_ms = now + p->backoff_ms;
+        }
+    }
+}
+
+static void send_to(struct node_peer *p, const void *buf, size_t len)
+{
+    if (!p->conn || !p->ready || net_conn_send(p->conn, buf, len))
+        p->dropped++;
+}
+
+void node_peer_send_raft(struct node *n, const struct raft_message *m)
+{
+    struct node_peer *p = node_peer_find(n, m->to);
+    if (!p)
+        return; /* not a member we know how to reach */
+    void *buf;
+    size_t len;
+    if (node_wire_raft_pack(m, &buf, &len)) {
+        p->dropped++;
+        return;
+    }
+    send_to(p, buf, len);
+    free(buf);
+}
+
+void node_peer_forward(struct node *n, uint64_t to, const void *data, size_t len)
+{
+    struct node_peer *p = node_peer_find(n, to);
+    if (!p)
+        return;
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__Forward fw = RAFTFS__FORWARD__INIT;
+    fw.command.data = (uint8_t *)data;
+    fw.command.len = len;
+    env.body_case = RAFTFS__ENVELOPE__BODY_FORWARD;
+    env.forward = &fw;
+    void *buf;
+    size_t blen;
+    if (net_wire_pack(&env, &buf, &blen)) {
+        p->dropped++;
+        return;
+    }
+    send_to(p, buf, blen);
+    free(buf);
+}

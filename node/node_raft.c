@@ -1,0 +1,707 @@
+/* node_raft.c - driving raft/ on the node's loop: the storage adapter over
+ * store_log, the ready loop (persist, send, apply, answer), and the
+ * requests waiting for it (proposals by client id and sequence number,
+ * barriers by ReadIndex cookie) with their retries and deadlines.
+ *
+ * Design notes
+ * 1. The ready loop, once per loop turn and until raft has nothing more:
+ *      persist hard state + entries (one LMDB transaction, one commit)
+ *      -> send messages -> apply committed entries (one transaction per
+ *      batch) -> complete waiters -> raft_advance -> raft_persisted.
+ *    Persisting comes before sending, so hard state is durable before any
+ *    message that depends on it leaves (trap 5); acknowledgements of
+ *    entries are only made by raft after raft_persisted.
+ * 2. A proposal waits for its own (client_id, seq) to be applied here; it
+ *    does not care which index or which leader got it there. On the leader
+ *    it is proposed; on a follower forwarded to the leader; it is retried
+ *    after an election timeout without an outcome, at once when raft says
+ *    leadership was lost, and fails with ETIMEDOUT at its deadline. A
+ *    retry that commits twice is applied once (store sessions).
+ * 3. EIO from the store fails the member closed. ENOSPC holds the ready
+ *    where it failed and retries it every tick: nothing else moves, new
+ *    writes fail fast with ENOSPC, and the member goes on once space
+ *    returns (a bigger --db-size, or room on the disk).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "node_internal.h"
+
+/* ---- storage adapter ---- */
+
+static int map_err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case STORE_ECOMPACTED:
+        return RAFT_ECOMPACTED;
+    case ENOENT:
+        return RAFT_EUNAVAILABLE;
+    case ENOMEM:
+        return RAFT_ENOMEM;
+    case EIO:
+        return RAFT_ECORRUPT;
+    default:
+        return RAFT_ESTORAGE;
+    }
+}
+
+static int st_hard_state(void *ctx, struct raft_hard_state *out)
+{
+    struct node *n = ctx;
+    struct store_hard_state hs;
+    int rc = store_log_hard_state(n->store, &hs);
+    if (!rc) {
+        out->term = hs.term;
+        out->vote = hs.vote;
+        out->commit = hs.commit;
+    }
+    return map_err(rc);
+}
+
+static int st_first(void *ctx, uint64_t *out)
+{
+    struct node *n = ctx;
+    uint64_t last;
+    return map_err(store_log_bounds(n->store, out, &last));
+}
+
+static int st_last(void *ctx, uint64_t *out)
+{
+    struct node *n = ctx;
+    uint64_t first;
+    return map_err(store_log_bounds(n->store, &first, out));
+}
+
+static int st_term(void *ctx, uint64_t index, uint64_t *out)
+{
+    struct node *n = ctx;
+    return map_err(store_log_term(n->store, index, out));
+}
+
+static int st_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes,
+                      struct raft_entry **out, size_t *count)
+{
+    struct node *n = ctx;
+    struct store_log_entry *e;
+    size_t k;
+    int rc = store_log_entries(n->store, lo, hi, max_bytes, &e, &k);
+    if (rc)
+        return map_err(rc);
+    /* raft takes over an array whose entries' data are each malloc'd. */
+    struct raft_entry *arr = calloc(k, sizeof(*arr));
+    if (!arr) {
+        free(e);
+        return RAFT_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        arr[i].term = e[i].term;
+        arr[i].index = e[i].index;
+        arr[i].type = e[i].type;
+        arr[i].len = (uint32_t)e[i].len;
+        if (e[i].len) {
+            arr[i].data = malloc(e[i].len);
+            if (!arr[i].data) {
+                for (size_t j = 0; j < i; j++)
+                    free(arr[j].data);
+                free(arr);
+                free(e);
+                return RAFT_ENOMEM;
+            }
+            memcpy(arr[i].data, e[i].data, e[i].len);
+        }
+    }
+    free(e);
+    *out = arr;
+    *count = k;
+    return 0;
+}
+
+static int st_snapshot_meta(void *ctx, struct raft_snapshot_meta *out)
+{
+    struct node *n = ctx;
+    struct store_log_snapshot snap;
+    int rc = store_log_snapshot(n->store, &snap);
+    if (rc)
+        return map_err(rc);
+    memset(out, 0, sizeof(*out));
+    out->index = snap.index;
+    out->term = snap.term;
+    out->size = snap.size;
+    if (snap.index && raft_conf_decode(snap.conf, snap.conf_len, &out->conf))
+        return RAFT_ECORRUPT;
+    return 0;
+}
+
+static int st_snapshot_read(void *ctx, uint64_t index, uint64_t term, uint64_t offset,
+                            size_t max_len, uint8_t **data, size_t *len)
+{
+    /* Images for transfer come with compaction; until a member compacts
+     * its log, no follower ever needs one. */
+    (void)ctx, (void)index, (void)term, (void)offset, (void)max_len, (void)data, (void)len;
+    return RAFT_ESNAPGONE;
+}
+
+static void trace(void *ctx, const char *line)
+{
+    (void)ctx;
+    node_log(NODE_LOG_DEBUG, "raft: %s", line);
+}
+
+/* ---- set-up ---- */
+
+int node_raft_init(struct node *n, char *err, size_t err_len)
+{
+    struct raft_config rc;
+    raft_config_init(&rc);
+    rc.id = n->cfg.id;
+    rc.election_ticks = n->cfg.election_ticks;
+    rc.heartbeat_ticks = 1;
+    rc.pre_vote = true;
+    rc.check_quorum = true;
+    if (getrandom(&rc.seed, sizeof(rc.seed), 0) != sizeof(rc.seed))
+        rc.seed = n->mount_client_id;
+    struct store_stats ss;
+    int r = store_get_stats(n->store, &ss);
+    if (r) {
+        snprintf(err, err_len, "cannot read the store: %s", strerror(r));
+        return r;
+    }
+    rc.applied = ss.applied_index;
+    n->applied = ss.applied_index;
+    /* One command (a whole value) must fit in one message. */
+    struct store_limits lim;
+    store_get_limits(n->store, &lim);
+    size_t cmd_max = (size_t)lim.max_value_bytes + 2 * (size_t)lim.max_path_bytes + 65536;
+    if (rc.max_msg_bytes < cmd_max)
+        rc.max_msg_bytes = cmd_max;
+    if (rc.max_inflight_bytes < 4 * cmd_max)
+        rc.max_inflight_bytes = 4 * cmd_max;
+    /* Founding configuration: the given members, or this one alone. */
+    if (n->cfg.n_members == 0) {
+        rc.bootstrap.voters[0] = n->cfg.id;
+        rc.bootstrap.n_voters = 1;
+    } else {
+        for (size_t i = 0; i < n->cfg.n_members; i++)
+            rc.bootstrap.voters[i] = n->cfg.members[i].id;
+        rc.bootstrap.n_voters = (uint32_t)n->cfg.n_members;
+    }
+    /* A store that applied commands before it had a log (it served alone,
+     * without Raft): its state becomes the snapshot the log starts after. */
+    uint64_t first, last;
+    if ((r = store_log_bounds(n->store, &first, &last))) {
+        snprintf(err, err_len, "the Raft log is damaged (%s): refusing to start", strerror(r));
+        return r;
+    }
+    if (ss.applied_index > 0 && last == 0) {
+        struct store_log_snapshot snap = {.index = ss.applied_index, .term = 1};
+        snap.conf_len = raft_conf_encoded_size(&rc.bootstrap);
+        raft_conf_encode(&rc.bootstrap, snap.conf);
+        if ((r = store_log_compact(n->store, &snap, true))) {
+            snprintf(err, err_len, "cannot adopt the existing state: %s", strerror(r));
+            return r;
+        }
+        node_log(NODE_LOG_INFO, "adopted the state at index %llu as the log's start",
+                 (unsigned long long)ss.applied_index);
+    }
+    rc.storage = (struct raft_storage){.ctx = n,
+                                       .hard_state = st_hard_state,
+                                       .first_index = st_first,
+                                       .last_index = st_last,
+                                       .term = st_term,
+                                       .entries = st_entries,
+                                       .snapshot_meta = st_snapshot_meta,
+                                       .snapshot_read = st_snapshot_read};
+    rc.trace = trace;
+    n->rcfg = rc;
+    /* Every applied entry is durable in the log first, which is synced. */
+    store_set_lazy_apply(n->store, true);
+    if ((r = raft_new(&rc, &n->raft))) {
+        snprintf(err, err_len, "cannot start Raft: %s", raft_strerror(r));
+        return r == RAFT_ENOMEM ? ENOMEM : EIO;
+    }
+    if ((r = store_free_bytes(n->store, &n->free_bytes))) {
+        snprintf(err, err_len, "cannot measure the store: %s", strerror(r));
+        return r;
+    }
+    n->batch_cap = n->cfg.max_batch;
+    n->entries = calloc(n->batch_cap, sizeof(*n->entries));
+    n->results = calloc(n->batch_cap, sizeof(*n->results));
+    if (!n->entries || !n->results) {
+        snprintf(err, err_len, "out of memory");
+        return ENOMEM;
+    }
+    return 0;
+}
+
+void node_raft_fini(struct node *n)
+{
+    if (n->rd_held) {
+        raft_advance(n->raft, &n->rd);
+        n->rd_held = false;
+    }
+    raft_free(n->raft);
+    n->raft = NULL;
+    free(n->entries);
+    free(n->results);
+}
+
+/* ---- requests ---- */
+
+static uint64_t retry_interval_ms(const struct node *n)
+{
+    return (uint64_t)n->cfg.tick_ms * n->cfg.election_ticks;
+}
+
+static void submit(struct node *n, struct node_req *r, uint64_t now)
+{
+    uint64_t leader = raft_leader(n->raft);
+    if (r->kind == NODE_REQ_BARRIER) {
+        r->cookie = ++n->next_cookie;
+        int rc = raft_read_index(n->raft, r->cookie);
+        r->retry_ms = now + (rc ? n->cfg.tick_ms : retry_interval_ms(n));
+        return;
+    }
+    /* A write that cannot fit is refused before it enters the log: the
+     * value lands twice (log and tree), and copy-on-write needs room for
+     * the pages it replaces. Below the guard, ENOSPC can still happen. */
+    if ((uint64_t)r->len * 3 + (256U << 10) > n->free_bytes) {
+        r->retry_ms = UINT64_MAX;
+        r->deadline_ms = 0;
+        r->answer = ENOSPC; /* given by sweep_pending */
+        return;
+    }
+    if (raft_role(n->raft) == RAFT_LEADER) {
+        r->cookie = ++n->next_cookie;
+        int rc = raft_propose(n->raft, r->data, r->len, r->cookie, NULL, NULL);
+        if (rc == RAFT_ETOOBIG) {
+            r->retry_ms = UINT64_MAX; /* answered by sweep_pending */
+            r->deadline_ms = 0;
+            r->answer = EFBIG;
+            return;
+        }
+        r->retry_ms = now + (rc ? n->cfg.tick_ms : retry_interval_ms(n));
+        return;
+    }
+    if (leader && leader != n->cfg.id) {
+        node_peer_forward(n, leader, r->data, r->len);
+        r->retry_ms = now + retry_interval_ms(n);
+        return;
+    }
+    r->retry_ms = now + n->cfg.tick_ms; /* no leader known yet */
+}
+
+/* Moves the inbox to the pending list and submits what is new. */
+static void take_inbox(struct node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    struct node_req *r = n->inbox;
+    n->inbox = n->inbox_tail = NULL;
+    int stalled = n->stalled;
+    pthread_mutex_unlock(&n->mu);
+    uint64_t now = net_now_ms();
+    while (r) {
+        struct node_req *next = r->next;
+        if (stalled && r->kind == NODE_REQ_PROPOSE) {
+            node_req_finish(n, r, stalled, NULL);
+        } else {
+            r->next = n->pending;
+            n->pending = r;
+            n->n_pending++;
+            submit(n, r, now);
+        }
+        r = next;
+    }
+}
+
+/* Removes and returns the pending request matching; NULL if none. */
+static struct node_req *take_pending(struct node *n, enum node_req_kind kind, uint64_t client_id,
+                                     uint64_t seq, uint64_t cookie)
+{
+    for (struct node_req **pp = &n->pending; *pp; pp = &(*pp)->next) {
+        struct node_req *r = *pp;
+        bool match = r->kind == kind &&
+                     (kind == NODE_REQ_PROPOSE ? r->client_id == client_id && r->seq == seq
+                                               : r->cookie == cookie);
+        if (match) {
+            *pp = r->next;
+            n->n_pending--;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static struct node_req *find_pending(struct node *n, enum node_req_kind kind, uint64_t cookie)
+{
+    for (struct node_req *r = n->pending; r; r = r->next)
+        if (r->kind == kind && r->cookie == cookie)
+            return r;
+    return NULL;
+}
+
+/* Completes barriers whose read index is applied, requests past their
+ * deadline, and resubmits those due. */
+static void sweep_pending(struct node *n, bool retries)
+{
+    uint64_t now = net_now_ms();
+    struct node_req **pp = &n->pending;
+    while (*pp) {
+        struct node_req *r = *pp;
+        int rc = -1;
+        if (r->kind == NODE_REQ_BARRIER && r->read_known && r->read_index <= n->applied)
+            rc = 0;
+        else if (now >= r->deadline_ms)
+            rc = r->answer ? r->answer : ETIMEDOUT;
+        if (rc >= 0) {
+            *pp = r->next;
+            n->n_pending--;
+            node_req_finish(n, r, rc, NULL);
+            continue;
+        }
+        if (retries && !(r->kind == NODE_REQ_BARRIER && r->read_known) && r->retry_ms <= now)
+            submit(n, r, now);
+        pp = &r->next;
+    }
+}
+
+/* ---- the ready loop ---- */
+
+/* Applies rd's committed entries from rd_applied on, in batches. */
+static int apply(struct node *n, struct raft_ready *rd)
+{
+    while (n->rd_applied < rd->n_committed) {
+        size_t count = rd->n_committed - n->rd_applied;
+        if (count > n->batch_cap)
+            count = n->batch_cap;
+        struct raft_entry *ce = rd->committed + n->rd_applied;
+        for (size_t i = 0; i < count; i++)
+            n->entries[i] = (struct store_entry){.index = ce[i].index,
+                                                 .data = ce[i].data,
+                                                 .len = ce[i].len,
+                                                 .noop = ce[i].type != RAFT_ENTRY_NORMAL};
+        int rc = store_apply_batch(n->store, n->entries, count, n->results);
+        if (rc)
+            return rc;
+        n->rd_applied += count;
+        n->applied = ce[count - 1].index;
+        size_t applied_cmds = 0;
+        for (size_t i = 0; i < count; i++) {
+            const struct store_result *res = &n->results[i];
+            if (n->entries[i].noop || res->skipped)
+                continue;
+            applied_cmds++;
+            if (!res->client_id)
+                continue;
+            struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, res->client_id, res->seq, 0);
+            if (r)
+                node_req_finish(n, r, 0, res);
+        }
+        pthread_mutex_lock(&n->mu);
+        n->stats.batches++;
+        n->stats.proposals += applied_cmds;
+        n->status.revision = n->results[count - 1].revision;
+        pthread_mutex_unlock(&n->mu);
+    }
+    return 0;
+}
+
+/* The log had no room for rd's entries: nothing of rd is durable and no
+ * message of it left, so its proposals exist nowhere. Raft is remade from
+ * what is durable (as after a crash), and the waiters of those proposals
+ * get ENOSPC: a definite answer, they will never apply. */
+static int drop_unpersisted(struct node *n, struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        if (rd->entries[i].type != RAFT_ENTRY_NORMAL)
+            continue;
+        struct store_cmd_decoded d;
+        if (store_cmd_decode(rd->entries[i].data, rd->entries[i].len, &d))
+            continue;
+        struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, d.cmd.client_id, d.cmd.seq, 0);
+        store_cmd_decoded_free(&d);
+        if (r)
+            node_req_finish(n, r, ENOSPC, NULL);
+    }
+    raft_advance(n->raft, rd);
+    n->rd_held = false;
+    raft_free(n->raft);
+    n->raft = NULL;
+    struct raft_config rc = n->rcfg;
+    rc.applied = n->applied;
+    int rrc = raft_new(&rc, &n->raft);
+    if (rrc) {
+        node_fail(n, EIO, raft_strerror(rrc));
+        return EIO;
+    }
+    return ENOSPC;
+}
+
+/* Finishes the held ready from its stage. 0 when done (advanced), ENOSPC
+ * when it must wait for space, another errno when the node failed. */
+static int finish_ready(struct node *n)
+{
+    struct raft_ready *rd = &n->rd;
+    int rc;
+    if (n->rd_stage == 0) {
+        if (rd->has_snapshot_chunk || rd->has_snapshot) {
+            node_fail(n, EIO, "a snapshot arrived, but this member cannot install one yet");
+            return EIO;
+        }
+        if (rd->hard_state_changed || rd->n_entries) {
+            struct store_hard_state hs = {.term = rd->hard_state.term,
+                                          .vote = rd->hard_state.vote,
+                                          .commit = rd->hard_state.commit};
+            struct store_log_entry *e = NULL;
+            if (rd->n_entries) {
+                e = calloc(rd->n_entries, sizeof(*e));
+                if (!e)
+                    return ENOSPC; /* try again */
+                for (size_t i = 0; i < rd->n_entries; i++)
+                    e[i] = (struct store_log_entry){.index = rd->entries[i].index,
+                                                    .term = rd->entries[i].term,
+                                                    .type = rd->entries[i].type,
+                                                    .data = rd->entries[i].data,
+                                                    .len = rd->entries[i].len};
+            }
+            /* Synced when raft says so (entries, term, vote); a commit index
+             * alone is a hint that may be lost. */
+            rc = store_log_persist(n->store, rd->hard_state_changed ? &hs : NULL, e, rd->n_entries,
+                                   rd->must_sync || rd->n_entries);
+            free(e);
+            if (rc == ENOSPC)
+                return drop_unpersisted(n, rd);
+            if (rc)
+                return rc;
+        }
+        n->rd_stage = 1;
+    }
+    if (n->rd_stage == 1) {
+        for (size_t i = 0; i < rd->n_messages; i++)
+            node_peer_send_raft(n, &rd->messages[i]);
+        n->rd_stage = 2;
+        n->rd_applied = 0;
+    }
+    if (n->rd_stage == 2) {
+        if ((rc = apply(n, rd)))
+            return rc;
+        n->rd_stage = 3;
+    }
+    uint64_t now = net_now_ms();
+    for (size_t i = 0; i < rd->n_proposals; i++) {
+        if (rd->proposals[i].status == 0)
+            continue;
+        /* Leadership lost before it committed: try again at once. */
+        struct node_req *r = find_pending(n, NODE_REQ_PROPOSE, rd->proposals[i].cookie);
+        if (r)
+            r->retry_ms = now;
+    }
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        struct node_req *r = find_pending(n, NODE_REQ_BARRIER, rd->reads[i].cookie);
+        if (!r)
+            continue;
+        if (rd->reads[i].status == 0) {
+            r->read_known = true;
+            r->read_index = rd->reads[i].index;
+        } else {
+            r->retry_ms = now + n->cfg.tick_ms;
+        }
+    }
+    bool persisted = rd->n_entries > 0;
+    uint64_t last_index = persisted ? rd->entries[rd->n_entries - 1].index : 0;
+    uint64_t last_term = persisted ? rd->entries[rd->n_entries - 1].term : 0;
+    raft_advance(n->raft, rd);
+    n->rd_held = false;
+    if (persisted && (rc = raft_persisted(n->raft, last_index, last_term))) {
+        node_fail(n, EIO, "raft refused what the log holds");
+        return EIO;
+    }
+    return 0;
+}
+
+/* Runs ready after ready until raft has none, or one must wait. */
+static void run_ready(struct node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    int failed = n->failed;
+    pthread_mutex_unlock(&n->mu);
+    if (failed)
+        return;
+    for (;;) {
+        if (!n->rd_held) {
+            if (!raft_has_ready(n->raft))
+                break;
+            int rc = raft_ready(n->raft, &n->rd);
+            if (rc) {
+                node_fail(n, EIO, raft_strerror(rc));
+                return;
+            }
+            n->rd_held = true;
+            n->rd_stage = 0;
+        }
+        int rc = finish_ready(n);
+        if (rc == ENOSPC) {
+            pthread_mutex_lock(&n->mu);
+            bool first = !n->stalled;
+            n->stalled = ENOSPC;
+            pthread_mutex_unlock(&n->mu);
+            if (first)
+                node_log(NODE_LOG_ERROR,
+                         "no space for the log or the store: writes are refused until space "
+                         "returns (a bigger --db-size, or room on the disk)");
+            return;
+        }
+        if (rc) {
+            node_fail(n, rc, "writing the log or the store failed");
+            return;
+        }
+        pthread_mutex_lock(&n->mu);
+        if (n->stalled) {
+            n->stalled = 0;
+            node_log(NODE_LOG_INFO, "space is back: accepting writes again");
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
+}
+
+static const char *role_name(enum raft_role r)
+{
+    switch (r) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
+    default:
+        return "follower";
+    }
+}
+
+static void refresh_status(struct node *n)
+{
+    struct node_status st = {0};
+    struct raft *r = n->raft;
+    const struct raft_conf *conf = raft_conf(r);
+    st.id = n->cfg.id;
+    st.cluster_id = n->cfg.cluster_id;
+    st.term = raft_term(r);
+    st.leader = raft_leader(r);
+    st.commit = raft_commit_index(r);
+    st.applied = n->applied;
+    st.role = raft_conf_is_learner(conf, n->cfg.id) ? "learner" : role_name(raft_role(r));
+    uint64_t now = net_now_ms();
+    size_t k = 0;
+    uint64_t ids[3 * RAFT_CONF_MAX];
+    size_t nids = 0;
+    for (uint32_t i = 0; i < conf->n_voters; i++)
+        ids[nids++] = conf->voters[i];
+    for (uint32_t i = 0; i < conf->n_voters_old; i++)
+        ids[nids++] = conf->voters_old[i];
+    for (uint32_t i = 0; i < conf->n_learners; i++)
+        ids[nids++] = conf->learners[i];
+    for (size_t i = 0; i < nids && k < NODE_MAX_MEMBERS; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < k; j++)
+            dup |= st.members[j].id == ids[i];
+        if (dup)
+            continue;
+        struct node_member_status *m = &st.members[k++];
+        m->id = ids[i];
+        m->role = ids[i] == st.leader                  ? "leader"
+                  : raft_conf_is_learner(conf, ids[i]) ? "learner"
+                                                       : "follower";
+        for (size_t j = 0; j < n->cfg.n_members; j++)
+            if (n->cfg.members[j].id == ids[i])
+                snprintf(m->addr, sizeof(m->addr), "%s", n->cfg.members[j].addr);
+        if (raft_role(r) == RAFT_LEADER)
+            raft_member_match(r, ids[i], &m->match);
+        struct node_peer *p = node_peer_find(n, ids[i]);
+        m->last_contact_s = ids[i] == n->cfg.id     ? 0
+                            : p && p->last_heard_ms ? (double)(now - p->last_heard_ms) / 1000.0
+                                                    : -1;
+    }
+    st.n_members = k;
+    pthread_mutex_lock(&n->mu);
+    st.revision = n->status.revision;
+    n->status = st;
+    pthread_mutex_unlock(&n->mu);
+    if (st.leader != n->leader_seen) {
+        n->leader_seen = st.leader;
+        if (st.leader)
+            node_log(NODE_LOG_INFO, "member %llu is the leader of term %llu%s",
+                     (unsigned long long)st.leader, (unsigned long long)st.term,
+                     st.leader == n->cfg.id ? " (this member)" : "");
+        else
+            node_log(NODE_LOG_INFO, "no leader known (term %llu)", (unsigned long long)st.term);
+    }
+}
+
+void node_raft_turn(struct net_loop *l, void *ctx)
+{
+    struct node *n = ctx;
+    (void)l;
+    take_inbox(n);
+    run_ready(n);
+    sweep_pending(n, false);
+    refresh_status(n);
+}
+
+void node_raft_tick(struct net_loop *l, void *ctx)
+{
+    struct node *n = ctx;
+    (void)l;
+    pthread_mutex_lock(&n->mu);
+    int failed = n->failed;
+    pthread_mutex_unlock(&n->mu);
+    if (failed) {
+        sweep_pending(n, false);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    int stalled = n->stalled;
+    pthread_mutex_unlock(&n->mu);
+    if (stalled && !n->rd_held) {
+        /* Out of space earlier: is there room again? Rewrite the hard
+         * state, the smallest write there is. */
+        struct store_hard_state hs;
+        if (!store_log_hard_state(n->store, &hs) &&
+            !store_log_persist(n->store, &hs, NULL, 0, true)) {
+            pthread_mutex_lock(&n->mu);
+            n->stalled = 0;
+            pthread_mutex_unlock(&n->mu);
+            node_log(NODE_LOG_INFO, "space is back: accepting writes again");
+        }
+    }
+    uint64_t room;
+    if (!store_free_bytes(n->store, &room))
+        n->free_bytes = room;
+    int rc = raft_tick(n->raft);
+    if (rc)
+        node_fail(n, EIO, raft_strerror(rc));
+    node_peers_tick(n);
+    sweep_pending(n, true);
+    /* the turn hook runs the ready loop */
+}
+
+void node_raft_step(struct node *n, const struct raft_message *m)
+{
+    pthread_mutex_lock(&n->mu);
+    int failed = n->failed;
+    pthread_mutex_unlock(&n->mu);
+    if (failed || n->rd_held)
+        return; /* a held ready must finish first; raft will resend */
+    int rc = raft_step(n->raft, m);
+    if (rc)
+        node_fail(n, EIO, raft_strerror(rc));
+}
+
+void node_raft_forwarded(struct node *n, const void *data, size_t len)
+{
+    if (raft_role(n->raft) != RAFT_LEADER || n->rd_held)
+        return; /* the follower retries, to the leader it learns next */
+    raft_propose(n->raft, data, len, 0, NULL, NULL);
+}

@@ -59,6 +59,7 @@ struct client {
     uint64_t next_at;
     uint64_t read_index;
     uint32_t attempts;
+    bool proposed; /* some attempt of this write reached a leader's log */
 };
 
 struct applied_rec {

@@ -112,13 +112,15 @@ static int run_one(uint64_t seed, bool trace)
     struct sim_result res;
     sim_params_from_seed(seed, &p);
     sim_run(seed, &p, trace, &res);
-    printf("seed %llu: profile=%u nodes=%u+%u steps=%u ops=%llu elections=%llu crashes=%llu "
+    printf("seed %llu: profile=%u nodes=%u+%u steps=%u ops=%llu unknown=%llu elections=%llu "
+           "crashes=%llu "
            "snapshots=%llu confs=%llu transfers=%llu commits=%llu: %s\n",
            (unsigned long long)seed, p.profile, p.n_nodes, p.n_spares, p.chaos_steps + p.heal_steps,
-           (unsigned long long)res.ops_ok, (unsigned long long)res.elections,
-           (unsigned long long)res.crashes, (unsigned long long)res.snapshots_installed,
-           (unsigned long long)res.conf_changes, (unsigned long long)res.transfers,
-           (unsigned long long)res.commits, res.violation ? "VIOLATION" : "ok");
+           (unsigned long long)res.ops_ok, (unsigned long long)res.ops_unknown,
+           (unsigned long long)res.elections, (unsigned long long)res.crashes,
+           (unsigned long long)res.snapshots_installed, (unsigned long long)res.conf_changes,
+           (unsigned long long)res.transfers, (unsigned long long)res.commits,
+           res.violation ? "VIOLATION" : "ok");
     if (res.violation) {
         printf("violation at step %llu: %s\n", (unsigned long long)res.step, res.why);
         printf("replay: raftsim --seed %llu --trace\n", (unsigned long long)seed);

@@ -378,11 +378,15 @@ static void client_complete(struct sim *s, struct client *c, uint64_t value)
 
 static void client_retry(struct sim *s, struct client *c, uint64_t hint)
 {
-    if (!s->healed && c->attempts >= 8) {
+    /* Writes keep trying once their key has many unknown outcomes: each one multiplies
+     * the orders the linearizability check may have to consider. */
+    bool may_give_up = !c->write || s->n_unknown[c->key] < SIM_MAX_UNKNOWN;
+    if (!s->healed && c->attempts >= 8 && may_give_up) {
         /* Give up during the faults. A write that reached some leader's log has an unknown
          * outcome: it may still take effect (at most once: deduplicated by sequence), so it
          * stays in the history without an answer. Anything else simply failed. */
-        if (c->write && c->proposed) {
+        if (c->write && c->proposed && s->n_unknown[c->key] < SIM_MAX_UNKNOWN) {
+            s->n_unknown[c->key]++;
             struct lin_op *op = &s->hist[c->key][s->n_hist[c->key]++];
             op->write = true;
             op->value = c->value;

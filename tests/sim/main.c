@@ -91,19 +91,19 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->heal_steps = 30 * p->election_ticks + 200;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: raftsim --seed S [--trace]\n"
                     "       raftsim --seeds N [--first S] [--jobs J] [--stop-on-fail]\n"
                     "       raftsim --failover TRIALS [--nodes N] [--first S]\n");
     exit(2);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int run_one(uint64_t seed, bool trace)
@@ -138,7 +138,12 @@ static void worker(uint64_t first, uint64_t n, uint32_t k, uint32_t jobs, bool s
         struct sim_params p;
         struct sim_result res;
         sim_params_from_seed(seed, &p);
+        double t0 = now_s();
         sim_run(seed, &p, false, &res);
+        double dt = now_s() - t0;
+        if (dt > 1.0) {
+            printf("slow seed %llu: %.1f s\n", (unsigned long long)seed, dt);
+        }
         if (res.violation) {
             bad++;
             printf("VIOLATION seed %llu at step %llu: %s\nreplay: raftsim --seed %llu --trace\n",

@@ -63,7 +63,8 @@ int raft_tracker_rebuild(struct raft *r)
     if (r->transfer_target != 0 && !raft_conf_is_voter(&r->conf, r->transfer_target)) {
         raft_transfer_abort(r, "target removed");
     }
-    return 0;
+    /* The quorum of a read round in flight is judged against the new configuration. */
+    return raft_read_check_round(r);
 }
 
 /* §5.3 fast backtracking: the largest index <= index whose term is <= term. */
@@ -392,7 +393,10 @@ int raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false;
     }
-    if (m->context != 0 && raft_readonly_round_ack(&r->ro, m->from, m->context)) {
+    if (m->context != 0 && m->context == r->ro.round_ctx) {
+        /* Checked even for a repeated answer: a configuration change since the last one
+         * may have made the acknowledgements already collected a quorum. */
+        raft_readonly_round_ack(&r->ro, m->from, m->context);
         return raft_read_check_round(r);
     }
     return 0;

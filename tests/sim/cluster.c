@@ -378,6 +378,28 @@ static void client_complete(struct sim *s, struct client *c, uint64_t value)
 
 static void client_retry(struct sim *s, struct client *c, uint64_t hint)
 {
+    /* Writes keep trying once their key has many unknown outcomes: each one multiplies
+     * the orders the linearizability check may have to consider. */
+    bool may_give_up = !c->write || s->n_unknown[c->key] < SIM_MAX_UNKNOWN;
+    if (!s->healed && c->attempts >= 8 && may_give_up) {
+        /* Give up during the faults. A write that reached some leader's log has an unknown
+         * outcome: it may still take effect (at most once: deduplicated by sequence), so it
+         * stays in the history without an answer. Anything else simply failed. */
+        if (c->write && c->proposed && s->n_unknown[c->key] < SIM_MAX_UNKNOWN) {
+            s->n_unknown[c->key]++;
+            struct lin_op *op = &s->hist[c->key][s->n_hist[c->key]++];
+            op->write = true;
+            op->value = c->value;
+            op->invoke = c->invoke;
+            op->complete = LIN_NEVER;
+            s->res->ops_unknown++;
+        }
+        tracef(s, "client %u gives up seq=%llu (%s)", c->idx, (unsigned long long)c->seq,
+               c->write && c->proposed ? "unknown" : "failed");
+        c->st = CL_IDLE;
+        c->next_at = s->now + rng_below(&s->g, 8);
+        return;
+    }
     if (c->st == CL_WAIT || c->st == CL_WAIT_APPLY) {
         tracef(s, "client %u retries (hint n%llu)", c->idx, (unsigned long long)hint);
     }
@@ -557,6 +579,7 @@ static void client_submit(struct sim *s, struct client *c)
         return;
     }
     c->st = CL_WAIT;
+    c->proposed = c->proposed || c->write;
     c->deadline = s->now + 6 * s->p.election_ticks + 20;
     tracef(s, "client %u %s key=%u seq=%llu submitted to n%u attempt %llu", c->idx,
            c->write ? "write" : "read", c->key, (unsigned long long)c->seq, c->node + 1,
@@ -583,6 +606,7 @@ static void clients_step(struct sim *s)
             c->invoke = ++s->clock;
             c->hint = c->node + 1; /* stick to the member that answered last */
             c->attempts = 0;
+            c->proposed = false;
             c->st = CL_SUBMIT;
             c->next_at = s->now;
             break;

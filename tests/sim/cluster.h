@@ -4,6 +4,8 @@
 
 #include "sim.h"
 
+#define SIM_MAX_UNKNOWN 8 /* writes with an unknown outcome per register */
+
 struct sim_msg {
     struct raft_message m; /* deep copy, owned */
     uint64_t deliver_at;
@@ -59,6 +61,7 @@ struct client {
     uint64_t next_at;
     uint64_t read_index;
     uint32_t attempts;
+    bool proposed; /* some attempt of this write reached a leader's log */
 };
 
 struct applied_rec {
@@ -86,6 +89,7 @@ struct sim {
     struct client clients[SIM_MAX_CLIENTS];
     struct lin_op hist[SIM_KEYS][LIN_MAX_OPS];
     size_t n_hist[SIM_KEYS];
+    size_t n_unknown[SIM_KEYS];
     /* safety registries */
     uint64_t *leader_of_term;
     size_t cap_leader_of_term;

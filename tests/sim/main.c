@@ -91,6 +91,13 @@ void sim_params_from_seed(uint64_t seed, struct sim_params *p)
     p->heal_steps = 30 * p->election_ticks + 200;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: raftsim --seed S [--trace]\n"
@@ -99,26 +106,21 @@ static void usage(void)
     exit(2);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int run_one(uint64_t seed, bool trace)
 {
     struct sim_params p;
     struct sim_result res;
     sim_params_from_seed(seed, &p);
     sim_run(seed, &p, trace, &res);
-    printf("seed %llu: profile=%u nodes=%u+%u steps=%u ops=%llu elections=%llu crashes=%llu "
+    printf("seed %llu: profile=%u nodes=%u+%u steps=%u ops=%llu unknown=%llu elections=%llu "
+           "crashes=%llu "
            "snapshots=%llu confs=%llu transfers=%llu commits=%llu: %s\n",
            (unsigned long long)seed, p.profile, p.n_nodes, p.n_spares, p.chaos_steps + p.heal_steps,
-           (unsigned long long)res.ops_ok, (unsigned long long)res.elections,
-           (unsigned long long)res.crashes, (unsigned long long)res.snapshots_installed,
-           (unsigned long long)res.conf_changes, (unsigned long long)res.transfers,
-           (unsigned long long)res.commits, res.violation ? "VIOLATION" : "ok");
+           (unsigned long long)res.ops_ok, (unsigned long long)res.ops_unknown,
+           (unsigned long long)res.elections, (unsigned long long)res.crashes,
+           (unsigned long long)res.snapshots_installed, (unsigned long long)res.conf_changes,
+           (unsigned long long)res.transfers, (unsigned long long)res.commits,
+           res.violation ? "VIOLATION" : "ok");
     if (res.violation) {
         printf("violation at step %llu: %s\n", (unsigned long long)res.step, res.why);
         printf("replay: raftsim --seed %llu --trace\n", (unsigned long long)seed);
@@ -136,7 +138,12 @@ static void worker(uint64_t first, uint64_t n, uint32_t k, uint32_t jobs, bool s
         struct sim_params p;
         struct sim_result res;
         sim_params_from_seed(seed, &p);
+        double t0 = now_s();
         sim_run(seed, &p, false, &res);
+        double dt = now_s() - t0;
+        if (dt > 1.0) {
+            printf("slow seed %llu: %.1f s\n", (unsigned long long)seed, dt);
+        }
         if (res.violation) {
             bad++;
             printf("VIOLATION seed %llu at step %llu: %s\nreplay: raftsim --seed %llu --trace\n",

@@ -52,6 +52,19 @@ int main(void)
     CHECK(lin_check(big, LIN_MAX_OPS, 0));
     big[LIN_MAX_OPS - 1] = R(100, (LIN_MAX_OPS - 1) * 10, (LIN_MAX_OPS - 1) * 10 + 5);
     CHECK(!lin_check(big, LIN_MAX_OPS, 0));
+    /* Many writes with unknown outcomes that nobody observed cost nothing... */
+    struct lin_op many[LIN_MAX_OPS];
+    for (int i = 0; i < LIN_MAX_OPS - 2; i++) {
+        many[i] = W((uint64_t)i + 1000, (uint64_t)i, LIN_NEVER);
+    }
+    many[LIN_MAX_OPS - 2] = W(7, 1, 2);
+    many[LIN_MAX_OPS - 1] = R(7, 3, 4);
+    CHECK(lin_check(many, LIN_MAX_OPS, 0));
+    /* ...and an observed one still explains a read. */
+    many[LIN_MAX_OPS - 1] = R(1010, 100, 101);
+    CHECK(lin_check(many, LIN_MAX_OPS, 0));
+    many[LIN_MAX_OPS - 1] = R(1010, 0, 1); /* read before that write was invoked */
+    CHECK(!lin_check(many, LIN_MAX_OPS, 0));
     printf("test_raft_lincheck: ok\n");
     return 0;
 }

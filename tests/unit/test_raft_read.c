@@ -185,8 +185,43 @@ static void test_pending_reads_bounded(void)
     th_free(&t);
 }
 
+static void test_round_completes_when_configuration_shrinks(void)
+{
+    /* Four voters; the round has acknowledgements from 1 and 2 only (2 of 4). Member 4 is
+     * removed: once the configuration is {1,2,3}, those two are a quorum and the read must
+     * complete without waiting for an acknowledgement that never comes. */
+    struct th t;
+    th_init(&t, 4, 4, NULL);
+    th_elect(&t, 1);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 9), 0);
+    struct raft_change rm = {RAFT_CHANGE_REMOVE, 4};
+    bool changed = false;
+    for (int i = 0; i < 40 && t.nodes[1].n_reads == 0; i++) {
+        th_ready_all(&t);
+        th_drop(&t, RAFT_MSG_HEARTBEAT, 1, 3);
+        th_drop(&t, RAFT_MSG_HEARTBEAT, 1, 4);
+        th_deliver(&t);
+        if (!changed && i == 2) {
+            CHECK_EQ(t.nodes[1].n_reads, 0); /* 2 of 4: not yet */
+            CHECK_EQ(raft_conf_change(th_r(&t, 1), &rm, 1, 0), 0);
+            changed = true;
+        }
+        if (i % 3 == 0) {
+            th_tick(&t, 1, 1);
+        }
+    }
+    CHECK(changed);
+    CHECK_EQ(raft_conf(th_r(&t, 1))->n_voters, 3);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].status, 0);
+    th_free(&t);
+}
+
 int main(void)
 {
+    test_round_completes_when_configuration_shrinks();
     test_reads_share_one_round();
     test_late_answer_never_releases_a_later_round();
     test_follower_forwards();

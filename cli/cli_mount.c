@@ -57,6 +57,8 @@ const char cli_mount_usage[] =
     "      --listen HOST:PORT    serve peers and the client protocol here (default: own\n"
     "                            --peers address; alone: none unless given)\n"
     "      --timeout SECONDS     a write or read without quorum fails after this (5)\n"
+    "      --snapshot-entries N  snapshot the tree and compact the log every N\n"
+    "                            entries (10000)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
@@ -253,6 +255,7 @@ enum {
     OPT_PEERS,
     OPT_TOKEN,
     OPT_TIMEOUT,
+    OPT_SNAP,
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
     OPT_MAX_VALUE,
@@ -272,6 +275,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"peers", required_argument, NULL, OPT_PEERS},
         {"cluster-token", required_argument, NULL, OPT_TOKEN},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"snapshot-entries", required_argument, NULL, OPT_SNAP},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
@@ -317,6 +321,11 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             break;
         case OPT_TOKEN:
             a->token = optarg;
+            break;
+        case OPT_SNAP:
+            if (cli_parse_size(optarg, 1ULL << 40, &v) || v < 10)
+                return usage_error("bad --snapshot-entries '%s' (10 or more)", optarg);
+            a->node.snapshot_entries = v;
             break;
         case OPT_TIMEOUT: {
             char *end;

@@ -48,6 +48,8 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
         cfg->timeout_ms = NODE_DEFAULT_TIMEOUT_MS;
     if (!cfg->max_batch)
         cfg->max_batch = NODE_DEFAULT_MAX_BATCH;
+    if (!cfg->snapshot_entries)
+        cfg->snapshot_entries = NODE_DEFAULT_SNAP_ENTRIES;
     n->tick_timer = -1;
     n->mount_client_id = random64() & ~((1ULL << NODE_LANE_BITS) - 1);
     pthread_mutex_init(&n->mu, NULL);

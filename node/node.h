@@ -50,12 +50,16 @@ struct node_config {
     uint32_t timeout_ms;     /* a proposal or barrier fails after this (default 5000) */
     bool serializable;       /* barriers return at once: local, maybe stale reads */
     size_t max_batch;        /* commands per apply transaction (default 1024) */
+    /* Snapshot and compact the log this many entries past the last snapshot
+     * (default 10000). */
+    uint64_t snapshot_entries;
 };
 
 #define NODE_DEFAULT_TICK_MS        50
 #define NODE_DEFAULT_ELECTION_TICKS 10
 #define NODE_DEFAULT_TIMEOUT_MS     5000
 #define NODE_DEFAULT_MAX_BATCH      1024
+#define NODE_DEFAULT_SNAP_ENTRIES   10000
 
 /* Opens the data directory (refusing foreign, damaged or busy ones, and
  * one recorded for another cluster or member id) and binds the listen

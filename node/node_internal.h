@@ -77,8 +77,10 @@ struct node {
     struct store_entry *entries; /* apply batch buffers */
     struct store_result *results;
     size_t batch_cap;
-    uint64_t leader_seen; /* for logging leader changes */
-    uint64_t free_bytes;  /* store_free_bytes, refreshed every tick */
+    uint64_t leader_seen;          /* for logging leader changes */
+    uint64_t free_bytes;           /* store_free_bytes, refreshed every tick */
+    uint64_t snap_index;           /* the log starts after this (node_snap.c) */
+    struct raft_conf applied_conf; /* configuration at the applied index */
     /* A ready whose persisting or applying failed for lack of space: kept
      * and retried every tick, nothing else moves meanwhile. */
     struct raft_ready rd;
@@ -112,6 +114,17 @@ void node_raft_step(struct node *n, const struct raft_message *m);
 void node_raft_forwarded(struct node *n, const void *data, size_t len);
 /* Marks the node failed (fail closed) with rc. */
 void node_fail(struct node *n, int rc, const char *what);
+
+/* node_snap.c */
+int node_snap_init(struct node *n, char *err, size_t err_len);
+/* Snapshot at the applied index, then compact the log to it. */
+int node_snap_take(struct node *n);
+/* raft_storage.snapshot_read (RAFT_* codes). */
+int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offset, size_t max,
+                   uint8_t **data, size_t *len);
+/* A received chunk, durable on return; and installing the whole image. */
+int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c);
+int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
 
 /* node_peer.c */
 int node_peers_init(struct node *n, char *err, size_t err_len);

@@ -139,10 +139,7 @@ static int st_snapshot_meta(void *ctx, struct raft_snapshot_meta *out)
 static int st_snapshot_read(void *ctx, uint64_t index, uint64_t term, uint64_t offset,
                             size_t max_len, uint8_t **data, size_t *len)
 {
-    /* Images for transfer come with compaction; until a member compacts
-     * its log, no follower ever needs one. */
-    (void)ctx, (void)index, (void)term, (void)offset, (void)max_len, (void)data, (void)len;
-    return RAFT_ESNAPGONE;
+    return node_snap_read(ctx, index, term, offset, max_len, data, len);
 }
 
 static void trace(void *ctx, const char *line)
@@ -227,6 +224,8 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "cannot measure the store: %s", strerror(r));
         return r;
     }
+    if ((r = node_snap_init(n, err, err_len)))
+        return r;
     n->batch_cap = n->cfg.max_batch;
     n->entries = calloc(n->batch_cap, sizeof(*n->entries));
     n->results = calloc(n->batch_cap, sizeof(*n->results));
@@ -378,11 +377,16 @@ static int apply(struct node *n, struct raft_ready *rd)
         if (count > n->batch_cap)
             count = n->batch_cap;
         struct raft_entry *ce = rd->committed + n->rd_applied;
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; i < count; i++) {
             n->entries[i] = (struct store_entry){.index = ce[i].index,
                                                  .data = ce[i].data,
                                                  .len = ce[i].len,
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
+            /* The configuration in force follows its applied entries. */
+            if (ce[i].type == RAFT_ENTRY_CONF &&
+                raft_conf_decode(ce[i].data, ce[i].len, &n->applied_conf))
+                return EIO;
+        }
         int rc = store_apply_batch(n->store, n->entries, count, n->results);
         if (rc)
             return rc;
@@ -447,10 +451,10 @@ static int finish_ready(struct node *n)
     struct raft_ready *rd = &n->rd;
     int rc;
     if (n->rd_stage == 0) {
-        if (rd->has_snapshot_chunk || rd->has_snapshot) {
-            node_fail(n, EIO, "a snapshot arrived, but this member cannot install one yet");
-            return EIO;
-        }
+        if (rd->has_snapshot_chunk && (rc = node_snap_chunk(n, &rd->snapshot_chunk)))
+            return rc == ENOSPC ? ENOSPC : EIO;
+        if (rd->has_snapshot && (rc = node_snap_install(n, &rd->snapshot)))
+            return rc == ENOSPC ? ENOSPC : EIO;
         if (rd->hard_state_changed || rd->n_entries) {
             struct store_hard_state hs = {.term = rd->hard_state.term,
                                           .vote = rd->hard_state.vote,
@@ -640,12 +644,30 @@ static void refresh_status(struct node *n)
     }
 }
 
+/* Snapshot and compact when the log has grown enough since the last one. */
+static void maybe_snapshot(struct node *n)
+{
+    if (n->rd_held || n->applied < n->snap_index + n->cfg.snapshot_entries)
+        return;
+    pthread_mutex_lock(&n->mu);
+    int failed = n->failed;
+    pthread_mutex_unlock(&n->mu);
+    if (failed)
+        return;
+    int rc = node_snap_take(n);
+    if (rc == EIO)
+        node_fail(n, EIO, "taking a snapshot");
+    else if (rc)
+        node_log(NODE_LOG_WARN, "cannot take a snapshot now: %s", strerror(rc));
+}
+
 void node_raft_turn(struct net_loop *l, void *ctx)
 {
     struct node *n = ctx;
     (void)l;
     take_inbox(n);
     run_ready(n);
+    maybe_snapshot(n);
     sweep_pending(n, false);
     refresh_status(n);
 }

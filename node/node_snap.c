@@ -1,0 +1,264 @@
+/* node_snap.c - snapshots: taking one and compacting the log, serving its
+ * chunks to a lagging follower, receiving and installing one.
+ *
+ * Files in DIR/snapshots/:
+ *   snap-INDEX-TERM      the image the log starts after (store_snapshot_*),
+ *                        the one raft sends; older ones are removed
+ *   incoming-INDEX-TERM  an image being received, chunk by chunk
+ *   *.tmp                an image being written
+ * The store's log records the current one (store_log_snapshot); any other
+ * file found at start is a leftover of a crash and is removed.
+ *
+ * Design notes
+ * 1. Taking a snapshot happens on the loop thread between readies, when
+ *    the applied index is snapshot_entries past the last one: the image
+ *    (one read transaction: writers are not blocked) is written and
+ *    fsync'ed under a temporary name, renamed, then the log is compacted to
+ *    its index in one synced transaction (which also flushes the lazily
+ *    applied state). A crash in between leaves the old snapshot in force.
+ * 2. The configuration recorded with a snapshot is the last one applied
+ *    (trap 8), tracked as configuration entries are applied.
+ * 3. A received image is checked whole (store_snapshot_install) before it
+ *    replaces the state; the log is then reset to start after it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "node_internal.h"
+
+static void path_of(const struct node *n, char *buf, size_t len, const char *kind, uint64_t index,
+                    uint64_t term)
+{
+    snprintf(buf, len, "%s/snapshots/%s-%llu-%llu", n->cfg.data_dir, kind,
+             (unsigned long long)index, (unsigned long long)term);
+}
+
+static void sync_dir(const struct node *n)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/snapshots", n->cfg.data_dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Removes every file but keep (a file name, or NULL). */
+static void remove_others(const struct node *n, const char *keep)
+{
+    char dir[4200], path[4500];
+    snprintf(dir, sizeof(dir), "%s/snapshots", n->cfg.data_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || (keep && !strcmp(e->d_name, keep)))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+int node_snap_init(struct node *n, char *err, size_t err_len)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/snapshots", n->cfg.data_dir);
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        snprintf(err, err_len, "cannot create %s: %s", dir, strerror(errno));
+        return errno;
+    }
+    struct store_log_snapshot snap;
+    int rc = store_log_snapshot(n->store, &snap);
+    if (rc) {
+        snprintf(err, err_len, "cannot read the log's snapshot: %s", strerror(rc));
+        return rc;
+    }
+    n->snap_index = snap.index;
+    char keep[128];
+    snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)snap.index,
+             (unsigned long long)snap.term);
+    remove_others(n, snap.index ? keep : NULL);
+    /* The configuration in force at the applied index: the snapshot's,
+     * then every configuration entry applied after it. */
+    memset(&n->applied_conf, 0, sizeof(n->applied_conf));
+    if (snap.index && raft_conf_decode(snap.conf, snap.conf_len, &n->applied_conf)) {
+        snprintf(err, err_len, "the log's snapshot has a damaged configuration");
+        return EIO;
+    }
+    for (uint64_t i = snap.index + 1; i <= n->applied;) {
+        struct store_log_entry *e;
+        size_t k;
+        if ((rc = store_log_entries(n->store, i, n->applied + 1, 4U << 20, &e, &k))) {
+            snprintf(err, err_len, "cannot read the log: %s", strerror(rc));
+            return rc;
+        }
+        for (size_t j = 0; j < k; j++)
+            if (e[j].type == RAFT_ENTRY_CONF &&
+                raft_conf_decode(e[j].data, e[j].len, &n->applied_conf)) {
+                snprintf(err, err_len, "a damaged configuration entry at %llu",
+                         (unsigned long long)e[j].index);
+                free(e);
+                return EIO;
+            }
+        i += k;
+        free(e);
+    }
+    return 0;
+}
+
+int node_snap_take(struct node *n)
+{
+    uint64_t index = n->applied, term;
+    int rc = store_log_term(n->store, index, &term);
+    if (rc)
+        return rc;
+    char tmp[4600], final[4500];
+    path_of(n, final, sizeof(final), "snap", index, term);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno;
+    struct store_snapshot_info info;
+    rc = store_snapshot_write(n->store, fd, &info);
+    close(fd);
+    /* The image is of the state the loop applied: nobody else applies. */
+    if (!rc && info.applied_index != index)
+        rc = EIO;
+    if (!rc && rename(tmp, final))
+        rc = errno;
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    sync_dir(n);
+    struct store_log_snapshot snap = {.index = index, .term = term, .size = info.bytes};
+    snap.conf_len = raft_conf_encoded_size(&n->applied_conf);
+    raft_conf_encode(&n->applied_conf, snap.conf);
+    if ((rc = store_log_compact(n->store, &snap, false))) {
+        unlink(final);
+        return rc;
+    }
+    n->snap_index = index;
+    char keep[128];
+    snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)index,
+             (unsigned long long)term);
+    remove_others(n, keep);
+    node_log(NODE_LOG_INFO, "snapshot at index %llu (%llu records, %llu bytes); log compacted",
+             (unsigned long long)index, (unsigned long long)info.records,
+             (unsigned long long)info.bytes);
+    return 0;
+}
+
+int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offset, size_t max,
+                   uint8_t **data, size_t *len)
+{
+    struct store_log_snapshot snap;
+    int rc = store_log_snapshot(n->store, &snap);
+    if (rc)
+        return RAFT_ESTORAGE;
+    if (snap.index != index || snap.term != term)
+        return RAFT_ESNAPGONE;
+    char path[4500];
+    path_of(n, path, sizeof(path), "snap", index, term);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? RAFT_ECORRUPT : RAFT_ESTORAGE;
+    uint8_t *buf = malloc(max ? max : 1);
+    ssize_t got = buf ? pread(fd, buf, max, (off_t)offset) : -1;
+    close(fd);
+    if (got <= 0) {
+        free(buf);
+        return buf ? RAFT_ECORRUPT : RAFT_ENOMEM;
+    }
+    *data = buf;
+    *len = (size_t)got;
+    return 0;
+}
+
+int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c)
+{
+    char path[4500];
+    path_of(n, path, sizeof(path), "incoming", c->snap.index, c->snap.term);
+    if (c->offset == 0) {
+        /* A new image: any other one being received is abandoned. */
+        char keep[128];
+        struct store_log_snapshot cur;
+        if (!store_log_snapshot(n->store, &cur) && cur.index) {
+            snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)cur.index,
+                     (unsigned long long)cur.term);
+            remove_others(n, keep);
+        } else {
+            remove_others(n, NULL);
+        }
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (c->offset == 0 ? O_TRUNC : 0), 0600);
+    if (fd < 0)
+        return errno;
+    int rc = 0;
+    size_t done = 0;
+    while (!rc && done < c->len) {
+        ssize_t k = pwrite(fd, c->data + done, c->len - done, (off_t)(c->offset + done));
+        if (k < 0 && errno != EINTR)
+            rc = errno;
+        else if (k > 0)
+            done += (size_t)k;
+    }
+    /* Durable before the acknowledgement leaves (the ready contract). */
+    if (!rc && fsync(fd))
+        rc = errno;
+    close(fd);
+    if (!rc && c->offset == 0)
+        sync_dir(n);
+    return rc;
+}
+
+int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
+{
+    char path[4500], final[4500], err[256];
+    path_of(n, path, sizeof(path), "incoming", meta->index, meta->term);
+    path_of(n, final, sizeof(final), "snap", meta->index, meta->term);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    struct store_snapshot_info info;
+    int rc = store_snapshot_install(n->store, fd, &info, err, sizeof(err));
+    close(fd);
+    if (rc) {
+        node_log(NODE_LOG_ERROR, "installing the snapshot at %llu: %s",
+                 (unsigned long long)meta->index, err);
+        return rc == EPROTO ? EIO : rc;
+    }
+    if (info.applied_index != meta->index) {
+        node_log(NODE_LOG_ERROR, "the snapshot image is at %llu, not %llu",
+                 (unsigned long long)info.applied_index, (unsigned long long)meta->index);
+        return EIO;
+    }
+    if (rename(path, final))
+        return errno;
+    sync_dir(n);
+    struct store_log_snapshot snap = {.index = meta->index, .term = meta->term, .size = info.bytes};
+    snap.conf_len = raft_conf_encoded_size(&meta->conf);
+    raft_conf_encode(&meta->conf, snap.conf);
+    /* raft decided the whole log goes (trap 7). */
+    if ((rc = store_log_compact(n->store, &snap, true)))
+        return rc;
+    char keep[128];
+    snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)meta->index,
+             (unsigned long long)meta->term);
+    remove_others(n, keep);
+    n->applied = meta->index;
+    n->snap_index = meta->index;
+    n->applied_conf = meta->conf;
+    node_log(NODE_LOG_INFO, "installed a snapshot at index %llu (%llu records)",
+             (unsigned long long)meta->index, (unsigned long long)info.records);
+    return 0;
+}

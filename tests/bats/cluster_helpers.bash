@@ -1,0 +1,49 @@
+# cluster_helpers.bash - a 3-member cluster on loopback per test, through
+# examples/local-cluster.sh; stopped (every member, every mount) in
+# teardown, also when the test failed.
+
+cluster_setup() {
+    TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)
+    CL=$TEST_TMP/cluster
+    export RAFTFS_BASE_PORT=$((20000 + (RANDOM % 400) * 100))
+    LC="$BATS_TEST_DIRNAME/../../examples/local-cluster.sh"
+}
+
+cluster_start() { # [N]
+    "$LC" start "$CL" "${1:-3}" >/dev/null
+}
+
+cluster_teardown() {
+    "$LC" stop "$CL" >/dev/null 2>&1 || true
+    local k
+    for k in 1 2 3 4 5; do
+        if mountpoint -q "$CL/mnt/$k" 2>/dev/null; then return 0; fi
+    done
+    rm -rf "$TEST_TMP"
+}
+
+ep() { # K: member K's address
+    echo "127.0.0.1:$((RAFTFS_BASE_PORT + $1))"
+}
+
+all_eps() {
+    echo "$(ep 1),$(ep 2),$(ep 3)"
+}
+
+status_of() { # K
+    "$RAFTFS_BIN" status --endpoints "$(ep "$1")" --timeout 1
+}
+
+leader() { # the leader's id as member 1..3 see it (first answer)
+    local k s
+    for k in 1 2 3; do
+        s=$(status_of "$k" 2>/dev/null) || continue
+        s=$(echo "$s" | sed -E 's/.*"leader": ([0-9]+).*/\1/')
+        if [ -n "$s" ] && [ "$s" != 0 ]; then echo "$s"; return 0; fi
+    done
+    return 1
+}
+
+member_pid() { # K
+    cat "$CL/data/$1/raftfs.lock"
+}

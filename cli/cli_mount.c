@@ -198,7 +198,8 @@ static int parse_cluster(struct mount_args *a)
      * the optional token, the same on every founder. */
     uint64_t h = 0xcbf29ce484222325ULL;
     const char *tok = a->token ? a->token : "";
-    h = fnv1a(h, nc->n_members ? "raftfs-cluster" : "raftfs-single", 15);
+    const char *kind = nc->n_members ? "raftfs-cluster" : "raftfs-single";
+    h = fnv1a(h, kind, strlen(kind) + 1);
     h = fnv1a(h, tok, strlen(tok) + 1);
     for (uint64_t next = 1, done = 0; done < nc->n_members; next++) {
         for (size_t i = 0; i < nc->n_members; i++) {

@@ -173,9 +173,14 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct store_txn *t;
     size_t len = strlen(name);
     int rc = store_name_check(name, len, &fs->limits);
-    if (!rc)
-        rc = barrier(fs);
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
+        rc = store_lookup(t, parent, name, len, &a);
+        store_txn_end(t);
+    }
+    /* A name found here is answered at once (opening it asks the leader
+     * anyway); "no such name" only after a read barrier, so that a name
+     * created on another member is found right after its creator returned. */
+    if (rc == ENOENT && !(rc = barrier(fs)) && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_lookup(t, parent, name, len, &a);
         store_txn_end(t);
     }
@@ -230,8 +235,11 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct fs *fs = fuse_req_userdata(req);
     struct store_attr a;
     struct store_txn *t;
-    int rc = barrier(fs);
-    if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
+    /* The member's own state, without asking the leader: the kernel caches
+     * attributes anyway, and `stat` of the mount must not hang in a
+     * minority. Contents (open) and listings (opendir) are linearizable. */
+    int rc = store_txn_begin(fs->store, &t);
+    if (!rc) {
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);
     }

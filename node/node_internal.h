@@ -80,6 +80,7 @@ struct node {
     uint64_t leader_seen;          /* for logging leader changes */
     uint64_t free_bytes;           /* store_free_bytes, refreshed every tick */
     uint64_t snap_index;           /* the log starts after this (node_snap.c) */
+    uint64_t next_low_snap_ms;     /* compaction for room: not before */
     struct raft_conf applied_conf; /* configuration at the applied index */
     /* A ready whose persisting or applying failed for lack of space: kept
      * and retried every tick, nothing else moves meanwhile. */

@@ -644,17 +644,29 @@ static void refresh_status(struct node *n)
     }
 }
 
-/* Snapshot and compact when the log has grown enough since the last one. */
+/* Snapshot and compact when the log has grown enough since the last one,
+ * or early when room is short: compaction is what gives the log's space
+ * back (at most once a second then). */
 static void maybe_snapshot(struct node *n)
 {
-    if (n->rd_held || n->applied < n->snap_index + n->cfg.snapshot_entries)
+    if (n->rd_held || n->applied <= n->snap_index)
         return;
+    bool due = n->applied >= n->snap_index + n->cfg.snapshot_entries;
+    uint64_t now = net_now_ms();
+    bool short_of_room = n->free_bytes < 4 * n->rcfg.max_msg_bytes && now >= n->next_low_snap_ms;
+    if (!due && !short_of_room)
+        return;
+    if (short_of_room)
+        n->next_low_snap_ms = now + 1000;
     pthread_mutex_lock(&n->mu);
     int failed = n->failed;
     pthread_mutex_unlock(&n->mu);
     if (failed)
         return;
     int rc = node_snap_take(n);
+    uint64_t room;
+    if (!rc && !store_free_bytes(n->store, &room))
+        n->free_bytes = room;
     if (rc == EIO)
         node_fail(n, EIO, "taking a snapshot");
     else if (rc)

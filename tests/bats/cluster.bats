@@ -59,20 +59,20 @@ teardown() {
 }
 
 @test "a restarted member catches up, by log and after compaction by snapshot" {
-    RAFTFS_MOUNT_OPTS="--snapshot-entries 100" cluster_start
+    RAFTFS_MOUNT_OPTS="--snapshot-entries 40" cluster_start
     echo 1 > "$CL/mnt/1/early"
     "$LC" kill "$CL" 3
-    for i in $(seq 1 20); do echo "$i" > "$CL/mnt/1/log$i"; done
-    RAFTFS_MOUNT_OPTS="--snapshot-entries 100" "$LC" restart "$CL" 3
-    [ "$(cat "$CL/mnt/3/log20")" = 20 ]
+    for i in $(seq 1 8); do echo "$i" > "$CL/mnt/1/log$i"; done
+    RAFTFS_MOUNT_OPTS="--snapshot-entries 40" "$LC" restart "$CL" 3
+    [ "$(cat "$CL/mnt/3/log8")" = 8 ]
     ! grep -q "installed a snapshot" "$CL/data/3/raftfs.log"
     # Far enough behind that the leader compacted past it.
     "$LC" kill "$CL" 3
-    for i in $(seq 1 150); do echo "$i" > "$CL/mnt/1/snap$i"; done
-    RAFTFS_MOUNT_OPTS="--snapshot-entries 100" "$LC" restart "$CL" 3
-    [ "$(cat "$CL/mnt/3/snap150")" = 150 ]
+    for i in $(seq 1 40); do echo "$i" > "$CL/mnt/1/snap$i"; done
+    RAFTFS_MOUNT_OPTS="--snapshot-entries 40" "$LC" restart "$CL" 3
+    [ "$(cat "$CL/mnt/3/snap40")" = 40 ]
     [ "$(cat "$CL/mnt/3/early")" = 1 ]
-    [ "$(ls "$CL/mnt/3" | wc -l)" -eq $((1 + 20 + 150)) ]
+    [ "$(ls "$CL/mnt/3" | wc -l)" -eq $((1 + 8 + 40)) ]
     grep -q "installed a snapshot" "$CL/data/3/raftfs.log"
 }
 

@@ -274,7 +274,7 @@ teardown() {
     "$FSTEST_BIN" writer "$MNT/k" 1
     # shell writer: echo > k in a loop, values in the reader's format
     (
-        for i in $(seq 1 400); do
+        for i in $(seq 1 200); do
             pad=$(printf 'x%.0s' $(seq 1 $((i % 50))))
             [ $((i % 50)) -eq 0 ] && pad=
             echo "v$i-$pad" > "$MNT/k"
@@ -282,12 +282,12 @@ teardown() {
     ) &
     writer=$!
     "$FSTEST_BIN" writer "$MNT/k2" 1
-    "$FSTEST_BIN" writer "$MNT/k2" 3000 &
+    "$FSTEST_BIN" writer "$MNT/k2" 1500 &
     cwriter=$!
-    run "$FSTEST_BIN" reader "$MNT/k" 4
+    run "$FSTEST_BIN" reader "$MNT/k" 2
     r1=$status
     out1=$output
-    run "$FSTEST_BIN" reader "$MNT/k2" 2
+    run "$FSTEST_BIN" reader "$MNT/k2" 1.5
     wait "$writer" "$cwriter"
     echo "shell writer: $out1"
     echo "C writer: $output"

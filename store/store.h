@@ -93,13 +93,15 @@ struct store_config {
 /* ---- commands ------------------------------------------------------- */
 
 enum store_op {
-    STORE_OP_PUT = 1, /* path, value, mode, uid, gid */
-    STORE_OP_APPEND,  /* path, value */
-    STORE_OP_DELETE,  /* path */
-    STORE_OP_MKDIR,   /* path, mode, uid, gid */
-    STORE_OP_RMDIR,   /* path */
-    STORE_OP_RENAME,  /* path -> path2, rename_flags */
-    STORE_OP_SETATTR, /* path, set_mask and the fields it names */
+    STORE_OP_PUT = 1,    /* path, value, mode, uid, gid */
+    STORE_OP_APPEND,     /* path, value */
+    STORE_OP_DELETE,     /* path */
+    STORE_OP_MKDIR,      /* path, mode, uid, gid */
+    STORE_OP_RMDIR,      /* path */
+    STORE_OP_RENAME,     /* path -> path2, rename_flags */
+    STORE_OP_SETATTR,    /* path, set_mask and the fields it names */
+    STORE_OP_MEMBER_SET, /* member_id, path = its address */
+    STORE_OP_MEMBER_DEL, /* member_id */
 };
 
 #define STORE_RENAME_NOREPLACE 1U /* = RENAME_NOREPLACE */
@@ -136,6 +138,7 @@ struct store_cmd {
     /* Exactly once: client_id != 0 names the proposer, seq its request
      * (increasing per client). See store_result.duplicate. */
     uint64_t client_id, seq;
+    uint64_t member_id; /* MEMBER_SET, MEMBER_DEL */
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -212,6 +215,7 @@ struct store_result {
     bool has_attr;     /* attr is the target's metadata after the change */
     struct store_attr attr;
     uint64_t client_id, seq; /* the command's, to find who waits for it */
+    enum store_op op;        /* the command's (0 if it did not decode) */
 };
 
 /* What a batch changed, reported after it committed so that caches (the
@@ -321,6 +325,15 @@ struct store_dirent {
  * or cb's non-zero return is NOT an error (listing just stops). */
 int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t after_len,
                int (*cb)(void *ctx, const struct store_dirent *e), void *ctx);
+
+/* ---- the member directory ------------------------------------------- */
+
+#define STORE_MAX_ADDR_BYTES 255
+
+/* Calls cb for each member (id order) with its address (valid during the
+ * call). Errors: EIO, or cb's non-zero return. */
+int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char *addr, size_t len),
+                  void *ctx);
 
 /* ---- snapshot images ------------------------------------------------ */
 

@@ -722,6 +722,27 @@ static int cmd_setattr(struct applier *a, struct store_result *res)
     return 0;
 }
 
+/* MEMBER_SET / MEMBER_DEL: the member directory (not the tree). */
+static int cmd_member(struct applier *a, struct store_result *res, bool set)
+{
+    const struct store_cmd *c = a->c;
+    if (!c->member_id)
+        return res->err = EINVAL, 0;
+    unsigned char kb[8];
+    store_u64be_put(kb, c->member_id);
+    MDB_val k = {.mv_size = 8, .mv_data = kb};
+    if (!set) {
+        int rc = mdb_del(a->txn, a->s->members, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            return res->err = ENOENT, 0;
+        return store_mdb_errno(rc);
+    }
+    if (c->path_len == 0 || c->path_len > STORE_MAX_ADDR_BYTES || memchr(c->path, 0, c->path_len))
+        return res->err = EINVAL, 0;
+    MDB_val v = {.mv_size = c->path_len, .mv_data = (void *)c->path};
+    return store_mdb_errno(mdb_put(a->txn, a->s->members, &k, &v, 0));
+}
+
 static int apply_one(struct applier *a, const struct store_entry *e, struct store_result *res)
 {
     struct store_cmd_decoded d;
@@ -740,6 +761,7 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
     }
     res->client_id = d.cmd.client_id;
     res->seq = d.cmd.seq;
+    res->op = d.cmd.op;
     if (d.cmd.client_id) {
         /* Exactly once: a (client_id, seq) seen before gets its result. */
         struct store_session sess;
@@ -788,6 +810,10 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         break;
     case STORE_OP_SETATTR:
         rc = cmd_setattr(a, res);
+        break;
+    case STORE_OP_MEMBER_SET:
+    case STORE_OP_MEMBER_DEL:
+        rc = cmd_member(a, res, d.cmd.op == STORE_OP_MEMBER_SET);
         break;
     default:
         res->err = EINVAL;

@@ -24,6 +24,8 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     Raftfs__Rmdir rm = RAFTFS__RMDIR__INIT;
     Raftfs__Rename rn = RAFTFS__RENAME__INIT;
     Raftfs__SetAttr sa = RAFTFS__SET_ATTR__INIT;
+    Raftfs__MemberSet ms = RAFTFS__MEMBER_SET__INIT;
+    Raftfs__MemberDel md = RAFTFS__MEMBER_DEL__INIT;
 
     m.version = STORE_CMD_VERSION;
     m.time_ns = c->time_ns;
@@ -95,6 +97,17 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
         sa.mtime_ns = c->mtime_ns;
         m.op_case = RAFTFS__COMMAND__OP_SETATTR;
         m.setattr = &sa;
+        break;
+    case STORE_OP_MEMBER_SET:
+        ms.id = c->member_id;
+        ms.address = bin(c->path, c->path_len);
+        m.op_case = RAFTFS__COMMAND__OP_MEMBER_SET;
+        m.member_set = &ms;
+        break;
+    case STORE_OP_MEMBER_DEL:
+        md.id = c->member_id;
+        m.op_case = RAFTFS__COMMAND__OP_MEMBER_DEL;
+        m.member_del = &md;
         break;
     default:
         return EINVAL;
@@ -200,6 +213,16 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
         c->mtime_ns = sa->mtime_ns;
         break;
     }
+    case RAFTFS__COMMAND__OP_MEMBER_SET:
+        c->op = STORE_OP_MEMBER_SET;
+        c->member_id = m->member_set->id;
+        set_path(&m->member_set->address, &c->path, &c->path_len);
+        break;
+    case RAFTFS__COMMAND__OP_MEMBER_DEL:
+        c->op = STORE_OP_MEMBER_DEL;
+        c->member_id = m->member_del->id;
+        c->path = "";
+        break;
     default:
         rc = EINVAL; /* no op, or one from a newer build that kept version 1 */
         goto fail_free;

@@ -204,7 +204,7 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     int rc = env_create(&env, tmp, map_bytes);
     if (rc)
         goto fail_mdb;
-    MDB_dbi meta, inodes, dirents, data, log, raft, sessions, lru;
+    MDB_dbi meta, inodes, dirents, data, log, raft, sessions, lru, members;
     if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) ||
         (rc = mdb_dbi_open(txn, "inodes", MDB_CREATE, &inodes)) ||
@@ -213,7 +213,8 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
         (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &log)) ||
         (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &raft)) ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &sessions)) ||
-        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &lru)))
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &lru)) ||
+        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &members)))
         goto fail_mdb;
 
     unsigned char fmt[STORE_FORMAT_LEN];
@@ -363,7 +364,8 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
         (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft)) ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->sessions)) ||
-        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru))) {
+        (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru)) ||
+        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->members))) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                     mdb_strerror(rc));
@@ -581,4 +583,33 @@ int store_free_bytes(struct store *s, uint64_t *out)
     }
     *out = room;
     return 0;
+}
+
+int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char *addr, size_t len),
+                  void *ctx)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return store_mdb_errno(rc);
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, s->members, &cur))) {
+        mdb_txn_abort(txn);
+        return store_mdb_errno(rc);
+    }
+    MDB_val k, v;
+    int r = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc && !r;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size == 0 || v.mv_size > STORE_MAX_ADDR_BYTES) {
+            r = EIO;
+            break;
+        }
+        r = cb(ctx, store_u64be_get(k.mv_data), v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (r)
+        return r;
+    return rc == MDB_NOTFOUND ? 0 : store_mdb_errno(rc);
 }

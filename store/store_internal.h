@@ -23,6 +23,7 @@ struct store {
     MDB_dbi meta, inodes, dirents, data;
     MDB_dbi log, raft;             /* the Raft log (store_log.c) */
     MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
+    MDB_dbi members;               /* the member directory */
     struct store_limits limits;
     struct store_observer obs;
     bool lazy_apply;

@@ -61,6 +61,10 @@ const char *store_op_name(enum store_op op)
         return "RENAME";
     case STORE_OP_SETATTR:
         return "SETATTR";
+    case STORE_OP_MEMBER_SET:
+        return "MEMBER_SET";
+    case STORE_OP_MEMBER_DEL:
+        return "MEMBER_DEL";
     }
     return "?";
 }

@@ -6,7 +6,7 @@
  *   header   "raftfs-snap\0" (12) | u32 version | u64 applied index |
  *            u64 revision
  *   records  u8 table (1 meta, 2 inodes, 3 dirents, 4 data, 5 sessions,
- *            6 session_lru) | u32 key length
+ *            6 session_lru, 7 members) | u32 key length
  *            | u32 value length | key | value
  *            tables in that order, keys in LMDB order within a table
  *   trailer  u8 0xff | u64 record count | u32 CRC-32C of every byte before
@@ -41,7 +41,8 @@ enum {
     SNAP_DATA,
     SNAP_SESSIONS,
     SNAP_LRU,
-    SNAP_TABLES = SNAP_LRU
+    SNAP_MEMBERS,
+    SNAP_TABLES = SNAP_MEMBERS
 };
 
 static void put32(unsigned char *p, uint32_t v)
@@ -158,8 +159,8 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     put64(hdr + SNAP_MAGIC_LEN + 12, st.revision);
     w_put(&w, hdr, sizeof(hdr));
     uint64_t records = 0;
-    MDB_dbi dbis[SNAP_TABLES] = {s->meta, s->inodes,   s->dirents,
-                                 s->data, s->sessions, s->session_lru};
+    MDB_dbi dbis[SNAP_TABLES] = {s->meta,     s->inodes,      s->dirents, s->data,
+                                 s->sessions, s->session_lru, s->members};
     for (unsigned char t = SNAP_META; t <= SNAP_TABLES && !rc; t++)
         rc = write_table(&w, txn, dbis[t - 1], t, &records);
     if (rc)
@@ -279,7 +280,8 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
     MDB_dbi dbis[SNAP_TABLES] = {0};
     if (s)
         memcpy(dbis,
-               (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->data, s->sessions, s->session_lru},
+               (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->data, s->sessions, s->session_lru,
+                           s->members},
                sizeof(dbis));
     for (;;) {
         p = r_take(&r, 1);
@@ -369,8 +371,10 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
             bad = klen != 8;
         } else if (table == SNAP_SESSIONS) {
             bad = klen != 8 || vlen < 32 || vp[0] != 1;
-        } else {
+        } else if (table == SNAP_LRU) {
             bad = klen != 16 || vlen != 0;
+        } else {
+            bad = klen != 8 || vlen == 0 || vlen > STORE_MAX_ADDR_BYTES;
         }
         if (bad) {
             free(big);
@@ -459,6 +463,8 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
         mrc = mdb_drop(txn, s->sessions, 0);
     if (!mrc)
         mrc = mdb_drop(txn, s->session_lru, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->members, 0);
     if (mrc) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(mrc), "cannot clear the state");

@@ -285,24 +285,42 @@ static size_t endpoint_of(struct net_client *c, const char *addr)
     return slot;
 }
 
+static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__ClientResponse **out);
+
 int net_client_call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__ClientResponse **out)
 {
-    int64_t deadline = mono_ms() + c->timeout_ms;
-    req->id = c->next_id++;
     if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_WRITE) {
         req->has_client_id = req->has_seq = true;
         req->client_id = c->client_id;
         req->seq = c->next_seq++;
     }
+    return call(c, req, out);
+}
+
+int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_t client_id,
+                       uint64_t seq, Raftfs__ClientResponse **out)
+{
+    req->has_client_id = req->has_seq = true;
+    req->client_id = client_id;
+    req->seq = seq;
+    return call(c, req, out);
+}
+
+static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__ClientResponse **out)
+{
+    int64_t deadline = mono_ms() + c->timeout_ms;
+    req->id = c->next_id++;
     Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
     env.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
     env.request = req;
     int rc = ETIMEDOUT;
     int backoff_ms = 10;
     c->err[0] = 0;
+    bool stay = true; /* the next connection goes to c->cur, not the one after */
     for (size_t attempt = 0; mono_ms() < deadline; attempt++) {
         if (c->fd < 0) {
-            size_t i = attempt == 0 ? c->cur : (c->cur + 1) % c->n_eps;
+            size_t i = stay ? c->cur : (c->cur + 1) % c->n_eps;
+            stay = false;
             if ((rc = connect_ep(c, i, deadline))) {
                 c->cur = i;
                 /* Every endpoint failed once: wait a little before the next round. */
@@ -341,7 +359,7 @@ int net_client_call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__Cl
             net_wire_free(reply);
             disconnect(c);
             c->cur = to;
-            attempt = 0;
+            stay = true;
             continue;
         }
         /* Detach the response from its envelope. */

@@ -52,6 +52,7 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
         cfg->snapshot_entries = NODE_DEFAULT_SNAP_ENTRIES;
     n->tick_timer = -1;
     n->mount_client_id = random64() & ~((1ULL << NODE_LANE_BITS) - 1);
+    n->member_client_id = random64();
     pthread_mutex_init(&n->mu, NULL);
     int rc = store_open(&n->store, cfg->data_dir, &cfg->store, err, err_len);
     if (rc) {
@@ -72,6 +73,8 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
                      strerror(rc));
             goto fail;
         }
+    } else if (cfg->cluster_id_loose && member == cfg->id) {
+        cfg->cluster_id = cluster; /* restarted without --peers: as recorded */
     } else if (cluster != cfg->cluster_id || member != cfg->id) {
         snprintf(err, err_len,
                  "data directory %s belongs to member %llu of cluster %016llx, not member %llu of "
@@ -97,6 +100,7 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
     }
     if (listen && (rc = node_server_open(n, listen, err, err_len)))
         goto fail;
+    node_members_sync(n); /* members that joined later, from the directory */
     *out = n;
     return 0;
 fail:

@@ -39,8 +39,10 @@ struct node_member {
 struct node_config {
     const char *data_dir;
     struct store_config store;
-    uint64_t id;         /* this member (default 1) */
-    uint64_t cluster_id; /* must match what the data directory recorded */
+    uint64_t id;           /* this member (default 1) */
+    uint64_t cluster_id;   /* recorded by a new data directory; must match an old one's */
+    bool cluster_id_loose; /* an old data directory's own cluster id wins */
+    bool joining;          /* a new member joining a running cluster: no bootstrap */
     /* The founding members, this one included; empty: this member alone. */
     struct node_member members[NODE_MAX_MEMBERS];
     size_t n_members;
@@ -119,6 +121,27 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
  * linearizable; returns at once in serializable mode. ETIMEDOUT,
  * ESHUTDOWN, EIO. */
 int node_read_barrier(struct node *n);
+
+/* Membership changes, asked of the leader (loop thread only: the client
+ * server calls them). done(ctx, rc, NULL) comes once the configuration
+ * entry is committed, or with an error: EAGAIN (not the leader, or a
+ * learner not caught up: retry), EBUSY (another change in progress),
+ * EEXIST, ENOENT, EINVAL. A non-zero return means done will not come. */
+enum node_member_op {
+    NODE_MEMBER_ADD,         /* a voter at addr */
+    NODE_MEMBER_ADD_LEARNER, /* a learner at addr */
+    NODE_MEMBER_PROMOTE,
+    NODE_MEMBER_REMOVE,
+    NODE_MEMBER_TRANSFER, /* leadership; done is not called */
+};
+int node_member_change(struct node *n, enum node_member_op op, uint64_t id, const char *addr,
+                       node_done_fn done, void *ctx);
+
+/* The member directory: ids and addresses (the founders until the
+ * replicated directory has entries). Loop thread or before start. */
+int node_members_list(struct node *n, struct node_member *out, size_t *count);
+/* Member id's address into buf, or NULL if unknown. */
+const char *node_member_addr(struct node *n, uint64_t id, char *buf, size_t len);
 
 /* What `raftfs status` and .raftfs/status show. */
 struct node_member_status {

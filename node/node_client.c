@@ -385,6 +385,140 @@ static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
     respond(c, &resp);
 }
 
+/* The member list (with addresses) as a status reply. */
+static void respond_members(struct client *c, uint64_t id, int err, const char *msg)
+{
+    struct node_server *s = c->srv;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    Raftfs__StatusReply st = RAFTFS__STATUS_REPLY__INIT;
+    Raftfs__MemberStatus ms[NODE_MAX_MEMBERS];
+    Raftfs__MemberStatus *ptrs[NODE_MAX_MEMBERS];
+    struct node_status ns;
+    struct node_member dir[NODE_MAX_MEMBERS];
+    size_t ndir = 0;
+    node_get_status(s->n, &ns);
+    node_members_list(s->n, dir, &ndir);
+    resp.id = id;
+    resp.err = err;
+    resp.message = (char *)msg;
+    resp.has_cluster_id = true;
+    resp.cluster_id = s->cluster_id;
+    st.id = ns.id;
+    st.role = (char *)ns.role;
+    st.has_leader = true;
+    st.leader = ns.leader;
+    /* Every member of the configuration, and directory entries not (or no
+     * longer) in it. */
+    size_t k = 0;
+    for (size_t i = 0; i < ns.n_members; i++) {
+        raftfs__member_status__init(&ms[k]);
+        ms[k].id = ns.members[i].id;
+        ms[k].role = (char *)ns.members[i].role;
+        for (size_t j = 0; j < ndir; j++)
+            if (dir[j].id == ms[k].id)
+                ms[k].address = dir[j].addr;
+        ptrs[k] = &ms[k];
+        k++;
+    }
+    for (size_t j = 0; j < ndir && k < NODE_MAX_MEMBERS; j++) {
+        bool listed = false;
+        for (size_t i = 0; i < ns.n_members; i++)
+            listed |= ns.members[i].id == dir[j].id;
+        if (listed)
+            continue;
+        raftfs__member_status__init(&ms[k]);
+        ms[k].id = dir[j].id;
+        ms[k].address = dir[j].addr;
+        ms[k].role = "not a member";
+        ptrs[k] = &ms[k];
+        k++;
+    }
+    st.n_members = k;
+    st.members = ptrs;
+    resp.status = &st;
+    respond(c, &resp);
+}
+
+static void member_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct write_ctx *w = ctx;
+    struct client *c = w->c;
+    (void)res;
+    c->pending--;
+    if (c->conn)
+        respond_members(c, w->id, rc, rc ? strerror(rc) : NULL);
+    else if (c->pending == 0)
+        client_unlink_free(c);
+    free(w);
+}
+
+static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node *n = c->srv->n;
+    const Raftfs__MemberRequest *mr = req->member;
+    if (mr->op == RAFTFS__MEMBER_REQUEST__OP__LIST) {
+        respond_members(c, req->id, 0, NULL);
+        return;
+    }
+    static const enum node_member_op ops[] = {
+        [RAFTFS__MEMBER_REQUEST__OP__ADD] = NODE_MEMBER_ADD,
+        [RAFTFS__MEMBER_REQUEST__OP__ADD_LEARNER] = NODE_MEMBER_ADD_LEARNER,
+        [RAFTFS__MEMBER_REQUEST__OP__PROMOTE] = NODE_MEMBER_PROMOTE,
+        [RAFTFS__MEMBER_REQUEST__OP__REMOVE] = NODE_MEMBER_REMOVE,
+        [RAFTFS__MEMBER_REQUEST__OP__TRANSFER] = NODE_MEMBER_TRANSFER,
+    };
+    if ((unsigned)mr->op > RAFTFS__MEMBER_REQUEST__OP__TRANSFER) {
+        respond_err(c, req->id, EINVAL, "unknown member operation");
+        return;
+    }
+    char addr[STORE_MAX_ADDR_BYTES + 1] = "";
+    if (mr->has_address) {
+        if (mr->address.len > STORE_MAX_ADDR_BYTES ||
+            memchr(mr->address.data, 0, mr->address.len)) {
+            respond_err(c, req->id, EINVAL, "bad address");
+            return;
+        }
+        memcpy(addr, mr->address.data, mr->address.len);
+        addr[mr->address.len] = 0;
+    }
+    struct write_ctx *w = calloc(1, sizeof(*w));
+    if (!w) {
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return;
+    }
+    w->c = c;
+    w->id = req->id;
+    enum node_member_op op = ops[mr->op];
+    int rc = node_member_change(n, op, mr->id, addr, member_done, w);
+    if (rc == 0 && op == NODE_MEMBER_TRANSFER) {
+        free(w);
+        respond_members(c, req->id, 0, NULL);
+        return;
+    }
+    if (rc == 0) {
+        c->pending++;
+        return;
+    }
+    free(w);
+    struct node_status ns;
+    node_get_status(n, &ns);
+    char leader_addr[STORE_MAX_ADDR_BYTES + 1];
+    if (rc == EAGAIN && ns.leader && ns.leader != ns.id &&
+        node_member_addr(n, ns.leader, leader_addr, sizeof(leader_addr))) {
+        Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+        resp.id = req->id;
+        resp.err = EAGAIN;
+        resp.message = "not the leader";
+        resp.has_leader_id = true;
+        resp.leader_id = ns.leader;
+        resp.leader_address = leader_addr;
+        respond(c, &resp);
+        return;
+    }
+    respond_members(c, req->id, rc,
+                    rc == EAGAIN ? "not the leader, or not caught up yet" : strerror(rc));
+}
+
 static void serve_read(struct client *c, const Raftfs__ClientRequest *req)
 {
     if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_GET)
@@ -430,7 +564,10 @@ static int peer_frame(struct client *c, Raftfs__Envelope *env)
     if (p)
         p->last_heard_ms = net_now_ms();
     if (env->body_case == RAFTFS__ENVELOPE__BODY_FORWARD) {
-        node_raft_forwarded(n, env->forward->command.data, env->forward->command.len);
+        /* Only a member of the configuration proposes through the leader. */
+        if (raft_conf_is_voter(raft_conf(n->raft), c->peer_id) ||
+            raft_conf_is_learner(raft_conf(n->raft), c->peer_id))
+            node_raft_forwarded(n, env->forward->command.data, env->forward->command.len);
         return 0;
     }
     if (env->body_case != RAFTFS__ENVELOPE__BODY_RAFT) {
@@ -520,6 +657,9 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         break;
     case RAFTFS__CLIENT_REQUEST__OP_STATUS:
         handle_status(c, req);
+        break;
+    case RAFTFS__CLIENT_REQUEST__OP_MEMBER:
+        handle_member(c, req);
         break;
     default:
         respond_err(c, req->id, EOPNOTSUPP, "unknown request");
@@ -620,4 +760,14 @@ void node_server_close(struct node *n)
     }
     n->server = NULL;
     free(s);
+}
+
+void node_server_drop_peer(struct node *n, uint64_t id)
+{
+    struct node_server *s = n->server;
+    if (!s || !id)
+        return;
+    for (struct client *c = s->clients; c; c = c->next)
+        if (c->peer_id == id && c->conn)
+            net_conn_close(c->conn, 0, false);
 }

@@ -42,11 +42,13 @@ struct node_peer {
     bool ready;            /* greeted */
     uint64_t next_dial_ms;
     uint32_t backoff_ms;
-    uint64_t last_heard_ms; /* any frame from it, on any connection */
-    uint64_t dropped;       /* messages dropped (not connected, queue full) */
+    uint64_t last_heard_ms;    /* any frame from it, on any connection */
+    uint64_t dropped;          /* messages dropped (not connected, queue full) */
+    uint64_t refused_since_ms; /* it refuses us as "not a member" since (0: it does not) */
 };
 
-struct node_server; /* node_client.c */
+struct node_server;      /* node_client.c */
+struct node_member_task; /* node_member.c */
 
 /* A client id for one node_propose caller at a time (see node_propose). */
 struct node_lane {
@@ -77,7 +79,11 @@ struct node {
     struct store_entry *entries; /* apply batch buffers */
     struct store_result *results;
     size_t batch_cap;
-    uint64_t leader_seen;          /* for logging leader changes */
+    uint64_t leader_seen;                /* for logging leader changes */
+    struct node_member_task *member_ops; /* membership changes in progress */
+    uint64_t member_client_id, member_seq;
+    uint64_t next_dir_check_ms;
+    bool removed;                  /* an applied configuration no longer has this member */
     uint64_t free_bytes;           /* store_free_bytes, refreshed every tick */
     uint64_t snap_index;           /* the log starts after this (node_snap.c) */
     uint64_t next_low_snap_ms;     /* compaction for room: not before */
@@ -111,6 +117,8 @@ void node_raft_turn(struct net_loop *l, void *ctx);
 void node_raft_tick(struct net_loop *l, void *ctx);
 /* A message from peer `from` (already checked against the connection). */
 void node_raft_step(struct node *n, const struct raft_message *m);
+/* Adds a request made on the loop thread to the pending ones. */
+void node_raft_enqueue(struct node *n, struct node_req *r);
 /* A command forwarded by a follower: proposed here if this is the leader. */
 void node_raft_forwarded(struct node *n, const void *data, size_t len);
 /* Marks the node failed (fail closed) with rc. */
@@ -127,7 +135,18 @@ int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offse
 int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c);
 int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
 
+/* node_member.c */
+/* The outcome of a configuration change proposed with cookie. */
+void node_member_conf_result(struct node *n, uint64_t cookie, int status);
+/* Peers follow the member directory. */
+void node_members_sync(struct node *n);
+/* Leader: write down directory entries missing for known members. */
+void node_members_tick(struct node *n);
+
 /* node_peer.c */
+/* Adds peer id at addr, or moves it there. */
+void node_peer_set(struct node *n, uint64_t id, const char *addr);
+void node_peer_remove(struct node *n, uint64_t id);
 int node_peers_init(struct node *n, char *err, size_t err_len);
 void node_peers_fini(struct node *n);
 /* Sends m to its m->to (dropped if the peer is not reachable now). */
@@ -140,6 +159,8 @@ struct node_peer *node_peer_find(struct node *n, uint64_t id);
 
 /* node_client.c: the server for clients and inbound peer connections */
 int node_server_open(struct node *n, const char *addr, char *err, size_t err_len);
+/* Closes the connections a member (no longer in the directory) made to us. */
+void node_server_drop_peer(struct node *n, uint64_t id);
 void node_server_close(struct node *n);
 
 #endif

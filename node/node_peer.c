@@ -19,12 +19,36 @@
 #define PEER_BACKOFF_MAX_MS 1000
 #define PEER_MAX_QUEUED     (32ULL << 20)
 
+/* Peers live in fixed slots (a connection's callbacks point at its slot);
+ * a free slot has id 0. */
 struct node_peer *node_peer_find(struct node *n, uint64_t id)
 {
+    if (!id)
+        return NULL;
     for (size_t i = 0; i < n->n_peers; i++)
         if (n->peers[i].id == id)
             return &n->peers[i];
     return NULL;
+}
+
+static int peer_fill(struct node *n, struct node_peer *p, uint64_t id, const char *addr, char *err,
+                     size_t err_len)
+{
+    struct net_addr a;
+    char why[256];
+    int rc = net_addr_parse(addr, &a, why, sizeof(why));
+    if (rc) {
+        if (err)
+            snprintf(err, err_len, "member %llu: %s", (unsigned long long)id, why);
+        return rc;
+    }
+    memset(p, 0, sizeof(*p));
+    p->n = n;
+    p->id = id;
+    p->addr = a;
+    snprintf(p->name, sizeof(p->name), "%s", addr);
+    p->backoff_ms = PEER_BACKOFF_MIN_MS;
+    return 0;
 }
 
 int node_peers_init(struct node *n, char *err, size_t err_len)
@@ -33,21 +57,52 @@ int node_peers_init(struct node *n, char *err, size_t err_len)
         const struct node_member *m = &n->cfg.members[i];
         if (m->id == n->cfg.id)
             continue;
-        struct node_peer *p = &n->peers[n->n_peers];
-        memset(p, 0, sizeof(*p));
-        p->n = n;
-        p->id = m->id;
-        snprintf(p->name, sizeof(p->name), "%s", m->addr);
-        char why[256];
-        int rc = net_addr_parse(m->addr, &p->addr, why, sizeof(why));
-        if (rc) {
-            snprintf(err, err_len, "member %llu: %s", (unsigned long long)m->id, why);
+        int rc = peer_fill(n, &n->peers[n->n_peers], m->id, m->addr, err, err_len);
+        if (rc)
             return rc;
-        }
-        p->backoff_ms = PEER_BACKOFF_MIN_MS;
         n->n_peers++;
     }
     return 0;
+}
+
+void node_peer_set(struct node *n, uint64_t id, const char *addr)
+{
+    struct node_peer *p = node_peer_find(n, id);
+    if (p && !strcmp(p->name, addr))
+        return;
+    if (p) {
+        if (p->conn)
+            net_conn_close(p->conn, 0, false);
+        p->id = 0;
+    } else {
+        for (size_t i = 0; i < n->n_peers && !p; i++)
+            if (!n->peers[i].id && !n->peers[i].conn)
+                p = &n->peers[i];
+        if (!p && n->n_peers < NODE_MAX_MEMBERS)
+            p = &n->peers[n->n_peers++];
+        if (!p) {
+            node_log(NODE_LOG_WARN, "more than %d members: member %llu is not dialed",
+                     NODE_MAX_MEMBERS, (unsigned long long)id);
+            return;
+        }
+    }
+    if (peer_fill(n, p, id, addr, NULL, 0) == 0)
+        node_log(NODE_LOG_INFO, "member %llu is at %s", (unsigned long long)id, addr);
+    else
+        node_log(NODE_LOG_WARN, "member %llu has an unusable address '%s'", (unsigned long long)id,
+                 addr);
+}
+
+void node_peer_remove(struct node *n, uint64_t id)
+{
+    struct node_peer *p = node_peer_find(n, id);
+    if (!p)
+        return;
+    if (p->conn)
+        net_conn_close(p->conn, 0, false);
+    p->id = 0;
+    node_server_drop_peer(n, id);
+    node_log(NODE_LOG_INFO, "member %llu left the directory", (unsigned long long)id);
 }
 
 void node_peers_fini(struct node *n)
@@ -84,14 +139,17 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
     if (!p->ready && env->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY) {
         if (env->hello_reply->ok) {
             p->ready = true;
+            p->refused_since_ms = 0;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             p->last_heard_ms = net_now_ms();
             node_log(NODE_LOG_INFO, "connected to member %llu at %s", (unsigned long long)p->id,
                      p->name);
         } else {
+            const char *why = env->hello_reply->error ? env->hello_reply->error : "";
             node_log(NODE_LOG_WARN, "member %llu at %s refused us: %s", (unsigned long long)p->id,
-                     p->name,
-                     env->hello_reply->error ? env->hello_reply->error : "no reason given");
+                     p->name, *why ? why : "no reason given");
+            if (strstr(why, "is not a member") && !p->refused_since_ms)
+                p->refused_since_ms = net_now_ms();
             rc = EPROTO;
         }
     } else {
@@ -119,12 +177,31 @@ static void peer_closed(struct net_conn *c, int err, void *ctx)
 static const struct net_conn_ops peer_ops = {
     .on_connect = peer_connected, .on_frame = peer_frame, .on_close = peer_closed};
 
+/* Refused as "not a member" by a majority of the others for a while: this
+ * member was removed (the entry that says so never reaches it, as it is
+ * no longer replicated to). */
+static void check_removed(struct node *n, uint64_t now)
+{
+    size_t others = 0, refusing = 0;
+    uint64_t patience = 5ULL * n->cfg.tick_ms * n->cfg.election_ticks;
+    for (size_t i = 0; i < n->n_peers; i++) {
+        if (!n->peers[i].id)
+            continue;
+        others++;
+        if (n->peers[i].refused_since_ms && now - n->peers[i].refused_since_ms >= patience)
+            refusing++;
+    }
+    if (others && refusing * 2 > others)
+        n->removed = true;
+}
+
 void node_peers_tick(struct node *n)
 {
     uint64_t now = net_now_ms();
+    check_removed(n, now);
     for (size_t i = 0; i < n->n_peers; i++) {
         struct node_peer *p = &n->peers[i];
-        if (p->conn || now < p->next_dial_ms)
+        if (!p->id || p->conn || now < p->next_dial_ms)
             continue;
         int fd;
         struct net_conn_limits lim = {.max_queued = PEER_MAX_QUEUED};

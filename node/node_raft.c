@@ -177,8 +177,11 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         rc.max_msg_bytes = cmd_max;
     if (rc.max_inflight_bytes < 4 * cmd_max)
         rc.max_inflight_bytes = 4 * cmd_max;
-    /* Founding configuration: the given members, or this one alone. */
-    if (n->cfg.n_members == 0) {
+    /* Founding configuration: the given members, or this one alone; a
+     * member that joins gets its configuration from the leader. */
+    if (n->cfg.joining) {
+        /* empty bootstrap */
+    } else if (n->cfg.n_members == 0) {
         rc.bootstrap.voters[0] = n->cfg.id;
         rc.bootstrap.n_voters = 1;
     } else {
@@ -316,6 +319,14 @@ static void take_inbox(struct node *n)
     }
 }
 
+void node_raft_enqueue(struct node *n, struct node_req *r)
+{
+    r->next = n->pending;
+    n->pending = r;
+    n->n_pending++;
+    submit(n, r, net_now_ms());
+}
+
 /* Removes and returns the pending request matching; NULL if none. */
 static struct node_req *take_pending(struct node *n, enum node_req_kind kind, uint64_t client_id,
                                      uint64_t seq, uint64_t cookie)
@@ -369,6 +380,14 @@ static void sweep_pending(struct node *n, bool retries)
 
 /* ---- the ready loop ---- */
 
+static bool in_conf(const struct raft_conf *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->n_voters_old; i++)
+        if (c->voters_old[i] == id)
+            return true;
+    return raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
@@ -383,9 +402,13 @@ static int apply(struct node *n, struct raft_ready *rd)
                                                  .len = ce[i].len,
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
             /* The configuration in force follows its applied entries. */
-            if (ce[i].type == RAFT_ENTRY_CONF &&
-                raft_conf_decode(ce[i].data, ce[i].len, &n->applied_conf))
-                return EIO;
+            if (ce[i].type == RAFT_ENTRY_CONF) {
+                bool was = in_conf(&n->applied_conf, n->cfg.id);
+                if (raft_conf_decode(ce[i].data, ce[i].len, &n->applied_conf))
+                    return EIO;
+                if (was && !in_conf(&n->applied_conf, n->cfg.id))
+                    n->removed = true; /* acted on once the batch is applied */
+            }
         }
         int rc = store_apply_batch(n->store, n->entries, count, n->results);
         if (rc)
@@ -393,16 +416,26 @@ static int apply(struct node *n, struct raft_ready *rd)
         n->rd_applied += count;
         n->applied = ce[count - 1].index;
         size_t applied_cmds = 0;
+        bool members = false;
         for (size_t i = 0; i < count; i++) {
             const struct store_result *res = &n->results[i];
             if (n->entries[i].noop || res->skipped)
                 continue;
             applied_cmds++;
+            members |= res->op == STORE_OP_MEMBER_SET || res->op == STORE_OP_MEMBER_DEL;
             if (!res->client_id)
                 continue;
             struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, res->client_id, res->seq, 0);
             if (r)
                 node_req_finish(n, r, 0, res);
+        }
+        if (members)
+            node_members_sync(n);
+        if (n->removed) {
+            node_fail(n, ESHUTDOWN,
+                      "this member was removed from the cluster; it serves nothing more "
+                      "(unmount it)");
+            return ESHUTDOWN;
         }
         pthread_mutex_lock(&n->mu);
         n->stats.batches++;
@@ -496,6 +529,7 @@ static int finish_ready(struct node *n)
     }
     uint64_t now = net_now_ms();
     for (size_t i = 0; i < rd->n_proposals; i++) {
+        node_member_conf_result(n, rd->proposals[i].cookie, rd->proposals[i].status);
         if (rd->proposals[i].status == 0)
             continue;
         /* Leadership lost before it committed: try again at once. */
@@ -717,6 +751,13 @@ void node_raft_tick(struct net_loop *l, void *ctx)
     if (rc)
         node_fail(n, EIO, raft_strerror(rc));
     node_peers_tick(n);
+    if (n->removed) {
+        node_fail(n, ESHUTDOWN,
+                  "this member was removed from the cluster; it serves nothing more "
+                  "(unmount it)");
+        return;
+    }
+    node_members_tick(n);
     sweep_pending(n, true);
     /* the turn hook runs the ready loop */
 }

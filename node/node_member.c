@@ -1,0 +1,326 @@
+/* node_member.c - membership: the member directory (who is at which
+ * address) kept in step with the configuration, and the operations an
+ * operator asks the leader for (add, add a learner, promote, remove,
+ * transfer leadership).
+ *
+ * Design notes
+ * 1. Raft's configuration holds member ids only; the address of each is in
+ *    the member directory, replicated with the tree (MEMBER_SET and
+ *    MEMBER_DEL commands), so that every member, also one that joined
+ *    later, can reach every other one. Before the directory has entries
+ *    (a new cluster), the founders' --peers are the directory.
+ * 2. Adding writes the address first, then proposes the configuration
+ *    change; removing proposes the change first, then deletes the address.
+ *    The leader also fills in directory entries missing for members it
+ *    knows the address of (the founders), so the directory becomes
+ *    complete by itself.
+ * 3. Every operation runs on the loop thread and answers once: when its
+ *    configuration entry is committed, or with an error (EAGAIN: not the
+ *    leader, or a learner not caught up yet; EBUSY: another change is in
+ *    progress; EEXIST, ENOENT, EINVAL).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_internal.h"
+
+enum member_stage { STAGE_SET_ADDR, STAGE_CONF, STAGE_DEL_ADDR };
+
+struct node_member_task {
+    struct node *n;
+    enum node_member_op op;
+    uint64_t id;
+    char addr[STORE_MAX_ADDR_BYTES + 1];
+    node_done_fn done;
+    void *ctx;
+    enum member_stage stage;
+    uint64_t cookie; /* of the configuration change, in STAGE_CONF */
+    struct node_member_task *next;
+};
+
+static int raft_errno(int rc)
+{
+    switch (rc) {
+    case RAFT_OK:
+        return 0;
+    case RAFT_ECONFPENDING:
+    case RAFT_ETRANSFER:
+    case RAFT_EBUSY:
+        return EBUSY;
+    case RAFT_EINVAL:
+        return EINVAL;
+    case RAFT_ENOMEM:
+        return ENOMEM;
+    default:
+        return EAGAIN; /* not the leader, not ready, not caught up: retry */
+    }
+}
+
+static void finish(struct node *n, struct node_member_task *m, int rc)
+{
+    for (struct node_member_task **pp = &n->member_ops; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    m->done(m->ctx, rc, NULL);
+    free(m);
+}
+
+/* Submits MEMBER_SET or MEMBER_DEL for m->id as the node's own command. */
+static int submit_dir(struct node *n, struct node_member_task *m, bool set, node_done_fn done)
+{
+    struct store_cmd c = {.op = set ? STORE_OP_MEMBER_SET : STORE_OP_MEMBER_DEL,
+                          .time_ns = 1,
+                          .member_id = m->id,
+                          .path = set ? m->addr : "",
+                          .path_len = set ? strlen(m->addr) : 0,
+                          .client_id = n->member_client_id,
+                          .seq = ++n->member_seq};
+    void *data;
+    size_t len;
+    int rc = store_cmd_encode(&c, &data, &len);
+    if (rc)
+        return rc;
+    struct node_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        free(data);
+        return ENOMEM;
+    }
+    r->kind = NODE_REQ_PROPOSE;
+    r->data = data;
+    r->len = len;
+    r->client_id = c.client_id;
+    r->seq = c.seq;
+    r->done = done;
+    r->ctx = m;
+    r->deadline_ms = net_now_ms() + n->cfg.timeout_ms;
+    node_raft_enqueue(n, r);
+    return 0;
+}
+
+static void conf_change(struct node *n, struct node_member_task *m)
+{
+    struct raft_change ch = {.id = m->id};
+    switch (m->op) {
+    case NODE_MEMBER_ADD:
+    case NODE_MEMBER_PROMOTE:
+        ch.type = RAFT_CHANGE_ADD_VOTER;
+        break;
+    case NODE_MEMBER_ADD_LEARNER:
+        ch.type = RAFT_CHANGE_ADD_LEARNER;
+        break;
+    default:
+        ch.type = RAFT_CHANGE_REMOVE;
+        break;
+    }
+    m->stage = STAGE_CONF;
+    m->cookie = ++n->next_cookie;
+    int rc = raft_conf_change(n->raft, &ch, 1, m->cookie);
+    if (rc)
+        finish(n, m, raft_errno(rc));
+}
+
+static void addr_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct node_member_task *m = ctx;
+    struct node *n = m->n;
+    if (!rc && res->err)
+        rc = res->err;
+    if (rc) {
+        finish(n, m, rc);
+        return;
+    }
+    if (m->stage == STAGE_SET_ADDR)
+        conf_change(n, m);
+    else
+        finish(n, m, 0); /* STAGE_DEL_ADDR: the removal is complete */
+}
+
+void node_member_conf_result(struct node *n, uint64_t cookie, int status)
+{
+    struct node_member_task *m = n->member_ops;
+    while (m && !(m->stage == STAGE_CONF && m->cookie == cookie))
+        m = m->next;
+    if (!m)
+        return;
+    if (status) {
+        finish(n, m, raft_errno(status));
+        return;
+    }
+    if (m->op == NODE_MEMBER_REMOVE) {
+        m->stage = STAGE_DEL_ADDR;
+        int rc = submit_dir(n, m, false, addr_done);
+        if (rc)
+            finish(n, m, rc);
+        return;
+    }
+    finish(n, m, 0);
+}
+
+static bool in_conf(const struct raft_conf *c, uint64_t id)
+{
+    return raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
+}
+
+int node_member_change(struct node *n, enum node_member_op op, uint64_t id, const char *addr,
+                       node_done_fn done, void *ctx)
+{
+    if (raft_role(n->raft) != RAFT_LEADER)
+        return EAGAIN;
+    if (!id)
+        return EINVAL;
+    const struct raft_conf *conf = raft_conf(n->raft);
+    if (op == NODE_MEMBER_TRANSFER)
+        return raft_errno(raft_transfer_leader(n->raft, id));
+    if ((op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER) && in_conf(conf, id))
+        return EEXIST;
+    if ((op == NODE_MEMBER_PROMOTE && !raft_conf_is_learner(conf, id)) ||
+        (op == NODE_MEMBER_REMOVE && !in_conf(conf, id)))
+        return ENOENT;
+    struct node_member_task *m = calloc(1, sizeof(*m));
+    if (!m)
+        return ENOMEM;
+    m->n = n;
+    m->op = op;
+    m->id = id;
+    m->done = done;
+    m->ctx = ctx;
+    m->next = n->member_ops;
+    n->member_ops = m;
+    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER) {
+        struct net_addr a;
+        char why[128];
+        if (!addr || !*addr || strlen(addr) > STORE_MAX_ADDR_BYTES ||
+            net_addr_parse(addr, &a, why, sizeof(why))) {
+            finish(n, m, EINVAL);
+            return 0;
+        }
+        snprintf(m->addr, sizeof(m->addr), "%s", addr);
+        m->stage = STAGE_SET_ADDR;
+        int rc = submit_dir(n, m, true, addr_done);
+        if (rc)
+            finish(n, m, rc);
+        return 0;
+    }
+    conf_change(n, m);
+    return 0;
+}
+
+/* ---- the directory ---- */
+
+struct dir_acc {
+    struct node_member list[NODE_MAX_MEMBERS];
+    size_t n;
+};
+
+static int dir_cb(void *ctx, uint64_t id, const char *addr, size_t len)
+{
+    struct dir_acc *acc = ctx;
+    if (acc->n == NODE_MAX_MEMBERS || len >= sizeof(acc->list[0].addr))
+        return 0;
+    acc->list[acc->n].id = id;
+    memcpy(acc->list[acc->n].addr, addr, len);
+    acc->list[acc->n].addr[len] = 0;
+    acc->n++;
+    return 0;
+}
+
+int node_members_list(struct node *n, struct node_member *out, size_t *count)
+{
+    struct dir_acc acc = {.n = 0};
+    int rc = store_members(n->store, dir_cb, &acc);
+    if (rc)
+        return rc;
+    if (acc.n == 0) { /* not filled in yet: the founders */
+        for (size_t i = 0; i < n->cfg.n_members && i < NODE_MAX_MEMBERS; i++)
+            acc.list[acc.n++] = n->cfg.members[i];
+    }
+    memcpy(out, acc.list, acc.n * sizeof(acc.list[0]));
+    *count = acc.n;
+    return 0;
+}
+
+const char *node_member_addr(struct node *n, uint64_t id, char *buf, size_t len)
+{
+    struct node_member list[NODE_MAX_MEMBERS];
+    size_t count = 0;
+    if (node_members_list(n, list, &count))
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        if (list[i].id == id) {
+            snprintf(buf, len, "%s", list[i].addr);
+            return buf;
+        }
+    return NULL;
+}
+
+void node_members_sync(struct node *n)
+{
+    struct node_member list[NODE_MAX_MEMBERS];
+    size_t count = 0;
+    if (node_members_list(n, list, &count))
+        return;
+    /* Peers = the directory (but this member). */
+    for (size_t i = 0; i < count; i++)
+        if (list[i].id != n->cfg.id)
+            node_peer_set(n, list[i].id, list[i].addr);
+    for (size_t i = 0; i < n->n_peers; i++) {
+        bool keep = !n->peers[i].id;
+        for (size_t j = 0; j < count && !keep; j++)
+            keep = list[j].id == n->peers[i].id;
+        if (!keep)
+            node_peer_remove(n, n->peers[i].id);
+    }
+}
+
+static void ignore_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct node_member_task *m = ctx;
+    (void)rc, (void)res;
+    free(m);
+}
+
+void node_members_tick(struct node *n)
+{
+    if (raft_role(n->raft) != RAFT_LEADER)
+        return;
+    uint64_t now = net_now_ms();
+    if (now < n->next_dir_check_ms)
+        return;
+    n->next_dir_check_ms = now + 2000;
+    /* Members in the configuration without an address in the directory,
+     * whose address this leader knows (the founders): write it down. */
+    struct dir_acc acc = {.n = 0};
+    if (store_members(n->store, dir_cb, &acc))
+        return;
+    const struct raft_conf *c = &n->applied_conf;
+    uint64_t ids[2 * RAFT_CONF_MAX];
+    size_t nids = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        ids[nids++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        ids[nids++] = c->learners[i];
+    for (size_t i = 0; i < nids; i++) {
+        bool known = false;
+        for (size_t j = 0; j < acc.n; j++)
+            known |= acc.list[j].id == ids[i];
+        if (known)
+            continue;
+        const char *addr = NULL;
+        for (size_t j = 0; j < n->cfg.n_members; j++)
+            if (n->cfg.members[j].id == ids[i])
+                addr = n->cfg.members[j].addr;
+        if (!addr)
+            continue;
+        struct node_member_task *m = calloc(1, sizeof(*m));
+        if (!m)
+            return;
+        m->n = n;
+        m->id = ids[i];
+        snprintf(m->addr, sizeof(m->addr), "%s", addr);
+        if (submit_dir(n, m, true, ignore_done))
+            free(m);
+    }
+}

@@ -6,7 +6,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The members of examples/local-cluster.sh. */
+#define CLI_DEFAULT_ENDPOINTS "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
+
+struct node_config;
+
 extern const char cli_mount_usage[];
+extern const char cli_member_usage[];
+
+/* raftfs member ... (argv[0] is "member"). */
+int cli_member(int argc, char **argv);
+/* Joins through endpoints as learner id at listen: fills nc's cluster id,
+ * members and joining flag. EPROTO with a reason in err. */
+int cli_member_join(const char *endpoints, uint64_t id, const char *listen, bool learner_first,
+                    struct node_config *nc, char *err, size_t err_len);
+/* Asks for id's promotion until it is a voter (attempts x 200 ms). */
+int cli_member_promote(const char *endpoints, uint64_t id, int attempts);
 extern const char cli_client_usage[];
 
 /* put, get, del, mkdir, ls, status (argv[0] is the command); -1 if argv[0]

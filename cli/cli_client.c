@@ -13,8 +13,6 @@
 #include "net_client.h"
 #include "store.h"
 
-#define CLI_DEFAULT_ENDPOINTS "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
-
 const char cli_client_usage[] =
     "usage: raftfs put PATH [VALUE]     write VALUE (or standard input) to the key PATH\n"
     "       raftfs get PATH             print the value of PATH\n"

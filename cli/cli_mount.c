@@ -1,6 +1,7 @@
 /* cli_mount.c - `raftfs mount`: open the data directory, mount, serve; in
  * the background unless --foreground, returning once the mount is ready. */
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -54,6 +55,10 @@ const char cli_mount_usage[] =
     "                            it the member is a cluster of one.\n"
     "      --cluster-token STR   mixed into the cluster id (keeps clusters with the same\n"
     "                            member list apart)\n"
+    "      --join HOST:PORT,...  join a running cluster through these members: the\n"
+    "                            member adds itself as a learner, catches up, then\n"
+    "                            becomes a voter (needs --listen; first start only)\n"
+    "      --learner             with --join: stay a learner (reads, never votes)\n"
     "      --listen HOST:PORT    serve peers and the client protocol here (default: own\n"
     "                            --peers address; alone: none unless given)\n"
     "      --timeout SECONDS     a write or read without quorum fails after this (5)\n"
@@ -121,6 +126,8 @@ struct mount_args {
     const char *listen;
     const char *peers;
     const char *token;
+    const char *join;
+    bool learner;
     char *options; /* joined -o values, malloc'd */
     int foreground;
     enum node_log_level log_level;
@@ -215,6 +222,8 @@ static int parse_cluster(struct mount_args *a)
             break;
     }
     nc->cluster_id = h;
+    /* Restarted without --peers or --join: the directory's own cluster. */
+    nc->cluster_id_loose = !a->peers && !a->join;
     nc->listen = a->listen;
     /* -o consistency=linearizable|serializable is the node's, not FUSE's. */
     if (a->options) {
@@ -257,6 +266,8 @@ enum {
     OPT_TOKEN,
     OPT_TIMEOUT,
     OPT_SNAP,
+    OPT_JOIN,
+    OPT_LEARNER,
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
     OPT_MAX_VALUE,
@@ -277,6 +288,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"cluster-token", required_argument, NULL, OPT_TOKEN},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"snapshot-entries", required_argument, NULL, OPT_SNAP},
+        {"join", required_argument, NULL, OPT_JOIN},
+        {"learner", no_argument, NULL, OPT_LEARNER},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
@@ -322,6 +335,12 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             break;
         case OPT_TOKEN:
             a->token = optarg;
+            break;
+        case OPT_JOIN:
+            a->join = optarg;
+            break;
+        case OPT_LEARNER:
+            a->learner = true;
             break;
         case OPT_SNAP:
             if (cli_parse_size(optarg, 1ULL << 40, &v) || v < 10)
@@ -384,6 +403,12 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         return usage_error("missing --data DIR");
     if (!a->node.id)
         a->node.id = 1;
+    if (a->join && a->peers)
+        return usage_error("--join and --peers exclude each other");
+    if (a->join && !a->listen)
+        return usage_error("--join needs --listen HOST:PORT (where the others reach this one)");
+    if (a->learner && !a->join)
+        return usage_error("--learner goes with --join");
     return parse_cluster(a);
 }
 
@@ -491,6 +516,43 @@ static void report(struct ready *r, const char *msg)
     }
 }
 
+struct promoter {
+    char endpoints[256];
+    uint64_t id;
+};
+
+static void *promoter_main(void *arg)
+{
+    struct promoter *p = arg;
+    /* Until it is a voter: the leader refuses while it has not caught up. */
+    if (cli_member_promote(p->endpoints, p->id, 3000) == 0)
+        node_log(NODE_LOG_INFO, "member %llu is a voter", (unsigned long long)p->id);
+    else
+        node_log(NODE_LOG_WARN,
+                 "member %llu could not become a voter: try 'raftfs member "
+                 "promote %llu'",
+                 (unsigned long long)p->id, (unsigned long long)p->id);
+    free(p);
+    return NULL;
+}
+
+/* A joining member asks to become a voter in the background, through its
+ * own port (which forwards to the leader). */
+static void start_promoter(const char *listen, uint64_t id)
+{
+    struct promoter *p = calloc(1, sizeof(*p));
+    pthread_t th;
+    if (!p)
+        return;
+    snprintf(p->endpoints, sizeof(p->endpoints), "%s", listen);
+    p->id = id;
+    if (pthread_create(&th, NULL, promoter_main, p)) {
+        free(p);
+        return;
+    }
+    pthread_detach(th);
+}
+
 static int serve(struct mount_args *a, struct ready *r)
 {
     struct node_config ncfg = a->node;
@@ -498,7 +560,20 @@ static int serve(struct mount_args *a, struct ready *r)
     ncfg.store = a->store;
     struct node *n;
     char err[1024];
-    int rc = node_open(&n, &ncfg, err, sizeof(err));
+    int rc;
+    /* --join on a first start: become a learner through a member, learn
+     * the cluster's id and members. A restart has all that on disk. */
+    char store_dir[4200];
+    struct stat sb;
+    snprintf(store_dir, sizeof(store_dir), "%s/store", a->data);
+    if (a->join && stat(store_dir, &sb) == 0)
+        ncfg.cluster_id_loose = true;
+    else if (a->join &&
+             (rc = cli_member_join(a->join, ncfg.id, a->listen, true, &ncfg, err, sizeof(err)))) {
+        report(r, err);
+        return 1;
+    }
+    rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);
         return 1;
@@ -507,6 +582,8 @@ static int serve(struct mount_args *a, struct ready *r)
     if (r->fd >= 0 && (log = fopen(r->log, "ae")))
         node_log_set_file(log); /* start-up problems still reach the caller via r->fd */
     node_log(NODE_LOG_INFO, "data directory %s opened", a->data);
+    if (a->join && !a->learner)
+        start_promoter(a->listen, ncfg.id);
     struct fs_config fcfg = {.mountpoint = a->mountpoint,
                              .node = n,
                              .options = a->options,

@@ -21,6 +21,8 @@ static const char usage_text[] =
     "  mkdir PATH                             make a directory\n"
     "  ls [PATH]                              list a directory\n"
     "  status                                 the state of a member\n"
+    "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
+    "                                         change or show the members\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "mount"))
         return cli_mount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "member"))
+        return cli_member(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
@@ -46,6 +50,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         if (argc > 2 && !strcmp(argv[2], "mount")) {
             fputs(cli_mount_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "member")) {
+            fputs(cli_member_usage, stdout);
             return 0;
         }
         if (argc > 2 && (!strcmp(argv[2], "client") || cli_client_known(argv[2]))) {

@@ -9,6 +9,7 @@ bats_load_library bats-assert
 
 : "${RAFTFS_BIN:?RAFTFS_BIN must name the raftfs binary (tests/run-all.sh sets it)}"
 : "${FSTEST_BIN:?FSTEST_BIN must name the fstest helper (tests/run-all.sh sets it)}"
+WIRETEST_BIN=${WIRETEST_BIN:-$(dirname "$FSTEST_BIN")/wiretest}
 
 common_setup() {
     TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bats
+# Membership of a running cluster: joining (learner, caught up by snapshot,
+# then a voter), learner mounts, removal, leadership transfer, and a write
+# retried across a leader change applied once.
+
+load helpers
+load cluster_helpers
+
+setup() {
+    cluster_setup
+}
+
+teardown() {
+    cluster_teardown
+}
+
+join() { # K [--learner]
+    mkdir -p "$CL/mnt/$1"
+    "$RAFTFS_BIN" mount "$CL/mnt/$1" --data "$CL/data/$1" --id "$1" --listen "$(ep "$1")" \
+        --join "$(all_eps)" --snapshot-entries 40 "${@:2}" 3>&- >/dev/null
+}
+
+role_of() { # K: its role as the leader lists it
+    "$RAFTFS_BIN" member list --endpoints "$(all_eps)" | awk -v id="$1" '$1 == id {print $3}'
+}
+
+@test "a member started with --join gets the whole tree and becomes a voter" {
+    RAFTFS_MOUNT_OPTS="--snapshot-entries 40" cluster_start
+    mkdir -p "$CL/mnt/1/app"
+    for i in $(seq 1 40); do echo "v$i" > "$CL/mnt/1/app/k$i"; done
+    join 4
+    for i in $(seq 1 100); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 4)" = follower ]
+    [ "$(cat "$CL/mnt/4/app/k40")" = v40 ]
+    [ "$(ls "$CL/mnt/4/app" | wc -l)" -eq 40 ]
+    grep -q "installed a snapshot" "$CL/data/4/raftfs.log"
+    echo "from four" > "$CL/mnt/4/four"
+    [ "$(cat "$CL/mnt/2/four")" = "from four" ]
+    run "$RAFTFS_BIN" member list --endpoints "$(ep 4)"
+    assert_line --partial "4 $(ep 4) follower"
+}
+
+@test "a learner mount reads every write and never votes" {
+    cluster_start
+    join 4 --learner
+    for i in $(seq 1 20); do
+        echo "w$i" > "$CL/mnt/$(( (i % 3) + 1 ))/k"
+        [ "$(cat "$CL/mnt/4/k")" = "w$i" ]
+    done
+    [ "$(role_of 4)" = learner ]
+    echo "from the learner" > "$CL/mnt/4/l"
+    [ "$(cat "$CL/mnt/1/l")" = "from the learner" ]
+    run "$RAFTFS_BIN" member promote 4 --endpoints "$(all_eps)"
+    assert_success
+    [ "$(role_of 4)" = follower ]
+}
+
+@test "remove a member: the others go on, the removed one refuses" {
+    cluster_start
+    echo before > "$CL/mnt/1/k"
+    run "$RAFTFS_BIN" member remove 3 --endpoints "$(all_eps)"
+    assert_success
+    refute_output --partial "3 $(ep 3)"
+    echo after > "$CL/mnt/1/k"
+    [ "$(cat "$CL/mnt/2/k")" = after ]
+    for i in $(seq 1 50); do grep -q "removed from the cluster" "$CL/data/3/raftfs.log" && break; sleep 0.1; done
+    grep -q "removed from the cluster" "$CL/data/3/raftfs.log"
+    run bash -c "/bin/echo x > '$CL/mnt/3/k'"
+    assert_failure
+    # Two members left: both are needed.
+    "$LC" kill "$CL" 2
+    run bash -c "timeout 20 /bin/echo y > '$CL/mnt/1/k'"
+    assert_failure
+}
+
+@test "leadership moves where it is asked to" {
+    cluster_start
+    l=$(leader)
+    to=$(( (l % 3) + 1 ))
+    run "$RAFTFS_BIN" member transfer-leader "$to" --endpoints "$(all_eps)"
+    assert_success
+    for i in $(seq 1 50); do [ "$(leader)" = "$to" ] && break; sleep 0.1; done
+    [ "$(leader)" = "$to" ]
+    echo moved > "$CL/mnt/$l/k"
+    [ "$(cat "$CL/mnt/$to/k")" = moved ]
+    run "$RAFTFS_BIN" member transfer-leader 9 --endpoints "$(all_eps)"
+    assert_failure
+}
+
+@test "a write retried at another member after a leader change is applied once" {
+    cluster_start
+    "$RAFTFS_BIN" put /log "" --endpoints "$(all_eps)"
+    l=$(leader)
+    to=$(( (l % 3) + 1 ))
+    # The first copy through the leader; then leadership moves and the
+    # client retries the very same request (client id, seq) elsewhere.
+    run "$WIRETEST_BIN" append-twice "$(ep "$l")" "$(ep "$to")" /log "once;"
+    assert_success
+    "$RAFTFS_BIN" member transfer-leader "$to" --endpoints "$(all_eps)" >/dev/null
+    run "$WIRETEST_BIN" append-twice "$(ep "$to")" "$(ep "$l")" /log "once;"
+    assert_success
+    for k in 1 2 3; do
+        [ "$(cat "$CL/mnt/$k/log")" = "once;" ] || { cat "$CL/mnt/$k/log"; false; }
+    done
+}
+
+@test "membership errors: unknown ids, duplicates, bad addresses" {
+    cluster_start
+    run "$RAFTFS_BIN" member add 2 127.0.0.1:1 --endpoints "$(all_eps)"
+    assert_failure
+    assert_output --partial "exists"
+    run "$RAFTFS_BIN" member remove 9 --endpoints "$(all_eps)"
+    assert_failure
+    run "$RAFTFS_BIN" member promote 1 --endpoints "$(all_eps)"
+    assert_failure
+    run "$RAFTFS_BIN" member add-learner 7 "not an address" --endpoints "$(all_eps)"
+    assert_failure
+    run "$RAFTFS_BIN" member frob --endpoints "$(all_eps)"
+    [ "$status" -eq 2 ]
+    run "$RAFTFS_BIN" member list --endpoints "$(all_eps)"
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+}

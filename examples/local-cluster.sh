@@ -6,7 +6,8 @@
 #                                               (default .local-cluster in the repository,
 #                                               3 members); returns once every mount is
 #                                               ready and a leader is elected
-#   examples/local-cluster.sh stop [DIR]        unmount and stop every member
+#   examples/local-cluster.sh stop [DIR]        unmount and stop every member (also
+#                                               members that joined, DIR/data/K)
 #   examples/local-cluster.sh kill DIR K        SIGKILL member K (its mount goes away)
 #   examples/local-cluster.sh restart DIR K     start member K again
 #   examples/local-cluster.sh status [DIR]      each member's view (raftfs status)
@@ -125,8 +126,10 @@ TXT
     fi
     ;;
 stop)
-    n=$(members)
-    for k in $(seq 1 "$n"); do
+    # every member with a data directory, founders and any that joined later
+    for d in "$dir"/data/*/; do
+        [ -d "$d" ] || continue
+        k=$(basename "$d")
         stop_member "$k"
     done
     echo "stopped (data kept in $dir/data)"

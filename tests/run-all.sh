@@ -66,6 +66,11 @@ if [ -n "$left" ]; then
     failed=1
     echo "left mounted: $left"
 fi
+running=$(pgrep -af "raftfs mount /tmp/raftfs-" || true)
+if [ -n "$running" ]; then
+    failed=1
+    echo "left running: $running"
+fi
 
 verdict=PASS
 [ $failed -eq 0 ] || verdict=FAIL

@@ -31,6 +31,7 @@ struct net_conn {
     bool flush_scheduled;
     bool want_out; /* EPOLLOUT is being watched */
     char peer[64];
+    struct net_counters *counters; /* may be NULL */
 
     uint8_t *in;
     size_t in_len, in_cap;
@@ -88,6 +89,8 @@ static int write_out(struct net_conn *c)
             return errno;
         }
         c->out_off += (size_t)n;
+        if (c->counters)
+            __atomic_fetch_add(&c->counters->bytes_out, (uint64_t)n, __ATOMIC_RELAXED);
     }
     c->out_off = c->out_len = 0;
     set_out_interest(c, false);
@@ -255,6 +258,8 @@ static void read_in(struct net_conn *c)
             return;
         }
         c->in_len += (size_t)n;
+        if (c->counters)
+            __atomic_fetch_add(&c->counters->bytes_in, (uint64_t)n, __ATOMIC_RELAXED);
         if (!deliver(c))
             return;
         if ((size_t)n < room)
@@ -331,6 +336,17 @@ void net_conn_set_ctx(struct net_conn *c, void *ctx)
 const char *net_conn_peer(const struct net_conn *c)
 {
     return c->peer;
+}
+
+void net_conn_set_counters(struct net_conn *c, struct net_counters *k)
+{
+    c->counters = k;
+}
+
+void net_counters_load(const struct net_counters *k, uint64_t *in, uint64_t *out)
+{
+    *in = __atomic_load_n(&k->bytes_in, __ATOMIC_RELAXED);
+    *out = __atomic_load_n(&k->bytes_out, __ATOMIC_RELAXED);
 }
 
 /* ---- sockets ---- */

@@ -63,6 +63,16 @@ void net_conn_set_ctx(struct net_conn *c, void *ctx);
 /* The peer's address as text ("127.0.0.1:7000"), for logs. */
 const char *net_conn_peer(const struct net_conn *c);
 
+/* Byte counters a connection adds what it reads and writes to (socket
+ * bytes, frame headers included), atomically: another thread may read them
+ * with net_counters_load. Several connections may share one. */
+struct net_counters {
+    uint64_t bytes_in, bytes_out;
+};
+/* From now on c counts into k (NULL: stops counting). Loop thread. */
+void net_conn_set_counters(struct net_conn *c, struct net_counters *k);
+void net_counters_load(const struct net_counters *k, uint64_t *in, uint64_t *out);
+
 /* ---- sockets ---- */
 
 struct net_addr {

@@ -275,6 +275,8 @@ static void test_conn_echo(void)
     static uint8_t big[1 << 20];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)(i * 7);
+    struct net_counters k = {0};
+    net_conn_set_counters(w.client.conn, &k);
     /* Queued before the connection is up: sent once it is. */
     for (int i = 0; i < 100; i++)
         CHECK_EQ(net_conn_send(w.client.conn, "hello", 5), 0);
@@ -293,6 +295,12 @@ static void test_conn_echo(void)
     CHECK_EQ(cl->frames, 102);
     CHECK_EQ(cl->bytes, 500 + sizeof(big));
     CHECK_EQ(w.server.frames, 102);
+    /* The counters saw every socket byte, each way: payloads and headers
+     * (the failed EMSGSIZE send is not counted). */
+    uint64_t in, out;
+    net_counters_load(&k, &in, &out);
+    CHECK_EQ(out, 500 + sizeof(big) + 102 * 4);
+    CHECK_EQ(in, out);
     net_conn_close(w.client.conn, 0, true);
     net_loop_run(w.l); /* until the server sees the end of stream too */
     CHECK_EQ(w.client.closed, 1);

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "net_client.h"
+#include "node.h"
 #include "store.h"
 
 const char cli_client_usage[] =
@@ -378,18 +379,38 @@ static int cmd_status(int argc, char **argv)
     Raftfs__ClientResponse *resp;
     rc = call("status", c, &req, "status", &resp);
     if (!rc && resp->status) {
+        /* The member's own renderer (node_status_json), so that this and
+         * .raftfs/status print the same thing. */
         const Raftfs__StatusReply *s = resp->status;
-        printf("{\"id\": %llu, \"role\": \"%s\", \"term\": %llu, \"leader\": %llu, "
-               "\"commit\": %llu, \"applied\": %llu, \"revision\": %llu, \"members\": [",
-               (unsigned long long)s->id, s->role, (unsigned long long)s->term,
-               (unsigned long long)s->leader, (unsigned long long)s->commit,
-               (unsigned long long)s->applied, (unsigned long long)s->revision);
-        for (size_t i = 0; i < s->n_members; i++) {
+        struct node_status ns = {.id = s->id,
+                                 .cluster_id = s->cluster_id,
+                                 .role = s->role,
+                                 .term = s->term,
+                                 .leader = s->leader,
+                                 .commit = s->commit,
+                                 .applied = s->applied,
+                                 .revision = s->revision,
+                                 .serializable = s->serializable,
+                                 .leader_contact_s =
+                                     s->has_leader_contact_s ? s->leader_contact_s : -1};
+        for (size_t i = 0; i < s->n_members && ns.n_members < NODE_MAX_MEMBERS; i++) {
             const Raftfs__MemberStatus *m = s->members[i];
-            printf("%s{\"id\": %llu, \"role\": \"%s\", \"match\": %llu}", i ? ", " : "",
-                   (unsigned long long)m->id, m->role ? m->role : "", (unsigned long long)m->match);
+            struct node_member_status *o = &ns.members[ns.n_members++];
+            o->id = m->id;
+            snprintf(o->addr, sizeof(o->addr), "%s", m->address ? m->address : "");
+            o->role = m->role ? m->role : "";
+            o->match = m->match;
+            o->last_contact_s = m->has_last_contact_s ? m->last_contact_s : -1;
         }
-        printf("]}\n");
+        size_t need = node_status_json(&ns, NULL, 0);
+        char *text = malloc(need + 1);
+        if (!text) {
+            rc = 1;
+        } else {
+            node_status_json(&ns, text, need + 1);
+            fputs(text, stdout);
+            free(text);
+        }
     }
     net_client_response_free(resp);
     net_client_close(c);

@@ -164,11 +164,14 @@ int node_start(struct node *n)
 /* Completes and frees a request. Loop thread (or a stopped node). */
 void node_req_finish(struct node *n, struct node_req *r, int rc, const struct store_result *res)
 {
-    if (rc) {
-        pthread_mutex_lock(&n->mu);
+    pthread_mutex_lock(&n->mu);
+    if (rc)
         n->stats.failed++;
-        pthread_mutex_unlock(&n->mu);
-    }
+    else if (r->start_us)
+        node_hist_observe(r->kind == NODE_REQ_PROPOSE ? &n->metrics.proposal
+                                                      : &n->metrics.read_index,
+                          (double)(node_now_us() - r->start_us) / 1e6);
+    pthread_mutex_unlock(&n->mu);
     r->done(r->ctx, rc, res);
     free(r->data);
     free(r);
@@ -229,6 +232,7 @@ static int enqueue(struct node *n, struct node_req *r)
 {
     uint64_t now = net_now_ms();
     r->deadline_ms = now + n->cfg.timeout_ms;
+    r->start_us = node_now_us();
     r->retry_ms = 0;
     pthread_mutex_lock(&n->mu);
     if (n->stopping || !n->started) {

@@ -155,12 +155,32 @@ struct node_member_status {
 struct node_status {
     uint64_t id, cluster_id, term, leader, commit, applied, revision;
     const char *role;
+    bool serializable; /* the node's barriers return at once */
+    /* Seconds since this member last heard from a leader (0 on the leader,
+     * -1 never): how stale its local (serializable) reads may be. */
+    double leader_contact_s;
     struct node_member_status members[NODE_MAX_MEMBERS];
     size_t n_members;
 };
 
 /* A consistent copy of the node's state, from any thread. */
 void node_get_status(struct node *n, struct node_status *out);
+
+/* The member's metrics in Prometheus text form into buf (cap bytes);
+ * returns the length the whole text needs (may exceed cap). */
+size_t node_metrics_render(struct node *n, char *buf, size_t cap);
+
+/* A status as one line of JSON (what `raftfs status` prints and
+ * .raftfs/status shows) into buf; returns the length it needs, like
+ * snprintf. Fields: id, cluster_id (hex string), role, term, leader (0:
+ * none known), commit, applied, revision, reads ("linearizable" or
+ * "serializable"), leader_contact_s (as in struct node_status), members: [{id,
+ * address, role, match (known on the leader, else 0), last_contact_s
+ * (-1: never)}]. */
+size_t node_status_json(const struct node_status *st, char *buf, size_t cap);
+/* The member list, one "ID ADDRESS ROLE" line each (as `raftfs member
+ * list` prints it). */
+size_t node_members_text(const struct node_status *st, char *buf, size_t cap);
 
 /* Counters, for status and tests. */
 struct node_stats {

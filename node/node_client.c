@@ -368,6 +368,11 @@ static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
     st.commit = ns.commit;
     st.applied = ns.applied;
     st.revision = ns.revision;
+    st.has_cluster_id = st.has_serializable = true;
+    st.cluster_id = ns.cluster_id;
+    st.serializable = ns.serializable;
+    st.has_leader_contact_s = true;
+    st.leader_contact_s = ns.leader_contact_s;
     for (size_t i = 0; i < ns.n_members; i++) {
         raftfs__member_status__init(&ms[i]);
         ms[i].id = ns.members[i].id;
@@ -629,6 +634,8 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
             c->hello = true;
             if (env->hello->has_member_id)
                 c->peer_id = env->hello->member_id;
+            if (c->peer_id)
+                net_conn_set_counters(conn, &s->n->peer_io); /* from its Hello on */
             rc = net_wire_send(conn, &out);
         }
         net_wire_free(env);
@@ -704,6 +711,7 @@ static void on_accept(struct net_loop *l, int fd, uint32_t events, void *ctx)
             free(c);
             continue;
         }
+        net_conn_set_counters(c->conn, &s->n->client_io); /* a member's: see client_frame */
         c->next = s->clients;
         if (s->clients)
             s->clients->prev = c;

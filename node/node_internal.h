@@ -29,8 +29,29 @@ struct node_req {
     uint64_t cookie;      /* BARRIER: the ReadIndex request's cookie */
     uint64_t read_index;  /* BARRIER: known once the leader answered */
     bool read_known;
+    uint64_t start_us;     /* when it was submitted, for the latency metrics */
     struct node_req *next; /* inbox, or the pending list */
 };
+
+/* Latency histograms and counters (node_metrics.c); under node.mu. */
+#define NODE_HIST_BUCKETS 17
+struct node_hist {
+    uint64_t buckets[NODE_HIST_BUCKETS]; /* cumulative, as Prometheus wants */
+    uint64_t count;
+    double sum;
+};
+
+struct node_metrics {
+    struct node_hist proposal, persist, apply, read_index;
+    uint64_t elections, leader_changes, snapshots_taken, snapshots_installed;
+    uint64_t snapshot_chunks_sent, snapshot_chunks_received;
+};
+
+void node_hist_observe(struct node_hist *h, double seconds);
+/* Observes now - start_us into h / adds v to a counter, under the lock. */
+void node_metric_observe(struct node *n, struct node_hist *h, uint64_t start_us);
+void node_metric_add(struct node *n, uint64_t *counter, uint64_t v);
+uint64_t node_now_us(void);
 
 /* An outbound connection to one peer (node_peer.c). */
 struct node_peer {
@@ -80,6 +101,8 @@ struct node {
     struct store_result *results;
     size_t batch_cap;
     uint64_t leader_seen;                /* for logging leader changes */
+    int role_seen;                       /* for counting elections */
+    uint64_t leader_heard_ms;            /* a leader last heard from (0: never) */
     struct node_member_task *member_ops; /* membership changes in progress */
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
@@ -103,7 +126,9 @@ struct node {
     struct node_lane *free_lanes;
     uint64_t n_lanes;
     struct node_stats stats;
-    struct node_status status; /* refreshed by the loop every turn */
+    struct node_metrics metrics;
+    struct net_counters peer_io, client_io; /* atomic, outside the lock */
+    struct node_status status;              /* refreshed by the loop every turn */
 };
 
 /* node.c */

@@ -209,6 +209,8 @@ void node_peers_tick(struct node *n)
             net_conn_new(n->loop, fd, true, &lim, &peer_ops, p, &p->conn)) {
             p->conn = NULL;
             p->next_dial_ms = now + p->backoff_ms;
+        } else {
+            net_conn_set_counters(p->conn, &n->peer_io);
         }
     }
 }

@@ -410,9 +410,11 @@ static int apply(struct node *n, struct raft_ready *rd)
                     n->removed = true; /* acted on once the batch is applied */
             }
         }
+        uint64_t t0 = node_now_us();
         int rc = store_apply_batch(n->store, n->entries, count, n->results);
         if (rc)
             return rc;
+        node_metric_observe(n, &n->metrics.apply, t0);
         n->rd_applied += count;
         n->applied = ce[count - 1].index;
         size_t applied_cmds = 0;
@@ -506,9 +508,12 @@ static int finish_ready(struct node *n)
             }
             /* Synced when raft says so (entries, term, vote); a commit index
              * alone is a hint that may be lost. */
+            uint64_t t0 = node_now_us();
             rc = store_log_persist(n->store, rd->hard_state_changed ? &hs : NULL, e, rd->n_entries,
                                    rd->must_sync || rd->n_entries);
             free(e);
+            if (!rc)
+                node_metric_observe(n, &n->metrics.persist, t0);
             if (rc == ENOSPC)
                 return drop_unpersisted(n, rd);
             if (rc)
@@ -630,6 +635,7 @@ static void refresh_status(struct node *n)
     st.leader = raft_leader(r);
     st.commit = raft_commit_index(r);
     st.applied = n->applied;
+    st.serializable = n->cfg.serializable;
     st.role = raft_conf_is_learner(conf, n->cfg.id) ? "learner" : role_name(raft_role(r));
     uint64_t now = net_now_ms();
     size_t k = 0;
@@ -663,9 +669,25 @@ static void refresh_status(struct node *n)
                                                     : -1;
     }
     st.n_members = k;
+    /* Contact with a leader, kept across its loss: how far behind local
+     * reads may be. */
+    if (st.leader == n->cfg.id) {
+        n->leader_heard_ms = now;
+    } else if (st.leader) {
+        struct node_peer *lp = node_peer_find(n, st.leader);
+        if (lp && lp->last_heard_ms > n->leader_heard_ms)
+            n->leader_heard_ms = lp->last_heard_ms;
+    }
+    st.leader_contact_s = n->leader_heard_ms ? (double)(now - n->leader_heard_ms) / 1000.0 : -1;
+    bool campaign = raft_role(r) == RAFT_CANDIDATE && n->role_seen != RAFT_CANDIDATE;
+    n->role_seen = raft_role(r);
     pthread_mutex_lock(&n->mu);
     st.revision = n->status.revision;
     n->status = st;
+    if (campaign)
+        n->metrics.elections++;
+    if (st.leader && st.leader != n->leader_seen)
+        n->metrics.leader_changes++;
     pthread_mutex_unlock(&n->mu);
     if (st.leader != n->leader_seen) {
         n->leader_seen = st.leader;

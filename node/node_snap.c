@@ -148,6 +148,7 @@ int node_snap_take(struct node *n)
         return rc;
     }
     n->snap_index = index;
+    node_metric_add(n, &n->metrics.snapshots_taken, 1);
     char keep[128];
     snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)index,
              (unsigned long long)term);
@@ -181,6 +182,7 @@ int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offse
     }
     *data = buf;
     *len = (size_t)got;
+    node_metric_add(n, &n->metrics.snapshot_chunks_sent, 1);
     return 0;
 }
 
@@ -218,6 +220,8 @@ int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c)
     close(fd);
     if (!rc && c->offset == 0)
         sync_dir(n);
+    if (!rc)
+        node_metric_add(n, &n->metrics.snapshot_chunks_received, 1);
     return rc;
 }
 
@@ -257,6 +261,7 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
     remove_others(n, keep);
     n->applied = meta->index;
     n->snap_index = meta->index;
+    node_metric_add(n, &n->metrics.snapshots_installed, 1);
     n->applied_conf = meta->conf;
     node_log(NODE_LOG_INFO, "installed a snapshot at index %llu (%llu records)",
              (unsigned long long)meta->index, (unsigned long long)info.records);

@@ -25,7 +25,11 @@ struct fs_inval_item;
 
 /* fi->fh points at one of these; the kind tells which (setattr and
  * getattr get directory handles too). */
-enum fs_handle_kind { FS_HANDLE_FILE = 0x46494c45, FS_HANDLE_DIR = 0x44495220 };
+enum fs_handle_kind {
+    FS_HANDLE_FILE = 0x46494c45,
+    FS_HANDLE_DIR = 0x44495220,
+    FS_HANDLE_CTL = 0x43544c20 /* a .raftfs/ file (fs_ctl.c) */
+};
 
 /* An open file. Writes collect in buf and are committed as ONE command at
  * flush/fsync:
@@ -205,5 +209,39 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                     size_t size, int flags);
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- fs_ctl.c: .raftfs/, in front of the handlers above ---- */
+void fs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_ctl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                    struct fuse_file_info *fi);
+void fs_ctl_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fs_ctl_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_ctl_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_ctl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs_ctl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_ctl_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_ctl_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                   const char *newname, unsigned int flags);
+void fs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                   struct fuse_file_info *fi);
+void fs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                  struct fuse_file_info *fi);
+void fs_ctl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi);
+void fs_ctl_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi);
+void fs_ctl_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_ctl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_ctl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_ctl_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                     size_t size, int flags);
+void fs_ctl_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Real 3-member clusters on loopback: replication through the mounts,
 # writes on followers, leader failure, catching up (by log and by
-# snapshot), losing the majority, hostile frames, refused data dirs.
+# snapshot), losing the majority, hostile frames, refused data dirs, the
+# .raftfs/ control folder and serializable mounts in a minority.
 
 load helpers
 load cluster_helpers
@@ -135,4 +136,96 @@ teardown() {
     run "$RAFTFS_BIN" mount "$TEST_TMP/m" --data "$CL/data/1" --id 1 --peers "1=$(ep 1)"
     assert_failure
     assert_output --partial "cluster"
+}
+
+@test ".raftfs/ on every member: status, members and metrics, read-only, not listed" {
+    cluster_start
+    mkdir "$CL/mnt/1/app"
+    for i in 1 2 3 4 5; do echo "v$i" > "$CL/mnt/1/app/k$i"; done
+    cat "$CL/mnt/1/app/k5" >/dev/null
+    l=$(leader)
+    for k in 1 2 3; do
+        s=$(cat "$CL/mnt/$k/.raftfs/status")
+        echo "$s" | grep -q "^{\"id\": $k, \"cluster_id\": \"[0-9a-f]\{16\}\", \"role\": \"[a-z]*\", \"term\": [1-9]"
+        echo "$s" | grep -q "\"leader\": $l, "
+        echo "$s" | grep -q '"reads": "linearizable"'
+        [ "$(echo "$s" | grep -o '"address": "127.0.0.1:[0-9]*"' | wc -l)" -eq 3 ]
+        [ "$(echo "$s" | grep -o '"last_contact_s": [0-9.-]*' | wc -l)" -eq 3 ]
+        # the same line as `raftfs status` prints (but for the clocks)
+        a=$(status_of "$k" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match)": [0-9]+/\1/g')
+        b=$(echo "$s" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match)": [0-9]+/\1/g')
+        [ "$a" = "$b" ]
+        run cat "$CL/mnt/$k/.raftfs/members"
+        assert_line "$l $(ep "$l") leader"
+        [ "${#lines[@]}" -eq 3 ]
+    done
+    # the leader knows how far each member got
+    cat "$CL/mnt/$l/.raftfs/status" | grep -q '"role": "leader", "term": [0-9]*, "leader": '"$l"
+    [ "$(grep -o '"match": [1-9][0-9]*' "$CL/mnt/$l/.raftfs/status" | wc -l)" -eq 3 ]
+    m=$(cat "$CL/mnt/1/.raftfs/metrics")
+    metric() { echo "$m" | awk -v n="$1" '$1 == n {print $2}'; }
+    [ "$(metric raftfs_proposal_seconds_count)" -ge 6 ]
+    [ "$(metric raftfs_read_index_seconds_count)" -ge 1 ]
+    [ "$(metric raftfs_log_persist_seconds_count)" -ge 6 ]
+    [ "$(metric raftfs_apply_seconds_count)" -ge 1 ]
+    [ "$(metric raftfs_proposals_applied_total)" -ge 6 ]
+    [ "$(metric raftfs_peer_bytes_out_total)" -gt 0 ]
+    [ "$(metric raftfs_peer_bytes_in_total)" -gt 0 ]
+    [ "$(metric raftfs_leader_changes_total)" -ge 1 ]
+    [ "$(metric 'raftfs_proposal_seconds_bucket{le="+Inf"}')" = "$(metric raftfs_proposal_seconds_count)" ]
+    [ "$(echo "$m" | awk '$1 == "raftfs_elections_total"' | wc -l)" -eq 1 ]
+    [ "$(cat "$CL/mnt/$l/.raftfs/metrics" | awk '$1 == "raftfs_elections_total" {print $2}')" -ge 1 ]
+    # every sample line is Prometheus text: name{labels} value
+    run bash -c "grep -v '^#' '$CL/mnt/2/.raftfs/metrics' | grep -Ev '^raftfs_[a-z_]+(\{le=\"[^\"]+\"\})? [0-9][0-9.e+-]*$'"
+    assert_failure
+    # client traffic counts as such
+    "$RAFTFS_BIN" get /app/k1 --endpoints "$(ep 3)" >/dev/null
+    [ "$(awk '$1 == "raftfs_client_bytes_in_total" {print $2}' "$CL/mnt/3/.raftfs/metrics")" -gt 0 ]
+    # found by name, never listed; read-only
+    run ls -a "$CL/mnt/1"
+    refute_line .raftfs
+    run ls "$CL/mnt/1/.raftfs"
+    assert_output "$(printf 'members\nmetrics\nstatus')"
+    run bash -c "echo x > '$CL/mnt/1/.raftfs/status'"
+    assert_failure
+    assert_output --partial "Read-only file system"
+    for cmd in "touch $CL/mnt/1/.raftfs/new" "mkdir $CL/mnt/1/.raftfs/d" \
+        "rm -f $CL/mnt/1/.raftfs/metrics" "mv $CL/mnt/1/app/k1 $CL/mnt/1/.raftfs/" \
+        "mv $CL/mnt/1/.raftfs $CL/mnt/1/x" "rmdir $CL/mnt/1/.raftfs" \
+        "chmod 600 $CL/mnt/1/.raftfs/status" "setfattr -n user.a -v b $CL/mnt/1/.raftfs/status"; do
+        run $cmd
+        assert_failure
+        assert_output --partial "Read-only file system"
+    done
+    run "$RAFTFS_BIN" put /.raftfs/x v --endpoints "$(all_eps)"
+    assert_failure
+    [ -f "$CL/mnt/1/.raftfs/status" ]
+    [ "$(cat "$CL/mnt/2/app/k1")" = v1 ]
+}
+
+@test "-o consistency=serializable: local reads answer in a minority; status shows how stale" {
+    RAFTFS_MOUNT_OPTS="--timeout 1.5 -o consistency=serializable" cluster_start
+    echo kept > "$CL/mnt/1/k"
+    for i in $(seq 1 100); do [ "$(cat "$CL/mnt/3/k" 2>/dev/null)" = kept ] && break; sleep 0.05; done
+    grep -q '"reads": "serializable"' "$CL/mnt/3/.raftfs/status"
+    grep -q '"leader_contact_s": 0\.[0-9]*, ' "$CL/mnt/3/.raftfs/status"
+    "$LC" kill "$CL" 1
+    "$LC" kill "$CL" 2
+    sleep 2
+    # reads answer from the member's own state, writes cannot commit
+    [ "$(cat "$CL/mnt/3/k")" = kept ]
+    run ls "$CL/mnt/3"
+    assert_output k
+    run bash -c "/bin/echo lost > '$CL/mnt/3/k2'"
+    assert_failure
+    assert_output --partial "Connection timed out"
+    # how far behind it may be: no leader heard for the last 2 s and more
+    s=$(cat "$CL/mnt/3/.raftfs/status")
+    c=$(echo "$s" | sed -E 's/.*"leader_contact_s": ([0-9.]+).*/\1/')
+    awk -v c="$c" 'BEGIN { exit !(c >= 2.0) }'
+    echo "$s" | grep -q '"leader": 0, '
+    RAFTFS_MOUNT_OPTS="--timeout 1.5 -o consistency=serializable" "$LC" restart "$CL" 2
+    for i in $(seq 1 100); do echo again > "$CL/mnt/3/k3" 2>/dev/null && break; sleep 0.05; done
+    [ "$(cat "$CL/mnt/2/k3")" = again ]
+    grep -q '"leader": [23], ' "$CL/mnt/3/.raftfs/status"
 }

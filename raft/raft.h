@@ -207,10 +207,13 @@ struct raft_storage {
 };
 
 struct raft_config {
-    uint64_t id;                    /* this member's id, non-zero */
-    uint32_t election_ticks;        /* base election timeout; randomised in [e, 2e) (default 10) */
-    uint32_t heartbeat_ticks;       /* leader heartbeat interval, < election_ticks (default 1) */
-    uint64_t seed;                  /* seeds the election timeout randomisation */
+    uint64_t id;              /* this member's id, non-zero */
+    uint32_t election_ticks;  /* base election timeout; randomised in [e, 2e) (default 10) */
+    uint32_t heartbeat_ticks; /* leader heartbeat interval, < election_ticks (default 1) */
+    /* Seeds the election timeout randomisation and the contexts of forwarded reads. Pass a
+     * different value at every start of a member (e.g. from getrandom()): a late answer to a
+     * read forwarded before a restart must not match one forwarded after it. */
+    uint64_t seed;
     uint64_t applied;               /* last index the state machine applied (restart input) */
     bool pre_vote;                  /* §9.6 PreVote */
     bool check_quorum;              /* §6.2 leader steps down without a majority of contact */

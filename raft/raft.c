@@ -587,7 +587,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 {
     int rc = 0;
     if (m->type == 0 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 || m->from == r->id ||
-        m->to != r->id || m->term == 0) {
+        m->to != r->id || m->term == 0 || m->term > RAFT_PEER_MAX) {
         raft_trace_event(r, "ignore malformed type=%u from=%llu", m->type,
                          (unsigned long long)m->from);
         return 0;

@@ -22,8 +22,9 @@ static int reply(struct raft *r, const struct raft_message *m, uint64_t offset, 
 static bool chunk_well_formed(const struct raft_message *m)
 {
     const struct raft_snapshot_meta *s = &m->snap;
-    if (s->index == 0 || s->term == 0 || s->term > m->term || !raft_conf_valid(&s->conf, false) ||
-        m->offset > s->size || m->len > s->size - m->offset || (m->len > 0 && !m->data)) {
+    if (s->index == 0 || s->index > RAFT_PEER_MAX || s->term == 0 || s->term > m->term ||
+        !raft_conf_valid(&s->conf, false) || m->offset > s->size || m->len > s->size - m->offset ||
+        (m->len > 0 && !m->data)) {
         return false;
     }
     return m->done == (m->offset + m->len == s->size);

@@ -28,7 +28,7 @@ static bool entries_well_formed(const struct raft_message *m)
 {
     uint64_t prev_term = m->prev_term;
     if (m->prev_index > RAFT_PEER_MAX || m->n_entries > RAFT_PEER_MAX - m->prev_index ||
-        m->prev_term > m->term) {
+        m->prev_term > m->term || (m->n_entries > 0 && m->entries == NULL)) {
         return false;
     }
     for (size_t i = 0; i < m->n_entries; i++) {

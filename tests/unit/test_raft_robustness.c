@@ -113,6 +113,20 @@ static void test_foreign_messages_ignored(void)
         CHECK_EQ(raft_term(th_r(&t, 1)), term);
         CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
     }
+    /* Entries announced but absent (a decoder that lost the array): malformed, ignored. */
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 2;
+    m.term = term;
+    m.prev_index = 1;
+    m.prev_term = 1;
+    m.prev_index = raft_last_index(th_r(&t, 2));
+    CHECK_EQ(raft_log_term(th_r(&t, 2), m.prev_index, &m.prev_term), 0);
+    m.n_entries = 3;
+    uint64_t last2 = raft_last_index(th_r(&t, 2));
+    CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
+    CHECK_EQ(raft_last_index(th_r(&t, 2)), last2);
     /* Answers from a member the leader does not track are ignored... */
     memset(&m, 0, sizeof(m));
     m.from = 7;

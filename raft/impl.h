@@ -28,6 +28,10 @@
  *   leader        -> follower (higher term, CheckQuorum, removed, transfer)
  */
 
+/* The largest term or log index taken from a peer. No real cluster comes near it (2^62), and it
+ * keeps index + 1 and term + 1 from wrapping: a message beyond it is malformed. */
+#define RAFT_PEER_MAX ((uint64_t)1 << 62)
+
 struct conf_entry {
     uint64_t index;
     struct raft_conf conf;

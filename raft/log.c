@@ -44,6 +44,10 @@ void raft_log_close(struct raft_log *l)
     l->ents = NULL;
     l->n = 0;
     l->cap = 0;
+    free(l->writes);
+    l->writes = NULL;
+    l->n_writes = 0;
+    l->cap_writes = 0;
 }
 
 int raft_entry_copy(struct raft_entry *dst, const struct raft_entry *src)
@@ -249,14 +253,50 @@ uint64_t raft_log_find_conflict(struct raft_log *l, const struct raft_entry *ent
     return 0;
 }
 
+int raft_log_handed_write(struct raft_log *l, uint64_t first, uint64_t last, uint64_t term)
+{
+    if (l->n_writes == l->cap_writes) {
+        size_t cap = l->cap_writes ? l->cap_writes * 2 : 16;
+        struct raft_log_write *p = realloc(l->writes, cap * sizeof(*p));
+        if (p == NULL) {
+            return RAFT_ENOMEM;
+        }
+        l->writes = p;
+        l->cap_writes = cap;
+    }
+    l->writes[l->n_writes].first = first;
+    l->writes[l->n_writes].last = last;
+    l->writes[l->n_writes].term = term;
+    l->n_writes++;
+    return 0;
+}
+
 bool raft_log_stable_to(struct raft_log *l, uint64_t index, uint64_t term)
 {
-    if (index <= l->stable || index > l->handed || index > raft_log_last_index(l)) {
+    size_t k = 0;
+    while (k < l->n_writes && (l->writes[k].last != index || l->writes[k].term != term)) {
+        k++;
+    }
+    if (k == l->n_writes) {
         return false;
     }
-    if (l->ents[index - l->stable - 1].term != term) {
+    /* Writes become durable in order: this one and every earlier one are. */
+    k++;
+    memmove(l->writes, l->writes + k, (l->n_writes - k) * sizeof(*l->writes));
+    l->n_writes -= k;
+    uint64_t to = l->handed;
+    for (size_t i = 0; i < l->n_writes; i++) {
+        if (l->writes[i].first <= l->writes[i].last && l->writes[i].first - 1 < to) {
+            to = l->writes[i].first - 1;
+        }
+    }
+#ifdef RAFT_MUTATE_PERSIST_NO_TERM_CHECK
+    to = index < l->handed ? index : l->handed;
+#endif
+    if (to <= l->stable) {
         return false;
     }
+    index = to;
     size_t drop = (size_t)(index - l->stable);
     for (size_t i = 0; i < drop; i++) {
         free(l->ents[i].data);
@@ -277,6 +317,11 @@ void raft_log_restore(struct raft_log *l, const struct raft_snapshot_meta *meta)
     l->snap = *meta;
     l->stable = meta->index;
     l->handed = meta->index;
+    /* Writes handed out before the install cover nothing any more; their notices (if any
+     * come) still match them rather than a later write of the same (index, term). */
+    for (size_t i = 0; i < l->n_writes; i++) {
+        l->writes[i].first = l->writes[i].last + 1;
+    }
     l->committed = meta->index;
     l->applied = meta->index;
 }

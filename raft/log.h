@@ -14,8 +14,20 @@
  *     raft_advance(): storage still shows the old log, so nothing at or below snap.index is
  *     read from it.
  *  5. Terms never decrease along the log.
+ *  6. writes[] lists, in write order, the writes handed out whose "persisted" notice has not
+ *     arrived: a notice is matched to the oldest one ending at its (index, term), which it and
+ *     every older one are then durable. Entries up to stable are those whose latest write is
+ *     durable: a write still pending that starts at f leaves f and above unstable, even when
+ *     an earlier write of the very same entries is durable (trap 6: (index, term) alone can
+ *     match again after a log was truncated and rewritten).
  * Storage errors are sticky in err: the first one is kept and returned by the public call.
  */
+struct raft_log_write {
+    uint64_t first; /* first index written; first > last: void (superseded by an install) */
+    uint64_t last;  /* last index written and its term: what its notice carries */
+    uint64_t term;
+};
+
 struct raft_log {
     struct raft_storage *st;
     int err;
@@ -26,6 +38,9 @@ struct raft_log {
     size_t n;
     size_t cap;
     uint64_t handed;
+    struct raft_log_write *writes;
+    size_t n_writes;
+    size_t cap_writes;
     uint64_t committed;
     uint64_t applied;
 };
@@ -56,9 +71,13 @@ int raft_log_append(struct raft_log *l, const struct raft_entry *ents, size_t n)
 /* Index of the first entry of ents that is missing here or has another term; 0 if none. */
 uint64_t raft_log_find_conflict(struct raft_log *l, const struct raft_entry *ents, size_t n);
 
-/* Entries up to (index, term) are durable: moves them out of the unstable tail. Ignored if
- * the log no longer has term at index or index was never handed out (trap 6). Returns true
- * when stable advanced. */
+/* Records that entries first..handed (the last one of term) were handed out as one write.
+ * RAFT_ENOMEM on failure (nothing changed). */
+int raft_log_handed_write(struct raft_log *l, uint64_t first, uint64_t last, uint64_t term);
+
+/* The write ending at (index, term) is durable, and so is every earlier one: moves the entries
+ * whose latest write is durable out of the unstable tail. Ignored if no write handed out ends
+ * there (trap 6). Returns true when stable advanced. */
 bool raft_log_stable_to(struct raft_log *l, uint64_t index, uint64_t term);
 
 /* Replaces the whole log by snapshot meta (install pending until log_snapshot_done). */

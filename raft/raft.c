@@ -86,13 +86,18 @@ int raft_grow_array(void **p, size_t *cap, size_t want, size_t size)
     return 0;
 }
 
-static uint64_t rng_next(struct raft *r)
+static uint64_t splitmix64(uint64_t *state)
 {
     /* splitmix64: deterministic, seeded from the configuration only. */
-    uint64_t z = (r->rng += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+static uint64_t rng_next(struct raft *r)
+{
+    return splitmix64(&r->rng);
 }
 
 void raft_reset_election_timer(struct raft *r)
@@ -432,7 +437,9 @@ int raft_new(const struct raft_config *cfg, struct raft **out)
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0xD6E8FEB86659FD93ull);
     r->role = RAFT_FOLLOWER;
-    raft_readonly_init(&r->ro);
+    /* Drawn from a copy of the generator so that the election timeouts stay as they were. */
+    uint64_t fwd_rng = r->rng ^ 0x5DEECE66Dull;
+    raft_readonly_init(&r->ro, splitmix64(&fwd_rng));
     rc = load_state(r);
     if (rc != 0) {
         goto err_state;
@@ -580,7 +587,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 {
     int rc = 0;
     if (m->type == 0 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 || m->from == r->id ||
-        m->to != r->id || m->term == 0) {
+        m->to != r->id || m->term == 0 || m->term > RAFT_PEER_MAX) {
         raft_trace_event(r, "ignore malformed type=%u from=%llu", m->type,
                          (unsigned long long)m->from);
         return 0;

@@ -21,7 +21,8 @@
  *      is sent. The chunk is written before the install when both are present.
  *   2. rd.entries are appended to the log after the snapshot (if any). Writing entry i replaces
  *      every stored entry with index >= i. They may be written asynchronously, in order of the
- *      readies; when entries up to (index, term) are durable, call raft_persisted(index, term).
+ *      readies; once the rd.entries of a ready are durable, call raft_persisted() with the
+ *      (index, term) of the last of them (one call may cover several readies written in order).
  *      No message in any ready depends on rd.entries being durable: acknowledgements wait for
  *      raft_persisted(). rd.must_sync says whether an fsync is needed (entries or hard state
  *      term/vote changed).
@@ -207,10 +208,13 @@ struct raft_storage {
 };
 
 struct raft_config {
-    uint64_t id;                    /* this member's id, non-zero */
-    uint32_t election_ticks;        /* base election timeout; randomised in [e, 2e) (default 10) */
-    uint32_t heartbeat_ticks;       /* leader heartbeat interval, < election_ticks (default 1) */
-    uint64_t seed;                  /* seeds the election timeout randomisation */
+    uint64_t id;              /* this member's id, non-zero */
+    uint32_t election_ticks;  /* base election timeout; randomised in [e, 2e) (default 10) */
+    uint32_t heartbeat_ticks; /* leader heartbeat interval, < election_ticks (default 1) */
+    /* Seeds the election timeout randomisation and the contexts of forwarded reads. Pass a
+     * different value at every start of a member (e.g. from getrandom()): a late answer to a
+     * read forwarded before a restart must not match one forwarded after it. */
+    uint64_t seed;
     uint64_t applied;               /* last index the state machine applied (restart input) */
     bool pre_vote;                  /* §9.6 PreVote */
     bool check_quorum;              /* §6.2 leader steps down without a majority of contact */
@@ -360,8 +364,10 @@ int raft_ready(struct raft *r, struct raft_ready *rd);
 /* Releases rd, which must be the last batch returned by raft_ready(). */
 void raft_advance(struct raft *r, struct raft_ready *rd);
 
-/* Entries up to (index, term) handed out in earlier readies are durable. Ignored unless the
- * log still holds term at index (trap 6). Returns 0 or a storage error. */
+/* The rd.entries of the ready whose last entry is (index, term) are durable, and so are those
+ * of every earlier ready. Entries count as durable only once their latest write is: a notice
+ * naming no ready's last entry, or one whose entries a later ready rewrites while that write
+ * is pending, advances nothing for them (trap 6). Returns 0 or a storage error. */
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 /* Read-only accessors. */

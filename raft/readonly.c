@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-void raft_readonly_init(struct readonly *ro)
+void raft_readonly_init(struct readonly *ro, uint64_t fwd_base)
 {
     memset(ro, 0, sizeof(*ro));
     ro->next_ctx = 1;
+    ro->next_fwd_ctx = fwd_base;
 }
 
 void raft_readonly_close(struct readonly *ro)
@@ -109,7 +110,10 @@ int raft_readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader,
         return rc;
     }
     struct fwd_read *f = &ro->fwd[ro->n_fwd++];
-    f->context = ro->next_ctx++;
+    if (ro->next_fwd_ctx == 0) {
+        ro->next_fwd_ctx++; /* 0 means "no context" on the wire */
+    }
+    f->context = ro->next_fwd_ctx++;
     f->cookie = cookie;
     f->leader = leader;
     f->age_ticks = 0;

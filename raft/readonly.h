@@ -43,13 +43,18 @@ struct readonly {
     size_t cap_round;
     uint64_t acks[3 * RAFT_CONF_MAX];
     uint32_t n_acks;
-    uint64_t next_ctx; /* never reused within the life of the core */
+    uint64_t next_ctx; /* rounds: never reused within the life of the core */
+    /* Forwarded reads: never reused across restarts either (the answer to a read forwarded
+     * before a restart may still be in the network and the member's term need not change):
+     * the sequence starts at a point drawn from the configuration's seed. */
+    uint64_t next_fwd_ctx;
     struct fwd_read *fwd;
     size_t n_fwd;
     size_t cap_fwd;
 };
 
-void raft_readonly_init(struct readonly *ro);
+/* fwd_base: first context of forwarded reads, different at every start of the member. */
+void raft_readonly_init(struct readonly *ro, uint64_t fwd_base);
 void raft_readonly_close(struct readonly *ro);
 size_t raft_readonly_pending(const struct readonly *ro);
 int raft_readonly_wait_add(struct readonly *ro, const struct read_req *req);

@@ -119,6 +119,12 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
                 goto err_committed;
             }
         }
+        rc = raft_log_handed_write(&r->log, r->log.handed + 1, last, rd->entries[n - 1].term);
+        if (rc != 0) {
+            raft_entries_free(rd->entries, n);
+            rd->entries = NULL;
+            goto err_committed;
+        }
         rd->n_entries = n;
         r->log.handed = last;
         rd->must_sync = true;
@@ -198,13 +204,6 @@ void raft_advance(struct raft *r, struct raft_ready *rd)
 
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 {
-#ifdef RAFT_MUTATE_PERSIST_NO_TERM_CHECK
-    uint64_t t = 0;
-    if (index > r->log.stable && index <= r->log.handed &&
-        raft_log_entry_term(&r->log, index, &t) == 0) {
-        term = t;
-    }
-#endif
     if (!raft_log_stable_to(&r->log, index, term)) {
         raft_trace_event(r, "ignore persisted %llu/%llu", (unsigned long long)index,
                          (unsigned long long)term);

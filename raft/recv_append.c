@@ -27,7 +27,8 @@ int raft_follower_send_ack(struct raft *r, bool force)
 static bool entries_well_formed(const struct raft_message *m)
 {
     uint64_t prev_term = m->prev_term;
-    if (m->prev_index > UINT64_MAX - m->n_entries - 1 || m->prev_term > m->term) {
+    if (m->prev_index > RAFT_PEER_MAX || m->n_entries > RAFT_PEER_MAX - m->prev_index ||
+        m->prev_term > m->term || (m->n_entries > 0 && m->entries == NULL)) {
         return false;
     }
     for (size_t i = 0; i < m->n_entries; i++) {

@@ -22,8 +22,9 @@ static int reply(struct raft *r, const struct raft_message *m, uint64_t offset, 
 static bool chunk_well_formed(const struct raft_message *m)
 {
     const struct raft_snapshot_meta *s = &m->snap;
-    if (s->index == 0 || s->term == 0 || s->term > m->term || !raft_conf_valid(&s->conf, false) ||
-        m->offset > s->size || m->len > s->size - m->offset || (m->len > 0 && !m->data)) {
+    if (s->index == 0 || s->index > RAFT_PEER_MAX || s->term == 0 || s->term > m->term ||
+        !raft_conf_valid(&s->conf, false) || m->offset > s->size || m->len > s->size - m->offset ||
+        (m->len > 0 && !m->data)) {
         return false;
     }
     return m->done == (m->offset + m->len == s->size);
@@ -49,9 +50,12 @@ int raft_recv_snapshot(struct raft *r, const struct raft_message *m)
         uint64_t idx = r->log.committed < stable ? r->log.committed : stable;
         return reply(r, m, 0, false, true, idx);
     }
-    if (m->offset == 0 && raft_log_match_term(&r->log, m->snap.index, m->snap.term)) {
+    if (raft_log_match_term(&r->log, m->snap.index, m->snap.term)) {
         /* Trap 7: the snapshot's last entry is ours (same index and term), so our log up to
-         * it is the leader's (Log Matching). Keep the suffix; just commit. */
+         * it is the leader's (Log Matching). Keep the suffix; just commit. Checked at every
+         * chunk, not only the first: a delayed APPEND of the same leader may have brought
+         * the entry (and acknowledged ones after it) since the transfer began, and those
+         * must not be thrown away by an install. */
         r->recv_active = false;
         r->log.committed = m->snap.index;
         int rc = raft_membership_on_commit(r);

@@ -408,6 +408,42 @@ static void client_retry(struct sim *s, struct client *c, uint64_t hint)
     c->next_at = s->now + 1 + rng_below(&s->g, 3);
 }
 
+/* Whether entry index is durable on d: 1 with its term (0 when inside the snapshot), 0 if
+ * not. */
+static int durable_entry(const struct sim_disk *d, uint64_t index, uint64_t *term)
+{
+    if (index <= d->snap.index) {
+        *term = 0;
+        return 1;
+    }
+    if (index - d->snap.index > d->dur.n) {
+        return 0;
+    }
+    *term = d->dur.v[index - d->snap.index - 1].e.term;
+    return 1;
+}
+
+/* Trap 5: an acknowledgement only covers entries already durable; remember the highest. */
+static void note_ack(struct sim *s, struct sim_node *n, const struct raft_message *m)
+{
+    bool ack = (m->type == RAFT_MSG_APPEND_RESP && !m->reject) ||
+               (m->type == RAFT_MSG_SNAPSHOT_RESP && m->done);
+    if (!ack || m->index == 0) {
+        return;
+    }
+    uint64_t t = 0;
+    if (!durable_entry(&n->disk, m->index, &t)) {
+        sim_violation(s, "n%llu acknowledges %llu, not durable", (unsigned long long)n->id,
+                      (unsigned long long)m->index);
+        return;
+    }
+    if (m->term != n->ack_term || m->index > n->ack_index) {
+        n->ack_term = m->term;
+        n->ack_index = m->index;
+        n->ack_entry_term = t;
+    }
+}
+
 static void node_ready(struct sim *s, uint32_t i)
 {
     struct sim_node *n = &s->nodes[i];
@@ -492,6 +528,7 @@ static void node_ready(struct sim *s, uint32_t i)
             }
         }
         for (size_t k = 0; k < rd.n_messages; k++) {
+            note_ack(s, n, &rd.messages[k]);
             net_send(s, &rd.messages[k]);
         }
         for (size_t k = 0; k < rd.n_committed && !s->res->violation; k++) {
@@ -814,6 +851,17 @@ static void check_node(struct sim *s, struct sim_node *n)
     struct raft *r = n->r;
     uint64_t term = raft_term(r);
     uint64_t commit = raft_commit_index(r);
+    /* What this member acknowledged in its current term is still durable (a crash, a later
+     * write or a snapshot install never takes it away while the leader may count it). */
+    if (n->ack_term == term && n->ack_index > 0) {
+        uint64_t t = 0;
+        if (!durable_entry(&n->disk, n->ack_index, &t) ||
+            (t != 0 && n->ack_entry_term != 0 && t != n->ack_entry_term)) {
+            sim_violation(s, "n%llu lost entry %llu it acknowledged in term %llu",
+                          (unsigned long long)n->id, (unsigned long long)n->ack_index,
+                          (unsigned long long)term);
+        }
+    }
     if (commit < n->last_commit) {
         sim_violation(s, "n%llu commit went back %llu -> %llu", (unsigned long long)n->id,
                       (unsigned long long)n->last_commit, (unsigned long long)commit);

@@ -37,6 +37,12 @@ struct sim_node {
     uint64_t last_term;
     uint64_t lead_last_index; /* while leader: last index seen, must stay */
     uint64_t lead_last_term;
+    /* Highest index this member acknowledged (APPEND_RESP, SNAPSHOT_RESP done) in term
+     * ack_term, and that entry's term: a leader of ack_term counts it, so it must stay
+     * durable as long as the member is in that term. */
+    uint64_t ack_term;
+    uint64_t ack_index;
+    uint64_t ack_entry_term; /* 0: covered by the snapshot */
 };
 
 enum client_state {

@@ -57,7 +57,8 @@ void th_start(struct th *t, uint64_t id)
     struct raft_config cfg;
     raft_config_init(&cfg);
     cfg.id = id;
-    cfg.seed = id;
+    /* raft.h: a different seed at every start (the first one is the id). */
+    cfg.seed = id + 1000 * (uint64_t)n->starts++;
     cfg.applied = n->n_applied > 0 ? n->applied[n->n_applied - 1].index : n->disk.snap.index;
     if (id <= t->bootstrap.n_voters) {
         cfg.bootstrap = t->bootstrap;

@@ -42,6 +42,7 @@ struct th_node {
     struct raft *r;
     struct sim_disk disk;
     bool alive;
+    uint32_t starts;  /* how many times the core was created (seeds differ per start) */
     bool hold_sync;   /* entries stay unsynced until th_sync() */
     bool check_every; /* raft_check after every call (default on) */
     struct th_applied applied[512];

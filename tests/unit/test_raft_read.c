@@ -219,6 +219,51 @@ static void test_round_completes_when_configuration_shrinks(void)
     th_free(&t);
 }
 
+static void test_late_answer_to_a_read_forwarded_before_a_restart(void)
+{
+    /* Member 2 forwards a read; the leader's answer (index i) is delayed in the network while
+     * 2 restarts. A write then commits at w > i, and a new read is forwarded by the restarted
+     * 2. The late answer must not complete the new read: serving it at i would miss the
+     * write that completed before the read began (a stale read). */
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 2), 1), 0);
+    struct raft_message old;
+    bool held = false;
+    for (int i = 0; i < 10 && !held; i++) {
+        th_ready_all(&t);
+        long k = th_find(&t, RAFT_MSG_READ_INDEX_RESP, 1, 2);
+        if (k >= 0) {
+            old = t.q[k]; /* no entries or data: a shallow copy owns nothing */
+            th_drop(&t, RAFT_MSG_READ_INDEX_RESP, 1, 2);
+            held = true;
+            break;
+        }
+        th_deliver(&t);
+    }
+    CHECK(held && !old.reject);
+    th_settle(&t);
+    th_crash(&t, 2);
+    th_start(&t, 2);
+    uint64_t w = th_propose(&t, 1, 99);
+    th_settle(&t);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(raft_commit_index(th_r(&t, 1)), w);
+    CHECK(old.index < w);
+    CHECK_EQ(raft_leader(th_r(&t, 2)), 1);
+    CHECK_EQ(raft_read_index(th_r(&t, 2), 2), 0);
+    th_ready(&t, 2);
+    th_drop(&t, 0, 0, 0);
+    CHECK_EQ(raft_step(th_r(&t, 2), &old), 0);
+    th_ready(&t, 2);
+    for (size_t i = 0; i < t.nodes[2].n_reads; i++) {
+        const struct raft_read_state *rs = &t.nodes[2].reads[i];
+        CHECK(rs->cookie != 2 || rs->status != 0 || rs->index >= w);
+    }
+    th_free(&t);
+}
+
 int main(void)
 {
     test_round_completes_when_configuration_shrinks();
@@ -229,6 +274,7 @@ int main(void)
     test_step_down_fails_everything_pending();
     test_no_lease_read_without_quorum();
     test_pending_reads_bounded();
+    test_late_answer_to_a_read_forwarded_before_a_restart();
     printf("test_raft_read: ok\n");
     return 0;
 }

@@ -112,7 +112,9 @@ static void test_stale_persist_notice_ignored(void)
     CHECK(index == 4 && term == 2);
     CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
     th_ready(&t, 2);
-    CHECK_EQ(acked(&t, 2), 0); /* nothing acknowledged */
+    /* Nothing of term 3 acknowledged; entry 1, written by the same write as 2..4 of term 2
+     * and never replaced, is durable. */
+    CHECK_EQ(acked(&t, 2), 1);
     CHECK(disk_sync(&t.nodes[2].disk, UINT64_MAX, &index, &term));
     CHECK(index == 5 && term == 3);
     CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
@@ -349,11 +351,50 @@ static void test_fast_backtracking(void)
     th_free(&t);
 }
 
+static void test_notice_of_an_overwritten_write_ignored(void)
+{
+    /* Trap 6, with the same (index, term) written twice: write A holds 2..4 of term 2 (leader
+     * of term 2); write B replaces them with 2..3 of term 3 (leader of term 3); write C puts
+     * 2..4 of term 2 back (leader of term 4, whose log has them). A's notice "durable up to
+     * (4, 2)" matches the log again, but B, later in write order, is not durable, nor C: a
+     * crash now may leave B's entries on disk. Nothing may be acknowledged before C is. */
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    t.nodes[2].hold_sync = true;
+    struct raft_entry a[] = {ent(2, 2), ent(3, 2), ent(4, 2)};
+    struct raft_message m = append(1, 2, 2, 1, 1, 1, a, 3);
+    step(&t, 2, &m);
+    struct raft_entry b[] = {ent(2, 3), ent(3, 3)};
+    m = append(3, 2, 3, 1, 1, 1, b, 2);
+    step(&t, 2, &m);
+    m = append(1, 2, 4, 1, 1, 1, a, 3);
+    step(&t, 2, &m);
+    th_drop(&t, 0, 0, 0);
+    uint64_t index = 0, term = 0;
+    CHECK(disk_sync(&t.nodes[2].disk, UINT64_MAX, &index, &term));
+    CHECK(index == 4 && term == 2); /* A (and entry 1, never replaced) */
+    CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
+    th_ready(&t, 2);
+    CHECK_EQ(acked(&t, 2), 1);
+    CHECK(disk_sync(&t.nodes[2].disk, UINT64_MAX, &index, &term));
+    CHECK(index == 3 && term == 3); /* B */
+    CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
+    th_ready(&t, 2);
+    CHECK_EQ(acked(&t, 2), 1);
+    CHECK(disk_sync(&t.nodes[2].disk, UINT64_MAX, &index, &term));
+    CHECK(index == 4 && term == 2); /* C */
+    CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
+    th_ready(&t, 2);
+    CHECK_EQ(acked(&t, 2), 4);
+    th_free(&t);
+}
+
 int main(void)
 {
     test_single_member_counts_itself_after_sync();
     test_leader_counts_itself_after_sync();
     test_stale_persist_notice_ignored();
+    test_notice_of_an_overwritten_write_ignored();
     test_stale_append_never_truncates();
     test_no_commit_of_previous_term_by_counting();
     test_batching_and_window();

@@ -113,6 +113,20 @@ static void test_foreign_messages_ignored(void)
         CHECK_EQ(raft_term(th_r(&t, 1)), term);
         CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
     }
+    /* Entries announced but absent (a decoder that lost the array): malformed, ignored. */
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 2;
+    m.term = term;
+    m.prev_index = 1;
+    m.prev_term = 1;
+    m.prev_index = raft_last_index(th_r(&t, 2));
+    CHECK_EQ(raft_log_term(th_r(&t, 2), m.prev_index, &m.prev_term), 0);
+    m.n_entries = 3;
+    uint64_t last2 = raft_last_index(th_r(&t, 2));
+    CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
+    CHECK_EQ(raft_last_index(th_r(&t, 2)), last2);
     /* Answers from a member the leader does not track are ignored... */
     memset(&m, 0, sizeof(m));
     m.from = 7;
@@ -291,6 +305,62 @@ static void test_fail_closed_on_inconsistent_storage(void)
     disk_free(&d);
 }
 
+static void test_extreme_indexes_and_terms(void)
+{
+    /* A peer's message with a current term but an index next to UINT64_MAX (a snapshot of
+     * index 2^64-2), or a term next to UINT64_MAX: taking them would make index + 1 or
+     * term + 1 wrap (an assertion when the member leads, or a term that can never be
+     * campaigned in again). They are malformed and ignored; the cluster goes on. */
+    static uint8_t image[8];
+    uint64_t huge[] = {UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 1000, (uint64_t)1 << 63};
+    for (size_t h = 0; h < sizeof(huge) / sizeof(huge[0]); h++) {
+        struct th t;
+        th_init(&t, 3, 3, NULL);
+        th_elect(&t, 1);
+        uint64_t term = raft_term(th_r(&t, 1));
+        struct raft_message m;
+        memset(&m, 0, sizeof(m));
+        m.type = RAFT_MSG_SNAPSHOT;
+        m.from = 1;
+        m.to = 3;
+        m.term = term;
+        m.snap.index = huge[h];
+        m.snap.term = term;
+        m.snap.size = sizeof(image);
+        m.snap.conf = t.bootstrap;
+        m.data = image;
+        m.len = sizeof(image);
+        m.done = true;
+        CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
+        th_ready(&t, 3);
+        CHECK(raft_last_index(th_r(&t, 3)) < 100);
+        memset(&m, 0, sizeof(m));
+        m.type = RAFT_MSG_HEARTBEAT_RESP;
+        m.from = 3;
+        m.to = 2;
+        m.term = huge[h];
+        CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
+        CHECK_EQ(raft_term(th_r(&t, 2)), term);
+        th_drop(&t, 0, 0, 0);
+        /* Leader 1 crashes: 2 and 3 elect one of them, which commits. */
+        th_crash(&t, 1);
+        uint64_t lead = 0;
+        for (int i = 0; i < 100 && lead == 0; i++) {
+            th_tick(&t, 2, 1);
+            th_tick(&t, 3, 1);
+            th_settle(&t);
+            lead = raft_role(th_r(&t, 2)) == RAFT_LEADER   ? 2
+                   : raft_role(th_r(&t, 3)) == RAFT_LEADER ? 3
+                                                           : 0;
+        }
+        CHECK(lead != 0);
+        uint64_t idx = th_propose(&t, lead, 5);
+        th_settle(&t);
+        CHECK_EQ(raft_commit_index(th_r(&t, lead)), idx);
+        th_free(&t);
+    }
+}
+
 int main(void)
 {
     test_fuzzed_peer_input();
@@ -299,6 +369,7 @@ int main(void)
     test_restart_never_applies_twice();
     test_restart_never_resurrects_truncated_entries();
     test_fail_closed_on_inconsistent_storage();
+    test_extreme_indexes_and_terms();
     printf("test_raft_robustness: ok\n");
     return 0;
 }

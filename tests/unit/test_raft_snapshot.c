@@ -249,12 +249,141 @@ static void test_install_keeps_suffix_only_on_match(void)
     th_free(&t);
 }
 
+static void test_install_never_drops_acknowledged_entries(void)
+{
+    /* A transfer of snapshot 20/2 from leader 1 has begun when a delayed APPEND of the same
+     * leader and term brings entries 2..23: 3 now holds entry 20 of term 2, so its log up to
+     * 23 is the leader's, and it acknowledges 23 (the leader counts it for commitment). The
+     * last chunk of the transfer arrives afterwards: installing would throw away 21..23,
+     * which the leader already counts on 3 (trap 7: the suffix stays when (index, term)
+     * matches, whatever the offset of the chunk that finds it). */
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    struct raft_message m = chunk(2, 0, 16, false);
+    struct raft_message a = step_answer(&t, &m);
+    CHECK(!a.reject && a.offset == 16);
+    th_drop(&t, 0, 0, 0);
+    static uint64_t v = 5;
+    struct raft_entry ents[22];
+    for (int i = 0; i < 22; i++) {
+        ents[i] = (struct raft_entry){.term = 2,
+                                      .index = (uint64_t)i + 2,
+                                      .type = RAFT_ENTRY_NORMAL,
+                                      .len = 8,
+                                      .data = (uint8_t *)&v};
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 3;
+    m.term = 2;
+    m.prev_index = 1;
+    m.prev_term = 1;
+    m.commit = 1;
+    m.entries = ents;
+    m.n_entries = 22; /* 2..23 */
+    CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
+    th_ready(&t, 3);
+    bool acked = false;
+    for (size_t q = 0; q < t.nq; q++) {
+        acked =
+            acked || (t.q[q].type == RAFT_MSG_APPEND_RESP && !t.q[q].reject && t.q[q].index == 23);
+    }
+    CHECK(acked);
+    th_drop(&t, 0, 0, 0);
+    m = chunk(2, 16, 16, false);
+    step_answer(&t, &m);
+    th_drop(&t, 0, 0, 0);
+    m = chunk(2, 32, 8, true);
+    CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
+    th_ready(&t, 3);
+    CHECK_EQ(raft_last_index(th_r(&t, 3)), 23);
+    uint64_t term = 0;
+    CHECK_EQ(raft_log_term(th_r(&t, 3), 23, &term), 0);
+    CHECK_EQ(term, 2);
+    CHECK_EQ(t.nodes[3].installs, 0);
+    CHECK(raft_commit_index(th_r(&t, 3)) >= 20);
+    /* The leader learns that the transfer is over. */
+    long k = th_find(&t, RAFT_MSG_SNAPSHOT_RESP, 3, 1);
+    CHECK(k >= 0 && t.q[k].done && t.q[k].index >= 20);
+    /* And a restart finds the same log. */
+    th_crash(&t, 3);
+    th_start(&t, 3);
+    CHECK_EQ(raft_last_index(th_r(&t, 3)), 23);
+    th_free(&t);
+}
+
+static void test_install_and_entries_in_one_synchronous_ready(void)
+{
+    /* docs/raft.md's synchronous loop reports the write as durable before raft_advance():
+     * here the same ready installs snapshot 20 and writes 21..22 that arrived right after
+     * it. The follower acknowledges 22, keeps a consistent log and restarts into it. */
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    struct raft *r = th_r(&t, 3);
+    struct raft_message m = chunk(2, 0, 40, true);
+    CHECK_EQ(raft_step(r, &m), 0);
+    static uint64_t v = 9;
+    struct raft_entry ents[2];
+    for (int i = 0; i < 2; i++) {
+        ents[i] = (struct raft_entry){.term = 2,
+                                      .index = (uint64_t)i + 21,
+                                      .type = RAFT_ENTRY_NORMAL,
+                                      .len = 8,
+                                      .data = (uint8_t *)&v};
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APPEND;
+    m.from = 1;
+    m.to = 3;
+    m.term = 2;
+    m.prev_index = 20;
+    m.prev_term = 2;
+    m.commit = 21;
+    m.entries = ents;
+    m.n_entries = 2;
+    CHECK_EQ(raft_step(r, &m), 0);
+    struct raft_ready rd;
+    CHECK_EQ(raft_ready(r, &rd), 0);
+    CHECK(rd.has_snapshot_chunk && rd.has_snapshot && rd.n_entries == 2);
+    struct th_node *n = &t.nodes[3];
+    n->disk.hs = rd.hard_state;
+    disk_install(&n->disk, &rd.snapshot, rd.snapshot_chunk.data, 0);
+    disk_write(&n->disk, rd.entries, rd.n_entries, 0);
+    uint64_t index = 0, term = 0;
+    CHECK(disk_sync(&n->disk, UINT64_MAX, &index, &term));
+    CHECK_EQ(raft_persisted(r, index, term), 0);
+    char why[128];
+    CHECK_EQ(raft_check(r, why, sizeof(why)), 0);
+    raft_advance(r, &rd);
+    CHECK_EQ(raft_check(r, why, sizeof(why)), 0);
+    n->n_applied = 0;
+    n->applied[n->n_applied++] = (struct th_applied){.index = 20, .term = 2};
+    th_ready(&t, 3);
+    bool acked = false;
+    for (size_t q = 0; q < t.nq; q++) {
+        acked =
+            acked || (t.q[q].type == RAFT_MSG_APPEND_RESP && !t.q[q].reject && t.q[q].index == 22);
+    }
+    CHECK(acked);
+    CHECK_EQ(n->applied[n->n_applied - 1].index, 21);
+    uint64_t t22 = 0;
+    CHECK_EQ(raft_log_term(r, 22, &t22), 0);
+    CHECK_EQ(t22, 2);
+    th_crash(&t, 3);
+    th_start(&t, 3);
+    CHECK_EQ(raft_last_index(th_r(&t, 3)), 22);
+    th_free(&t);
+}
+
 int main(void)
 {
     test_compacted_prev_sends_snapshot();
     test_lost_chunk_resumes();
     test_wrong_offsets_answered();
     test_install_keeps_suffix_only_on_match();
+    test_install_never_drops_acknowledged_entries();
+    test_install_and_entries_in_one_synchronous_ready();
     printf("test_raft_snapshot: ok\n");
     return 0;
 }

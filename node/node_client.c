@@ -775,7 +775,10 @@ void node_server_drop_peer(struct node *n, uint64_t id)
     struct node_server *s = n->server;
     if (!s || !id)
         return;
-    for (struct client *c = s->clients; c; c = c->next)
+    struct client *next;
+    for (struct client *c = s->clients; c; c = next) {
+        next = c->next; /* closing may free c (client_close) */
         if (c->peer_id == id && c->conn)
             net_conn_close(c->conn, 0, false);
+    }
 }

@@ -474,11 +474,19 @@ struct ready {
     const char *log; /* background: where stderr goes once ready */
     const char *mnt;
     const char *data;
+    /* --join without --learner: ask to become a voter once serving (no
+     * thread may run before the mount: fs_session.c) */
+    const char *promote_via;
+    uint64_t promote_id;
 };
+
+static void start_promoter(const char *listen, uint64_t id);
 
 static void on_ready(void *ctx)
 {
     struct ready *r = ctx;
+    if (r->promote_via)
+        start_promoter(r->promote_via, r->promote_id);
     if (r->fd < 0) {
         fprintf(stderr, "raftfs: serving %s at %s; stop with 'fusermount3 -u %s' or Ctrl-C\n",
                 r->data, r->mnt, r->mnt);
@@ -582,8 +590,10 @@ static int serve(struct mount_args *a, struct ready *r)
     if (r->fd >= 0 && (log = fopen(r->log, "ae")))
         node_log_set_file(log); /* start-up problems still reach the caller via r->fd */
     node_log(NODE_LOG_INFO, "data directory %s opened", a->data);
-    if (a->join && !a->learner)
-        start_promoter(a->listen, ncfg.id);
+    if (a->join && !a->learner) {
+        r->promote_via = a->listen;
+        r->promote_id = ncfg.id;
+    }
     struct fs_config fcfg = {.mountpoint = a->mountpoint,
                              .node = n,
                              .options = a->options,

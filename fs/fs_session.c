@@ -150,23 +150,28 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         rc = EINVAL;
         goto out_table;
     }
-    if ((rc = fs_inval_start(&fs))) {
-        snprintf(err, err_len, "cannot start the invalidation thread: %s", strerror(rc));
-        goto out_session;
-    }
-    if ((rc = node_start(fs.node))) {
-        snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
-        goto out_inval;
-    }
     if (fuse_set_signal_handlers(fs.se)) {
         snprintf(err, err_len, "cannot install signal handlers");
         rc = EIO;
-        goto out_node;
+        goto out_session;
     }
+    /* Mounted while this process has one thread: libfuse forks and execs
+     * fusermount3, and a child forked from a busy multi-threaded process
+     * can block forever on a lock another thread held at the fork (seen
+     * with the sanitizers and debug logging). Nothing is served before
+     * the loop below runs, so the node can start after. */
     if (fuse_session_mount(fs.se, cfg->mountpoint)) {
         snprintf(err, err_len, "cannot mount %s (see the line above)", cfg->mountpoint);
         rc = EIO;
         goto out_signals;
+    }
+    if ((rc = fs_inval_start(&fs))) {
+        snprintf(err, err_len, "cannot start the invalidation thread: %s", strerror(rc));
+        goto out_unmount;
+    }
+    if ((rc = node_start(fs.node))) {
+        snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
+        goto out_inval;
     }
     node_log(NODE_LOG_INFO, "mounted at %s", cfg->mountpoint);
     if (cfg->on_ready)
@@ -176,7 +181,7 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
     if (!lc) {
         rc = ENOMEM;
         snprintf(err, err_len, "out of memory");
-        goto out_unmount;
+        goto out_node;
     }
     fuse_loop_cfg_set_max_threads(lc, (unsigned)max_threads);
     fuse_loop_cfg_set_idle_threads(lc, 10);
@@ -189,14 +194,14 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "FUSE loop failed: %s", strerror(rc));
     node_log(NODE_LOG_INFO, "unmounting %s", cfg->mountpoint);
 
-out_unmount:
-    fuse_session_unmount(fs.se);
-out_signals:
-    fuse_remove_signal_handlers(fs.se);
 out_node:
     node_stop(fs.node);
 out_inval:
     fs_inval_stop(&fs);
+out_unmount:
+    fuse_session_unmount(fs.se);
+out_signals:
+    fuse_remove_signal_handlers(fs.se);
 out_session:
     fuse_session_destroy(fs.se);
 out_table:

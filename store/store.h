@@ -197,11 +197,30 @@ struct store_stats {
 /* Errors: EIO (corrupt state record). */
 int store_get_stats(struct store *s, struct store_stats *out);
 
-/* Bytes the store can still take: the unused end of the LMDB map plus the
- * pages on its free list (some may still be pinned by old readers), and no
- * more than the data directory's filesystem has free. An estimate, for
- * refusing a write before it cannot fit. */
-int store_free_bytes(struct store *s, uint64_t *out);
+/* Room the store has left, for refusing a write before it cannot fit.
+ *
+ * LMDB puts a value that does not fit in a page (about half a page) on
+ * that many CONSECUTIVE pages, taken from a run of free pages or from the
+ * unused end of the map; free pages scattered in between are of no use to
+ * it. So besides the total, the model keeps the unused end and the longest
+ * runs of consecutive free pages (looked at only when the end is short:
+ * STORE_SPACE_TAIL_ENOUGH), and store_space_take places values in it as
+ * LMDB would. Estimates, on the safe side: runs that span two free-list
+ * records are counted as two, and pages pinned by old readers are
+ * counted as free. */
+#define STORE_SPACE_RUNS        16
+#define STORE_SPACE_TAIL_ENOUGH (64ULL << 20)
+struct store_space {
+    uint64_t free_bytes; /* the unused end plus every free page, within the disk's room */
+    uint64_t page_size;
+    uint64_t tail_pages;             /* the unused end of the map (within the disk's room) */
+    uint64_t runs[STORE_SPACE_RUNS]; /* longest runs of free pages, longest first */
+    size_t n_runs;
+};
+int store_space(struct store *s, struct store_space *out);
+/* Takes the room a value of len bytes will need from sp: false (sp then
+ * unchanged) if it has none. Pure. */
+bool store_space_take(struct store_space *sp, uint64_t len);
 
 /* ---- applying ------------------------------------------------------- */
 

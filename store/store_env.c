@@ -546,7 +546,20 @@ int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id)
     return rc ? store_mdb_errno(rc) : 0;
 }
 
-int store_free_bytes(struct store *s, uint64_t *out)
+/* Keeps the longest runs in sp->runs (longest first). */
+static void note_run(struct store_space *sp, uint64_t len)
+{
+    if (sp->n_runs == STORE_SPACE_RUNS && sp->runs[STORE_SPACE_RUNS - 1] >= len)
+        return;
+    size_t i = sp->n_runs < STORE_SPACE_RUNS ? sp->n_runs++ : STORE_SPACE_RUNS - 1;
+    while (i > 0 && sp->runs[i - 1] < len) {
+        sp->runs[i] = sp->runs[i - 1];
+        i--;
+    }
+    sp->runs[i] = len;
+}
+
+int store_space(struct store *s, struct store_space *out)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -555,10 +568,20 @@ int store_free_bytes(struct store *s, uint64_t *out)
         rc = mdb_env_stat(s->env, &st);
     if (rc)
         return store_mdb_errno(rc);
+    struct store_space sp = {.page_size = st.ms_psize};
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     uint64_t tail = info.me_mapsize > used ? info.me_mapsize - used : 0;
+    /* The map is a sparse file: its end needs room on the disk too. */
+    struct statvfs vfs;
+    if (s->lock_fd >= 0 && fstatvfs(s->lock_fd, &vfs) == 0) {
+        uint64_t disk = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        if (tail > disk)
+            tail = disk;
+    }
+    sp.tail_pages = tail / st.ms_psize;
+    bool want_runs = tail < STORE_SPACE_TAIL_ENOUGH;
     /* The free list: records of page numbers, each an ID list whose first
-     * word is its length. */
+     * word is its length, sorted. */
     uint64_t free_pages = 0;
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
@@ -567,22 +590,78 @@ int store_free_bytes(struct store *s, uint64_t *out)
     if (!mdb_cursor_open(txn, 0, &cur)) {
         MDB_val k, v;
         for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !r;
-             r = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-            if (v.mv_size >= sizeof(size_t))
-                free_pages += *(const size_t *)v.mv_data;
+             r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (v.mv_size < sizeof(size_t))
+                continue;
+            size_t ids[1];
+            memcpy(ids, v.mv_data, sizeof(ids));
+            size_t n = ids[0];
+            if (n > v.mv_size / sizeof(size_t) - 1)
+                n = v.mv_size / sizeof(size_t) - 1; /* never read past it */
+            free_pages += n;
+            if (!want_runs)
+                continue;
+            const unsigned char *p = (const unsigned char *)v.mv_data + sizeof(size_t);
+            uint64_t run = 0;
+            size_t prev = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t id;
+                memcpy(&id, p + i * sizeof(size_t), sizeof(id));
+                if (run && (id + 1 == prev || id == prev + 1)) {
+                    run++;
+                } else {
+                    if (run)
+                        note_run(&sp, run);
+                    run = 1;
+                }
+                prev = id;
+            }
+            if (run)
+                note_run(&sp, run);
+        }
         mdb_cursor_close(cur);
     }
     mdb_txn_abort(txn);
-    uint64_t room = tail + free_pages * st.ms_psize;
-    /* The map is a sparse file: its tail needs room on the disk too. */
-    struct statvfs vfs;
-    if (s->lock_fd >= 0 && fstatvfs(s->lock_fd, &vfs) == 0) {
-        uint64_t disk = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-        if (tail > disk)
-            room = disk + free_pages * st.ms_psize;
-    }
-    *out = room;
+    sp.free_bytes = tail + free_pages * st.ms_psize;
+    *out = sp;
     return 0;
+}
+
+bool store_space_take(struct store_space *sp, uint64_t len)
+{
+    uint64_t ps = sp->page_size ? sp->page_size : 4096;
+    /* A value up to about half a page lives in a leaf: a page or two if
+     * the leaf splits, from anywhere. Larger ones need consecutive pages
+     * (LMDB's overflow pages: a 16-byte header, then the value). */
+    bool small = len + 64 <= ps / 2;
+    uint64_t pages = small ? 2 : (len + 16 + ps - 1) / ps;
+    uint64_t bytes = pages * ps;
+    if (bytes > sp->free_bytes)
+        return false;
+    if (!small) {
+        /* Best fit: the shortest run that holds it, else the map's end
+         * (unless the end is so long that runs were not looked at). */
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < sp->n_runs; i++)
+            if (sp->runs[i] >= pages && (best == SIZE_MAX || sp->runs[i] < sp->runs[best]))
+                best = i;
+        if (best != SIZE_MAX) {
+            uint64_t rest = sp->runs[best] - pages;
+            for (size_t i = best; i + 1 < sp->n_runs; i++)
+                sp->runs[i] = sp->runs[i + 1];
+            sp->n_runs--;
+            if (rest)
+                note_run(sp, rest);
+        } else if (sp->tail_pages >= pages) {
+            sp->tail_pages -= pages;
+        } else {
+            return false;
+        }
+    } else if (sp->tail_pages >= pages) {
+        sp->tail_pages -= pages;
+    }
+    sp->free_bytes -= bytes;
+    return true;
 }
 
 int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char *addr, size_t len),

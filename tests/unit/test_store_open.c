@@ -1,5 +1,6 @@
 /* test_store_open.c - data directories: creation, reopening, and refusal of
- * foreign, corrupt, locked or mismatched ones (which must stay untouched). */
+ * foreign, corrupt, locked or mismatched ones (which must stay untouched);
+ * the model of the room left (store_space). */
 #include <fcntl.h>
 #include <lmdb.h>
 #include <sys/stat.h>
@@ -251,6 +252,105 @@ static void test_leftover_tmp(void)
     free(dir);
 }
 
+/* store_space_take places values as LMDB does: large ones on consecutive
+ * pages (best-fitting run, else the map's end), small ones anywhere. */
+static void test_space_take(void)
+{
+    struct store_space sp = {.free_bytes = 1000 * 4096,
+                             .page_size = 4096,
+                             .tail_pages = 10,
+                             .runs = {8, 5, 3},
+                             .n_runs = 3};
+    CHECK(store_space_take(&sp, 30000)); /* 8 pages: the run of 8 */
+    CHECK_EQ(sp.n_runs, 2);
+    CHECK_EQ(sp.runs[0], 5);
+    CHECK_EQ(sp.tail_pages, 10);
+    CHECK(store_space_take(&sp, 30000)); /* no run is long enough: the end */
+    CHECK_EQ(sp.tail_pages, 2);
+    struct store_space before = sp;
+    CHECK(!store_space_take(&sp, 30000)); /* nowhere: unchanged */
+    CHECK(!memcmp(&before, &sp, sizeof(sp)));
+    CHECK(store_space_take(&sp, 12000)); /* 3 pages: the run of 3 fits best */
+    CHECK_EQ(sp.n_runs, 1);
+    CHECK_EQ(sp.runs[0], 5);
+    CHECK(store_space_take(&sp, 8000)); /* 2 pages of the 5: 3 remain */
+    CHECK_EQ(sp.runs[0], 3);
+    uint64_t free_before = sp.free_bytes;
+    CHECK(store_space_take(&sp, 100)); /* small: anywhere */
+    CHECK_EQ(free_before - sp.free_bytes, 2 * 4096);
+    sp.free_bytes = 4096;
+    CHECK(!store_space_take(&sp, 100));
+}
+
+/* store_space reads LMDB's free list: values on consecutive pages, once
+ * deleted, come back as runs at least that long, and the total counts
+ * them. */
+static void put_or_delete(struct store *s, uint64_t *index, const char *path, const char *value,
+                          size_t len)
+{
+    struct store_cmd c = {.op = value ? STORE_OP_PUT : STORE_OP_DELETE,
+                          .path = path,
+                          .path_len = strlen(path),
+                          .value = value,
+                          .value_len = len,
+                          .time_ns = 1};
+    void *buf;
+    size_t blen;
+    struct store_result res;
+    CHECK_EQ(store_cmd_encode(&c, &buf, &blen), 0);
+    CHECK_EQ(store_apply(s, ++*index, buf, blen, &res), 0);
+    CHECK_EQ(res.err, 0);
+    free(buf);
+}
+
+static void test_space_measures(void)
+{
+    char *dir = tmpdir_make();
+    struct store_config cfg = {.map_bytes = 2U << 20};
+    struct store *s = open_store_cfg(dir, &cfg);
+    static char value[40000];
+    memset(value, 'v', sizeof(value));
+    uint64_t index = 0;
+    struct store_space before, after;
+    CHECK_EQ(store_space(s, &before), 0);
+    CHECK_EQ(before.page_size, 4096);
+    CHECK(before.tail_pages > 300 && before.tail_pages < 512);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "/k%d", i);
+        put_or_delete(s, &index, key, value, sizeof(value)); /* 10 pages each */
+    }
+    CHECK_EQ(store_space(s, &after), 0);
+    CHECK(after.tail_pages + 80 <= before.tail_pages);
+    CHECK(after.free_bytes + 80 * 4096 <= before.free_bytes);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "/k%d", i);
+        put_or_delete(s, &index, key, NULL, 0);
+    }
+    /* one more transaction, so that the last one's pages are on the list */
+    put_or_delete(s, &index, "/small", "x", 1);
+    struct store_space freed;
+    CHECK_EQ(store_space(s, &freed), 0);
+    CHECK(freed.free_bytes >= after.free_bytes + 70 * 4096);
+    CHECK(freed.n_runs >= 1);
+    CHECK(freed.runs[0] >= 10);
+    uint64_t in_runs = 0;
+    for (size_t i = 0; i < freed.n_runs; i++) {
+        if (i)
+            CHECK(freed.runs[i] <= freed.runs[i - 1]);
+        in_runs += freed.runs[i];
+    }
+    CHECK(in_runs * 4096 <= freed.free_bytes - freed.tail_pages * 4096);
+    /* and a 40 kB value fits again without the map's end */
+    struct store_space sp = freed;
+    sp.tail_pages = 0;
+    CHECK(store_space_take(&sp, sizeof(value)));
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_create_and_reopen);
@@ -259,5 +359,7 @@ int main(void)
     RUN(test_foreign_lmdb_and_format);
     RUN(test_limits_fixed);
     RUN(test_leftover_tmp);
+    RUN(test_space_take);
+    RUN(test_space_measures);
     CHECK_DONE();
 }

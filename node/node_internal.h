@@ -107,7 +107,8 @@ struct node {
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
     bool removed;                  /* an applied configuration no longer has this member */
-    uint64_t free_bytes;           /* store_free_bytes, refreshed every tick */
+    struct store_space space;      /* store_space, refreshed every tick */
+    bool space_refused;            /* a write was refused for room: compact early */
     uint64_t snap_index;           /* the log starts after this (node_snap.c) */
     uint64_t next_low_snap_ms;     /* compaction for room: not before */
     struct raft_conf applied_conf; /* configuration at the applied index */

@@ -223,7 +223,7 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "cannot start Raft: %s", raft_strerror(r));
         return r == RAFT_ENOMEM ? ENOMEM : EIO;
     }
-    if ((r = store_free_bytes(n->store, &n->free_bytes))) {
+    if ((r = store_space(n->store, &n->space))) {
         snprintf(err, err_len, "cannot measure the store: %s", strerror(r));
         return r;
     }
@@ -270,12 +270,20 @@ static void submit(struct node *n, struct node_req *r, uint64_t now)
     /* A write that cannot fit is refused before it enters the log: the
      * value lands twice (log and tree), and copy-on-write needs room for
      * the pages it replaces. Below the guard, ENOSPC can still happen. */
-    if ((uint64_t)r->len * 3 + (256U << 10) > n->free_bytes) {
+    /* It lands twice, as a log entry and as a value, each on consecutive
+     * pages when large (store_space_take); writes accepted before the next
+     * measurement (every tick) use up the room they take, so that a burst
+     * cannot pass on one figure. */
+    struct store_space sp = n->space;
+    if ((uint64_t)r->len * 3 + (256U << 10) > sp.free_bytes || !store_space_take(&sp, r->len) ||
+        !store_space_take(&sp, r->len)) {
         r->retry_ms = UINT64_MAX;
         r->deadline_ms = 0;
         r->answer = ENOSPC; /* given by sweep_pending */
+        n->space_refused = true;
         return;
     }
+    n->space = sp;
     if (raft_role(n->raft) == RAFT_LEADER) {
         r->cookie = ++n->next_cookie;
         int rc = raft_propose(n->raft, r->data, r->len, r->cookie, NULL, NULL);
@@ -396,18 +404,22 @@ static int apply(struct node *n, struct raft_ready *rd)
         if (count > n->batch_cap)
             count = n->batch_cap;
         struct raft_entry *ce = rd->committed + n->rd_applied;
+        /* The configuration in force follows its applied entries: taken
+         * over only once the batch is applied (a batch that finds no room
+         * is tried again, and a snapshot may be taken meanwhile). */
+        struct raft_conf conf = n->applied_conf;
+        bool removed = false;
         for (size_t i = 0; i < count; i++) {
             n->entries[i] = (struct store_entry){.index = ce[i].index,
                                                  .data = ce[i].data,
                                                  .len = ce[i].len,
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
-            /* The configuration in force follows its applied entries. */
             if (ce[i].type == RAFT_ENTRY_CONF) {
-                bool was = in_conf(&n->applied_conf, n->cfg.id);
-                if (raft_conf_decode(ce[i].data, ce[i].len, &n->applied_conf))
+                bool was = in_conf(&conf, n->cfg.id);
+                if (raft_conf_decode(ce[i].data, ce[i].len, &conf))
                     return EIO;
-                if (was && !in_conf(&n->applied_conf, n->cfg.id))
-                    n->removed = true; /* acted on once the batch is applied */
+                if (was && !in_conf(&conf, n->cfg.id))
+                    removed = true; /* acted on once the batch is applied */
             }
         }
         uint64_t t0 = node_now_us();
@@ -415,6 +427,8 @@ static int apply(struct node *n, struct raft_ready *rd)
         if (rc)
             return rc;
         node_metric_observe(n, &n->metrics.apply, t0);
+        n->applied_conf = conf;
+        n->removed |= removed;
         n->rd_applied += count;
         n->applied = ce[count - 1].index;
         size_t applied_cmds = 0;
@@ -705,24 +719,30 @@ static void refresh_status(struct node *n)
  * back (at most once a second then). */
 static void maybe_snapshot(struct node *n)
 {
-    if (n->rd_held || n->applied <= n->snap_index)
+    /* A ready held at its apply stage (no room to apply) is fine: the
+     * snapshot is of what is applied, and compacting the log is what may
+     * make room for the rest. */
+    if ((n->rd_held && n->rd_stage != 2) || n->applied <= n->snap_index)
         return;
     bool due = n->applied >= n->snap_index + n->cfg.snapshot_entries;
     uint64_t now = net_now_ms();
-    bool short_of_room = n->free_bytes < 4 * n->rcfg.max_msg_bytes && now >= n->next_low_snap_ms;
+    bool short_of_room = (n->space.free_bytes < 4 * n->rcfg.max_msg_bytes || n->space_refused) &&
+                         now >= n->next_low_snap_ms;
     if (!due && !short_of_room)
         return;
-    if (short_of_room)
+    if (short_of_room) {
         n->next_low_snap_ms = now + 1000;
+        n->space_refused = false;
+    }
     pthread_mutex_lock(&n->mu);
     int failed = n->failed;
     pthread_mutex_unlock(&n->mu);
     if (failed)
         return;
     int rc = node_snap_take(n);
-    uint64_t room;
-    if (!rc && !store_free_bytes(n->store, &room))
-        n->free_bytes = room;
+    struct store_space room;
+    if (!rc && !store_space(n->store, &room))
+        n->space = room;
     if (rc == EIO)
         node_fail(n, EIO, "taking a snapshot");
     else if (rc)
@@ -766,9 +786,9 @@ void node_raft_tick(struct net_loop *l, void *ctx)
             node_log(NODE_LOG_INFO, "space is back: accepting writes again");
         }
     }
-    uint64_t room;
-    if (!store_free_bytes(n->store, &room))
-        n->free_bytes = room;
+    struct store_space room;
+    if (!store_space(n->store, &room))
+        n->space = room;
     int rc = raft_tick(n->raft);
     if (rc)
         node_fail(n, EIO, raft_strerror(rc));

@@ -14,6 +14,7 @@ cluster_start() { # [N]
 }
 
 cluster_teardown() {
+    show_logs "$CL"/data/*/raftfs.log
     "$LC" stop "$CL" >/dev/null 2>&1 || true
     local k
     for k in 1 2 3 4 5; do

@@ -53,7 +53,20 @@ raftfs_stop() {
     fi
 }
 
+# show_logs FILE...: after a failed test, the end of each server log (bats
+# prints a teardown's output only when the test failed).
+show_logs() {
+    [ -n "${BATS_TEST_COMPLETED:-}" ] && return 0
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        echo "# --- last lines of $f"
+        tail -n 25 "$f" | sed 's/^/# /'
+    done
+}
+
 common_teardown() {
+    show_logs "$DATA/raftfs.log"
     raftfs_stop
     # Never delete through a live mount.
     if [ -n "${TEST_TMP:-}" ] && ! mountpoint -q "$MNT" 2>/dev/null; then

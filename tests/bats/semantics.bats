@@ -177,10 +177,13 @@ teardown() {
     [ "$r2" -gt "$r1" ]
 }
 
-@test "the name .raftfs at the root is reserved" {
+@test "the name .raftfs at the root is the control folder; deeper it is an ordinary name" {
     run mkdir "$MNT/.raftfs"
     assert_failure
-    assert_output --partial "Operation not permitted"
+    assert_output --partial "File exists"
+    run touch "$MNT/.raftfs/k"
+    assert_failure
+    assert_output --partial "Read-only file system"
     mkdir "$MNT/d"
     mkdir "$MNT/d/.raftfs"
 }

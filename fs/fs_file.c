@@ -85,7 +85,8 @@ static int handle_make(struct fs *fs, fuse_req_t req, const struct store_attr *a
             if (!(rc = store_txn_begin(fs->store, &t))) {
                 rc = store_read(t, a->ino, &d, &n);
                 if (!rc && !(rc = reserve(h, n))) {
-                    memcpy(h->buf, d, n);
+                    if (n)
+                        memcpy(h->buf, d, n);
                     h->len = n;
                 }
                 store_txn_end(t);

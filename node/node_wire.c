@@ -24,9 +24,13 @@ static int conf_from_wire(const Raftfs__RaftConf *w, struct raft_conf *c)
     if (w->n_voters > RAFT_CONF_MAX || w->n_voters_old > RAFT_CONF_MAX ||
         w->n_learners > RAFT_CONF_MAX)
         return EPROTO;
-    memcpy(c->voters, w->voters, w->n_voters * sizeof(uint64_t));
-    memcpy(c->voters_old, w->voters_old, w->n_voters_old * sizeof(uint64_t));
-    memcpy(c->learners, w->learners, w->n_learners * sizeof(uint64_t));
+    /* protobuf-c leaves an empty repeated field NULL: never memcpy from it */
+    if (w->n_voters)
+        memcpy(c->voters, w->voters, w->n_voters * sizeof(uint64_t));
+    if (w->n_voters_old)
+        memcpy(c->voters_old, w->voters_old, w->n_voters_old * sizeof(uint64_t));
+    if (w->n_learners)
+        memcpy(c->learners, w->learners, w->n_learners * sizeof(uint64_t));
     c->n_voters = (uint32_t)w->n_voters;
     c->n_voters_old = (uint32_t)w->n_voters_old;
     c->n_learners = (uint32_t)w->n_learners;

@@ -290,7 +290,8 @@ int store_log_entries(struct store *s, uint64_t lo, uint64_t hi, size_t max_byte
             break;
         arr[i] = e;
         arr[i].data = data;
-        memcpy(data, e.data, e.len);
+        if (e.len)
+            memcpy(data, e.data, e.len);
         data += e.len;
     }
     if (i == count)

@@ -273,6 +273,20 @@ static void test_hostile(void)
     Raftfs__ClientResponse *resp = put(c, "/still", "here");
     CHECK_EQ(resp->err, 0);
     net_client_response_free(resp);
+    /* A member request whose address is present but empty (protobuf-c
+     * gives it no buffer) is refused, not read. */
+    Raftfs__ClientRequest mreq = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__MemberRequest mr = RAFTFS__MEMBER_REQUEST__INIT;
+    mr.op = RAFTFS__MEMBER_REQUEST__OP__ADD_LEARNER;
+    mr.has_id = true;
+    mr.id = 9;
+    mr.has_address = true;
+    mreq.op_case = RAFTFS__CLIENT_REQUEST__OP_MEMBER;
+    mreq.member = &mr;
+    CHECK_EQ(net_client_call(c, &mreq, &resp), 0);
+    CHECK_EQ(resp->err, EINVAL);
+    CHECK(resp->message && strstr(resp->message, "address"));
+    net_client_response_free(resp);
     net_client_close(c);
 
     /* A client of another cluster is refused with the reason. */

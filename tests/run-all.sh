@@ -45,7 +45,11 @@ run_ctest build normal
 run_bats build normal
 
 # Sanitizer reports of every process (the servers run in the background,
-# their stderr goes to logs that tests delete): one file per report.
+# their stderr goes to logs that tests delete): one file per ASan report.
+# UBSan's reports ignore log_path in this GCC's combined runtime and go to
+# stderr (a server's log, which a failed bats test prints); halt_on_error
+# (and -fno-sanitize-recover) makes the process exit 1, so the test that
+# ran it fails.
 san="$logdir/sanitizers"
 mkdir -p "$san"
 export ASAN_OPTIONS="log_path=$san/asan:detect_leaks=1"

@@ -16,11 +16,13 @@ cluster_start() { # [N]
 cluster_teardown() {
     show_logs "$CL"/data/*/raftfs.log
     "$LC" stop "$CL" >/dev/null 2>&1 || true
-    local k
+    local k san=0
+    sanitizer_findings "$CL"/data/*/raftfs.log || san=1
     for k in 1 2 3 4 5; do
-        if mountpoint -q "$CL/mnt/$k" 2>/dev/null; then return 0; fi
+        if mountpoint -q "$CL/mnt/$k" 2>/dev/null; then return 1; fi
     done
     rm -rf "$TEST_TMP"
+    return $san
 }
 
 ep() { # K: member K's address

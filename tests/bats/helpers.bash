@@ -65,11 +65,24 @@ show_logs() {
     done
 }
 
+# sanitizer_findings FILE...: fails, quoting them, if server logs hold
+# sanitizer reports (UBSan writes to stderr only: tests/run-all.sh).
+sanitizer_findings() {
+    local found
+    found=$(grep -h -A12 -E "runtime error:|ERROR: (Address|Leak)Sanitizer" "$@" 2>/dev/null) || return 0
+    echo "# sanitizer report in a server log:"
+    echo "$found" | sed 's/^/# /'
+    return 1
+}
+
 common_teardown() {
     show_logs "$DATA/raftfs.log"
     raftfs_stop
+    local san=0
+    sanitizer_findings "$DATA/raftfs.log" || san=1
     # Never delete through a live mount.
     if [ -n "${TEST_TMP:-}" ] && ! mountpoint -q "$MNT" 2>/dev/null; then
         rm -rf "$TEST_TMP"
     fi
+    return $san
 }

@@ -29,6 +29,10 @@ extern const char cli_client_usage[];
 int cli_client(int argc, char **argv);
 bool cli_client_known(const char *cmd);
 
+/* raftfs bench (argv[0] is "bench"). */
+extern const char cli_bench_usage[];
+int cli_bench(int argc, char **argv);
+
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);
 void cli_version(void);

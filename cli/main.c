@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  status                                 the state of a member\n"
     "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
     "                                         change or show the members\n"
+    "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
+    "                                         measure ops/s and latency (closed loop)\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
         return cli_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "member"))
         return cli_member(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cli_bench(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
@@ -50,6 +54,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         if (argc > 2 && !strcmp(argv[2], "mount")) {
             fputs(cli_mount_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "bench")) {
+            fputs(cli_bench_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "member")) {

@@ -46,11 +46,6 @@ void net_client_response_free(Raftfs__ClientResponse *resp);
 int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_t client_id,
                        uint64_t seq, Raftfs__ClientResponse **resp);
 
-/* As net_client_call, but a write goes out as (client_id, seq) instead of
- * the client's own numbering: for tests of exactly-once application. */
-int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_t client_id,
-                       uint64_t seq, Raftfs__ClientResponse **resp);
-
 /* The reason of the last failure ("" if none). */
 const char *net_client_error(const struct net_client *c);
 

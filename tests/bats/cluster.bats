@@ -229,3 +229,63 @@ teardown() {
     [ "$(cat "$CL/mnt/2/k3")" = again ]
     grep -q '"leader": [23], ' "$CL/mnt/3/.raftfs/status"
 }
+
+# json_field JSON NAME: a number field of raftfs bench --json.
+json_field() {
+    echo "$1" | sed -nE "s/.*\"$2\": ([0-9.]+).*/\1/p"
+}
+
+@test "raftfs bench: put, get and sget on a 3-member cluster, measured and real" {
+    cluster_start
+    run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --op put --clients 4 --keys 20 \
+        --value-size 100 --duration 1 --json
+    assert_success
+    echo "$output"
+    [ "$(json_field "$output" errors)" = 0 ]
+    [ "$(json_field "$output" ops)" -ge 20 ]
+    [ "$(json_field "$output" clients)" = 4 ]
+    p50=$(json_field "$output" p50)
+    p99=$(json_field "$output" p99)
+    mx=$(json_field "$output" max)
+    awk -v a="$p50" -v b="$p99" -v c="$mx" 'BEGIN { exit !(a > 0 && a <= b && b <= c) }'
+    # the writes are real: every key, with the whole value, on every member
+    pattern=$(printf 'abcdefghijklmnopqrstuvwxyz%.0s' 1 2 3 4 | head -c 100)
+    for k in 1 2 3; do
+        for i in $(seq 1 50); do [ "$(ls "$CL/mnt/$k/bench" | wc -l)" -eq 20 ] && break; sleep 0.1; done
+        [ "$(ls "$CL/mnt/$k/bench" | wc -l)" -eq 20 ]
+        [ "$(cat "$CL/mnt/$k/bench/k000007")" = "$pattern" ]
+    done
+    for op in get sget; do
+        run "$RAFTFS_BIN" bench --endpoints "$(ep 2)" --op $op --clients 2 --keys 20 \
+            --value-size 100 --duration 1 --json
+        assert_success
+        [ "$(json_field "$output" errors)" = 0 ]
+        [ "$(json_field "$output" ops)" -gt 0 ]
+    done
+    # the text form
+    run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --duration 0.5 --keys 5
+    assert_success
+    assert_line --regexp '^[0-9]+ ops, 0 errors, [0-9.]+ ops/s$'
+    assert_line --regexp '^latency \(ms\): p50 [0-9.]+ p90 [0-9.]+ p99 [0-9.]+ p99.9 [0-9.]+ max [0-9.]+ mean [0-9.]+$'
+}
+
+@test "raftfs bench counts refused requests by errno and exits 1; bad options exit 2" {
+    RAFTFS_MOUNT_OPTS="--max-value-size 1K" cluster_start
+    run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --value-size 2K --duration 0.5 --json
+    [ "$status" -eq 1 ]
+    assert_output --regexp '"errors_by_errno": \{"EFBIG": [1-9][0-9]*\}'
+    assert_output --partial '"ops": 0,'
+    assert_output --partial "File too large"
+    run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --value-size 1K --duration 0.3
+    assert_success
+    for bad in "--clients 0" "--clients 1025" "--op scan" "--value-size -1" "--duration 0" \
+        "--duration x" "--keys 0" "--timeout 0" "extra"; do
+        run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" $bad
+        [ "$status" -eq 2 ]
+        assert_output --partial "raftfs bench: "
+    done
+    # nobody listening: a clear error, at once
+    run "$RAFTFS_BIN" bench --endpoints 127.0.0.1:1 --duration 0.5 --timeout 0.5
+    [ "$status" -eq 1 ]
+    assert_output --partial "Connection refused"
+}

@@ -19,7 +19,10 @@ cluster_teardown() {
     local k san=0
     sanitizer_findings "$CL"/data/*/raftfs.log || san=1
     for k in 1 2 3 4 5; do
-        if mountpoint -q "$CL/mnt/$k" 2>/dev/null; then return 1; fi
+        if mountpoint -q "$CL/mnt/$k" 2>/dev/null; then
+            echo "# left mounted after stop: $CL/mnt/$k"
+            return 1
+        fi
     done
     rm -rf "$TEST_TMP"
     return $san

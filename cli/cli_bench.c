@@ -38,6 +38,7 @@ const char cli_bench_usage[] =
     "  --value-size BYTES           size of each value, e.g. 256 or 4K (default 256)\n"
     "  --keys N                     distinct keys, under /bench (default 1000)\n"
     "  --duration SECONDS           how long to run (default 10)\n"
+    "  --requests N                 stop after N requests in all (or at --duration)\n"
     "  --timeout SECONDS            give up on one request after this long (default 5)\n"
     "  --json                       print the result as one JSON object\n"
     "\n"
@@ -57,6 +58,8 @@ struct bench {
     uint64_t value_size;
     unsigned keys;
     double duration_s, timeout_s;
+    uint64_t requests; /* 0: no limit */
+    uint64_t issued;   /* requests started, by all clients (atomic) */
     bool json;
     char *value;
     /* the start gate: clients connect, then wait for go */
@@ -211,6 +214,8 @@ static void *worker_main(void *arg)
         uint64_t t0 = mono_ns();
         if (t0 >= b->deadline_ns)
             break;
+        if (b->requests && __atomic_fetch_add(&b->issued, 1, __ATOMIC_RELAXED) >= b->requests)
+            break;
         int rc = one_request(w, c, b->op, k);
         uint64_t t1 = mono_ns();
         if (rc)
@@ -262,6 +267,7 @@ static int parse_args(int argc, char **argv, struct bench *b)
         {"duration", required_argument, NULL, 'd'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"requests", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -317,6 +323,15 @@ static int parse_args(int argc, char **argv, struct bench *b)
         case 'j':
             b->json = true;
             break;
+        case 'r': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || !v)
+                return usage_error("bad --requests (a count, at least 1)");
+            b->requests = v;
+            break;
+        }
         case 'h':
             fputs(cli_bench_usage, stdout);
             return -1;

@@ -262,6 +262,10 @@ json_field() {
         [ "$(json_field "$output" errors)" = 0 ]
         [ "$(json_field "$output" ops)" -gt 0 ]
     done
+    # a fixed number of requests, shared by the clients
+    run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --clients 3 --requests 31 --duration 60 --json
+    assert_success
+    [ "$(json_field "$output" ops)" = 31 ]
     # the text form
     run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --duration 0.5 --keys 5
     assert_success
@@ -279,7 +283,7 @@ json_field() {
     run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" --value-size 1K --duration 0.3
     assert_success
     for bad in "--clients 0" "--clients 1025" "--op scan" "--value-size -1" "--duration 0" \
-        "--duration x" "--keys 0" "--timeout 0" "extra"; do
+        "--duration x" "--keys 0" "--timeout 0" "--requests 0" "--requests 5x" "extra"; do
         run "$RAFTFS_BIN" bench --endpoints "$(all_eps)" $bad
         [ "$status" -eq 2 ]
         assert_output --partial "raftfs bench: "

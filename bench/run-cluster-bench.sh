@@ -34,7 +34,7 @@ done
 "$root/scripts/deps.sh" >/dev/null
 "$root/scripts/build.sh" normal >/dev/null
 export RAFTFS_BIN=$root/build/cli/raftfs
-export RAFTFS_BASE_PORT=${RAFTFS_BASE_PORT:-27400}
+export RAFTFS_BASE_PORT=${RAFTFS_BASE_PORT:-17400}
 lc=$root/examples/local-cluster.sh
 work=$(mktemp -d /tmp/raftfs-clbench.XXXXXX)
 cl=$work/cluster

@@ -478,7 +478,7 @@ static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
     }
     char addr[STORE_MAX_ADDR_BYTES + 1] = "";
     if (mr->has_address) {
-        if (mr->address.len > STORE_MAX_ADDR_BYTES ||
+        if (!mr->address.len || mr->address.len > STORE_MAX_ADDR_BYTES ||
             memchr(mr->address.data, 0, mr->address.len)) {
             respond_err(c, req->id, EINVAL, "bad address");
             return;

@@ -106,12 +106,13 @@ struct node {
     struct node_member_task *member_ops; /* membership changes in progress */
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
-    bool removed;                  /* an applied configuration no longer has this member */
-    struct store_space space;      /* store_space, refreshed every tick */
-    bool space_refused;            /* a write was refused for room: compact early */
-    uint64_t snap_index;           /* the log starts after this (node_snap.c) */
-    uint64_t next_low_snap_ms;     /* compaction for room: not before */
-    struct raft_conf applied_conf; /* configuration at the applied index */
+    bool removed;                         /* an applied configuration no longer has this member */
+    struct store_space space;             /* store_space, refreshed every tick */
+    bool space_refused;                   /* a write was refused for room: compact early */
+    uint64_t next_forward_refusal_log_ms; /* rate of the "no room" log line */
+    uint64_t snap_index;                  /* the log starts after this (node_snap.c) */
+    uint64_t next_low_snap_ms;            /* compaction for room: not before */
+    struct raft_conf applied_conf;        /* configuration at the applied index */
     /* A ready whose persisting or applying failed for lack of space: kept
      * and retried every tick, nothing else moves meanwhile. */
     struct raft_ready rd;

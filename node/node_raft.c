@@ -258,6 +258,27 @@ static uint64_t retry_interval_ms(const struct node *n)
     return (uint64_t)n->cfg.tick_ms * n->cfg.election_ticks;
 }
 
+/* A write that cannot fit is refused before it enters the log (once in
+ * the log it must apply, and a member without room stalls). It lands
+ * twice, as a log entry and as a value, each on consecutive pages when
+ * large (store_space_take), and copy-on-write needs room for the pages it
+ * replaces. Writes accepted before the next measurement (every tick) use
+ * up the room they take, so that a burst cannot pass on one figure. A
+ * refusal asks for an early compaction (maybe_snapshot). Below the guard,
+ * ENOSPC can still happen at apply: the ready is then held until there is
+ * room. */
+static bool take_room(struct node *n, size_t len)
+{
+    struct store_space sp = n->space;
+    if ((uint64_t)len * 3 + (256U << 10) > sp.free_bytes || !store_space_take(&sp, len) ||
+        !store_space_take(&sp, len)) {
+        n->space_refused = true;
+        return false;
+    }
+    n->space = sp;
+    return true;
+}
+
 static void submit(struct node *n, struct node_req *r, uint64_t now)
 {
     uint64_t leader = raft_leader(n->raft);
@@ -267,23 +288,12 @@ static void submit(struct node *n, struct node_req *r, uint64_t now)
         r->retry_ms = now + (rc ? n->cfg.tick_ms : retry_interval_ms(n));
         return;
     }
-    /* A write that cannot fit is refused before it enters the log: the
-     * value lands twice (log and tree), and copy-on-write needs room for
-     * the pages it replaces. Below the guard, ENOSPC can still happen. */
-    /* It lands twice, as a log entry and as a value, each on consecutive
-     * pages when large (store_space_take); writes accepted before the next
-     * measurement (every tick) use up the room they take, so that a burst
-     * cannot pass on one figure. */
-    struct store_space sp = n->space;
-    if ((uint64_t)r->len * 3 + (256U << 10) > sp.free_bytes || !store_space_take(&sp, r->len) ||
-        !store_space_take(&sp, r->len)) {
+    if (!take_room(n, r->len)) {
         r->retry_ms = UINT64_MAX;
         r->deadline_ms = 0;
         r->answer = ENOSPC; /* given by sweep_pending */
-        n->space_refused = true;
         return;
     }
-    n->space = sp;
     if (raft_role(n->raft) == RAFT_LEADER) {
         r->cookie = ++n->next_cookie;
         int rc = raft_propose(n->raft, r->data, r->len, r->cookie, NULL, NULL);
@@ -485,6 +495,11 @@ static int drop_unpersisted(struct node *n, struct raft_ready *rd)
     n->raft = NULL;
     struct raft_config rc = n->rcfg;
     rc.applied = n->applied;
+    /* a new seed, as at any start: contexts of reads forwarded by the
+     * previous instance must not match this one's */
+    if (getrandom(&rc.seed, sizeof(rc.seed), 0) != sizeof(rc.seed))
+        rc.seed = n->rcfg.seed + n->applied + 1;
+    n->rcfg.seed = rc.seed;
     int rrc = raft_new(&rc, &n->raft);
     if (rrc) {
         node_fail(n, EIO, raft_strerror(rrc));
@@ -820,5 +835,16 @@ void node_raft_forwarded(struct node *n, const void *data, size_t len)
 {
     if (raft_role(n->raft) != RAFT_LEADER || n->rd_held)
         return; /* the follower retries, to the leader it learns next */
+    /* The follower checked its own room; the leader must have room too,
+     * or the write would stall it. There is no answer to a forward: the
+     * follower retries until its deadline (ETIMEDOUT). */
+    if (!take_room(n, len)) {
+        uint64_t now = net_now_ms();
+        if (now >= n->next_forward_refusal_log_ms) {
+            node_log(NODE_LOG_WARN, "a forwarded write of %zu bytes refused: no room here", len);
+            n->next_forward_refusal_log_ms = now + 10000;
+        }
+        return;
+    }
     raft_propose(n->raft, data, len, 0, NULL, NULL);
 }

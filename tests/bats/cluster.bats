@@ -293,3 +293,34 @@ json_field() {
     [ "$status" -eq 1 ]
     assert_output --partial "Connection refused"
 }
+
+@test "a leader without room refuses forwarded writes instead of stalling; the cluster goes on" {
+    RAFTFS_MOUNT_OPTS="--timeout 1.5" cluster_start
+    # member 1 gets a small store and the leadership; the others have room
+    "$LC" kill "$CL" 1
+    RAFTFS_MOUNT_OPTS="--timeout 1.5 --db-size 2M" "$LC" restart "$CL" 1
+    # (asked of member 1 itself: the others may still name it from before
+    # its restart)
+    is_leader() { status_of 1 2>/dev/null | grep -qE '^\{"id": 1, "cluster_id": "[0-9a-f]+", "role": "leader"'; }
+    for i in $(seq 1 50); do
+        is_leader && break
+        "$RAFTFS_BIN" member transfer-leader 1 --endpoints "$(all_eps)" >/dev/null 2>&1 || true
+        sleep 0.2
+    done
+    is_leader
+    head -c 100000 /dev/urandom > "$TEST_TMP/blob"
+    n=0
+    while [ $n -lt 40 ]; do
+        cp "$TEST_TMP/blob" "$CL/mnt/2/b$n" 2>"$TEST_TMP/err" || break
+        n=$((n + 1))
+    done
+    echo "$n writes of 100 kB went through member 2: $(cat "$TEST_TMP/err")"
+    [ "$n" -lt 40 ]
+    grep -q "forwarded write of .* refused: no room here" "$CL/data/1/raftfs.log"
+    ! grep -q "no space for the log or the store" "$CL/data/1/raftfs.log"
+    # every acknowledged write is on every member; freeing room lets writes in again
+    for i in $(seq 0 $((n - 1))); do cmp "$TEST_TMP/blob" "$CL/mnt/3/b$i"; done
+    rm -f "$CL"/mnt/2/b*
+    for i in $(seq 1 50); do echo again > "$CL/mnt/2/k" 2>/dev/null && break; sleep 0.2; done
+    [ "$(cat "$CL/mnt/1/k")" = again ]
+}

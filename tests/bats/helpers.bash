@@ -61,7 +61,7 @@ show_logs() {
     for f in "$@"; do
         [ -f "$f" ] || continue
         echo "# --- last lines of $f"
-        tail -n 25 "$f" | sed 's/^/# /'
+        tail -n ${SHOW_LOG_LINES:-25} "$f" | sed 's/^/# /'
     done
 }
 

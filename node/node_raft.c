@@ -687,12 +687,16 @@ static void refresh_status(struct node *n)
         m->role = ids[i] == st.leader                  ? "leader"
                   : raft_conf_is_learner(conf, ids[i]) ? "learner"
                                                        : "follower";
-        for (size_t j = 0; j < n->cfg.n_members; j++)
+        /* the address: the peer's (kept from the replicated directory, so
+         * members that joined later have one too), else the start-up list */
+        struct node_peer *p = node_peer_find(n, ids[i]);
+        if (p && p->name[0])
+            snprintf(m->addr, sizeof(m->addr), "%s", p->name);
+        for (size_t j = 0; j < n->cfg.n_members && !m->addr[0]; j++)
             if (n->cfg.members[j].id == ids[i])
                 snprintf(m->addr, sizeof(m->addr), "%s", n->cfg.members[j].addr);
         if (raft_role(r) == RAFT_LEADER)
             raft_member_match(r, ids[i], &m->match);
-        struct node_peer *p = node_peer_find(n, ids[i]);
         m->last_contact_s = ids[i] == n->cfg.id     ? 0
                             : p && p->last_heard_ms ? (double)(now - p->last_heard_ms) / 1000.0
                                                     : -1;

@@ -38,6 +38,11 @@ role_of() { # K: its role as the leader lists it
     [ "$(cat "$CL/mnt/2/four")" = "from four" ]
     run "$RAFTFS_BIN" member list --endpoints "$(ep 4)"
     assert_line --partial "4 $(ep 4) follower"
+    # founders know its address too (from the replicated directory)
+    for k in 1 2 3; do
+        grep -q "^4 $(ep 4) follower" "$CL/mnt/$k/.raftfs/members"
+        grep -q "\"id\": 4, \"address\": \"$(ep 4)\"" "$CL/mnt/$k/.raftfs/status"
+    done
 }
 
 @test "a learner mount reads every write and never votes" {

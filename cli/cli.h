@@ -18,8 +18,8 @@ extern const char cli_member_usage[];
 int cli_member(int argc, char **argv);
 /* Joins through endpoints as learner id at listen: fills nc's cluster id,
  * members and joining flag. EPROTO with a reason in err. */
-int cli_member_join(const char *endpoints, uint64_t id, const char *listen, bool learner_first,
-                    struct node_config *nc, char *err, size_t err_len);
+int cli_member_join(const char *endpoints, uint64_t id, const char *listen, struct node_config *nc,
+                    char *err, size_t err_len);
 /* Asks for id's promotion until it is a voter (attempts x 200 ms). */
 int cli_member_promote(const char *endpoints, uint64_t id, int attempts);
 extern const char cli_client_usage[];

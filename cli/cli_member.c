@@ -159,10 +159,9 @@ int cli_member(int argc, char **argv)
     return 2;
 }
 
-int cli_member_join(const char *endpoints, uint64_t id, const char *listen, bool learner_first,
-                    struct node_config *nc, char *err, size_t err_len)
+int cli_member_join(const char *endpoints, uint64_t id, const char *listen, struct node_config *nc,
+                    char *err, size_t err_len)
 {
-    (void)learner_first;
     Raftfs__ClientResponse *resp;
     /* Always in as a learner first: it catches up without weighing on the
      * quorum; cli_member_promote makes it a voter afterwards. */

@@ -545,7 +545,9 @@ static void *promoter_main(void *arg)
 }
 
 /* A joining member asks to become a voter in the background, through its
- * own port (which forwards to the leader). */
+ * own port. That port does not forward: unless it leads, it answers EAGAIN
+ * with the leader's address (when it knows it), and the client library
+ * (net_client) reconnects there; cli_member_promote retries the rest. */
 static void start_promoter(const char *listen, uint64_t id)
 {
     struct promoter *p = calloc(1, sizeof(*p));
@@ -577,7 +579,7 @@ static int serve(struct mount_args *a, struct ready *r)
     if (a->join && stat(store_dir, &sb) == 0)
         ncfg.cluster_id_loose = true;
     else if (a->join &&
-             (rc = cli_member_join(a->join, ncfg.id, a->listen, true, &ncfg, err, sizeof(err)))) {
+             (rc = cli_member_join(a->join, ncfg.id, a->listen, &ncfg, err, sizeof(err)))) {
         report(r, err);
         return 1;
     }

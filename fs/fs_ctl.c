@@ -8,11 +8,12 @@
  *
  * None of it is in the store: the inodes are virtual (FS_CTL_INO_BASE and
  * up, far above any inode the store hands out) and the name `.raftfs` is
- * reserved at the root (store_path_check refuses it), so no key can hide
- * behind it. The folder is not listed in the root's readdir (a copy of the
- * tree must not pick it up) but is found by name. Everything is this
- * member's local view, answered without asking the leader, so it works in
- * a minority. Contents are rendered at open and stay fixed for that open
+ * reserved at the root (the store's apply refuses to create it there:
+ * is_reserved in store_apply.c, EPERM for put, mkdir and rename), so no key
+ * can hide behind it. The folder is not listed in the root's readdir (a
+ * copy of the tree must not pick it up) but is found by name. Everything is
+ * this member's local view, answered without asking the leader, so it works
+ * in a minority. Contents are rendered at open and stay fixed for that open
  * file (direct_io: no page cache); stat reports the length of a fresh
  * rendering, with no attribute caching.
  *

@@ -1,8 +1,9 @@
 /* fs_inval.c - keeping the kernel's caches true for changes this mount did
- * not make (the client protocol today, other members with Raft): the store
- * observer queues them after each commit, and one thread tells the kernel
- * to drop the affected names (inval_entry) and inodes (inval_inode: pages
- * and attributes).
+ * not make: entries proposed by other members (through their mounts) and
+ * writes that came in by the client protocol, applied here from the Raft
+ * log. The store observer queues them after each commit, and one thread
+ * tells the kernel to drop the affected names (inval_entry) and inodes
+ * (inval_inode: pages and attributes).
  *
  * The notifier thread holds no lock any FUSE handler takes and never runs
  * inside a handler, so a notification that waits for the kernel (which may

@@ -10,8 +10,14 @@
  * file found at start is a leftover of a crash and is removed.
  *
  * Design notes
- * 1. Taking a snapshot happens on the loop thread between readies, when
- *    the applied index is snapshot_entries past the last one: the image
+ * 1. Taking a snapshot happens on the loop thread between readies
+ *    (maybe_snapshot in node_raft.c), when the applied index is
+ *    snapshot_entries past the last one, or earlier when room is short
+ *    (free space under 4 * max_msg_bytes, or a write refused for room:
+ *    take_room sets space_refused), at most once a second then, since
+ *    compacting the log is what gives its space back. A ready held at
+ *    its apply stage for lack of room does not stop it: the snapshot is
+ *    of what is applied. The image
  *    (one read transaction: writers are not blocked) is written and
  *    fsync'ed under a temporary name, renamed, then the log is compacted to
  *    its index in one synced transaction (which also flushes the lazily

@@ -279,7 +279,9 @@ struct store_entry {
 };
 
 /* Applies n entries, in order, in ONE write transaction that also records
- * the last index as applied, then commits (fsync). Entries at or below the
+ * the last index as applied, then commits: with an fsync by default, without
+ * one under store_set_lazy_apply (the node sets it: the Raft log is durable
+ * first and replays what a crash loses). Entries at or below the
  * applied index are skipped (results[i].skipped); indexes must increase.
  * A command that fails (bad bytes included) gets its errno in results[i]
  * and changes nothing, but its index still counts as applied.

@@ -61,7 +61,7 @@ static void test_concurrent_group_commit(void)
     struct node_stats st;
     node_get_stats(n, &st);
     CHECK_EQ(st.proposals, THREADS * PER);
-    CHECK(st.batches < st.proposals); /* some proposals shared an fsync */
+    CHECK(st.batches < st.proposals); /* some proposals shared an apply transaction */
     printf("# %llu proposals in %llu transactions\n", (unsigned long long)st.proposals,
            (unsigned long long)st.batches);
     struct store_stats ss;

@@ -227,7 +227,19 @@ void fs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
         return;
     }
     size_t n = h->len - (size_t)off;
-    fuse_reply_buf(req, h->text + off, n < size ? n : size);
+    if (n > size)
+        n = size;
+    /* The reply goes out from a copy: the kernel lets the reader go (and
+     * the file be released, which frees the text, on another thread) as
+     * soon as it has the data, which can be before writev returns here. */
+    char *copy = malloc(n);
+    if (!copy) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(copy, h->text + off, n);
+    fuse_reply_buf(req, copy, n);
+    free(copy);
 }
 
 void fs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

@@ -44,6 +44,7 @@ struct node_hist {
 struct node_metrics {
     struct node_hist proposal, persist, apply, read_index;
     uint64_t elections, leader_changes, snapshots_taken, snapshots_installed;
+    uint64_t snapshots_sent; /* transfers started (first chunk read for a follower) */
     uint64_t snapshot_chunks_sent, snapshot_chunks_received;
 };
 

@@ -119,6 +119,8 @@ size_t node_metrics_render(struct node *n, char *buf, size_t cap)
             m.snapshots_taken);
     counter(&o, "snapshots_installed_total", "Snapshots received and installed.",
             m.snapshots_installed);
+    counter(&o, "snapshots_sent_total",
+            "Snapshot transfers to followers started (first chunk read).", m.snapshots_sent);
     counter(&o, "snapshot_chunks_sent_total", "Snapshot chunks read for followers.",
             m.snapshot_chunks_sent);
     counter(&o, "snapshot_chunks_received_total", "Snapshot chunks received.",

@@ -189,6 +189,8 @@ int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offse
     *data = buf;
     *len = (size_t)got;
     node_metric_add(n, &n->metrics.snapshot_chunks_sent, 1);
+    if (offset == 0)
+        node_metric_add(n, &n->metrics.snapshots_sent, 1);
     return 0;
 }
 

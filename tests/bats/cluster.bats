@@ -75,6 +75,11 @@ teardown() {
     [ "$(cat "$CL/mnt/3/early")" = 1 ]
     [ "$(ls "$CL/mnt/3" | wc -l)" -eq $((1 + 8 + 40)) ]
     grep -q "installed a snapshot" "$CL/data/3/raftfs.log"
+    # and the metrics say so, on both ends
+    [ "$(awk '$1 == "raftfs_snapshots_installed_total" {print $2}' "$CL/mnt/3/.raftfs/metrics")" -ge 1 ]
+    [ "$(awk '$1 == "raftfs_snapshot_chunks_received_total" {print $2}' "$CL/mnt/3/.raftfs/metrics")" -ge 1 ]
+    l=$(leader)
+    [ "$(awk '$1 == "raftfs_snapshots_sent_total" {print $2}' "$CL/mnt/$l/.raftfs/metrics")" -ge 1 ]
 }
 
 @test "without a majority writes and linearizable reads fail in time; serializable reads answer" {

@@ -449,7 +449,17 @@ static int apply(struct node *n, struct raft_ready *rd)
                 continue;
             applied_cmds++;
             members |= res->op == STORE_OP_MEMBER_SET || res->op == STORE_OP_MEMBER_DEL;
-            if (!res->client_id)
+        }
+        /* counted before any waiter is woken: whoever saw its write
+         * complete sees it in the statistics and the revision */
+        pthread_mutex_lock(&n->mu);
+        n->stats.batches++;
+        n->stats.proposals += applied_cmds;
+        n->status.revision = n->results[count - 1].revision;
+        pthread_mutex_unlock(&n->mu);
+        for (size_t i = 0; i < count; i++) {
+            const struct store_result *res = &n->results[i];
+            if (n->entries[i].noop || res->skipped || !res->client_id)
                 continue;
             struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, res->client_id, res->seq, 0);
             if (r)
@@ -463,11 +473,6 @@ static int apply(struct node *n, struct raft_ready *rd)
                       "(unmount it)");
             return ESHUTDOWN;
         }
-        pthread_mutex_lock(&n->mu);
-        n->stats.batches++;
-        n->stats.proposals += applied_cmds;
-        n->status.revision = n->results[count - 1].revision;
-        pthread_mutex_unlock(&n->mu);
     }
     return 0;
 }

@@ -117,6 +117,8 @@ Try:
     getfattr -d -m - $rel/mnt/3/app/db_url        # revisions of the key
     build/cli/raftfs get /app/db_url --endpoints $(endpoints "$n")
     build/cli/raftfs status --endpoints 127.0.0.1:$((base + 1))
+    cat $rel/mnt/1/.raftfs/members; grep raftfs_term $rel/mnt/1/.raftfs/metrics
+    build/cli/raftfs bench --endpoints $(endpoints "$n") --clients 16 --duration 5
     examples/local-cluster.sh kill $rel 1; echo still > $rel/mnt/2/up   # survive a member
 
 Stop it with:

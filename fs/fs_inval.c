@@ -40,7 +40,8 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     it->ino = c->ino;
     it->parent = c->parent;
     it->name_len = c->name_len;
-    memcpy(it->name, c->name, c->name_len);
+    if (c->name_len) /* an inode change has no name (and maybe no pointer) */
+        memcpy(it->name, c->name, c->name_len);
     it->name[c->name_len] = 0;
     pthread_mutex_lock(&fs->inval_mu);
     if (fs->inval_count >= FS_INVAL_MAX_QUEUED) {

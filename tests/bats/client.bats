@@ -6,7 +6,7 @@ load helpers
 
 setup() {
     common_setup
-    PORT=$((20000 + RANDOM % 20000))
+    PORT=$(test_port_base)
     export RAFTFS_ENDPOINTS=127.0.0.1:$PORT
     raftfs_start --listen "$RAFTFS_ENDPOINTS"
 }

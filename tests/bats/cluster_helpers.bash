@@ -5,7 +5,7 @@
 cluster_setup() {
     TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)
     CL=$TEST_TMP/cluster
-    export RAFTFS_BASE_PORT=$((20000 + (RANDOM % 400) * 100))
+    export RAFTFS_BASE_PORT=$(test_port_base)
     LC="$BATS_TEST_DIRNAME/../../examples/local-cluster.sh"
 }
 

@@ -53,6 +53,16 @@ raftfs_stop() {
     fi
 }
 
+# test_port_base: a random base for the ports of one test (base+1 ..
+# base+9), below the kernel's ephemeral range: a port in that range may be
+# held by any outgoing connection, and then cannot be listened on.
+test_port_base() {
+    local lo
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || lo=32768
+    [ "$lo" -gt 12000 ] || lo=32768 # an unusual range: stay in the default's gap
+    echo $((10000 + (RANDOM % ((lo - 10000) / 10 - 1)) * 10))
+}
+
 # show_logs FILE...: after a failed test, the end of each server log (bats
 # prints a teardown's output only when the test failed).
 show_logs() {

@@ -67,7 +67,7 @@ bool raft_conf_valid(const struct raft_conf *c, bool allow_empty)
     return true;
 }
 
-static bool set_equal(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
+bool raft_conf_set_equal(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
 {
     if (na != nb) {
         return false;
@@ -82,9 +82,9 @@ static bool set_equal(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_
 
 bool raft_conf_equal(const struct raft_conf *a, const struct raft_conf *b)
 {
-    return set_equal(a->voters, a->n_voters, b->voters, b->n_voters) &&
-           set_equal(a->voters_old, a->n_voters_old, b->voters_old, b->n_voters_old) &&
-           set_equal(a->learners, a->n_learners, b->learners, b->n_learners);
+    return raft_conf_set_equal(a->voters, a->n_voters, b->voters, b->n_voters) &&
+           raft_conf_set_equal(a->voters_old, a->n_voters_old, b->voters_old, b->n_voters_old) &&
+           raft_conf_set_equal(a->learners, a->n_learners, b->learners, b->n_learners);
 }
 
 uint32_t raft_conf_all_ids(const struct raft_conf *c, uint64_t *ids)

@@ -5,6 +5,8 @@
 #include "raft.h"
 
 bool raft_conf_set_has(const uint64_t *ids, uint32_t n, uint64_t id);
+/* True if the two id sets hold the same ids (in any order). */
+bool raft_conf_set_equal(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb);
 /* True if id is a voter in either half of a (possibly joint) configuration. */
 bool raft_conf_is_member(const struct raft_conf *c, uint64_t id);
 /* Checks the structural rules of a configuration; allow_empty accepts zero voters (a member

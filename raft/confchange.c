@@ -26,19 +26,6 @@ static int set_add(uint64_t *ids, uint32_t *n, uint64_t id)
     return 0;
 }
 
-static bool same_set(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
-{
-    if (na != nb) {
-        return false;
-    }
-    for (uint32_t i = 0; i < na; i++) {
-        if (!raft_conf_set_has(b, nb, a[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 int raft_confchange_apply(const struct raft_conf *cur, const struct raft_change *changes, size_t n,
                           struct raft_conf *out)
 {
@@ -100,7 +87,7 @@ int raft_confchange_apply(const struct raft_conf *cur, const struct raft_change 
     if (next.n_voters == 0) {
         return RAFT_EINVAL;
     }
-    if (!same_set(next.voters, next.n_voters, cur->voters, cur->n_voters)) {
+    if (!raft_conf_set_equal(next.voters, next.n_voters, cur->voters, cur->n_voters)) {
         /* §4.3: the voter set changes through C_old,new so that no two majorities of the old
          * and the new set can decide independently, whatever the change. */
         memcpy(next.voters_old, cur->voters, sizeof(next.voters_old));

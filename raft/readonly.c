@@ -2,6 +2,8 @@
  * reads. */
 #include "readonly.h"
 
+#include "impl.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,27 +28,9 @@ size_t raft_readonly_pending(const struct readonly *ro)
     return ro->n_wait + ro->n_round + ro->n_fwd;
 }
 
-static int grow(void **p, size_t *cap, size_t want, size_t size)
-{
-    if (want <= *cap) {
-        return 0;
-    }
-    size_t c = *cap ? *cap * 2 : 16;
-    while (c < want) {
-        c *= 2;
-    }
-    void *q = realloc(*p, c * size);
-    if (q == NULL) {
-        return RAFT_ENOMEM;
-    }
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 int raft_readonly_wait_add(struct readonly *ro, const struct read_req *req)
 {
-    int rc = grow((void **)&ro->wait, &ro->cap_wait, ro->n_wait + 1, sizeof(*ro->wait));
+    int rc = raft_grow_array((void **)&ro->wait, &ro->cap_wait, ro->n_wait + 1, sizeof(*ro->wait));
     if (rc != 0) {
         return rc;
     }
@@ -105,7 +89,7 @@ void raft_readonly_round_end(struct readonly *ro)
 
 int raft_readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context)
 {
-    int rc = grow((void **)&ro->fwd, &ro->cap_fwd, ro->n_fwd + 1, sizeof(*ro->fwd));
+    int rc = raft_grow_array((void **)&ro->fwd, &ro->cap_fwd, ro->n_fwd + 1, sizeof(*ro->fwd));
     if (rc != 0) {
         return rc;
     }

@@ -265,10 +265,17 @@ int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint
         free(data);
         return EINVAL;
     }
+    struct node_req *r = node_req_propose_new(data, len, client_id, seq, done, ctx);
+    return r ? enqueue(n, r) : ENOMEM;
+}
+
+struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id, uint64_t seq,
+                                      node_done_fn done, void *ctx)
+{
     struct node_req *r = calloc(1, sizeof(*r));
     if (!r) {
         free(data);
-        return ENOMEM;
+        return NULL;
     }
     r->kind = NODE_REQ_PROPOSE;
     r->data = data;
@@ -277,7 +284,7 @@ int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint
     r->seq = seq;
     r->done = done;
     r->ctx = ctx;
-    return enqueue(n, r);
+    return r;
 }
 
 int node_submit_barrier(struct node *n, node_done_fn done, void *ctx)

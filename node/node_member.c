@@ -83,18 +83,9 @@ static int submit_dir(struct node *n, struct node_member_task *m, bool set, node
     int rc = store_cmd_encode(&c, &data, &len);
     if (rc)
         return rc;
-    struct node_req *r = calloc(1, sizeof(*r));
-    if (!r) {
-        free(data);
+    struct node_req *r = node_req_propose_new(data, len, c.client_id, c.seq, done, m);
+    if (!r)
         return ENOMEM;
-    }
-    r->kind = NODE_REQ_PROPOSE;
-    r->data = data;
-    r->len = len;
-    r->client_id = c.client_id;
-    r->seq = c.seq;
-    r->done = done;
-    r->ctx = m;
     r->deadline_ms = net_now_ms() + n->cfg.timeout_ms;
     node_raft_enqueue(n, r);
     return 0;

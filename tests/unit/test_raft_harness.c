@@ -350,3 +350,33 @@ void th_compact(struct th *t, uint64_t id)
     memset(data, (int)(index & 0xff), meta.size);
     disk_compact(&n->disk, &meta, data, e->chain);
 }
+
+struct raft_message th_append_msg(uint64_t from, uint64_t to, uint64_t term, uint64_t prev,
+                                  uint64_t prev_term, uint64_t commit, struct raft_entry *ents,
+                                  size_t n)
+{
+    struct raft_message m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APPEND;
+    m.from = from;
+    m.to = to;
+    m.term = term;
+    m.prev_index = prev;
+    m.prev_term = prev_term;
+    m.commit = commit;
+    m.entries = ents;
+    m.n_entries = n;
+    return m;
+}
+
+void th_fill_entries(struct raft_entry *ents, size_t n, uint64_t first, uint64_t term,
+                     const uint64_t *data)
+{
+    for (size_t i = 0; i < n; i++) {
+        ents[i] = (struct raft_entry){.term = term,
+                                      .index = first + i,
+                                      .type = RAFT_ENTRY_NORMAL,
+                                      .len = sizeof(*data),
+                                      .data = (uint8_t *)data};
+    }
+}

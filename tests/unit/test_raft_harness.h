@@ -102,5 +102,13 @@ struct raft *th_r(struct th *t, uint64_t id);
 void th_capture(struct th *t);
 /* Compacts id's log up to its applied index into a snapshot of the applied values. */
 void th_compact(struct th *t, uint64_t id);
+/* An APPEND message as a leader would send it (other fields zero). */
+struct raft_message th_append_msg(uint64_t from, uint64_t to, uint64_t term, uint64_t prev,
+                                  uint64_t prev_term, uint64_t commit, struct raft_entry *ents,
+                                  size_t n);
+/* Fills ents[0..n) with normal entries first, first+1, ... of term, each carrying the 8 bytes
+ * at data. */
+void th_fill_entries(struct raft_entry *ents, size_t n, uint64_t first, uint64_t term,
+                     const uint64_t *data);
 
 #endif

@@ -16,24 +16,6 @@ static struct raft_entry ent(uint64_t index, uint64_t term)
     return e;
 }
 
-static struct raft_message append(uint64_t from, uint64_t to, uint64_t term, uint64_t prev,
-                                  uint64_t prev_term, uint64_t commit, struct raft_entry *ents,
-                                  size_t n)
-{
-    struct raft_message m;
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = from;
-    m.to = to;
-    m.term = term;
-    m.prev_index = prev;
-    m.prev_term = prev_term;
-    m.commit = commit;
-    m.entries = ents;
-    m.n_entries = n;
-    return m;
-}
-
 static void step(struct th *t, uint64_t id, const struct raft_message *m)
 {
     CHECK_EQ(raft_step(th_r(t, id), m), 0);
@@ -101,10 +83,10 @@ static void test_stale_persist_notice_ignored(void)
     th_init(&t, 3, 3, NULL);
     t.nodes[2].hold_sync = true;
     struct raft_entry a[] = {ent(2, 2), ent(3, 2), ent(4, 2)};
-    struct raft_message m = append(1, 2, 2, 1, 1, 1, a, 3);
+    struct raft_message m = th_append_msg(1, 2, 2, 1, 1, 1, a, 3);
     step(&t, 2, &m);
     struct raft_entry b[] = {ent(2, 3), ent(3, 3), ent(4, 3), ent(5, 3)};
-    m = append(3, 2, 3, 1, 1, 1, b, 4);
+    m = th_append_msg(3, 2, 3, 1, 1, 1, b, 4);
     step(&t, 2, &m);
     th_drop(&t, 0, 0, 0);
     uint64_t index = 0, term = 0;
@@ -130,20 +112,20 @@ static void test_stale_append_never_truncates(void)
     struct th t;
     th_init(&t, 3, 3, NULL);
     struct raft_entry a[] = {ent(2, 2), ent(3, 2), ent(4, 2), ent(5, 2)};
-    struct raft_message m = append(1, 2, 2, 1, 1, 1, a, 4);
+    struct raft_message m = th_append_msg(1, 2, 2, 1, 1, 1, a, 4);
     step(&t, 2, &m);
     CHECK_EQ(raft_last_index(th_r(&t, 2)), 5);
-    m = append(1, 2, 2, 1, 1, 1, a, 1); /* the first message again */
+    m = th_append_msg(1, 2, 2, 1, 1, 1, a, 1); /* the first message again */
     step(&t, 2, &m);
     CHECK_EQ(raft_last_index(th_r(&t, 2)), 5);
     CHECK_EQ(acked(&t, 2), 5);
     /* The leader says commit 5, but this message only verifies up to 3. */
-    m = append(1, 2, 2, 1, 1, 5, a, 2);
+    m = th_append_msg(1, 2, 2, 1, 1, 5, a, 2);
     step(&t, 2, &m);
     CHECK_EQ(raft_commit_index(th_r(&t, 2)), 3);
     /* A real conflict does truncate. */
     struct raft_entry c[] = {ent(4, 3)};
-    m = append(3, 2, 3, 3, 2, 3, c, 1);
+    m = th_append_msg(3, 2, 3, 3, 2, 3, c, 1);
     step(&t, 2, &m);
     CHECK_EQ(raft_last_index(th_r(&t, 2)), 4);
     uint64_t term = 0;
@@ -151,7 +133,7 @@ static void test_stale_append_never_truncates(void)
     CHECK_EQ(term, 3);
     /* An APPEND contradicting a committed entry is ignored, never obeyed. */
     struct raft_entry d[] = {ent(2, 4)};
-    m = append(1, 2, 4, 1, 1, 4, d, 1);
+    m = th_append_msg(1, 2, 4, 1, 1, 4, d, 1);
     step(&t, 2, &m);
     CHECK_EQ(raft_log_term(th_r(&t, 2), 2, &term), 0);
     CHECK_EQ(term, 2);
@@ -362,12 +344,12 @@ static void test_notice_of_an_overwritten_write_ignored(void)
     th_init(&t, 3, 3, NULL);
     t.nodes[2].hold_sync = true;
     struct raft_entry a[] = {ent(2, 2), ent(3, 2), ent(4, 2)};
-    struct raft_message m = append(1, 2, 2, 1, 1, 1, a, 3);
+    struct raft_message m = th_append_msg(1, 2, 2, 1, 1, 1, a, 3);
     step(&t, 2, &m);
     struct raft_entry b[] = {ent(2, 3), ent(3, 3)};
-    m = append(3, 2, 3, 1, 1, 1, b, 2);
+    m = th_append_msg(3, 2, 3, 1, 1, 1, b, 2);
     step(&t, 2, &m);
-    m = append(1, 2, 4, 1, 1, 1, a, 3);
+    m = th_append_msg(1, 2, 4, 1, 1, 1, a, 3);
     step(&t, 2, &m);
     th_drop(&t, 0, 0, 0);
     uint64_t index = 0, term = 0;

@@ -243,16 +243,7 @@ static void test_restart_never_resurrects_truncated_entries(void)
         neu[i].term = 3;
     }
     struct raft_message m;
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 2;
-    m.term = 2;
-    m.prev_index = 1;
-    m.prev_term = 1;
-    m.commit = 1;
-    m.entries = old;
-    m.n_entries = 4;
+    m = th_append_msg(1, 2, 2, 1, 1, 1, old, 4);
     CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
     th_ready(&t, 2);
     t.nodes[2].hold_sync = true;

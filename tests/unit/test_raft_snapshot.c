@@ -187,24 +187,9 @@ static void test_install_keeps_suffix_only_on_match(void)
     th_init(&t, 3, 3, NULL);
     static uint64_t v = 5;
     struct raft_entry ents[22];
-    for (int i = 0; i < 22; i++) {
-        ents[i] = (struct raft_entry){.term = 2,
-                                      .index = (uint64_t)i + 2,
-                                      .type = RAFT_ENTRY_NORMAL,
-                                      .len = 8,
-                                      .data = (uint8_t *)&v};
-    }
+    th_fill_entries(ents, 22, 2, 2, &v);
     struct raft_message m;
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 3;
-    m.term = 2;
-    m.prev_index = 1;
-    m.prev_term = 1;
-    m.commit = 1;
-    m.entries = ents;
-    m.n_entries = 22; /* 2..23 */
+    m = th_append_msg(1, 3, 2, 1, 1, 1, ents, 22); /* 2..23 */
     CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
     th_ready(&t, 3);
     m = chunk(2, 0, 16, false);
@@ -220,16 +205,7 @@ static void test_install_keeps_suffix_only_on_match(void)
     for (int i = 0; i < 22; i++) {
         ents[i].term = 1;
     }
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 3;
-    m.term = 2;
-    m.prev_index = 1;
-    m.prev_term = 1;
-    m.commit = 1;
-    m.entries = ents;
-    m.n_entries = 22;
+    m = th_append_msg(1, 3, 2, 1, 1, 1, ents, 22);
     CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
     th_ready(&t, 3);
     CHECK_EQ(raft_last_index(th_r(&t, 3)), 23);
@@ -265,23 +241,8 @@ static void test_install_never_drops_acknowledged_entries(void)
     th_drop(&t, 0, 0, 0);
     static uint64_t v = 5;
     struct raft_entry ents[22];
-    for (int i = 0; i < 22; i++) {
-        ents[i] = (struct raft_entry){.term = 2,
-                                      .index = (uint64_t)i + 2,
-                                      .type = RAFT_ENTRY_NORMAL,
-                                      .len = 8,
-                                      .data = (uint8_t *)&v};
-    }
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 3;
-    m.term = 2;
-    m.prev_index = 1;
-    m.prev_term = 1;
-    m.commit = 1;
-    m.entries = ents;
-    m.n_entries = 22; /* 2..23 */
+    th_fill_entries(ents, 22, 2, 2, &v);
+    m = th_append_msg(1, 3, 2, 1, 1, 1, ents, 22); /* 2..23 */
     CHECK_EQ(raft_step(th_r(&t, 3), &m), 0);
     th_ready(&t, 3);
     bool acked = false;
@@ -325,23 +286,8 @@ static void test_install_and_entries_in_one_synchronous_ready(void)
     CHECK_EQ(raft_step(r, &m), 0);
     static uint64_t v = 9;
     struct raft_entry ents[2];
-    for (int i = 0; i < 2; i++) {
-        ents[i] = (struct raft_entry){.term = 2,
-                                      .index = (uint64_t)i + 21,
-                                      .type = RAFT_ENTRY_NORMAL,
-                                      .len = 8,
-                                      .data = (uint8_t *)&v};
-    }
-    memset(&m, 0, sizeof(m));
-    m.type = RAFT_MSG_APPEND;
-    m.from = 1;
-    m.to = 3;
-    m.term = 2;
-    m.prev_index = 20;
-    m.prev_term = 2;
-    m.commit = 21;
-    m.entries = ents;
-    m.n_entries = 2;
+    th_fill_entries(ents, 2, 21, 2, &v);
+    m = th_append_msg(1, 3, 2, 20, 2, 21, ents, 2);
     CHECK_EQ(raft_step(r, &m), 0);
     struct raft_ready rd;
     CHECK_EQ(raft_ready(r, &rd), 0);

@@ -591,7 +591,8 @@ static int serve(struct mount_args *a, struct ready *r)
     FILE *log = NULL;
     if (r->fd >= 0 && (log = fopen(r->log, "ae")))
         node_log_set_file(log); /* start-up problems still reach the caller via r->fd */
-    node_log(NODE_LOG_INFO, "data directory %s opened", a->data);
+    node_log(NODE_LOG_INFO, "data directory %s opened (member %llu, incarnation %016llx)", a->data,
+             (unsigned long long)ncfg.id, (unsigned long long)node_incarnation(n));
     if (a->join && !a->learner) {
         r->promote_via = a->listen;
         r->promote_id = ncfg.id;

@@ -31,6 +31,25 @@ static uint64_t random64(void)
     return v ? v : 1;
 }
 
+/* A data directory's incarnation: random, so that a new data directory
+ * given an old member id is told from the old one (and never 0, which
+ * means "not known"). From getrandom only: a weak fallback could repeat. */
+static int incarnation_new(uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int tries = 0; !v && tries < 16; tries++) {
+        ssize_t got = getrandom(&v, sizeof(v), 0);
+        if (got < 0 && errno != EINTR)
+            return errno;
+        if (got != (ssize_t)sizeof(v))
+            v = 0;
+    }
+    if (!v)
+        return EIO;
+    *out = v;
+    return 0;
+}
+
 int node_open(struct node **out, const struct node_config *cfg_in, char *err, size_t err_len)
 {
     struct node *n = calloc(1, sizeof(*n));
@@ -61,18 +80,15 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
         return rc;
     }
     /* A data directory serves one member of one cluster, for ever. */
-    uint64_t cluster, member;
-    if ((rc = store_identity_get(n->store, &cluster, &member))) {
+    uint64_t cluster, member, incarnation;
+    if ((rc = store_identity_get(n->store, &cluster, &member, &incarnation))) {
         snprintf(err, err_len, "%s: cannot read its identity: %s", cfg->data_dir, strerror(rc));
         goto fail;
     }
     if (!cluster && !member) {
-        rc = store_identity_set(n->store, cfg->cluster_id, cfg->id);
-        if (rc) {
-            snprintf(err, err_len, "%s: cannot record its identity: %s", cfg->data_dir,
-                     strerror(rc));
-            goto fail;
-        }
+        cluster = cfg->cluster_id;
+        member = cfg->id;
+        incarnation = 0; /* drawn below: a new data directory */
     } else if (cfg->cluster_id_loose && member == cfg->id) {
         cfg->cluster_id = cluster; /* restarted without --peers: as recorded */
     } else if (cluster != cfg->cluster_id || member != cfg->id) {
@@ -84,6 +100,20 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
         rc = EINVAL;
         goto fail;
     }
+    /* Its incarnation, drawn once: when the identity is first recorded, or
+     * at the first start of a data directory made before incarnations. */
+    if (!incarnation) {
+        if ((rc = incarnation_new(&incarnation))) {
+            snprintf(err, err_len, "cannot draw a random incarnation: %s", strerror(rc));
+            goto fail;
+        }
+        if ((rc = store_identity_set(n->store, cluster, member, incarnation))) {
+            snprintf(err, err_len, "%s: cannot record its identity: %s", cfg->data_dir,
+                     strerror(rc));
+            goto fail;
+        }
+    }
+    n->incarnation = incarnation;
     if ((rc = net_loop_new(&n->loop))) {
         snprintf(err, err_len, "cannot create the event loop: %s", strerror(rc));
         goto fail;
@@ -111,6 +141,11 @@ fail:
 struct store *node_store(struct node *n)
 {
     return n->store;
+}
+
+uint64_t node_incarnation(const struct node *n)
+{
+    return n->incarnation;
 }
 
 bool node_is_own_client(const struct node *n, uint64_t client_id)
@@ -399,7 +434,9 @@ void node_fail(struct node *n, int rc, const char *what)
     if (first)
         n->failed = rc;
     pthread_mutex_unlock(&n->mu);
-    if (first)
+    if (first && rc == ESHUTDOWN) /* removed or refused: what says what to do */
+        node_log(NODE_LOG_ERROR, "%s", what);
+    else if (first)
         node_log(NODE_LOG_ERROR,
                  "%s: %s: refusing everything from now on (fail closed); restart the member "
                  "once the disk is healthy",

@@ -32,8 +32,9 @@ struct net_loop;
 #define NODE_MAX_MEMBERS 16
 
 struct node_member {
-    uint64_t id;    /* non-zero */
-    char addr[128]; /* HOST:PORT of its port (peers and clients) */
+    uint64_t id;          /* non-zero */
+    char addr[128];       /* HOST:PORT of its port (peers and clients) */
+    uint64_t incarnation; /* directory entries: of its data directory (0: not known) */
 };
 
 struct node_config {
@@ -81,6 +82,11 @@ void node_close(struct node *n);
 
 /* The store, for direct reads (store_txn_begin ...). */
 struct store *node_store(struct node *n);
+
+/* The incarnation of the data directory: a random number drawn when it was
+ * created (store identity), sent in this member's Hellos, so that the
+ * cluster tells a new data directory given this member id from this one. */
+uint64_t node_incarnation(const struct node *n);
 
 /* Is client_id one of this member's own (node_propose's)? The store
  * observer reports the client id of every change. */

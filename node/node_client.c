@@ -31,8 +31,9 @@ struct client {
     struct node_server *srv;
     struct net_conn *conn; /* NULL once closed */
     bool hello;
-    uint64_t peer_id; /* a member's connection: its id */
-    unsigned pending; /* requests waiting for the node */
+    uint64_t peer_id;     /* a member's connection: its id */
+    uint64_t incarnation; /* ... and its Hello's incarnation (0: none) */
+    unsigned pending;     /* requests waiting for the node */
     struct client *prev, *next;
 };
 
@@ -557,11 +558,37 @@ static bool hello_ok(struct node_server *s, const Raftfs__Hello *h, char *why, s
                  (unsigned long long)h->member_id);
         return false;
     }
+    /* A member whose data directory is not the one the cluster recorded
+     * lost its state (term, vote, log): letting it in under its old id
+     * could make it vote twice in a term, or count towards a majority
+     * that lacks committed entries. node_member.c, note 4. */
+    uint64_t known = 0;
+    if (peer && node_member_incarnation(s->n, h->member_id, &known)) {
+        snprintf(why, len, "the member directory cannot be read here");
+        return false;
+    }
+    if (known && (!h->has_incarnation || h->incarnation != known)) {
+        char got[32] = "none";
+        if (h->has_incarnation)
+            snprintf(got, sizeof(got), "%016llx", (unsigned long long)h->incarnation);
+        snprintf(why, len,
+                 "member %llu " NODE_LOST_STATE_REFUSAL
+                 " (incarnation %s, the cluster knows %016llx): its state is lost; remove it "
+                 "(raftfs member remove %llu) and add it again as a new member",
+                 (unsigned long long)h->member_id, got, (unsigned long long)known,
+                 (unsigned long long)h->member_id);
+        return false;
+    }
     return true;
 }
 
 /* A frame on a member's connection: a Raft message from it, or a command it
- * forwards. */
+ * forwards. Nothing is ever sent back on this connection (only the
+ * HelloReply was): answers go out on this member's own connection to that
+ * peer (node_peer.c), which must have passed the peer's Hello check. So a
+ * member refused by the others (removed, or back with a lost data
+ * directory) may still be dialled and sent messages, but whatever it
+ * answers is dropped: it can neither vote nor acknowledge nor forward. */
 static int peer_frame(struct client *c, Raftfs__Envelope *env)
 {
     struct node *n = c->srv->n;
@@ -634,6 +661,11 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
             c->hello = true;
             if (env->hello->has_member_id)
                 c->peer_id = env->hello->member_id;
+            if (c->peer_id && env->hello->has_incarnation)
+                c->incarnation = env->hello->incarnation;
+            struct node_peer *peer = node_peer_find(s->n, c->peer_id);
+            if (peer && c->incarnation)
+                peer->incarnation = c->incarnation; /* for the leader to record */
             if (c->peer_id)
                 net_conn_set_counters(conn, &s->n->peer_io); /* from its Hello on */
             rc = net_wire_send(conn, &out);
@@ -676,12 +708,29 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
     return 0;
 }
 
+/* A member's connection closed: the incarnation the leader may record for
+ * it is that of a connection still open, or none. Only a member connected
+ * now vouches for its data directory; an old Hello must not be recorded
+ * for a member added again under the same id. */
+static void peer_conn_gone(struct client *c)
+{
+    struct node_peer *p = node_peer_find(c->srv->n, c->peer_id);
+    if (!p)
+        return;
+    p->incarnation = 0;
+    for (struct client *o = c->srv->clients; o; o = o->next)
+        if (o != c && o->conn && o->peer_id == c->peer_id && o->incarnation)
+            p->incarnation = o->incarnation;
+}
+
 static void client_close(struct net_conn *conn, int err, void *ctx)
 {
     struct client *c = ctx;
     if (err && err != ECONNRESET && err != EPIPE)
         node_log(NODE_LOG_INFO, "client %s closed: %s", net_conn_peer(conn), strerror(err));
     c->conn = NULL;
+    if (c->peer_id)
+        peer_conn_gone(c);
     if (c->pending == 0)
         client_unlink_free(c);
 }

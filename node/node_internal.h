@@ -67,7 +67,14 @@ struct node_peer {
     uint64_t last_heard_ms;    /* any frame from it, on any connection */
     uint64_t dropped;          /* messages dropped (not connected, queue full) */
     uint64_t refused_since_ms; /* it refuses us as "not a member" since (0: it does not) */
+    bool refused_lost;         /* ... because this member's state was lost (incarnation) */
+    uint64_t incarnation;      /* from the Hello of its open connection to us (0: none) */
 };
+
+/* What a member's Hello refusal says when the Hello's incarnation is not
+ * the one the directory records (node_client.c hello_ok); the refused
+ * member recognises it by this text (node_peer.c). */
+#define NODE_LOST_STATE_REFUSAL "came back with a new data directory"
 
 struct node_server;      /* node_client.c */
 struct node_member_task; /* node_member.c */
@@ -87,6 +94,7 @@ struct node {
     pthread_t thread;
     struct node_server *server;
     uint64_t mount_client_id;
+    uint64_t incarnation; /* of the data directory (store identity); set at open */
 
     /* loop thread only */
     struct raft *raft;
@@ -108,6 +116,7 @@ struct node {
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
     bool removed;                         /* an applied configuration no longer has this member */
+    bool removed_lost;                    /* refused: its data directory is a new one */
     struct store_space space;             /* store_space, refreshed every tick */
     bool space_refused;                   /* a write was refused for room: compact early */
     uint64_t next_forward_refusal_log_ms; /* rate of the "no room" log line */
@@ -171,8 +180,12 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
 void node_member_conf_result(struct node *n, uint64_t cookie, int status);
 /* Peers follow the member directory. */
 void node_members_sync(struct node *n);
-/* Leader: write down directory entries missing for known members. */
+/* Leader: write down directory entries missing for known members, and
+ * the incarnations learnt from their Hellos. */
 void node_members_tick(struct node *n);
+/* The incarnation the directory records for member id into *out (0: not
+ * known, or not in the directory). EIO if the directory is damaged. */
+int node_member_incarnation(struct node *n, uint64_t id, uint64_t *out);
 
 /* node_peer.c */
 /* Adds peer id at addr, or moves it there. */

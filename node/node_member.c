@@ -18,6 +18,20 @@
  *    configuration entry is committed, or with an error (EAGAIN: not the
  *    leader, or a learner not caught up yet; EBUSY: another change is in
  *    progress; EEXIST, ENOENT, EINVAL).
+ * 4. Incarnations. Each data directory has a random incarnation (store
+ *    identity, drawn when it is created), which a member sends in its
+ *    Hello. The leader writes into the directory the incarnation of each
+ *    member of the configuration whose entry has none: its own, and those
+ *    from the Hellos of its inbound connections (node_peer.incarnation).
+ *    Once recorded, every member refuses a Hello of that id with another
+ *    incarnation (node_client.c hello_ok): a member whose data directory
+ *    was lost and that comes back under its old id, with term 0, no vote
+ *    and an empty log, could otherwise vote twice in a term or help elect
+ *    a leader without committed entries. It must be removed and added as
+ *    a new member. Between its first contact and the commit of its
+ *    incarnation a member is not protected so (docs/architecture.md).
+ *    Adding a member (MEMBER_SET without incarnation) clears a stale one;
+ *    a recorded incarnation is never replaced by another (store: EEXIST).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +46,7 @@ struct node_member_task {
     enum node_member_op op;
     uint64_t id;
     char addr[STORE_MAX_ADDR_BYTES + 1];
+    uint64_t incarnation; /* MEMBER_SET: 0 (not known) but when recording one */
     node_done_fn done;
     void *ctx;
     enum member_stage stage;
@@ -76,6 +91,7 @@ static int submit_dir(struct node *n, struct node_member_task *m, bool set, node
                           .member_id = m->id,
                           .path = set ? m->addr : "",
                           .path_len = set ? strlen(m->addr) : 0,
+                          .incarnation = set ? m->incarnation : 0,
                           .client_id = n->member_client_id,
                           .seq = ++n->member_seq};
     void *data;
@@ -206,16 +222,37 @@ struct dir_acc {
     size_t n;
 };
 
-static int dir_cb(void *ctx, uint64_t id, const char *addr, size_t len)
+static int dir_cb(void *ctx, const struct store_member *m)
 {
     struct dir_acc *acc = ctx;
-    if (acc->n == NODE_MAX_MEMBERS || len >= sizeof(acc->list[0].addr))
+    if (acc->n == NODE_MAX_MEMBERS || m->addr_len >= sizeof(acc->list[0].addr))
         return 0;
-    acc->list[acc->n].id = id;
-    memcpy(acc->list[acc->n].addr, addr, len);
-    acc->list[acc->n].addr[len] = 0;
+    acc->list[acc->n].id = m->id;
+    memcpy(acc->list[acc->n].addr, m->addr, m->addr_len);
+    acc->list[acc->n].addr[m->addr_len] = 0;
+    acc->list[acc->n].incarnation = m->incarnation;
     acc->n++;
     return 0;
+}
+
+struct inc_find {
+    uint64_t id, incarnation;
+};
+
+static int inc_cb(void *ctx, const struct store_member *m)
+{
+    struct inc_find *f = ctx;
+    if (m->id == f->id)
+        f->incarnation = m->incarnation;
+    return 0;
+}
+
+int node_member_incarnation(struct node *n, uint64_t id, uint64_t *out)
+{
+    struct inc_find f = {.id = id};
+    int rc = store_members(n->store, inc_cb, &f);
+    *out = rc ? 0 : f.incarnation;
+    return rc;
 }
 
 int node_members_list(struct node *n, struct node_member *out, size_t *count)
@@ -282,7 +319,9 @@ void node_members_tick(struct node *n)
         return;
     n->next_dir_check_ms = now + 2000;
     /* Members in the configuration without an address in the directory,
-     * whose address this leader knows (the founders): write it down. */
+     * whose address this leader knows (the founders): write it down. And
+     * members whose entry has no incarnation yet, when this leader knows
+     * it (its own; another's from its Hello): write it down. */
     struct dir_acc acc = {.n = 0};
     if (store_members(n->store, dir_cb, &acc))
         return;
@@ -294,13 +333,21 @@ void node_members_tick(struct node *n)
     for (uint32_t i = 0; i < c->n_learners; i++)
         ids[nids++] = c->learners[i];
     for (size_t i = 0; i < nids; i++) {
-        bool known = false;
+        const struct node_member *entry = NULL;
         for (size_t j = 0; j < acc.n; j++)
-            known |= acc.list[j].id == ids[i];
-        if (known)
-            continue;
-        const char *addr = NULL;
-        for (size_t j = 0; j < n->cfg.n_members; j++)
+            if (acc.list[j].id == ids[i])
+                entry = &acc.list[j];
+        uint64_t inc = 0;
+        if (ids[i] == n->cfg.id) {
+            inc = n->incarnation;
+        } else {
+            const struct node_peer *p = node_peer_find(n, ids[i]);
+            inc = p ? p->incarnation : 0;
+        }
+        if (entry && (entry->incarnation || !inc))
+            continue; /* nothing to add */
+        const char *addr = entry ? entry->addr : NULL;
+        for (size_t j = 0; j < n->cfg.n_members && !addr; j++)
             if (n->cfg.members[j].id == ids[i])
                 addr = n->cfg.members[j].addr;
         if (!addr)
@@ -310,7 +357,11 @@ void node_members_tick(struct node *n)
             return;
         m->n = n;
         m->id = ids[i];
+        m->incarnation = inc;
         snprintf(m->addr, sizeof(m->addr), "%s", addr);
+        if (inc)
+            node_log(NODE_LOG_INFO, "recording member %llu's incarnation %016llx",
+                     (unsigned long long)ids[i], (unsigned long long)inc);
         if (submit_dir(n, m, true, ignore_done))
             free(m);
     }

@@ -6,6 +6,13 @@
  * handled by the server (node_client.c). A message for a peer that is not
  * connected, or whose queue is full, is dropped: Raft resends what
  * matters, and one slow or dead peer never holds up the others.
+ *
+ * So a member whose Hello a peer refuses reaches that peer with nothing:
+ * not a vote, not an acknowledgement, not a forwarded write (send_to
+ * needs a greeted connection). A member that lost its data directory and
+ * came back under its old id is refused so by every member that recorded
+ * its incarnation (node_client.c hello_ok), which isolates it; refused by
+ * most of the others, it stops (check_removed).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -123,6 +130,8 @@ static void peer_connected(struct net_conn *c, void *ctx)
     hello.has_member_id = hello.has_to_member_id = true;
     hello.member_id = n->cfg.id;
     hello.to_member_id = p->id;
+    hello.has_incarnation = true;
+    hello.incarnation = n->incarnation;
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     if (net_wire_send(c, &env))
@@ -140,16 +149,27 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
         if (env->hello_reply->ok) {
             p->ready = true;
             p->refused_since_ms = 0;
+            p->refused_lost = false;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             p->last_heard_ms = net_now_ms();
             node_log(NODE_LOG_INFO, "connected to member %llu at %s", (unsigned long long)p->id,
                      p->name);
         } else {
             const char *why = env->hello_reply->error ? env->hello_reply->error : "";
-            node_log(NODE_LOG_WARN, "member %llu at %s refused us: %s", (unsigned long long)p->id,
-                     p->name, *why ? why : "no reason given");
-            if (strstr(why, "is not a member") && !p->refused_since_ms)
+            bool lost = strstr(why, NODE_LOST_STATE_REFUSAL) != NULL;
+            if (lost && !p->refused_lost)
+                node_log(NODE_LOG_ERROR,
+                         "member %llu at %s refuses this member: %s (rejoining with lost state "
+                         "could lose committed writes or vote twice: unmount this one, then "
+                         "start it with an empty --data as a new member: --id NEWID --listen "
+                         "HOST:PORT --join MEMBERS)",
+                         (unsigned long long)p->id, p->name, why);
+            else if (!lost)
+                node_log(NODE_LOG_WARN, "member %llu at %s refused us: %s",
+                         (unsigned long long)p->id, p->name, *why ? why : "no reason given");
+            if ((lost || strstr(why, "is not a member")) && !p->refused_since_ms)
                 p->refused_since_ms = net_now_ms();
+            p->refused_lost |= lost;
             rc = EPROTO;
         }
     } else {
@@ -179,20 +199,28 @@ static const struct net_conn_ops peer_ops = {
 
 /* Refused as "not a member" by a majority of the others for a while: this
  * member was removed (the entry that says so never reaches it, as it is
- * no longer replicated to). */
+ * no longer replicated to). Or refused because its data directory is not
+ * the one the cluster recorded (its state was lost): it is cut off for
+ * good, and stops alike, so that its mount fails instead of hanging. The
+ * patience covers refusals by a member whose directory lags (one that
+ * has not applied this member's addition yet). */
 static void check_removed(struct node *n, uint64_t now)
 {
-    size_t others = 0, refusing = 0;
+    size_t others = 0, refusing = 0, lost = 0;
     uint64_t patience = 5ULL * n->cfg.tick_ms * n->cfg.election_ticks;
     for (size_t i = 0; i < n->n_peers; i++) {
         if (!n->peers[i].id)
             continue;
         others++;
-        if (n->peers[i].refused_since_ms && now - n->peers[i].refused_since_ms >= patience)
+        if (n->peers[i].refused_since_ms && now - n->peers[i].refused_since_ms >= patience) {
             refusing++;
+            lost += n->peers[i].refused_lost;
+        }
     }
-    if (others && refusing * 2 > others)
+    if (others && refusing * 2 > others) {
         n->removed = true;
+        n->removed_lost = lost > 0;
+    }
 }
 
 void node_peers_tick(struct node *n)

@@ -406,6 +406,26 @@ static bool in_conf(const struct raft_conf *c, uint64_t id)
     return raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
 }
 
+/* Removed, or refused by most of the others because this data directory
+ * is not the one the cluster knows: stop serving (ESHUTDOWN, which the
+ * mount turns into EIO), saying why and what to do. */
+static void fail_removed(struct node *n)
+{
+    char what[512];
+    if (n->removed_lost)
+        snprintf(what, sizeof(what),
+                 "most members refuse this data directory (incarnation %016llx) as member "
+                 "%llu: its state is lost; it serves nothing more. Unmount it, run `raftfs "
+                 "member remove %llu`, and add it again as a new member",
+                 (unsigned long long)n->incarnation, (unsigned long long)n->cfg.id,
+                 (unsigned long long)n->cfg.id);
+    else
+        snprintf(what, sizeof(what),
+                 "this member was removed from the cluster; it serves nothing more "
+                 "(unmount it)");
+    node_fail(n, ESHUTDOWN, what);
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
@@ -468,9 +488,7 @@ static int apply(struct node *n, struct raft_ready *rd)
         if (members)
             node_members_sync(n);
         if (n->removed) {
-            node_fail(n, ESHUTDOWN,
-                      "this member was removed from the cluster; it serves nothing more "
-                      "(unmount it)");
+            fail_removed(n);
             return ESHUTDOWN;
         }
     }
@@ -818,9 +836,7 @@ void node_raft_tick(struct net_loop *l, void *ctx)
         node_fail(n, EIO, raft_strerror(rc));
     node_peers_tick(n);
     if (n->removed) {
-        node_fail(n, ESHUTDOWN,
-                  "this member was removed from the cluster; it serves nothing more "
-                  "(unmount it)");
+        fail_removed(n);
         return;
     }
     node_members_tick(n);

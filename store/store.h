@@ -13,7 +13,8 @@
  * Errors: functions return 0 or a positive POSIX errno. Apply results carry
  * their own errno per command (store_result.err), chosen as follows:
  *   ENOENT        a path component or the target is missing
- *   EEXIST        the target exists (MKDIR, RENAME_NOREPLACE)
+ *   EEXIST        the target exists (MKDIR, RENAME_NOREPLACE); MEMBER_SET
+ *                 with an incarnation other than the one recorded
  *   ENOTDIR       a path component is a file; RMDIR of a file; a directory
  *                 renamed over a file
  *   EISDIR        PUT/APPEND/DELETE/truncate of a directory; a file renamed
@@ -100,7 +101,7 @@ enum store_op {
     STORE_OP_RMDIR,      /* path */
     STORE_OP_RENAME,     /* path -> path2, rename_flags */
     STORE_OP_SETATTR,    /* path, set_mask and the fields it names */
-    STORE_OP_MEMBER_SET, /* member_id, path = its address */
+    STORE_OP_MEMBER_SET, /* member_id, path = its address, incarnation */
     STORE_OP_MEMBER_DEL, /* member_id */
 };
 
@@ -139,6 +140,10 @@ struct store_cmd {
      * (increasing per client). See store_result.duplicate. */
     uint64_t client_id, seq;
     uint64_t member_id; /* MEMBER_SET, MEMBER_DEL */
+    /* MEMBER_SET: the incarnation of the member's data directory (0: not
+     * known). A known one is never replaced by another (EEXIST); 0 clears
+     * it. */
+    uint64_t incarnation;
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -178,10 +183,17 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
 void store_close(struct store *s);
 
 /* Which cluster and member this data directory belongs to, recorded at the
- * first start of a member (a local record: never replicated, never in a
- * snapshot). Both 0 until set. EIO if damaged. */
-int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id);
-int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id);
+ * first start of a member, and its incarnation: a random non-zero number
+ * drawn (by the caller) when the identity is first recorded, which tells
+ * this data directory from a new one given the same member id (a local
+ * record: never replicated, never in a snapshot). All 0 until set; the
+ * incarnation is 0 in a record written before incarnations existed. EIO
+ * if damaged. */
+int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id,
+                       uint64_t *incarnation);
+/* Records the identity (a synced commit). EINVAL for incarnation 0. */
+int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id,
+                       uint64_t incarnation);
 
 /* The limits in force (as stored). */
 void store_get_limits(const struct store *s, struct store_limits *out);
@@ -351,10 +363,18 @@ int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t afte
 
 #define STORE_MAX_ADDR_BYTES 255
 
-/* Calls cb for each member (id order) with its address (valid during the
- * call). Errors: EIO, or cb's non-zero return. */
-int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char *addr, size_t len),
-                  void *ctx);
+/* One entry of the member directory; addr (not NUL-terminated) is valid
+ * during the callback only. */
+struct store_member {
+    uint64_t id;
+    const char *addr;
+    size_t addr_len;
+    uint64_t incarnation; /* of its data directory; 0: not known yet */
+};
+
+/* Calls cb for each member (id order). Errors: EIO (a damaged record), or
+ * cb's non-zero return. */
+int store_members(struct store *s, int (*cb)(void *ctx, const struct store_member *m), void *ctx);
 
 /* ---- snapshot images ------------------------------------------------ */
 

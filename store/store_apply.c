@@ -739,7 +739,27 @@ static int cmd_member(struct applier *a, struct store_result *res, bool set)
     }
     if (c->path_len == 0 || c->path_len > STORE_MAX_ADDR_BYTES || memchr(c->path, 0, c->path_len))
         return res->err = EINVAL, 0;
-    MDB_val v = {.mv_size = c->path_len, .mv_data = (void *)c->path};
+    /* A known incarnation is replaced only by no incarnation (the id added
+     * again as a new member), never by another one: of two leaders that
+     * learnt different incarnations, the first committed wins. */
+    if (c->incarnation) {
+        MDB_val old;
+        int rc = mdb_get(a->txn, a->s->members, &k, &old);
+        if (rc && rc != MDB_NOTFOUND)
+            return store_mdb_errno(rc);
+        if (!rc) {
+            const char *addr;
+            size_t addr_len;
+            uint64_t known;
+            if (store_member_decode(old.mv_data, old.mv_size, &addr, &addr_len, &known))
+                return EIO;
+            if (known && known != c->incarnation)
+                return res->err = EEXIST, 0;
+        }
+    }
+    unsigned char rec[STORE_MEMBER_REC_MAX];
+    MDB_val v = {.mv_size = store_member_encode(c->path, c->path_len, c->incarnation, rec),
+                 .mv_data = rec};
     return store_mdb_errno(mdb_put(a->txn, a->s->members, &k, &v, 0));
 }
 

@@ -101,6 +101,8 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     case STORE_OP_MEMBER_SET:
         ms.id = c->member_id;
         ms.address = bin(c->path, c->path_len);
+        ms.has_incarnation = c->incarnation != 0;
+        ms.incarnation = c->incarnation;
         m.op_case = RAFTFS__COMMAND__OP_MEMBER_SET;
         m.member_set = &ms;
         break;
@@ -217,6 +219,7 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
         c->op = STORE_OP_MEMBER_SET;
         c->member_id = m->member_set->id;
         set_path(&m->member_set->address, &c->path, &c->path_len);
+        c->incarnation = m->member_set->has_incarnation ? m->member_set->incarnation : 0;
         break;
     case RAFTFS__COMMAND__OP_MEMBER_DEL:
         c->op = STORE_OP_MEMBER_DEL;

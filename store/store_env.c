@@ -500,44 +500,60 @@ int store_get_stats(struct store *s, struct store_stats *out)
     return 0;
 }
 
-int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id)
+/* The identity record: u64 LE cluster id, member id, incarnation (16 bytes,
+ * without the incarnation, when written before incarnations existed). */
+#define IDENTITY_OLD_LEN 16
+#define IDENTITY_LEN     24
+
+int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id,
+                       uint64_t *incarnation)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return store_mdb_errno(rc);
     MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v;
-    *cluster_id = *member_id = 0;
+    *cluster_id = *member_id = *incarnation = 0;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         rc = 0;
     } else if (rc) {
         rc = store_mdb_errno(rc);
-    } else if (v.mv_size != 16) {
+    } else if (v.mv_size != IDENTITY_OLD_LEN && v.mv_size != IDENTITY_LEN) {
         rc = EIO;
     } else {
         const unsigned char *p = v.mv_data;
+        bool has_inc = v.mv_size == IDENTITY_LEN;
         for (int i = 7; i >= 0; i--) {
             *cluster_id = (*cluster_id << 8) | p[i];
             *member_id = (*member_id << 8) | p[8 + i];
+            if (has_inc)
+                *incarnation = (*incarnation << 8) | p[16 + i];
         }
+        if (has_inc && !*incarnation)
+            rc = EIO;
     }
     mdb_txn_abort(txn);
     return rc;
 }
 
-int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id)
+int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id,
+                       uint64_t incarnation)
 {
-    unsigned char buf[16];
+    if (!incarnation)
+        return EINVAL;
+    unsigned char buf[IDENTITY_LEN];
     for (int i = 0; i < 8; i++) {
         buf[i] = (unsigned char)(cluster_id >> (8 * i));
         buf[8 + i] = (unsigned char)(member_id >> (8 * i));
+        buf[16 + i] = (unsigned char)(incarnation >> (8 * i));
     }
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
         return store_mdb_errno(rc);
-    MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v = {.mv_size = 16, .mv_data = buf};
+    MDB_val k = {.mv_size = 8, .mv_data = "identity"},
+            v = {.mv_size = IDENTITY_LEN, .mv_data = buf};
     if ((rc = mdb_put(txn, s->meta, &k, &v, 0))) {
         mdb_txn_abort(txn);
         return store_mdb_errno(rc);
@@ -664,8 +680,7 @@ bool store_space_take(struct store_space *sp, uint64_t len)
     return true;
 }
 
-int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char *addr, size_t len),
-                  void *ctx)
+int store_members(struct store *s, int (*cb)(void *ctx, const struct store_member *m), void *ctx)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
@@ -680,11 +695,14 @@ int store_members(struct store *s, int (*cb)(void *ctx, uint64_t id, const char 
     int r = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc && !r;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size == 0 || v.mv_size > STORE_MAX_ADDR_BYTES) {
+        struct store_member m;
+        if (k.mv_size != 8 ||
+            store_member_decode(v.mv_data, v.mv_size, &m.addr, &m.addr_len, &m.incarnation)) {
             r = EIO;
             break;
         }
-        r = cb(ctx, store_u64be_get(k.mv_data), v.mv_data, v.mv_size);
+        m.id = store_u64be_get(k.mv_data);
+        r = cb(ctx, &m);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);

@@ -206,3 +206,42 @@ int store_dirent_val_decode(const void *vbuf, size_t len, uint64_t *ino, enum st
         return EIO;
     return 0;
 }
+
+/* Member record: the address (1 to 255 bytes, no NUL), then, once the
+ * member's incarnation is known, a NUL byte, u8 version 1 and the u64
+ * incarnation. A record without the suffix (every record written before
+ * incarnations) has incarnation 0; a build from before reads the address
+ * up to the NUL and ignores the rest. */
+size_t store_member_encode(const char *addr, size_t addr_len, uint64_t incarnation,
+                           unsigned char *buf)
+{
+    memcpy(buf, addr, addr_len);
+    if (!incarnation)
+        return addr_len;
+    buf[addr_len] = 0;
+    buf[addr_len + 1] = STORE_MEMBER_REC_VERSION;
+    put_u64(buf + addr_len + 2, incarnation);
+    return addr_len + STORE_MEMBER_SUFFIX_LEN;
+}
+
+int store_member_decode(const void *vbuf, size_t len, const char **addr, size_t *addr_len,
+                        uint64_t *incarnation)
+{
+    const unsigned char *buf = vbuf;
+    const unsigned char *nul = memchr(buf, 0, len);
+    size_t alen = nul ? (size_t)(nul - buf) : len;
+    uint64_t inc = 0;
+    if (nul) {
+        if (len - alen != STORE_MEMBER_SUFFIX_LEN || nul[1] != STORE_MEMBER_REC_VERSION)
+            return EIO;
+        inc = get_u64(nul + 2);
+        if (!inc)
+            return EIO; /* written without the suffix when 0 */
+    }
+    if (alen == 0 || alen > STORE_MAX_ADDR_BYTES)
+        return EIO;
+    *addr = (const char *)buf;
+    *addr_len = alen;
+    *incarnation = inc;
+    return 0;
+}

@@ -7,6 +7,7 @@
  *   inodes   u64be ino -> inode record
  *   dirents  u64be parent ++ name -> u64le ino ++ u8 type
  *   data     u64be ino -> the value bytes
+ *   members  u64be member id -> member record (address, incarnation)
  * Every record starts with a version byte; decoders check lengths and
  * versions and return EIO on anything else, so a damaged record is reported,
  * never trusted.
@@ -68,5 +69,20 @@ size_t store_dirent_key(uint64_t parent, const char *name, size_t name_len, unsi
 void store_dirent_val_encode(uint64_t ino, enum store_type type,
                              unsigned char buf[STORE_DIRENT_VAL_LEN]);
 int store_dirent_val_decode(const void *buf, size_t len, uint64_t *ino, enum store_type *type);
+
+/* Member directory record (key: u64be member id): the address, then,
+ * when the member's incarnation is known, NUL, u8 version, u64 LE
+ * incarnation (STORE_MEMBER_SUFFIX_LEN bytes). A record without the suffix
+ * (written before incarnations, or while not known) reads as incarnation
+ * 0. buf: STORE_MEMBER_REC_MAX bytes; addr_len 1 to STORE_MAX_ADDR_BYTES.
+ * Returns the record length. */
+#define STORE_MEMBER_REC_VERSION 1
+#define STORE_MEMBER_SUFFIX_LEN  10
+#define STORE_MEMBER_REC_MAX     (STORE_MAX_ADDR_BYTES + STORE_MEMBER_SUFFIX_LEN)
+size_t store_member_encode(const char *addr, size_t addr_len, uint64_t incarnation,
+                           unsigned char *buf);
+/* 0 or EIO; *addr points into buf. */
+int store_member_decode(const void *buf, size_t len, const char **addr, size_t *addr_len,
+                        uint64_t *incarnation);
 
 #endif

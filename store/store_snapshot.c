@@ -374,7 +374,10 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
         } else if (table == SNAP_LRU) {
             bad = klen != 16 || vlen != 0;
         } else {
-            bad = klen != 8 || vlen == 0 || vlen > STORE_MAX_ADDR_BYTES;
+            const char *addr;
+            size_t addr_len;
+            uint64_t inc;
+            bad = klen != 8 || store_member_decode(vp, vlen, &addr, &addr_len, &inc);
         }
         if (bad) {
             free(big);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Membership of a running cluster: joining (learner, caught up by snapshot,
-# then a voter), learner mounts, removal, leadership transfer, and a write
-# retried across a leader change applied once.
+# then a voter), learner mounts, removal, a member back with a lost data
+# directory refused, leadership transfer, and a write retried across a
+# leader change applied once.
 
 load helpers
 load cluster_helpers
@@ -76,6 +77,64 @@ role_of() { # K: its role as the leader lists it
     "$LC" kill "$CL" 2
     run bash -c "timeout 20 /bin/echo y > '$CL/mnt/1/k'"
     assert_failure
+}
+
+@test "a member back with a new data directory is refused; removed and added anew, it serves" {
+    cluster_start
+    mkdir -p "$CL/mnt/1/app"
+    for i in $(seq 1 10); do echo "v$i" > "$CL/mnt/1/app/k$i"; done
+    # The leader writes each member's incarnation into the directory once
+    # it has its Hello; a write after that is ordered after it.
+    for i in $(seq 1 100); do
+        grep -q "recording member 3's incarnation" "$CL"/data/*/raftfs.log && break
+        sleep 0.1
+    done
+    grep -q "recording member 3's incarnation" "$CL"/data/*/raftfs.log
+    echo recorded > "$CL/mnt/2/app/recorded"
+    [ "$(cat "$CL/mnt/3/app/recorded")" = recorded ]
+
+    # Its disk is replaced: the same founding command, an empty directory.
+    "$LC" kill "$CL" 3
+    rm -rf "$CL/data/3"
+    "$LC" restart "$CL" 3
+    for i in $(seq 1 150); do
+        grep -q "serves nothing more" "$CL/data/3/raftfs.log" && break
+        sleep 0.1
+    done
+    grep -q "member 3 came back with a new data directory" "$CL/data/3/raftfs.log"
+    grep -q "raftfs member remove 3" "$CL/data/3/raftfs.log"
+    grep -q "most members refuse this data directory" "$CL/data/3/raftfs.log"
+    grep -q "refused: member 3 came back with a new data directory" "$CL/data/1/raftfs.log"
+    grep -q "refused: member 3 came back with a new data directory" "$CL/data/2/raftfs.log"
+    # Its mount fails at once (EIO), it does not hang.
+    run timeout 10 bash -c "/bin/echo x > '$CL/mnt/3/app/k1'"
+    assert_failure
+    [ "$status" -ne 124 ]
+    assert_output --partial "Input/output error"
+    run timeout 10 cat "$CL/mnt/3/app/k1"
+    assert_failure
+    [ "$status" -ne 124 ]
+    run timeout 10 ls "$CL/mnt/3/app"
+    assert_failure
+    [ "$status" -ne 124 ]
+
+    # The others go on, with everything.
+    echo after > "$CL/mnt/1/app/after"
+    for i in $(seq 1 10); do [ "$(cat "$CL/mnt/2/app/k$i")" = "v$i" ]; done
+    [ "$(cat "$CL/mnt/2/app/after")" = after ]
+    [ "$(cat "$CL/mnt/2/app/recorded")" = recorded ]
+
+    # Replaced as the refusal says: removed, and added again as member 4.
+    "$LC" kill "$CL" 3
+    run "$RAFTFS_BIN" member remove 3 --endpoints "$(ep 1),$(ep 2)"
+    assert_success
+    join 4
+    for i in $(seq 1 100); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 4)" = follower ]
+    for i in $(seq 1 10); do [ "$(cat "$CL/mnt/4/app/k$i")" = "v$i" ]; done
+    [ "$(cat "$CL/mnt/4/app/after")" = after ]
+    echo "from four" > "$CL/mnt/4/app/four"
+    [ "$(cat "$CL/mnt/1/app/four")" = "from four" ]
 }
 
 @test "leadership moves where it is asked to" {

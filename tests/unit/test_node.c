@@ -1,7 +1,9 @@
 /* test_node.c - the single-member node: concurrent proposals are applied
  * once each and share transactions (group commit); a full store fails the
  * proposal with ENOSPC and recovers when space returns; a stopped node
- * refuses with ESHUTDOWN. */
+ * refuses with ESHUTDOWN; a data directory's incarnation is drawn once
+ * (also for one from before incarnations) and stays. */
+#include <lmdb.h>
 #include <pthread.h>
 
 #include "node.h"
@@ -168,9 +170,76 @@ static void test_full_then_recovers(void)
     free(dir);
 }
 
+static uint64_t incarnation_of(const char *dir)
+{
+    struct store *s = open_store(dir);
+    uint64_t c = 0, m = 0, inc = 0;
+    CHECK_EQ(store_identity_get(s, &c, &m, &inc), 0);
+    CHECK_EQ(m, 3);
+    store_close(s);
+    return inc;
+}
+
+static void test_incarnation(void)
+{
+    char *dir = tmpdir_make();
+    struct node_config cfg = {.data_dir = dir, .id = 3, .cluster_id = 42};
+    struct node *n;
+    char err[256];
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    node_close(n);
+    uint64_t first = incarnation_of(dir);
+    CHECK(first != 0);
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    node_close(n);
+    CHECK(incarnation_of(dir) == first);
+    /* Another data directory for the same member: another incarnation. */
+    char *other = tmpdir_make();
+    cfg.data_dir = other;
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    node_close(n);
+    uint64_t second = incarnation_of(other);
+    CHECK(second != 0 && second != first);
+    /* A data directory from before incarnations (a 16-byte identity:
+     * cluster, member) gets one at its next start, and keeps it. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store", other);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    unsigned char old[16] = {42, 0, 0, 0, 0, 0, 0, 0, 3};
+    MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v = {.mv_size = 16, .mv_data = old};
+    CHECK_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, STORE_DEFAULT_MAP_BYTES);
+    CHECK_EQ(mdb_env_open(env, path, 0, 0600), 0);
+    CHECK_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    CHECK_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    CHECK_EQ(incarnation_of(other), 0);
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    node_close(n);
+    uint64_t third = incarnation_of(other);
+    CHECK(third != 0 && third != second);
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
+    node_close(n);
+    CHECK(incarnation_of(other) == third);
+    /* and its identity is checked as before */
+    cfg.id = 4;
+    CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), EINVAL);
+    CHECK(incarnation_of(other) == third);
+    rm_rf(other);
+    free(other);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_concurrent_group_commit);
     RUN(test_full_then_recovers);
+    RUN(test_incarnation);
     CHECK_DONE();
 }

@@ -2,7 +2,8 @@
  * C client library against a node's listener (put, get, list pages,
  * status, errors), and hostile connections (garbage, oversized and
  * truncated frames, requests before Hello, wrong version or cluster) that
- * must close only themselves while the member keeps serving. */
+ * must close only themselves while the member keeps serving; a member's
+ * Hello with another incarnation than the directory records is refused. */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -307,6 +308,113 @@ static void test_hostile(void)
     free(dir);
 }
 
+/* A raw Hello from member `member` (incarnation: 0 = none); returns the
+ * reply's error, or NULL for a reply that is ok. */
+static char *hello_as(const char *addr, uint64_t member, uint64_t incarnation)
+{
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__Hello hello = RAFTFS__HELLO__INIT;
+    uint8_t buf[256], out[4096];
+    bool closed;
+    hello.protocol_version = 1;
+    hello.cluster_id = 42;
+    hello.has_member_id = true;
+    hello.member_id = member;
+    hello.has_incarnation = incarnation != 0;
+    hello.incarnation = incarnation;
+    env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    size_t len = frame_env(&env, buf);
+    size_t got = raw(addr, buf, len, out, sizeof(out), &closed);
+    Raftfs__Envelope *r = reply_of(out, got);
+    CHECK(r && r->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY);
+    char *why = NULL;
+    if (r && r->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY && !r->hello_reply->ok)
+        why = strdup(r->hello_reply->error ? r->hello_reply->error : "");
+    if (why)
+        CHECK(closed); /* a refusal closes the connection */
+    net_wire_free(r);
+    return why;
+}
+
+static void set_member(struct node *n, uint64_t id, const char *addr, uint64_t incarnation)
+{
+    struct store_cmd c = {.op = STORE_OP_MEMBER_SET,
+                          .member_id = id,
+                          .path = addr,
+                          .path_len = strlen(addr),
+                          .incarnation = incarnation,
+                          .time_ns = 1};
+    struct store_result r;
+    CHECK_EQ(node_propose(n, &c, &r), 0);
+    CHECK_EQ(r.err, 0);
+}
+
+struct dir_find {
+    uint64_t id, incarnation;
+    bool found;
+};
+
+static int dir_find_cb(void *ctx, const struct store_member *m)
+{
+    struct dir_find *f = ctx;
+    if (m->id == f->id)
+        f->found = true, f->incarnation = m->incarnation;
+    return 0;
+}
+
+/* A member whose Hello carries another incarnation than the directory
+ * records (or none) lost its state: refused, saying what to do. Unknown
+ * incarnations (0) let any Hello in. The leader records its own. */
+static void test_hello_incarnation(void)
+{
+    char *dir, addr[64];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    /* Peers that are members but not reachable: nobody listens there. */
+    set_member(n, 5, "127.0.0.1:1", 0x1234);
+    set_member(n, 6, "127.0.0.1:2", 0);
+
+    char *why = hello_as(addr, 5, 0x9999);
+    CHECK(why && strstr(why, "member 5 came back with a new data directory"));
+    CHECK(why && strstr(why, "incarnation 0000000000009999, the cluster knows 0000000000001234"));
+    CHECK(why && strstr(why, "raftfs member remove 5"));
+    free(why);
+    why = hello_as(addr, 5, 0); /* none: a build from before, or a forgery */
+    CHECK(why && strstr(why, "came back with a new data directory (incarnation none"));
+    free(why);
+    why = hello_as(addr, 5, 0x1234);
+    CHECK(why == NULL);
+    free(why);
+    why = hello_as(addr, 6, 0x5678);
+    CHECK(why == NULL);
+    free(why);
+    why = hello_as(addr, 6, 0);
+    CHECK(why == NULL);
+    free(why);
+    why = hello_as(addr, 7, 0x1234); /* not a member at all */
+    CHECK(why && strstr(why, "not a member"));
+    free(why);
+
+    /* The leader (this one) writes its own incarnation into its entry
+     * (checked every 2 s). */
+    set_member(n, 1, addr, 0);
+    uint64_t c, m, inc = 0;
+    CHECK_EQ(store_identity_get(node_store(n), &c, &m, &inc), 0);
+    CHECK(inc != 0);
+    struct dir_find f = {.id = 1};
+    for (int i = 0; i < 100 && !f.incarnation; i++) {
+        usleep(50000);
+        f.found = false;
+        CHECK_EQ(store_members(node_store(n), dir_find_cb, &f), 0);
+    }
+    CHECK(f.found);
+    CHECK(f.incarnation == inc);
+
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_client_errors(void)
 {
     char err[256];
@@ -333,6 +441,7 @@ int main(void)
 {
     RUN(test_roundtrip);
     RUN(test_hostile);
+    RUN(test_hello_incarnation);
     RUN(test_client_errors);
     CHECK_DONE();
 }

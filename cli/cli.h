@@ -33,6 +33,10 @@ bool cli_client_known(const char *cmd);
 extern const char cli_bench_usage[];
 int cli_bench(int argc, char **argv);
 
+/* raftfs check (argv[0] is "check"): the offline check of a data directory. */
+extern const char cli_check_usage[];
+int cli_check(int argc, char **argv);
+
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);
 void cli_version(void);

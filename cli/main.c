@@ -25,6 +25,8 @@ static const char usage_text[] =
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
     "                                         measure ops/s and latency (closed loop)\n"
+    "  check --data DIR [--json]              check a stopped member's data directory\n"
+    "                                         and print a digest of its state\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
         return cli_member(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check"))
+        return cli_check(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
@@ -58,6 +62,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "bench")) {
             fputs(cli_bench_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "check")) {
+            fputs(cli_check_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "member")) {

@@ -404,6 +404,37 @@ int store_snapshot_check(int fd, struct store_snapshot_info *info, char *err, si
 int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *info, char *err,
                            size_t err_len);
 
+/* ---- checking a data directory (store_check.c) ---------------------- */
+
+/* At most this many problems are passed to store_check's callback; the
+ * others are only counted. */
+#define STORE_CHECK_MAX_REPORTED 1000
+
+/* What store_check found. */
+struct store_check_report {
+    uint64_t entries;             /* reached from the root, root included */
+    uint64_t files, dirs;         /* entries = files + dirs */
+    uint64_t revision, applied;   /* of the state record */
+    uint64_t log_first, log_last; /* the log holds first..last (empty: last = first - 1) */
+    uint64_t log_term;            /* term of entry log_last (the snapshot's at its index; 0) */
+    uint64_t digest;              /* of the replicated state (docs/store-format.md) */
+    uint64_t problems;            /* found, all of them */
+};
+
+/* Checks the store in data directory dir, of a stopped member, without
+ * changing anything: nothing is written or created, even in a missing or
+ * empty directory (docs/store-format.md, "Check and digest", lists what
+ * is checked and what the digest covers). Each problem found is passed to
+ * problem (if not NULL) as one line "PROBLEM (where)", valid during the
+ * call only; the check goes on after each. Returns 0 when the check ran
+ * (out->problems says how it went), else an errno with a one-line reason
+ * in err: ENOENT, ENOTDIR or EPROTO (not a raftfs data directory, or its
+ * store cannot be opened at all), EBUSY (in use by a running process),
+ * ENOMEM, EIO and errnos of the OS. A store_open of dir meanwhile, in
+ * this process or another, gets EBUSY. */
+int store_check(const char *dir, struct store_check_report *out,
+                void (*problem)(void *ctx, const char *msg), void *ctx, char *err, size_t err_len);
+
 /* ---- helpers shared with callers ------------------------------------ */
 
 /* Checks an absolute path against the limits: 0, EINVAL (not absolute, empty

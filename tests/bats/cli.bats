@@ -1,15 +1,22 @@
 #!/usr/bin/env bats
 # The raftfs command: start-up, refusal of bad data directories and
-# mountpoints, clean stops, usage errors.
+# mountpoints, clean stops, usage errors, the offline check.
 
 load helpers
+load cluster_helpers
 
 setup() {
     common_setup
 }
 
 teardown() {
-    common_teardown
+    # a test that started a cluster (CL set) stops it, every member
+    if [ -n "${CL:-}" ]; then
+        raftfs_stop
+        cluster_teardown
+    else
+        common_teardown
+    fi
 }
 
 @test "mount returns once ready, fusermount3 -u stops the server" {
@@ -218,4 +225,86 @@ teardown() {
     assert_failure
     assert_output --partial "File too large"
     [ "$(cat "$MNT/k")" = keep ]
+}
+
+@test "check: a stopped member's data directory checks ok and is left as it was" {
+    raftfs_start
+    mkdir -p "$MNT/a/b"
+    echo one > "$MNT/a/b/k"
+    echo two > "$MNT/x"
+    mv "$MNT/x" "$MNT/a/y"
+    run "$RAFTFS_BIN" check --data "$DATA"
+    assert_failure
+    assert_output --partial "in use by a running raftfs process"
+    raftfs_stop
+    before=$(md5sum "$DATA/store/data.mdb" "$DATA/store/lock.mdb")
+    run "$RAFTFS_BIN" check --data "$DATA"
+    assert_success
+    assert_output --regexp "^raftfs check: $DATA: ok: 5 entries \(2 files, 3 dirs\), revision [0-9]+, applied [0-9]+, log 1\.\.[0-9]+ \(term [0-9]+\), digest [0-9a-f]{16}$"
+    run "$RAFTFS_BIN" check --data "$DATA" --json
+    assert_success
+    assert_output --regexp '"ok": true, "entries": 5, .*"digest": "[0-9a-f]{16}"'
+    [ "$(md5sum "$DATA/store/data.mdb" "$DATA/store/lock.mdb")" = "$before" ]
+    # not a data directory: refused, and nothing is created
+    run "$RAFTFS_BIN" check --data "$TEST_TMP/none"
+    [ "$status" -eq 1 ]
+    assert_output --partial "not a raftfs data directory"
+    [ ! -e "$TEST_TMP/none" ]
+    run "$RAFTFS_BIN" check --data "$MNT"
+    [ "$status" -eq 1 ]
+    [ -z "$(ls -A "$MNT")" ]
+    run "$RAFTFS_BIN" check
+    [ "$status" -eq 2 ]
+    assert_output --partial "missing --data"
+}
+
+# applied_of K: member K's applied index (from its status).
+applied_of() {
+    status_of "$1" 2>/dev/null | grep -o '"applied": [0-9]*' | grep -o '[0-9]*$'
+}
+
+@test "check: members of a cluster that applied the same writes print the same digest" {
+    CL=$TEST_TMP/cluster
+    LC="$BATS_TEST_DIRNAME/../../examples/local-cluster.sh"
+    export RAFTFS_BASE_PORT=$(test_port_base)
+    cluster_start
+    mkdir -p "$CL/mnt/1/d/e"
+    for i in 1 2 3 4 5; do echo "v$i" > "$CL/mnt/$(( (i % 3) + 1 ))/d/k$i"; done
+    mv "$CL/mnt/2/d/k1" "$CL/mnt/2/d/e/k1"
+    rm "$CL/mnt/3/d/k2"
+    # converged: every write reads back everywhere, and the three have
+    # applied the same index (the member directory included)
+    for k in 1 2 3; do [ "$(cat "$CL/mnt/$k/d/e/k1")" = v1 ]; done
+    for i in $(seq 1 50); do
+        a1=$(applied_of 1); a2=$(applied_of 2); a3=$(applied_of 3)
+        [ -n "$a1" ] && [ "$a1" = "$a2" ] && [ "$a2" = "$a3" ] && break
+        sleep 0.1
+    done
+    [ "$a1" = "$a2" ] && [ "$a2" = "$a3" ]
+    # the followers first: the leader alone can commit nothing more
+    l=$(leader)
+    for k in 1 2 3; do
+        [ "$k" = "$l" ] && continue
+        pid=$(member_pid "$k")
+        fusermount3 -u "$CL/mnt/$k"
+        wait_gone "$pid" 10
+    done
+    pid=$(member_pid "$l")
+    fusermount3 -u "$CL/mnt/$l"
+    wait_gone "$pid" 10
+    for k in 1 2 3; do
+        run "$RAFTFS_BIN" check --data "$CL/data/$k"
+        assert_success
+        echo "$output"
+        eval "digest$k=${output##* }"
+    done
+    [ "$digest1" = "$digest2" ] && [ "$digest2" = "$digest3" ]
+    # and a change on one member alone would show: another data directory
+    # (a single member with other writes) has another digest
+    raftfs_start
+    echo other > "$MNT/k"
+    raftfs_stop
+    run "$RAFTFS_BIN" check --data "$DATA"
+    assert_success
+    [ "${output##* }" != "$digest1" ]
 }

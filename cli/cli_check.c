@@ -1,0 +1,187 @@
+/* cli_check.c - `raftfs check`: the offline consistency check of a stopped
+ * member's data directory, and the digest of its replicated state
+ * (store_check; what it checks: docs/store-format.md, "Check and digest").
+ *
+ * Output: one line per problem, "raftfs check: DIR: PROBLEM (where)", or,
+ * when there is none, one summary line ending with the digest; with --json
+ * one object instead (the same fields, "ok", and "problems" when not ok).
+ * Exit status: 0 no problem, 1 problems or the directory cannot be checked,
+ * 2 usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store.h"
+
+const char cli_check_usage[] =
+    "usage: raftfs check --data DIR [--json]\n"
+    "\n"
+    "Checks the data directory of a stopped member, without changing it: the\n"
+    "tree (every entry reached once from the root, its records agree), the Raft\n"
+    "log (checksums, no gaps, terms), the snapshot image, sessions and the member\n"
+    "directory. Prints each problem on a line, or one 'ok' line with a digest of\n"
+    "the replicated state: members that applied the same entries print the same\n"
+    "digest. A directory in use by a running server is refused.\n"
+    "\n"
+    "options:\n"
+    "  -d, --data DIR   the data directory (required)\n"
+    "  --json           print one JSON object instead\n"
+    "\n"
+    "Exit status: 0 no problem, 1 problems found or DIR cannot be checked (not\n"
+    "a raftfs data directory, in use), 2 on a usage error.\n";
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "raftfs check: %s\n\n%s", msg, cli_check_usage);
+    return 2;
+}
+
+/* The problems, kept for the JSON output. */
+struct problems {
+    const char *dir;
+    bool json;
+    char **lines;
+    size_t n, cap;
+    bool lost; /* out of memory: some were not kept */
+};
+
+static void on_problem(void *ctx, const char *msg)
+{
+    struct problems *p = ctx;
+    if (!p->json) {
+        printf("raftfs check: %s: %s\n", p->dir, msg);
+        return;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        char **lines = realloc(p->lines, cap * sizeof(*lines));
+        if (!lines) {
+            p->lost = true;
+            return;
+        }
+        p->lines = lines;
+        p->cap = cap;
+    }
+    char *copy = strdup(msg);
+    if (!copy) {
+        p->lost = true;
+        return;
+    }
+    p->lines[p->n++] = copy;
+}
+
+/* s as a JSON string (messages are ASCII: store_check escapes names). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+static void print_json(const char *dir, int rc, const char *err, const struct store_check_report *r,
+                       const struct problems *p)
+{
+    bool ok = !rc && !r->problems;
+    printf("{\"dir\": ");
+    json_string(dir);
+    printf(", \"ok\": %s", ok ? "true" : "false");
+    if (!rc)
+        printf(", \"entries\": %llu, \"files\": %llu, \"dirs\": %llu, \"revision\": %llu, "
+               "\"applied\": %llu, \"log_first\": %llu, \"log_last\": %llu, \"log_term\": %llu, "
+               "\"digest\": \"%016llx\"",
+               (unsigned long long)r->entries, (unsigned long long)r->files,
+               (unsigned long long)r->dirs, (unsigned long long)r->revision,
+               (unsigned long long)r->applied, (unsigned long long)r->log_first,
+               (unsigned long long)r->log_last, (unsigned long long)r->log_term,
+               (unsigned long long)r->digest);
+    if (!ok) {
+        printf(", \"problem_count\": %llu, \"problems\": [",
+               (unsigned long long)(rc ? 1 : r->problems));
+        if (rc) {
+            json_string(err);
+        } else {
+            for (size_t i = 0; i < p->n; i++) {
+                if (i)
+                    printf(", ");
+                json_string(p->lines[i]);
+            }
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
+int cli_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL;
+    bool json = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            fputs(cli_check_usage, stdout);
+            return 0;
+        default:
+            return usage_error(optopt ? "unknown or incomplete option" : "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument");
+    if (!dir || !*dir)
+        return usage_error("missing --data");
+
+    struct problems p = {.dir = dir, .json = json};
+    struct store_check_report r;
+    char err[512];
+    int rc = store_check(dir, &r, on_problem, &p, err, sizeof(err));
+    if (json) {
+        print_json(dir, rc, err, &r, &p);
+    } else if (rc) {
+        fprintf(stderr, "raftfs check: %s: %s\n", dir, err);
+    } else if (r.problems) {
+        if (r.problems > STORE_CHECK_MAX_REPORTED)
+            printf("raftfs check: %s: and %llu more problems\n", dir,
+                   (unsigned long long)(r.problems - STORE_CHECK_MAX_REPORTED));
+    } else {
+        printf("raftfs check: %s: ok: %llu entries (%llu files, %llu dirs), revision %llu, "
+               "applied %llu, log %llu..%llu (term %llu), digest %016llx\n",
+               dir, (unsigned long long)r.entries, (unsigned long long)r.files,
+               (unsigned long long)r.dirs, (unsigned long long)r.revision,
+               (unsigned long long)r.applied, (unsigned long long)r.log_first,
+               (unsigned long long)r.log_last, (unsigned long long)r.log_term,
+               (unsigned long long)r.digest);
+    }
+    if (json && (rc || r.problems))
+        fprintf(stderr, "raftfs check: %s: %s\n", dir,
+                rc ? err : "problems found (see \"problems\")");
+    for (size_t i = 0; i < p.n; i++)
+        free(p.lines[i]);
+    free(p.lines);
+    if (p.lost)
+        fprintf(stderr, "raftfs check: out of memory: some problems are not listed\n");
+    return rc || r.problems ? 1 : 0;
+}

@@ -1,0 +1,389 @@
+/* store_check.c - the offline check of a stopped member's data directory
+ * (fsck) and the digest of its replicated state (store_check in store.h;
+ * the invariants and the digest are listed in docs/store-format.md, "Check
+ * and digest"). Here: opening read only, the meta records, sessions and the
+ * member directory, and the order of the whole; the tree, the log and the
+ * digest have their own files (store_check_tree.c, store_check_log.c,
+ * store_check_digest.c).
+ *
+ * Design notes
+ * 1. Read only. The environment is opened MDB_RDONLY | MDB_NOLOCK: the data
+ *    file is opened read-only and lock.mdb is not touched, so nothing in
+ *    the directory changes and nothing is created (a missing or empty
+ *    directory is "not a raftfs data directory", never initialised).
+ *    Without LMDB's locks no writer may run meanwhile: the check takes a
+ *    shared flock on DIR/raftfs.lock, which a serving process holds
+ *    exclusively from start to exit, so a directory in use is refused
+ *    (EBUSY) and no server can start during the check. A missing
+ *    raftfs.lock is not created (nobody holds it).
+ * 2. One read transaction: every record is seen as of one moment.
+ * 3. Every problem is reported, once, as "PROBLEM (where)", and the check
+ *    goes on: one damaged record must not hide the others. Tree records
+ *    carry no checksum; log records (CRC-32C) and the snapshot image
+ *    (store_snapshot_check) do, and are verified.
+ * 4. The digest hashes the replicated state only (docs/store-format.md),
+ *    in an order fixed by the state itself (breadth first from the root,
+ *    each directory in name order; tables in key order), so that members
+ *    that applied the same entries print the same digest.
+ */
+#include "store_check_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SESSION_LRU_KEY 16
+
+/* ---- reporting ---- */
+
+void store_check_problem(struct store_checker *c, const char *fmt, ...)
+{
+    if (c->rep->problems++ >= STORE_CHECK_MAX_REPORTED || !c->problem)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->problem(c->ctx, msg);
+}
+
+const char *store_check_show(const void *p, size_t len, char buf[STORE_CHECK_SHOW_BUF])
+{
+    const unsigned char *s = p;
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < STORE_CHECK_SHOW_MAX; i++) {
+        if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' && s[i] != '\'')
+            buf[o++] = (char)s[i];
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", s[i]);
+    }
+    if (len > STORE_CHECK_SHOW_MAX)
+        buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = 0;
+    return buf;
+}
+
+void store_check_unreadable(struct store_checker *c, const char *table, int mrc)
+{
+    store_check_problem(c, "table cannot be read: %s (%s)", mdb_strerror(mrc), table);
+}
+
+/* ---- opening, read only ---- */
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+    if (err && err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Takes a shared lock on DIR/raftfs.lock (*fd -1 if there is none). */
+static int lock_shared(const char *dir, int *fd, char *err, size_t err_len)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/raftfs.lock", dir);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
+    }
+    if (flock(*fd, LOCK_SH | LOCK_NB) == 0)
+        return 0;
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(*fd, pid, sizeof(pid) - 1, 0);
+    pid[n > 0 ? n : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    close(*fd);
+    *fd = -1;
+    if (e == EWOULDBLOCK)
+        return fail(err, err_len, EBUSY,
+                    "in use by a running raftfs process (pid %s): stop it before checking",
+                    pid[0] ? pid : "unknown");
+    return fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
+}
+
+/* Opens a table that older stores may lack (read only: not created). */
+static int dbi_optional(MDB_txn *txn, const char *name, MDB_dbi *dbi, bool *have)
+{
+    int rc = mdb_dbi_open(txn, name, 0, dbi);
+    *have = rc == 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int open_readonly(struct store_checker *c, const char *dir, char *err, size_t err_len)
+{
+    struct stat sb;
+    if (strlen(dir) > 3000)
+        return fail(err, err_len, ENAMETOOLONG, "data directory path too long");
+    if (stat(dir, &sb))
+        return fail(err, err_len, errno,
+                    errno == ENOENT ? "not a raftfs data directory (%s)" : "cannot use it: %s",
+                    strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return fail(err, err_len, ENOTDIR, "not a raftfs data directory (not a directory)");
+    char path[4200], data[4300];
+    snprintf(path, sizeof(path), "%s/store", dir);
+    snprintf(data, sizeof(data), "%s/data.mdb", path);
+    if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) {
+        snprintf(data, sizeof(data), "%s/store.tmp", dir);
+        return fail(err, err_len, EPROTO, "not a raftfs data directory (%s)",
+                    stat(data, &sb) == 0 ? "only an unfinished store.tmp in it" : "no store in it");
+    }
+
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return fail(err, err_len, ENOMEM, "out of memory");
+    s->lock_fd = -1;
+    c->s = s;
+    int rc = lock_shared(dir, &s->lock_fd, err, err_len);
+    if (rc)
+        return rc;
+    /* LMDB would create a missing data file, and take an empty one for a
+     * new environment. */
+    if (stat(data, &sb))
+        return fail(err, err_len, EPROTO, "store/data.mdb is missing (%s): the store is damaged",
+                    strerror(errno));
+    if (!S_ISREG(sb.st_mode) || sb.st_size < 2 * 4096)
+        return fail(err, err_len, EPROTO,
+                    "store/data.mdb is not a regular file of two pages or more: the store is "
+                    "damaged");
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 16))) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return fail(err, err_len, store_mdb_errno(rc), "cannot open the store: %s",
+                    mdb_strerror(rc));
+    }
+    if ((rc = mdb_env_open(s->env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD, 0600))) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return fail(err, err_len, rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : EIO,
+                    "store/data.mdb is not a usable LMDB file (%s): the store is damaged",
+                    mdb_strerror(rc));
+    }
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                    mdb_strerror(rc));
+    if ((rc = mdb_dbi_open(txn, "meta", 0, &s->meta)) ||
+        (rc = mdb_dbi_open(txn, "inodes", 0, &s->inodes)) ||
+        (rc = mdb_dbi_open(txn, "dirents", 0, &s->dirents)) ||
+        (rc = mdb_dbi_open(txn, "data", 0, &s->data))) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EPROTO, "not a raftfs store (missing tables: %s)",
+                    mdb_strerror(rc));
+    }
+    if ((rc = dbi_optional(txn, "log", &s->log, &c->have_log)) ||
+        (rc = dbi_optional(txn, "raft", &s->raft, &c->have_raft)) ||
+        (rc = dbi_optional(txn, "sessions", &s->sessions, &c->have_sessions)) ||
+        (rc = dbi_optional(txn, "session_lru", &s->session_lru, &c->have_lru)) ||
+        (rc = dbi_optional(txn, "members", &s->members, &c->have_members))) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EIO, "cannot read the store's tables: %s", mdb_strerror(rc));
+    }
+    MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc || v.mv_size != STORE_FORMAT_LEN ||
+        memcmp(v.mv_data, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN)) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EPROTO, "not a raftfs store (no raftfs format record)");
+    }
+    const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
+    uint32_t version =
+        (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+    if (version != STORE_FORMAT_VERSION) {
+        mdb_txn_abort(txn);
+        return fail(err, err_len, EPROTO, "store format %u, this build reads format %u", version,
+                    STORE_FORMAT_VERSION);
+    }
+    /* Commit, not abort: LMDB keeps DBI handles opened in a transaction
+     * only if that transaction commits (nothing is written). */
+    if ((rc = mdb_txn_commit(txn)))
+        return fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                    mdb_strerror(rc));
+    return 0;
+}
+
+/* ---- meta ---- */
+
+static void check_meta(struct store_checker *c)
+{
+    struct store *s = c->s;
+    MDB_val k = {.mv_size = 6, .mv_data = "limits"}, v;
+    int rc = mdb_get(c->txn, s->meta, &k, &v);
+    if (rc || store_limits_decode(v.mv_data, v.mv_size, &c->lim)) {
+        store_check_problem(c, "the limits record is %s (meta)", rc ? "missing" : "damaged");
+        c->lim = (struct store_limits){STORE_MAX_VALUE_BYTES_BOUND, STORE_MAX_NAME_BYTES_BOUND,
+                                       STORE_MAX_PATH_BYTES_BOUND};
+    }
+    s->limits = c->lim;
+    rc = store_state_load(s, c->txn, &c->st);
+    c->have_state = rc == 0;
+    if (rc)
+        store_check_problem(c, "the state record is missing or damaged (meta)");
+    c->rep->revision = c->st.revision;
+    c->rep->applied = c->st.applied_index;
+}
+
+/* ---- sessions and the member directory ---- */
+
+static void check_sessions(struct store_checker *c)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = 0;
+    if (c->have_sessions && !(rc = mdb_cursor_open(c->txn, c->s->sessions, &cur))) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            c->n_sessions++;
+            if (k.mv_size != 8 || !store_u64be_get(k.mv_data)) {
+                store_check_problem(c, "a session record has a bad key (sessions)");
+                continue;
+            }
+            uint64_t id = store_u64be_get(k.mv_data);
+            struct store_session sess;
+            if (store_session_get(c->s, c->txn, id, &sess)) {
+                store_check_problem(c, "session record does not decode (client %llu)",
+                                    (unsigned long long)id);
+                continue;
+            }
+            if (c->have_state && sess.index > c->st.applied_index)
+                store_check_problem(
+                    c, "session of a command at index %llu, above the applied %llu (client %llu)",
+                    (unsigned long long)sess.index, (unsigned long long)c->st.applied_index,
+                    (unsigned long long)id);
+            if (c->have_state && sess.result.revision > c->st.revision)
+                store_check_problem(
+                    c, "session result at revision %llu, above the store's %llu (client %llu)",
+                    (unsigned long long)sess.result.revision, (unsigned long long)c->st.revision,
+                    (unsigned long long)id);
+            unsigned char lk[SESSION_LRU_KEY];
+            store_u64be_put(lk, sess.index);
+            store_u64be_put(lk + 8, id);
+            MDB_val lkey = {.mv_size = sizeof(lk), .mv_data = lk}, lval;
+            if (!c->have_lru || mdb_get(c->txn, c->s->session_lru, &lkey, &lval))
+                store_check_problem(
+                    c, "session has no session_lru record at its index %llu (client %llu)",
+                    (unsigned long long)sess.index, (unsigned long long)id);
+            store_digest_session(c, id, &sess);
+        }
+        mdb_cursor_close(cur);
+    }
+    if (c->have_sessions && rc != MDB_NOTFOUND)
+        store_check_unreadable(c, "sessions", rc);
+    if (c->n_sessions > STORE_MAX_SESSIONS)
+        store_check_problem(c, "%llu sessions, more than the %d kept (sessions)",
+                            (unsigned long long)c->n_sessions, STORE_MAX_SESSIONS);
+
+    uint64_t n_lru = 0;
+    if (c->have_lru && !(rc = mdb_cursor_open(c->txn, c->s->session_lru, &cur))) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            n_lru++;
+            if (k.mv_size != SESSION_LRU_KEY || v.mv_size != 0) {
+                store_check_problem(c, "a session_lru record is malformed (session_lru)");
+                continue;
+            }
+            uint64_t index = store_u64be_get(k.mv_data),
+                     id = store_u64be_get((const unsigned char *)k.mv_data + 8);
+            struct store_session sess;
+            int src = c->have_sessions ? store_session_get(c->s, c->txn, id, &sess) : ENOENT;
+            if (src == EIO)
+                continue; /* a damaged session, reported */
+            if (src || sess.index != index)
+                store_check_problem(
+                    c,
+                    "session_lru record of index %llu names no session at that index "
+                    "(client %llu)",
+                    (unsigned long long)index, (unsigned long long)id);
+        }
+        mdb_cursor_close(cur);
+    }
+    if (c->have_lru && rc != MDB_NOTFOUND)
+        store_check_unreadable(c, "session_lru", rc);
+}
+
+static void check_members(struct store_checker *c)
+{
+    if (!c->have_members)
+        return;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(c->txn, c->s->members, &cur);
+    if (!rc) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != 8 || !store_u64be_get(k.mv_data)) {
+                store_check_problem(c, "a member record has a bad key (members)");
+                continue;
+            }
+            uint64_t id = store_u64be_get(k.mv_data), inc;
+            const char *addr;
+            size_t addr_len;
+            if (store_member_decode(v.mv_data, v.mv_size, &addr, &addr_len, &inc)) {
+                store_check_problem(c, "member record does not decode (member %llu)",
+                                    (unsigned long long)id);
+                continue;
+            }
+            store_digest_member(c, id, addr, addr_len, inc);
+        }
+        mdb_cursor_close(cur);
+    }
+    if (rc != MDB_NOTFOUND)
+        store_check_unreadable(c, "members", rc);
+}
+
+/* ---- the whole check ---- */
+
+int store_check(const char *dir, struct store_check_report *out,
+                void (*on_problem)(void *ctx, const char *msg), void *ctx, char *err,
+                size_t err_len)
+{
+    struct store_checker c = {.dir = dir, .rep = out, .problem = on_problem, .ctx = ctx};
+    memset(out, 0, sizeof(*out));
+    if (err && err_len)
+        err[0] = 0;
+    int rc = open_readonly(&c, dir, err, err_len);
+    if (rc)
+        goto out;
+    /* The identity (local: not digested) decodes. */
+    uint64_t cluster, member, incarnation;
+    if (store_identity_get(c.s, &cluster, &member, &incarnation))
+        store_check_problem(&c, "the identity record is damaged (meta identity)");
+    if ((rc = mdb_txn_begin(c.s->env, NULL, MDB_RDONLY, &c.txn))) {
+        rc = fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s", mdb_strerror(rc));
+        goto out;
+    }
+    store_digest_init(&c);
+    check_meta(&c);
+    store_digest_state(&c);
+    if ((rc = store_check_tree(&c))) {
+        fail(err, err_len, rc, "cannot check the tree: %s", strerror(rc));
+        goto out;
+    }
+    check_sessions(&c);
+    check_members(&c);
+    store_check_log(&c);
+    out->digest = store_digest_final(&c);
+out:
+    if (c.txn)
+        mdb_txn_abort(c.txn);
+    free(c.inos.slots);
+    store_close(c.s); /* closes the environment and drops the lock */
+    return rc;
+}

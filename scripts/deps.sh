@@ -12,6 +12,8 @@ PACKAGES=(
     fuse3
     # test
     bats bats-assert bats-support attr util-linux procps diffutils findutils
+    # tests/chaos: the driver and checker, network namespaces, partitions
+    python3 iproute2 nftables
 )
 
 missing=()

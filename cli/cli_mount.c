@@ -601,7 +601,8 @@ static int serve(struct mount_args *a, struct ready *r)
                              .node = n,
                              .options = a->options,
                              .on_ready = on_ready,
-                             .ready_ctx = r};
+                             .ready_ctx = r,
+                             .log_path = r->fd >= 0 ? r->log : NULL};
     err[0] = 0;
     rc = fs_serve(&fcfg, err, sizeof(err));
     if (rc) {

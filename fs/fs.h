@@ -20,6 +20,9 @@ struct fs_config {
      * background parent waits for this). May be NULL. */
     void (*on_ready)(void *ctx);
     void *ready_ctx;
+    /* The log file once ready (the guard, fs_guard.c, appends to it); NULL:
+     * the server logs to stderr. */
+    const char *log_path;
 };
 
 /* Starts cfg->node (which must not be started yet), mounts

@@ -140,6 +140,19 @@ void fs_table_dropping(void *ctx, const struct store_attr *attr, const void *dat
 /* The attributes of an orphaned inode (nlink 0); ENOENT if none. */
 int fs_table_orphan_attr(struct fs *fs, uint64_t ino, struct store_attr *out);
 
+/* ---- fs_guard.c ---- */
+struct fs_guard_cfg {
+    const char *mountpoint;
+    const char *log_path; /* append here; NULL: log_fd */
+    int log_fd;           /* with no log_path (foreground): usually stderr */
+    unsigned conn;        /* the FUSE connection (fusectl's name for it) */
+};
+/* The connection number of the FUSE mount at mountpoint (from mountinfo). */
+int fs_guard_connection(const char *mountpoint, unsigned *conn);
+/* Forks the guard (while the process has one thread). *keep_fd is the
+ * pipe end to keep open for as long as the server runs. */
+int fs_guard_start(const struct fs_guard_cfg *g, int *keep_fd);
+
 /* ---- fs_inval.c ---- */
 /* Store observer: queues a change made elsewhere for the notifier. */
 void fs_inval_changed(void *ctx, const struct store_change *c);

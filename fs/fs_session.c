@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define FS_DEFAULT_TIMEOUT_S   1.0
 #define FS_DEFAULT_MAX_THREADS 64
@@ -165,6 +166,20 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         rc = EIO;
         goto out_signals;
     }
+    /* Still one thread: fork the guard that keeps a dying server from
+     * leaving the mount hung (fs_guard.c). */
+    int guard_fd = -1;
+    struct fs_guard_cfg guard = {.mountpoint = cfg->mountpoint,
+                                 .log_path = cfg->log_path,
+                                 .log_fd = cfg->log_path ? -1 : STDERR_FILENO};
+    int grc = fs_guard_connection(cfg->mountpoint, &guard.conn);
+    if (!grc)
+        grc = fs_guard_start(&guard, &guard_fd);
+    if (grc)
+        node_log(NODE_LOG_WARN,
+                 "no guard for %s (%s): if this server is killed while a request "
+                 "is in flight, the mount may hang until 'umount -f'",
+                 cfg->mountpoint, strerror(grc));
     if ((rc = fs_inval_start(&fs))) {
         snprintf(err, err_len, "cannot start the invalidation thread: %s", strerror(rc));
         goto out_unmount;
@@ -200,6 +215,8 @@ out_inval:
     fs_inval_stop(&fs);
 out_unmount:
     fuse_session_unmount(fs.se);
+    if (guard_fd >= 0)
+        close(guard_fd); /* the guard exits */
 out_signals:
     fuse_remove_signal_handlers(fs.se);
 out_session:

@@ -329,3 +329,41 @@ json_field() {
     for i in $(seq 1 50); do echo again > "$CL/mnt/2/k" 2>/dev/null && break; sleep 0.2; done
     [ "$(cat "$CL/mnt/1/k")" = again ]
 }
+
+# fs/fs_guard.c: a member killed while a change in a directory waits for
+# its answer, and while its invalidation thread waits for that directory,
+# must not leave a hung mount and hung clients behind.
+@test "kill -9 with requests in flight: the mount goes away and no client hangs" {
+    cluster_start
+    cc="$(dirname "$FSTEST_BIN")/../chaos/chaos-client"
+    mkdir "$CL/mnt/1/set"
+    for it in 1 2 3; do
+        "$cc" --history "$TEST_TMP/h" --process $((it * 10 + 1)) --workload set-mount \
+            --mount "$CL/mnt/3" --duration 30 3>&- &
+        a=$!
+        "$cc" --history "$TEST_TMP/h" --process $((it * 10 + 2)) --workload set-proto \
+            --endpoints "$(ep 1),$(ep 2)" --duration 30 3>&- &
+        b=$!
+        sleep 1
+        kill -9 "$(member_pid 3)"
+        kill "$a" "$b"
+        gone=0
+        for i in $(seq 1 100); do
+            # not mountpoint(1): its stat would hang on a hung mount
+            if ! grep -q " $CL/mnt/3 " /proc/self/mountinfo && exited "$a" && exited "$b"; then
+                gone=1
+                break
+            fi
+            sleep 0.1
+        done
+        if [ "$gone" = 0 ]; then
+            echo "iteration $it: mount or clients hung: $(ps -o pid,stat,wchan:24,comm -p "$a,$b")"
+            abort_dead_connections "$CL"/mnt/*
+            false
+        fi
+        wait "$a" "$b" || true
+        "$LC" restart "$CL" 3
+    done
+    grep "raftfs guard" "$CL/data/3/raftfs.log" || echo "(no kill hit the race this time)"
+    [ -d "$CL/mnt/3/set" ]
+}

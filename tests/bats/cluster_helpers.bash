@@ -53,3 +53,27 @@ leader() { # the leader's id as member 1..3 see it (first answer)
 member_pid() { # K
     cat "$CL/data/$1/raftfs.lock"
 }
+
+exited() { # PID: gone or a zombie
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ -z "$st" ] || [ "$st" = Z ]
+}
+
+# Aborts the FUSE connection of each given mount (fusectl), so that a
+# failed test cannot leave a hung mount behind. A live server whose
+# connection is aborted exits.
+abort_dead_connections() { # MOUNTPOINT...
+    local m dev
+    [ -e /sys/fs/fuse/connections/ ] || return 0
+    mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections ||
+        return 0
+    for m in "$@"; do
+        dev=$(awk -v m="$m" '$5 == m {
+                for (i = 7; i < NF; i++) if ($i == "-") break
+                if ($(i + 1) ~ /^fuse/) { split($3, d, ":"); print d[1] * 1048576 + d[2] } }' \
+            /proc/self/mountinfo | tail -1)
+        [ -n "$dev" ] && echo 1 > "/sys/fs/fuse/connections/$dev/abort" 2>/dev/null
+    done
+    return 0
+}

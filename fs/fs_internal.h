@@ -63,6 +63,8 @@ struct fs_handle {
     int write_err; /* a failed write poisons the handle: never committed */
     char *buf;
     size_t len, cap;
+    /* Read-only handles: buf holds the version the first read took. */
+    bool snapshot;
     bool has_mtime, has_atime; /* set explicitly while dirty: re-set after commit */
     int64_t mtime_ns, atime_ns;
     _Atomic uint64_t stat_size; /* what getattr reports to the writer */

@@ -191,6 +191,36 @@ static int cmd_unlink_read(char **argv)
     return 0;
 }
 
+/* read-split FILE: reads FILE two bytes first, then has it rewritten with a
+ * longer value through another descriptor, then reads on to EOF: the
+ * descriptor must read the first version whole, never a mix. */
+static int cmd_read_split(char **argv)
+{
+    int fd = open(argv[0], O_RDONLY);
+    if (fd < 0)
+        return result(-1);
+    char got[512];
+    ssize_t n = read(fd, got, 2);
+    if (n != 2)
+        return result(n < 0 ? -1 : 0);
+    int w = open(argv[0], O_WRONLY | O_TRUNC);
+    const char *next = "a newer and longer value\n";
+    if (w < 0 || write(w, next, strlen(next)) != (ssize_t)strlen(next) || close(w))
+        return result(-1);
+    size_t len = 2;
+    while (len < sizeof(got)) {
+        ssize_t k = read(fd, got + len, sizeof(got) - len);
+        if (k < 0)
+            return result(-1);
+        if (k == 0)
+            break;
+        len += (size_t)k;
+    }
+    close(fd);
+    printf("read: %.*s", (int)len, got);
+    return 0;
+}
+
 /* reader FILE SECONDS: open+read+close in a loop; every read must be a
  * whole value written by `writer` or the shell loop: "v<digits>-<pad>\n"
  * where pad is x repeated to the digits' value modulo 50 (so a torn
@@ -318,6 +348,7 @@ static const struct sub subs[] = {
     {"create-excl", 1, cmd_create_excl}, {"write-at", 3, cmd_write_at},
     {"mkfifo", 1, cmd_mkfifo},           {"mknod-reg", 1, cmd_mknod_reg},
     {"symlink", 2, cmd_symlink},         {"link", 2, cmd_link},
+    {"read-split", 1, cmd_read_split},
 };
 
 int main(int argc, char **argv)

@@ -70,6 +70,14 @@ teardown() {
     [ ! -e "$MNT/k" ]
 }
 
+@test "a descriptor reads one version whole, also when the key is rewritten between its reads" {
+    echo "old value" > "$MNT/k"
+    run "$FSTEST_BIN" read-split "$MNT/k"
+    assert_success
+    assert_output "read: old value"
+    [ "$(cat "$MNT/k")" = "a newer and longer value" ]
+}
+
 @test "a reader of a file replaced by mv keeps reading the old value" {
     echo old > "$MNT/k"
     exec 5< "$MNT/k"

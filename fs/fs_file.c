@@ -437,12 +437,22 @@ static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool rele
     }
     struct store_result res;
     int rc = fs_propose_ino(fs, h->ino, &cmd, &res);
-    if (rc == ENOENT)
-        return ESTALE; /* the file was deleted while open */
-    if (rc)
+    if (!rc && res.err)
+        rc = res.err == STORE_ECONFLICT || res.err == ENOENT ? ESTALE : res.err;
+    else if (rc == ENOENT)
+        rc = ESTALE; /* the file was deleted while open */
+    if (rc) {
+        /* Reported to this close only, and never proposed again: after
+         * ETIMEDOUT the command may still commit (once), and a second
+         * proposal of the same bytes (at release, or the next close) would
+         * apply them twice (an APPEND twice: found by tests/chaos); after a
+         * refusal (ENOSPC, ESTALE) it must stay refused. */
+        h->dirty = false;
+        h->trunc_only = false;
+        if (h->append)
+            h->len = 0;
         return rc;
-    if (res.err)
-        return res.err == STORE_ECONFLICT || res.err == ENOENT ? ESTALE : res.err;
+    }
     *committed = true;
     h->dirty = false;
     h->trunc_only = false;

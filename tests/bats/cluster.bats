@@ -367,3 +367,27 @@ json_field() {
     grep "raftfs guard" "$CL/data/3/raftfs.log" || echo "(no kill hit the race this time)"
     [ -d "$CL/mnt/3/set" ]
 }
+
+# fs/fs_file.c commit(): a commit that failed is never proposed again, not
+# by the release after the last close, not by a later close.
+@test "an append whose commit timed out is applied at most once" {
+    RAFTFS_MOUNT_OPTS="--timeout 1" cluster_start
+    : > "$CL/mnt/1/log"
+    l=$(leader)
+    f=$(( (l % 3) + 1 ))
+    o=$(( (f % 3) + 1 ))
+    exec 5>> "$CL/mnt/$f/log"
+    kill -STOP "$(member_pid "$l")" "$(member_pid "$o")"
+    # /bin/echo's close flushes: the commit finds no majority
+    st=0
+    /bin/echo line >&5 || st=$?
+    kill -CONT "$(member_pid "$l")" "$(member_pid "$o")"
+    exec 5>&- # the release
+    [ "$st" -ne 0 ]
+    # Whatever was proposed has settled once a later write commits.
+    until echo after > "$CL/mnt/$f/after" 2>/dev/null; do sleep 0.1; done
+    sleep 2
+    n=$(grep -c '^line$' "$CL/mnt/$f/log" || true)
+    echo "lines: $n"
+    [ "$n" -le 1 ]
+}

@@ -555,6 +555,11 @@ int main(int argc, char **argv)
     int64_t end = mono_ns() + (int64_t)(duration * 1e9);
     while (!stop && mono_ns() < end) {
         step(&c);
+        if (via_mount && c.root < 0) {
+            /* The member is down: look again in 20 ms, not in a busy loop. */
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         if (pause_ms) {
             struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);

@@ -602,7 +602,8 @@ static int serve(struct mount_args *a, struct ready *r)
                              .options = a->options,
                              .on_ready = on_ready,
                              .ready_ctx = r,
-                             .log_path = r->fd >= 0 ? r->log : NULL};
+                             .log_path = r->fd >= 0 ? r->log : NULL,
+                             .serializable = ncfg.serializable};
     err[0] = 0;
     rc = fs_serve(&fcfg, err, sizeof(err));
     if (rc) {

@@ -7,6 +7,7 @@
 #ifndef RAFTFS_FS_H
 #define RAFTFS_FS_H
 
+#include <stdbool.h>
 #include "node.h"
 
 struct fs_config {
@@ -23,6 +24,9 @@ struct fs_config {
     /* The log file once ready (the guard, fs_guard.c, appends to it); NULL:
      * the server logs to stderr. */
     const char *log_path;
+    /* -o consistency=serializable: names may be cached (entry_timeout 1 s
+     * by default); linearizable mounts cache none (0) unless told to. */
+    bool serializable;
 };
 
 /* Starts cfg->node (which must not be started yet), mounts

@@ -124,6 +124,15 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);
     }
+    /* The kernel opened a name it had cached, and that inode is gone now
+     * (deleted, maybe made again under the same name: a new inode). ENOENT
+     * would say the name does not exist although it may; ESTALE makes the
+     * kernel walk the path again with a fresh lookup (LOOKUP_REVAL), which
+     * finds the new inode or answers ENOENT after a read barrier (found by
+     * tests/chaos: a member behind, or a snapshot installed, leaves such
+     * names cached). */
+    if (rc == ENOENT)
+        rc = ESTALE;
     if (!rc && a.type != STORE_TYPE_FILE)
         rc = EISDIR;
     /* O_RDONLY|O_TRUNC truncates on Linux: do it now, there is no buffer. */

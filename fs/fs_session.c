@@ -124,7 +124,12 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
 {
     struct fs fs = {.node = cfg->node,
                     .store = node_store(cfg->node),
-                    .entry_timeout = FS_DEFAULT_TIMEOUT_S,
+                    /* Linearizable mounts let the kernel cache no name:
+                     * a cached one skips the lookup that would find the
+                     * newest entry, and the kernel can answer ENOENT for
+                     * a key that was deleted and made again elsewhere
+                     * (found by tests/chaos; docs/architecture.md). */
+                    .entry_timeout = cfg->serializable ? FS_DEFAULT_TIMEOUT_S : 0,
                     .attr_timeout = FS_DEFAULT_TIMEOUT_S};
     int max_threads = FS_DEFAULT_MAX_THREADS;
     char *opts = NULL;

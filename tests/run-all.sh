@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-all.sh - every test raftfs has, from a fresh Debian 12 machine:
 # installs what is missing, builds the normal and the sanitizer build, runs
-# ctest and every bats suite against both, and ends with one summary line.
+# ctest and every bats suite against both, a short chaos run (tests/chaos)
+# against the normal build, and ends with one summary line.
 # Exit status 0 only if everything passed and the sanitizers reported nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,21 @@ run_bats() { # BUILD-DIR LABEL
 
 run_ctest build normal
 run_bats build normal
+
+# A real cluster under every kind of fault (tests/chaos/run; docs/testing.md):
+# 3 members in network namespaces, 90 s, a fixed seed so that a failure's
+# fault schedule can be replayed. Its summary is printed whole.
+chaos_out="$logdir/chaos.log"
+tests/chaos/run --duration 90 --seed 1 --bin "$root/build/cli/raftfs" >"$chaos_out" 2>&1
+chaos_rc=$?
+sed -n '/^chaos summary/,/^verdict/p' "$chaos_out"
+if [ $chaos_rc -eq 0 ]; then
+    summary+=("chaos PASS")
+else
+    failed=1
+    summary+=("chaos FAIL")
+    grep -v '^chaos summary' "$chaos_out" | tail -60
+fi
 
 # Sanitizer reports of every process (the servers run in the background,
 # their stderr goes to logs that tests delete): one file per ASan report.

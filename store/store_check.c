@@ -77,20 +77,6 @@ void store_check_unreadable(struct store_checker *c, const char *table, int mrc)
 
 /* ---- opening, read only ---- */
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Takes a shared lock on DIR/raftfs.lock (*fd -1 if there is none). */
 static int lock_shared(const char *dir, int *fd, char *err, size_t err_len)
 {
@@ -100,7 +86,7 @@ static int lock_shared(const char *dir, int *fd, char *err, size_t err_len)
     if (*fd < 0) {
         if (errno == ENOENT)
             return 0;
-        return fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
+        return store_fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
     }
     if (flock(*fd, LOCK_SH | LOCK_NB) == 0)
         return 0;
@@ -112,10 +98,10 @@ static int lock_shared(const char *dir, int *fd, char *err, size_t err_len)
     close(*fd);
     *fd = -1;
     if (e == EWOULDBLOCK)
-        return fail(err, err_len, EBUSY,
-                    "in use by a running raftfs process (pid %s): stop it before checking",
-                    pid[0] ? pid : "unknown");
-    return fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
+        return store_fail(err, err_len, EBUSY,
+                          "in use by a running raftfs process (pid %s): stop it before checking",
+                          pid[0] ? pid : "unknown");
+    return store_fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
 }
 
 /* Opens a table that older stores may lack (read only: not created). */
@@ -130,25 +116,27 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
 {
     struct stat sb;
     if (strlen(dir) > 3000)
-        return fail(err, err_len, ENAMETOOLONG, "data directory path too long");
+        return store_fail(err, err_len, ENAMETOOLONG, "data directory path too long");
     if (stat(dir, &sb))
-        return fail(err, err_len, errno,
-                    errno == ENOENT ? "not a raftfs data directory (%s)" : "cannot use it: %s",
-                    strerror(errno));
+        return store_fail(err, err_len, errno,
+                          errno == ENOENT ? "not a raftfs data directory (%s)"
+                                          : "cannot use it: %s",
+                          strerror(errno));
     if (!S_ISDIR(sb.st_mode))
-        return fail(err, err_len, ENOTDIR, "not a raftfs data directory (not a directory)");
+        return store_fail(err, err_len, ENOTDIR, "not a raftfs data directory (not a directory)");
     char path[4200], data[4300];
     snprintf(path, sizeof(path), "%s/store", dir);
     snprintf(data, sizeof(data), "%s/data.mdb", path);
     if (stat(path, &sb) || !S_ISDIR(sb.st_mode)) {
         snprintf(data, sizeof(data), "%s/store.tmp", dir);
-        return fail(err, err_len, EPROTO, "not a raftfs data directory (%s)",
-                    stat(data, &sb) == 0 ? "only an unfinished store.tmp in it" : "no store in it");
+        return store_fail(err, err_len, EPROTO, "not a raftfs data directory (%s)",
+                          stat(data, &sb) == 0 ? "only an unfinished store.tmp in it"
+                                               : "no store in it");
     }
 
     struct store *s = calloc(1, sizeof(*s));
     if (!s)
-        return fail(err, err_len, ENOMEM, "out of memory");
+        return store_fail(err, err_len, ENOMEM, "out of memory");
     s->lock_fd = -1;
     c->s = s;
     int rc = lock_shared(dir, &s->lock_fd, err, err_len);
@@ -157,36 +145,37 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
     /* LMDB would create a missing data file, and take an empty one for a
      * new environment. */
     if (stat(data, &sb))
-        return fail(err, err_len, EPROTO, "store/data.mdb is missing (%s): the store is damaged",
-                    strerror(errno));
+        return store_fail(err, err_len, EPROTO,
+                          "store/data.mdb is missing (%s): the store is damaged", strerror(errno));
     if (!S_ISREG(sb.st_mode) || sb.st_size < 2 * 4096)
-        return fail(err, err_len, EPROTO,
-                    "store/data.mdb is not a regular file of two pages or more: the store is "
-                    "damaged");
+        return store_fail(err, err_len, EPROTO,
+                          "store/data.mdb is not a regular file of two pages or more: the store is "
+                          "damaged");
     if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 16))) {
         mdb_env_close(s->env);
         s->env = NULL;
-        return fail(err, err_len, store_mdb_errno(rc), "cannot open the store: %s",
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot open the store: %s",
+                          mdb_strerror(rc));
     }
     if ((rc = mdb_env_open(s->env, path, MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD, 0600))) {
         mdb_env_close(s->env);
         s->env = NULL;
-        return fail(err, err_len, rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : EIO,
-                    "store/data.mdb is not a usable LMDB file (%s): the store is damaged",
-                    mdb_strerror(rc));
+        return store_fail(err, err_len,
+                          rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : EIO,
+                          "store/data.mdb is not a usable LMDB file (%s): the store is damaged",
+                          mdb_strerror(rc));
     }
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                          mdb_strerror(rc));
     if ((rc = mdb_dbi_open(txn, "meta", 0, &s->meta)) ||
         (rc = mdb_dbi_open(txn, "inodes", 0, &s->inodes)) ||
         (rc = mdb_dbi_open(txn, "dirents", 0, &s->dirents)) ||
         (rc = mdb_dbi_open(txn, "data", 0, &s->data))) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EPROTO, "not a raftfs store (missing tables: %s)",
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, EPROTO, "not a raftfs store (missing tables: %s)",
+                          mdb_strerror(rc));
     }
     if ((rc = dbi_optional(txn, "log", &s->log, &c->have_log)) ||
         (rc = dbi_optional(txn, "raft", &s->raft, &c->have_raft)) ||
@@ -194,28 +183,29 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
         (rc = dbi_optional(txn, "session_lru", &s->session_lru, &c->have_lru)) ||
         (rc = dbi_optional(txn, "members", &s->members, &c->have_members))) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EIO, "cannot read the store's tables: %s", mdb_strerror(rc));
+        return store_fail(err, err_len, EIO, "cannot read the store's tables: %s",
+                          mdb_strerror(rc));
     }
     MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc || v.mv_size != STORE_FORMAT_LEN ||
         memcmp(v.mv_data, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN)) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EPROTO, "not a raftfs store (no raftfs format record)");
+        return store_fail(err, err_len, EPROTO, "not a raftfs store (no raftfs format record)");
     }
     const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
     uint32_t version =
         (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
     if (version != STORE_FORMAT_VERSION) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EPROTO, "store format %u, this build reads format %u", version,
-                    STORE_FORMAT_VERSION);
+        return store_fail(err, err_len, EPROTO, "store format %u, this build reads format %u",
+                          version, STORE_FORMAT_VERSION);
     }
     /* Commit, not abort: LMDB keeps DBI handles opened in a transaction
      * only if that transaction commits (nothing is written). */
     if ((rc = mdb_txn_commit(txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                          mdb_strerror(rc));
     return 0;
 }
 
@@ -366,14 +356,15 @@ int store_check(const char *dir, struct store_check_report *out,
     if (store_identity_get(c.s, &cluster, &member, &incarnation))
         store_check_problem(&c, "the identity record is damaged (meta identity)");
     if ((rc = mdb_txn_begin(c.s->env, NULL, MDB_RDONLY, &c.txn))) {
-        rc = fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s", mdb_strerror(rc));
+        rc = store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                        mdb_strerror(rc));
         goto out;
     }
     store_digest_init(&c);
     check_meta(&c);
     store_digest_state(&c);
     if ((rc = store_check_tree(&c))) {
-        fail(err, err_len, rc, "cannot check the tree: %s", strerror(rc));
+        store_fail(err, err_len, rc, "cannot check the tree: %s", strerror(rc));
         goto out;
     }
     check_sessions(&c);

@@ -19,10 +19,7 @@
 #define STORE_ENV_DIR   "store"
 #define STORE_ENV_TMP   "store.tmp"
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
 {
     if (err && err_len) {
         va_list ap;
@@ -78,7 +75,8 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
 {
     DIR *d = opendir(dir);
     if (!d)
-        return fail(err, err_len, errno, "cannot open data directory %s: %s", dir, strerror(errno));
+        return store_fail(err, err_len, errno, "cannot open data directory %s: %s", dir,
+                          strerror(errno));
     int rc = 0;
     struct dirent *e;
     *has_store = *has_tmp = false;
@@ -96,14 +94,15 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
             *has_tmp = true;
             continue;
         }
-        rc = fail(err, err_len, ENOTEMPTY,
-                  "data directory %s holds '%s' and no raftfs store: refusing to use a "
-                  "foreign directory (give an empty or new directory)",
-                  dir, n);
+        rc = store_fail(err, err_len, ENOTEMPTY,
+                        "data directory %s holds '%s' and no raftfs store: refusing to use a "
+                        "foreign directory (give an empty or new directory)",
+                        dir, n);
         break;
     }
     if (!rc && errno)
-        rc = fail(err, err_len, errno, "cannot read data directory %s: %s", dir, strerror(errno));
+        rc = store_fail(err, err_len, errno, "cannot read data directory %s: %s", dir,
+                        strerror(errno));
     closedir(d);
     return rc;
 }
@@ -114,7 +113,7 @@ static int lock_dir(const char *dir, int *out_fd, char *err, size_t err_len)
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_LOCK_FILE);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
+        return store_fail(err, err_len, errno, "cannot open %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB)) {
         int e = errno;
         char pid[32] = "";
@@ -125,17 +124,17 @@ static int lock_dir(const char *dir, int *out_fd, char *err, size_t err_len)
             pid[0] = 0;
         close(fd);
         if (e == EWOULDBLOCK)
-            return fail(err, err_len, EBUSY,
-                        "data directory %s is in use by another raftfs process (pid %s)", dir,
-                        pid[0] ? pid : "unknown");
-        return fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
+            return store_fail(err, err_len, EBUSY,
+                              "data directory %s is in use by another raftfs process (pid %s)", dir,
+                              pid[0] ? pid : "unknown");
+        return store_fail(err, err_len, e, "cannot lock %s: %s", path, strerror(e));
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)n, 0) != n) {
         int e = errno;
         close(fd);
-        return fail(err, err_len, e, "cannot write %s: %s", path, strerror(e));
+        return store_fail(err, err_len, e, "cannot write %s: %s", path, strerror(e));
     }
     *out_fd = fd;
     return 0;
@@ -150,13 +149,13 @@ static int remove_tmp(const char *dir, char *err, size_t err_len)
     for (size_t i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "%s/%s/%s", dir, STORE_ENV_TMP, files[i]);
         if (unlink(path) && errno != ENOENT)
-            return fail(err, err_len, errno, "cannot remove %s: %s", path, strerror(errno));
+            return store_fail(err, err_len, errno, "cannot remove %s: %s", path, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_ENV_TMP);
     if (rmdir(path))
-        return fail(err, err_len, errno,
-                    "cannot remove the unfinished %s (%s): remove it by hand if it is yours", path,
-                    strerror(errno));
+        return store_fail(err, err_len, errno,
+                          "cannot remove the unfinished %s (%s): remove it by hand if it is yours",
+                          path, strerror(errno));
     return 0;
 }
 
@@ -198,7 +197,7 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     snprintf(tmp, sizeof(tmp), "%s/%s", dir, STORE_ENV_TMP);
     snprintf(final, sizeof(final), "%s/%s", dir, STORE_ENV_DIR);
     if (mkdir(tmp, 0700))
-        return fail(err, err_len, errno, "cannot create %s: %s", tmp, strerror(errno));
+        return store_fail(err, err_len, errno, "cannot create %s: %s", tmp, strerror(errno));
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     int rc = env_create(&env, tmp, map_bytes);
@@ -263,9 +262,10 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     mdb_env_close(env);
     env = NULL;
     if (rename(tmp, final))
-        return fail(err, err_len, errno, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        return store_fail(err, err_len, errno, "cannot rename %s to %s: %s", tmp, final,
+                          strerror(errno));
     if ((rc = fsync_path(dir)))
-        return fail(err, err_len, rc, "cannot sync %s: %s", dir, strerror(rc));
+        return store_fail(err, err_len, rc, "cannot sync %s: %s", dir, strerror(rc));
     return 0;
 
 fail_mdb:
@@ -273,8 +273,8 @@ fail_mdb:
         mdb_txn_abort(txn);
     if (env)
         mdb_env_close(env);
-    return fail(err, err_len, store_mdb_errno(rc), "cannot create a store in %s: %s", tmp,
-                mdb_strerror(rc));
+    return store_fail(err, err_len, store_mdb_errno(rc), "cannot create a store in %s: %s", tmp,
+                      mdb_strerror(rc));
 }
 
 /* Opens dir/store and checks that it is a raftfs store we can read. */
@@ -287,38 +287,40 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     struct stat sb;
     /* LMDB would create a missing data.mdb: check first, never reinitialise. */
     if (stat(data, &sb))
-        return fail(err, err_len, EPROTO,
-                    "%s is missing (%s): the store is damaged; refusing to start", data,
-                    strerror(errno));
+        return store_fail(err, err_len, EPROTO,
+                          "%s is missing (%s): the store is damaged; refusing to start", data,
+                          strerror(errno));
     if (!S_ISREG(sb.st_mode))
-        return fail(err, err_len, EPROTO, "%s is not a regular file: refusing to start", data);
+        return store_fail(err, err_len, EPROTO, "%s is not a regular file: refusing to start",
+                          data);
     /* LMDB initialises an empty file as a new environment: a store file
      * shorter than its two meta pages is damaged, never new. */
     if (sb.st_size < 2 * 4096)
-        return fail(err, err_len, EPROTO,
-                    "%s is truncated (%lld bytes): the store is damaged; refusing to start", data,
-                    (long long)sb.st_size);
+        return store_fail(err, err_len, EPROTO,
+                          "%s is truncated (%lld bytes): the store is damaged; refusing to start",
+                          data, (long long)sb.st_size);
 
     int rc = env_create(&s->env, path, cfg->map_bytes ? cfg->map_bytes : STORE_DEFAULT_MAP_BYTES);
     if (rc) {
         s->env = NULL;
-        return fail(err, err_len,
-                    rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : store_mdb_errno(rc),
-                    "%s is not a usable LMDB file (%s): refusing to start", data, mdb_strerror(rc));
+        return store_fail(
+            err, err_len,
+            rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ? EPROTO : store_mdb_errno(rc),
+            "%s is not a usable LMDB file (%s): refusing to start", data, mdb_strerror(rc));
     }
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
+                          mdb_strerror(rc));
     const char *what = NULL;
     if ((rc = mdb_dbi_open(txn, "meta", 0, &s->meta)) ||
         (rc = mdb_dbi_open(txn, "inodes", 0, &s->inodes)) ||
         (rc = mdb_dbi_open(txn, "dirents", 0, &s->dirents)) ||
         (rc = mdb_dbi_open(txn, "data", 0, &s->data))) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EPROTO,
-                    "%s is not a raftfs store (missing tables: %s): refusing to start", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, EPROTO,
+                          "%s is not a raftfs store (missing tables: %s): refusing to start", data,
+                          mdb_strerror(rc));
     }
     MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
@@ -332,9 +334,9 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
     if (version != STORE_FORMAT_VERSION) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, EPROTO,
-                    "%s has store format %u, this build reads format %u: refusing to start", data,
-                    version, STORE_FORMAT_VERSION);
+        return store_fail(err, err_len, EPROTO,
+                          "%s has store format %u, this build reads format %u: refusing to start",
+                          data, version, STORE_FORMAT_VERSION);
     }
     k.mv_data = "limits", k.mv_size = 6;
     if (mdb_get(txn, s->meta, &k, &v) || store_limits_decode(v.mv_data, v.mv_size, &s->limits)) {
@@ -354,40 +356,41 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     /* Commit, not abort: LMDB keeps DBI handles opened in a transaction
      * only if that transaction commits. */
     if ((rc = mdb_txn_commit(txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
+                          mdb_strerror(rc));
     /* The Raft log tables (created here for stores made before they
      * existed: an empty log is the truth for those). */
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
+                          mdb_strerror(rc));
     if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
         (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft)) ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->sessions)) ||
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru)) ||
         (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->members))) {
         mdb_txn_abort(txn);
-        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
+                          mdb_strerror(rc));
     }
     if ((rc = mdb_txn_commit(txn)))
-        return fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
-                    mdb_strerror(rc));
+        return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
+                          mdb_strerror(rc));
 
     const struct store_limits *want = &cfg->limits;
     if ((want->max_value_bytes && want->max_value_bytes != s->limits.max_value_bytes) ||
         (want->max_name_bytes && want->max_name_bytes != s->limits.max_name_bytes) ||
         (want->max_path_bytes && want->max_path_bytes != s->limits.max_path_bytes))
-        return fail(err, err_len, EINVAL,
-                    "limits differ from those this data directory was created with "
-                    "(max value %u, name %u, path %u bytes); they are fixed at creation",
-                    s->limits.max_value_bytes, s->limits.max_name_bytes, s->limits.max_path_bytes);
+        return store_fail(err, err_len, EINVAL,
+                          "limits differ from those this data directory was created with "
+                          "(max value %u, name %u, path %u bytes); they are fixed at creation",
+                          s->limits.max_value_bytes, s->limits.max_name_bytes,
+                          s->limits.max_path_bytes);
     return 0;
 
 corrupt:
     mdb_txn_abort(txn);
-    return fail(err, err_len, EPROTO, "%s is damaged or not a raftfs store (%s): refusing to start",
-                data, what);
+    return store_fail(err, err_len, EPROTO,
+                      "%s is damaged or not a raftfs store (%s): refusing to start", data, what);
 }
 
 int store_open(struct store **out, const char *dir, const struct store_config *cfg_in, char *err,
@@ -398,18 +401,18 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
     if (err && err_len)
         err[0] = 0;
     if (strlen(dir) > 3000)
-        return fail(err, err_len, ENAMETOOLONG, "data directory path too long");
+        return store_fail(err, err_len, ENAMETOOLONG, "data directory path too long");
 
     struct stat sb;
     if (stat(dir, &sb)) {
         if (errno != ENOENT)
-            return fail(err, err_len, errno, "cannot use data directory %s: %s", dir,
-                        strerror(errno));
+            return store_fail(err, err_len, errno, "cannot use data directory %s: %s", dir,
+                              strerror(errno));
         if (mkdir(dir, 0700))
-            return fail(err, err_len, errno, "cannot create data directory %s: %s", dir,
-                        strerror(errno));
+            return store_fail(err, err_len, errno, "cannot create data directory %s: %s", dir,
+                              strerror(errno));
     } else if (!S_ISDIR(sb.st_mode)) {
-        return fail(err, err_len, ENOTDIR, "data directory %s is not a directory", dir);
+        return store_fail(err, err_len, ENOTDIR, "data directory %s is not a directory", dir);
     }
 
     bool has_store = false, has_tmp = false;
@@ -418,7 +421,7 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
 
     struct store *s = calloc(1, sizeof(*s));
     if (!s)
-        return fail(err, err_len, ENOMEM, "out of memory");
+        return store_fail(err, err_len, ENOMEM, "out of memory");
     s->lock_fd = -1;
     if ((rc = lock_dir(dir, &s->lock_fd, err, err_len)))
         goto fail_free;
@@ -432,10 +435,10 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
         if (!lim.max_path_bytes)
             lim.max_path_bytes = STORE_DEFAULT_MAX_PATH_BYTES;
         if (limits_check(&lim)) {
-            rc = fail(err, err_len, EINVAL,
-                      "limits out of bounds: value 1..%u, name 1..%u, path 2..%u bytes",
-                      STORE_MAX_VALUE_BYTES_BOUND, STORE_MAX_NAME_BYTES_BOUND,
-                      STORE_MAX_PATH_BYTES_BOUND);
+            rc = store_fail(err, err_len, EINVAL,
+                            "limits out of bounds: value 1..%u, name 1..%u, path 2..%u bytes",
+                            STORE_MAX_VALUE_BYTES_BOUND, STORE_MAX_NAME_BYTES_BOUND,
+                            STORE_MAX_PATH_BYTES_BOUND);
             goto fail_free;
         }
         if (has_tmp && (rc = remove_tmp(dir, err, err_len)))

@@ -44,6 +44,9 @@ struct store_txn {
 /* LMDB return code -> errno: MDB_MAP_FULL and friends are ENOSPC, damaged
  * files EIO, the rest as LMDB reports them (positive errnos) or EIO. */
 int store_mdb_errno(int mdb_rc);
+/* Formats a reason into err (if given) and returns rc. */
+int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Reads and decodes the state record in txn. 0, EIO. */
 int store_state_load(struct store *s, MDB_txn *txn, struct store_state *out);

@@ -66,6 +66,7 @@ struct client {
     uint64_t rng;
     unsigned keys;
     uint64_t seq;
+    bool failed; /* the last operation did not succeed */
 };
 
 static volatile sig_atomic_t stop;
@@ -152,6 +153,7 @@ static void record_complete(struct client *c, const char *outcome, int err, bool
     }
     fprintf(c->history, "}\n");
     fflush(c->history);
+    c->failed = strcmp(outcome, "ok") != 0;
 }
 
 /* Errors that prove a write was refused for good, never applied. */
@@ -555,8 +557,9 @@ int main(int argc, char **argv)
     int64_t end = mono_ns() + (int64_t)(duration * 1e9);
     while (!stop && mono_ns() < end) {
         step(&c);
-        if (via_mount && c.root < 0) {
-            /* The member is down: look again in 20 ms, not in a busy loop. */
+        if (c.failed) {
+            /* A member down, full or refusing: try again in 20 ms, not in a
+             * busy loop that would only inflate the history. */
             struct timespec ts = {0, 20 * 1000000L};
             nanosleep(&ts, NULL);
         }

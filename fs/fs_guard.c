@@ -19,7 +19,8 @@
  *     a death the kernel cleaned up): nothing to do, exit.
  *   - the server's main thread has exited (state Z) but the pipe is still
  *     open: some thread of it is stuck. After a grace period it aborts the
- *     connection (fusectl's abort file, mounting fusectl if it is not; or
+ *     connection (fusectl's abort file, mounting fusectl for the moment if
+ *     it is not; or
  *     umount2 MNT_FORCE, which aborts too). The stuck thread then returns,
  *     the process exits, and auto_unmount removes the mount.
  * It ignores the terminal's signals (SIGINT, SIGTERM, SIGHUP): it lives
@@ -87,8 +88,10 @@ static int write_abort(unsigned conn)
 static void abort_connection(const struct fs_guard_cfg *g)
 {
     int rc = write_abort(g->conn);
-    if (rc == ENOENT && mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL) == 0)
+    if (rc == ENOENT && mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL) == 0) {
         rc = write_abort(g->conn);
+        umount2(FUSECTL_DIR, MNT_DETACH); /* leave the system as it was */
+    }
     if (rc == 0) {
         guard_log(g, "the server died with a request in flight; aborted its FUSE connection "
                      "so that the mount does not hang");

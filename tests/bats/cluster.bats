@@ -336,6 +336,7 @@ json_field() {
 @test "kill -9 with requests in flight: the mount goes away and no client hangs" {
     cluster_start
     cc="$(dirname "$FSTEST_BIN")/../chaos/chaos-client"
+    fusectl_before=$(grep -c ' /sys/fs/fuse/connections ' /proc/self/mountinfo || true)
     mkdir "$CL/mnt/1/set"
     for it in 1 2 3; do
         "$cc" --history "$TEST_TMP/h" --process $((it * 10 + 1)) --workload set-mount \
@@ -366,6 +367,8 @@ json_field() {
     done
     grep "raftfs guard" "$CL/data/3/raftfs.log" || echo "(no kill hit the race this time)"
     [ -d "$CL/mnt/3/set" ]
+    # A guard that mounted fusectl to abort a connection unmounted it again.
+    [ "$(grep -c ' /sys/fs/fuse/connections ' /proc/self/mountinfo || true)" = "$fusectl_before" ]
 }
 
 # fs/fs_file.c commit(): a commit that failed is never proposed again, not

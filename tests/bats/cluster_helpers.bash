@@ -64,10 +64,12 @@ exited() { # PID: gone or a zombie
 # failed test cannot leave a hung mount behind. A live server whose
 # connection is aborted exits.
 abort_dead_connections() { # MOUNTPOINT...
-    local m dev
+    local m dev mounted=0
     [ -e /sys/fs/fuse/connections/ ] || return 0
-    mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections ||
-        return 0
+    if ! mountpoint -q /sys/fs/fuse/connections; then
+        mount -t fusectl none /sys/fs/fuse/connections || return 0
+        mounted=1
+    fi
     for m in "$@"; do
         dev=$(awk -v m="$m" '$5 == m {
                 for (i = 7; i < NF; i++) if ($i == "-") break
@@ -75,5 +77,6 @@ abort_dead_connections() { # MOUNTPOINT...
             /proc/self/mountinfo | tail -1)
         [ -n "$dev" ] && echo 1 > "/sys/fs/fuse/connections/$dev/abort" 2>/dev/null
     done
+    [ "$mounted" = 0 ] || umount /sys/fs/fuse/connections
     return 0
 }

@@ -78,7 +78,7 @@ class Op:
         self.invoke = invoke
         self.complete = complete
         self.outcome = outcome
-        self.where = where  # "line N" or "op #N", for messages
+        self.where = where  # "line N", or N for "op #N": for messages
 
 
 def _is_int(x):
@@ -182,7 +182,8 @@ def _describe(op):
     else:
         what = "delete"
     tag = "" if op.outcome == "ok" else f" ({op.outcome})"
-    return f"P{op.process} {what}{tag} [{op.invoke}, {end}] ({op.where})"
+    where = op.where if isinstance(op.where, str) else f"op #{op.where}"
+    return f"P{op.process} {what}{tag} [{op.invoke}, {end}] ({where})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -717,30 +718,50 @@ def _check_key(ops, init, time_limit):
         return "unknown", f"time limit after {clock.elapsed():.1f} s"
 
 
-def _group(records):
-    """Validates records; returns ({key: [Op]}, {key: initial value})."""
-    per_key, inits = defaultdict(list), {}
-    for i, rec in enumerate(records, 1):
-        where = f"line {rec['_line']}" if isinstance(rec, dict) and "_line" in rec else f"op #{i}"
+class History:
+    """Records added one at a time, validated and kept compactly (an Op each, the
+    dict itself is not kept), so that histories of millions of operations fit in
+    memory; check() then checks them key by key."""
+
+    def __init__(self):
+        self.per_key, self.inits, self.n = defaultdict(list), {}, 0
+
+    def add(self, rec):
+        self.n += 1
+        where = (f"line {rec['_line']}" if isinstance(rec, dict) and "_line" in rec
+                 else f"op #{self.n}")
         parsed = _parse(rec, where)
         if isinstance(parsed, tuple):
             _, key, value = parsed
-            if key in inits:
+            if key in self.inits:
                 raise HistoryError(f"{where}: second init line for key {json.dumps(key)}")
-            inits[key] = value
-            per_key.setdefault(key, [])
+            self.inits[key] = value
+            self.per_key.setdefault(key, [])
         else:
-            per_key[parsed.key].append(parsed)
-    return per_key, inits
+            parsed.key = sys.intern(parsed.key)
+            if not isinstance(rec, dict) or "_line" not in rec:
+                parsed.where = self.n  # an int until a message needs it
+            self.per_key[parsed.key].append(parsed)
+
+    def check(self, time_limit):
+        """Yields (key, number of ops, verdict, explanation) per key, in key order."""
+        for key in sorted(self.per_key):
+            ops = self.per_key[key]
+            verdict, why = _check_key(ops, self.inits.get(key), time_limit)
+            yield key, len(ops), verdict, why
+
+
+def _group(records):
+    """Validates records; returns a History holding them."""
+    h = History()
+    for rec in records:
+        h.add(rec)
+    return h
 
 
 def _iter_check(records, time_limit):
     """Yields (key, number of ops, verdict, explanation) per key, in key order."""
-    per_key, inits = _group(records)
-    for key in sorted(per_key):
-        ops = per_key[key]
-        verdict, why = _check_key(ops, inits.get(key), time_limit)
-        yield key, len(ops), verdict, why
+    return _group(records).check(time_limit)
 
 
 def check_history(ops, time_limit=60.0):
@@ -750,7 +771,7 @@ def check_history(ops, time_limit=60.0):
     (time_limit seconds per key ran out); the explanation is "" for ok. Raises
     HistoryError for malformed records.
     """
-    return {key: (verdict, why) for key, _, verdict, why in _iter_check(list(ops), time_limit)}
+    return {key: (verdict, why) for key, _, verdict, why in _iter_check(ops, time_limit)}
 
 
 def main(argv=None):

@@ -15,6 +15,9 @@
  *   set-proto     put /set/P-N with the value P-N
  *   append-mount  open(/append/log, O_WRONLY|O_APPEND) + write "P-N\n" + close
  *   append-proto  an APPEND of "P-N\n" to /append/log
+ *                 When a file is full (EFBIG: the store's largest value), the
+ *                 client goes on with the next one, /append/log.1, .2 ...,
+ *                 which the harness made empty beforehand.
  *
  * History: JSON lines, two per operation. An "invoke" line is written and
  * flushed before the operation starts, a "complete" line after it ends, so an
@@ -66,7 +69,9 @@ struct client {
     uint64_t rng;
     unsigned keys;
     uint64_t seq;
-    bool failed; /* the last operation did not succeed */
+    bool failed;      /* the last operation did not succeed */
+    int last_err;     /* its errno, 0 for none */
+    unsigned app_gen; /* which /append/log file appends go to */
 };
 
 static volatile sig_atomic_t stop;
@@ -154,6 +159,7 @@ static void record_complete(struct client *c, const char *outcome, int err, bool
     fprintf(c->history, "}\n");
     fflush(c->history);
     c->failed = strcmp(outcome, "ok") != 0;
+    c->last_err = err;
 }
 
 /* Errors that prove a write was refused for good, never applied. */
@@ -441,10 +447,16 @@ static void step(struct client *c)
     case APPEND_PROTO: {
         char line[80];
         snprintf(line, sizeof(line), "%s\n", value);
-        if (c->w == APPEND_MOUNT)
-            mount_write(c, "append", "/append/log", line, O_WRONLY | O_APPEND);
+        if (c->app_gen)
+            snprintf(key, sizeof(key), "/append/log.%u", c->app_gen);
         else
-            proto_write(c, "append", "/append/log", line);
+            snprintf(key, sizeof(key), "/append/log");
+        if (c->w == APPEND_MOUNT)
+            mount_write(c, "append", key, line, O_WRONLY | O_APPEND);
+        else
+            proto_write(c, "append", key, line);
+        if (c->failed && c->last_err == EFBIG)
+            c->app_gen++;
         break;
     }
     }

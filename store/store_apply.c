@@ -116,6 +116,7 @@ static int data_reserve(struct applier *a, uint64_t ino, size_t len, void **out)
     store_u64be_put(kb, ino);
     MDB_val k = {.mv_size = 8, .mv_data = kb};
     MDB_val v = {.mv_size = len, .mv_data = NULL};
+    *out = NULL; /* also on failure: -O3 cannot see that rc != 0 stays non-zero */
     int rc = mdb_put(a->txn, a->s->data, &k, &v, MDB_RESERVE);
     if (rc)
         return store_mdb_errno(rc);
@@ -137,6 +138,8 @@ static int data_get(struct applier *a, uint64_t ino, const void **data, size_t *
     unsigned char kb[8];
     store_u64be_put(kb, ino);
     MDB_val k = {.mv_size = 8, .mv_data = kb}, v;
+    *data = NULL; /* also on failure, as in data_reserve */
+    *len = 0;
     int rc = mdb_get(a->txn, a->s->data, &k, &v);
     if (rc)
         return rc == MDB_NOTFOUND ? EIO : store_mdb_errno(rc);

@@ -178,6 +178,15 @@ int net_conn_send(struct net_conn *c, const void *payload, size_t len)
     return 0;
 }
 
+void net_conn_flush(struct net_conn *c)
+{
+    if (c->closed || c->connecting || c->out_off == c->out_len)
+        return;
+    int rc = write_out(c);
+    if (rc)
+        finish_close(c, rc);
+}
+
 void net_conn_close(struct net_conn *c, int err, bool flush)
 {
     if (c->closed)

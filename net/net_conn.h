@@ -51,6 +51,12 @@ int net_conn_new(struct net_loop *l, int fd, bool connecting, const struct net_c
  * max_frame), ENOBUFS (the queue is full: the message is dropped), ENOMEM. */
 int net_conn_send(struct net_conn *c, const void *payload, size_t len);
 
+/* Writes what is queued now, as much as the socket takes without blocking,
+ * instead of at the end of the loop turn (the rest goes then, as usual).
+ * For a caller about to block (an fsync) that wants its frames on the way
+ * meanwhile. An error closes the connection, as it would later. */
+void net_conn_flush(struct net_conn *c);
+
 /* Closes: queued output is dropped unless flush is true, in which case it
  * is written first (best effort, without blocking). on_close(err) follows
  * at once. Idempotent. */

@@ -128,7 +128,10 @@ struct node {
     struct raft_ready rd;
     bool rd_held;
     int rd_stage;
-    size_t rd_applied; /* committed entries of rd already applied */
+    size_t rd_applied;  /* committed entries of rd already applied */
+    bool rd_sent_early; /* rd's messages left before its entries were durable */
+    uint64_t hs_term;   /* the term and vote last made durable */
+    uint64_t hs_vote;
 
     pthread_mutex_t mu; /* guards the fields below */
     struct node_req *inbox, *inbox_tail;
@@ -195,6 +198,9 @@ int node_peers_init(struct node *n, char *err, size_t err_len);
 void node_peers_fini(struct node *n);
 /* Sends m to its m->to (dropped if the peer is not reachable now). */
 void node_peer_send_raft(struct node *n, const struct raft_message *m);
+/* Puts every peer's queued frames on the wire now (node_raft.c, before
+ * blocking on an fsync). */
+void node_peers_flush(struct node *n);
 /* Sends a forwarded command to peer `to`. */
 void node_peer_forward(struct node *n, uint64_t to, const void *data, size_t len);
 /* Dials peers that are due (from the tick). */

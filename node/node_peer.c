@@ -264,6 +264,13 @@ void node_peer_send_raft(struct node *n, const struct raft_message *m)
     free(buf);
 }
 
+void node_peers_flush(struct node *n)
+{
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].id && n->peers[i].conn && n->peers[i].ready)
+            net_conn_flush(n->peers[i].conn);
+}
+
 void node_peer_forward(struct node *n, uint64_t to, const void *data, size_t len)
 {
     struct node_peer *p = node_peer_find(n, to);

@@ -223,6 +223,13 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "cannot start Raft: %s", raft_strerror(r));
         return r == RAFT_ENOMEM ? ENOMEM : EIO;
     }
+    struct store_hard_state hs;
+    if ((r = store_log_hard_state(n->store, &hs))) {
+        snprintf(err, err_len, "cannot read the hard state: %s", strerror(r));
+        return r;
+    }
+    n->hs_term = hs.term;
+    n->hs_vote = hs.vote;
     if ((r = store_space(n->store, &n->space))) {
         snprintf(err, err_len, "cannot measure the store: %s", strerror(r));
         return r;
@@ -495,13 +502,17 @@ static int apply(struct node *n, struct raft_ready *rd)
     return 0;
 }
 
-/* The log had no room for rd's entries: nothing of rd is durable and no
- * message of it left, so its proposals exist nowhere. Raft is remade from
- * what is durable (as after a crash), and the waiters of those proposals
- * get ENOSPC: a definite answer, they will never apply. */
+/* The log had no room for rd's entries: nothing of rd is durable. Raft is
+ * remade from what is durable (as after a crash). The waiters of those
+ * proposals get ENOSPC, a definite answer, only when the entries exist
+ * nowhere else: this member made them as the leader and no message carried
+ * them. Otherwise (rd's messages left early, or the entries came from a
+ * leader and other members may hold them) they may still commit: the
+ * waiters stay, answered by the apply or by their deadline. */
 static int drop_unpersisted(struct node *n, struct raft_ready *rd)
 {
-    for (size_t i = 0; i < rd->n_entries; i++) {
+    bool definite = !n->rd_sent_early && raft_role(n->raft) == RAFT_LEADER;
+    for (size_t i = 0; definite && i < rd->n_entries; i++) {
         if (rd->entries[i].type != RAFT_ENTRY_NORMAL)
             continue;
         struct store_cmd_decoded d;
@@ -538,6 +549,21 @@ static int finish_ready(struct node *n)
     struct raft_ready *rd = &n->rd;
     int rc;
     if (n->rd_stage == 0) {
+        /* Messages may leave before rd's entries are durable (raft.h, ready
+         * contract 2: no message depends on them, acknowledgements wait for
+         * raft_persisted), so a leader's appends travel while it writes its
+         * own log. Not before a new term or vote or a snapshot is durable
+         * (contract 1): those are written first, as before. */
+        bool vote_changed = rd->hard_state_changed && (rd->hard_state.term != n->hs_term ||
+                                                       rd->hard_state.vote != n->hs_vote);
+        n->rd_sent_early = false;
+        if (rd->n_entries && rd->n_messages && !vote_changed && !rd->has_snapshot_chunk &&
+            !rd->has_snapshot) {
+            for (size_t i = 0; i < rd->n_messages; i++)
+                node_peer_send_raft(n, &rd->messages[i]);
+            node_peers_flush(n);
+            n->rd_sent_early = true;
+        }
         if (rd->has_snapshot_chunk && (rc = node_snap_chunk(n, &rd->snapshot_chunk)))
             return rc == ENOSPC ? ENOSPC : EIO;
         if (rd->has_snapshot && (rc = node_snap_install(n, &rd->snapshot)))
@@ -570,12 +596,17 @@ static int finish_ready(struct node *n)
                 return drop_unpersisted(n, rd);
             if (rc)
                 return rc;
+            if (rd->hard_state_changed) {
+                n->hs_term = hs.term;
+                n->hs_vote = hs.vote;
+            }
         }
         n->rd_stage = 1;
     }
     if (n->rd_stage == 1) {
-        for (size_t i = 0; i < rd->n_messages; i++)
-            node_peer_send_raft(n, &rd->messages[i]);
+        if (!n->rd_sent_early)
+            for (size_t i = 0; i < rd->n_messages; i++)
+                node_peer_send_raft(n, &rd->messages[i]);
         n->rd_stage = 2;
         n->rd_applied = 0;
     }

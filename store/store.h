@@ -291,9 +291,9 @@ struct store_entry {
 };
 
 /* Applies n entries, in order, in ONE write transaction that also records
- * the last index as applied, then commits: with an fsync by default, without
- * one under store_set_lazy_apply (the node sets it: the Raft log is durable
- * first and replays what a crash loses). Entries at or below the
+ * the last index as applied, then commits: durably by default, without
+ * durability under store_set_lazy_apply (the node sets it: the Raft log is
+ * durable first and replays what a crash loses). Entries at or below the
  * applied index are skipped (results[i].skipped); indexes must increase.
  * A command that fails (bad bytes included) gets its errno in results[i]
  * and changes nothing, but its index still counts as applied.
@@ -307,11 +307,12 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
 int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
                 struct store_result *result);
 
-/* With lazy set, apply transactions commit without an fsync of their own:
- * for a caller whose commands are durable elsewhere first (the Raft log in
- * this same environment, whose synced commits flush them too; a crash
- * loses at most applies that the log replays). Off by default. Call from
- * the applying thread only. */
+/* With lazy set, apply transactions need not be durable (store_txn_commit:
+ * one fsync, of the data pages, and the meta page unsynced): for a caller
+ * whose commands are durable elsewhere first (the Raft log in this same
+ * environment, whose synced commits make them durable too; a system crash
+ * loses at most applies that the log replays, and never leaves the file
+ * damaged). Off by default. Call from the applying thread only. */
 void store_set_lazy_apply(struct store *s, bool lazy);
 
 /* ---- reading -------------------------------------------------------- */

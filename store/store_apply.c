@@ -905,16 +905,10 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
             v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
     if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
         goto fail_abort;
-    if (s->lazy_apply)
-        mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
-    rc = mdb_txn_commit(a.txn);
-    if (s->lazy_apply)
-        mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
+    rc = store_txn_commit(s, a.txn, !s->lazy_apply);
     a.txn = NULL;
-    if (rc) {
-        rc = store_mdb_errno(rc);
+    if (rc)
         goto fail_changes;
-    }
     if (s->obs.changed) {
         for (size_t i = 0; i < s->n_changes; i++) {
             const struct store_change_rec *r = &s->changes[i];

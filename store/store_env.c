@@ -30,6 +30,16 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
+{
+    if (!durable)
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+    int rc = mdb_txn_commit(txn);
+    if (!durable)
+        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+    return store_mdb_errno(rc);
+}
+
 int store_mdb_errno(int rc)
 {
     switch (rc) {

@@ -41,6 +41,14 @@ struct store_txn {
     struct store_state st;
 };
 
+/* Commits txn. durable: LMDB's default, the data pages and then the meta page
+ * each fsync'ed. Otherwise the meta page is not synced (MDB_NOMETASYNC): one
+ * fdatasync, of the data pages, before the meta page that points to them is
+ * written, so a system crash may lose this commit (the next synced one makes
+ * it durable) but never leaves a meta page pointing at pages that are not on
+ * the disk, as MDB_NOSYNC could (LMDB documents that a system crash can then
+ * corrupt the database). An errno; the transaction is gone either way. */
+int store_txn_commit(struct store *s, MDB_txn *txn, bool durable);
 /* LMDB return code -> errno: MDB_MAP_FULL and friends are ENOSPC, damaged
  * files EIO, the rest as LMDB reports them (positive errnos) or EIO. */
 int store_mdb_errno(int mdb_rc);

@@ -377,13 +377,9 @@ int store_log_persist(struct store *s, const struct store_hard_state *hs,
             seal(rec, vv.mv_size);
         }
     }
-    /* An unsynced commit is flushed by the next synced one (same file). */
-    if (!sync)
-        mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
-    rc = mdb_txn_commit(txn);
-    if (!sync)
-        mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
-    return rc ? store_mdb_errno(rc) : 0;
+    /* A commit that need not be durable is made so by the next synced one
+     * (same file); store_txn_commit keeps the file whole meanwhile. */
+    return store_txn_commit(s, txn, sync);
 fail:
     mdb_txn_abort(txn);
     return rc;

@@ -52,7 +52,8 @@ struct store_log_snapshot {
 };
 #define STORE_LOG_CONF_MAX 1024
 
-/* Writes, in ONE transaction and one commit (fsync'ed if sync): the hard
+/* Writes, in ONE transaction and one commit (durable if sync; otherwise
+ * store_txn_commit's one fsync, which keeps the file whole): the hard
  * state (if hs),
  * then the entries (if n): entry e[0].index and every later stored entry
  * are replaced by e[0..n). Entries must have consecutive indexes and follow

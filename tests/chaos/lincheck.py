@@ -137,33 +137,29 @@ def _parse(rec, where):
 
 
 def load_history(path):
-    """Reads a JSON-lines history; returns its records as dicts (blank lines skipped).
-
-    Every record is validated; each dict gets a "_line" field (its line number) that
-    check_history() uses in messages. Raises HistoryError on any problem.
-    """
+    """Reads a JSON-lines history into a History (blank lines skipped), one line at a
+    time: every record is validated and kept compactly, messages name its line.
+    Raises HistoryError on any problem."""
+    h = History()
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise HistoryError(f"{path}: line {n}: not valid JSON: {e.msg}") from None
+                if not isinstance(rec, dict):
+                    raise HistoryError(f"{path}: line {n}: expected a JSON object")
+                rec["_line"] = n
+                try:
+                    h.add(rec)
+                except HistoryError as e:
+                    raise HistoryError(f"{path}: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise HistoryError(f"{path}: cannot read: {e}") from None
-    records = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise HistoryError(f"{path}: line {n}: not valid JSON: {e.msg}") from None
-        if not isinstance(rec, dict):
-            raise HistoryError(f"{path}: line {n}: expected a JSON object")
-        rec["_line"] = n
-        records.append(rec)
-    try:
-        _group(records)
-    except HistoryError as e:
-        raise HistoryError(f"{path}: {e}") from None
-    return records
+    return h
 
 
 # ---------------------------------------------------------------------------------------
@@ -765,7 +761,7 @@ def _iter_check(records, time_limit):
 
 
 def check_history(ops, time_limit=60.0):
-    """Checks a history (dicts as load_history returns them, or equivalent).
+    """Checks a history: an iterable of records (dicts, as in a history file).
 
     Returns {key: (verdict, explanation)}, verdict "ok", "violation" or "unknown"
     (time_limit seconds per key ran out); the explanation is "" for ok. Raises
@@ -786,9 +782,9 @@ def main(argv=None):
     if not args.time_limit > 0:
         ap.error("--time-limit must be positive")
     try:
-        records = load_history(args.history)
+        history = load_history(args.history)
         results = []
-        for key, n, verdict, why in _iter_check(records, args.time_limit):
+        for key, n, verdict, why in history.check(args.time_limit):
             results.append({"key": key, "ops": n, "verdict": verdict, "explanation": why})
             if not args.json:
                 if verdict == "ok":

@@ -1,8 +1,13 @@
 /* cli_bench.c - `raftfs bench`: a closed-loop load generator over the
- * client protocol. N clients (a thread and a connection each) send one
- * request, wait for its answer, and send the next, for a duration; it
- * prints the throughput and the latency quantiles of the requests that
- * succeeded (bench/bench_hist.h: at most 1.6% above the true value).
+ * client protocol. N clients (a thread each) send one request, wait for
+ * its answer, and send the next, for a duration after a warm-up; it prints
+ * the throughput and the latency quantiles of the requests that succeeded
+ * in the measured window (bench/bench_hist.h: at most 1.6% above the true
+ * value).
+ *
+ * The clients share M connections (default: one each). A member answers
+ * the requests of a connection by id, in any order, so several clients
+ * have a request in flight on one connection at once: see struct sconn.
  *
  * put writes values of --value-size bytes to --keys keys under /bench
  * (a proposal each, committed by a majority); get reads them with
@@ -11,61 +16,96 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench_hist.h"
 #include "cli.h"
 #include "net_client.h"
+#include "net_conn.h"
+#include "net_frame.h"
+#include "net_wire.h"
 #include "store.h"
 
 const char cli_bench_usage[] =
     "usage: raftfs bench [OPTIONS]\n"
     "\n"
     "A closed-loop load generator: each client sends a request, waits for the\n"
-    "answer, sends the next. Prints ops/s and latency quantiles.\n"
+    "answer, sends the next. Prints ops/s and latency quantiles of the requests\n"
+    "of the measured window (after the warm-up).\n"
     "\n"
     "options:\n"
     "  --endpoints HOST:PORT[,...]  members to talk to (default $RAFTFS_ENDPOINTS, or\n"
-    "                               " CLI_DEFAULT_ENDPOINTS ")\n"
+    "                               " CLI_DEFAULT_ENDPOINTS ");\n"
+    "                               each connection uses the first that answers\n"
     "  --op put|get|sget            put: replicated writes; get: linearizable reads;\n"
     "                               sget: serializable reads (default put)\n"
     "  --clients N                  concurrent clients, 1..1024 (default 1)\n"
+    "  --connections M              connections the clients share, 1..N (default N:\n"
+    "                               one each); client i uses connection i mod M, and\n"
+    "                               the clients of a connection have their requests\n"
+    "                               in flight on it together\n"
     "  --value-size BYTES           size of each value, e.g. 256 or 4K (default 256)\n"
-    "  --keys N                     distinct keys, under /bench (default 1000)\n"
-    "  --duration SECONDS           how long to run (default 10)\n"
-    "  --requests N                 stop after N requests in all (or at --duration)\n"
-    "  --timeout SECONDS            give up on one request after this long (default 5)\n"
+    "  --keys N                     distinct keys, under /bench, 1..1000000 (default 1000)\n"
+    "  --key-size BYTES             length of each key's name in /bench: 'k' and the\n"
+    "                               key's number, zero-padded; at least 1 + the digits\n"
+    "                               of N-1, at most 255 (default 7: /bench/k000042)\n"
+    "  --key-order walk|uniform     walk: each client goes through the keys in order\n"
+    "                               from its own place (default); uniform: each request\n"
+    "                               draws its key uniformly at random\n"
+    "  --warmup SECONDS             run this long first without counting (default 0)\n"
+    "  --duration SECONDS           how long to measure (default 10)\n"
+    "  --requests N                 stop after N measured requests in all (or at\n"
+    "                               --duration)\n"
+    "  --timeout SECONDS            give up on one request after this long, retries\n"
+    "                               included (default 5)\n"
     "  --json                       print the result as one JSON object\n"
     "\n"
-    "Exit status: 0 if every request succeeded, 1 if any failed (the result is\n"
-    "still printed, with the failures by errno), 2 on a usage error.\n";
+    "Before get and sget it writes every key once (with 256 writers at least).\n"
+    "\n"
+    "Exit status: 0 if every measured request succeeded, 1 if any failed (the\n"
+    "result is still printed, with the failures by errno), 2 on a usage error.\n";
 
 enum bench_op { OP_PUT, OP_GET, OP_SGET };
 static const char *const op_names[] = {"put", "get", "sget"};
 
-#define MAX_CLIENTS 1024
-#define MAX_ERRNO   256
+#define MAX_CLIENTS     1024
+#define MAX_ERRNO       256
+#define KEY_SIZE_MAX    STORE_MAX_NAME_BYTES_BOUND
+#define MAX_FRAME       (80U << 20) /* the largest answer accepted, as net_client's */
+#define READ_BATCH      64          /* answers a reader hands out per turn, at most */
+#define PREPARE_WRITERS 256         /* writers of the keys before get and sget, at least */
+
+struct sconn;
 
 struct bench {
     const char *endpoints;
+    struct net_addr eps[NET_CLIENT_MAX_ENDPOINTS];
+    char ep_names[NET_CLIENT_MAX_ENDPOINTS][128];
+    size_t n_eps;
     enum bench_op op;
-    unsigned clients;
+    unsigned clients, connections;
     uint64_t value_size;
-    unsigned keys;
-    double duration_s, timeout_s;
+    unsigned keys, key_size;
+    bool uniform;
+    double duration_s, warmup_s, timeout_s;
     uint64_t requests; /* 0: no limit */
-    uint64_t issued;   /* requests started, by all clients (atomic) */
+    uint64_t issued;   /* measured requests started, by all clients (atomic) */
     bool json;
     char *value;
-    /* the start gate: clients connect, then wait for go */
+    struct sconn *conns;
+    /* the start gate: clients wait for go */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool go;
+    uint64_t measure_ns;  /* set before go: the warm-up ends */
     uint64_t deadline_ns; /* set before go; 0: stop at once */
 };
 
@@ -75,8 +115,10 @@ struct worker {
     pthread_t thread;
     struct bench_hist hist;
     uint64_t errors[MAX_ERRNO + 1]; /* by errno; the last: above that */
-    char first_error[256];
-    unsigned first_key, n_keys; /* for preparing: this worker's share */
+    char first_error[512];
+    unsigned first_key, n_keys; /* for preparing: this writer's share */
+    uint64_t client_id, seq;    /* names each write, for exactly-once retries */
+    uint64_t rng;
 };
 
 static uint64_t mono_ns(void)
@@ -93,69 +135,522 @@ static int64_t real_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void key_name(char *buf, size_t len, unsigned k)
+static void key_name(const struct bench *b, char *buf, size_t len, unsigned k)
 {
-    snprintf(buf, len, "/bench/k%06u", k);
+    snprintf(buf, len, "/bench/k%0*u", (int)b->key_size - 1, k);
 }
 
-/* One request: 0, the member's errno, or the client's (no answer). */
-static int one_request(struct worker *w, struct net_client *c, enum bench_op op, unsigned k)
+/* ---- a connection shared by several clients ----
+ *
+ * No thread of its own: a client waiting for its answer reads for
+ * everyone (it is "the reader"), hands each answer to the client whose
+ * request id it carries, and once its own answer is in passes the reading
+ * on to another waiting client. With one client per connection this is a
+ * plain blocking call. A failed connection fails every request waiting on
+ * it; each is sent again, on a new connection, until its deadline (a
+ * write keeps its client id and sequence number, so it is applied once).
+ * Connections go to the first endpoint that answers, like net_client's. */
+
+struct call {
+    uint64_t id;
+    Raftfs__Envelope *reply; /* its answer, once in */
+    int err;                 /* or the failure of the connection */
+    bool done;
+    pthread_cond_t cond;
+    struct call *next; /* in the connection's waiting list */
+};
+
+struct sconn {
+    struct bench *b;
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* a connection attempt ended */
+    int fd;                 /* connected and greeted, or -1 */
+    bool connecting, reading;
+    size_t cur; /* endpoint in use or to try first */
+    uint64_t next_id;
+    struct call *waiting;
+    uint8_t *in; /* bytes read, not yet a whole frame: the reader's */
+    size_t in_len, in_cap;
+    char err[256]; /* why the last connection failed */
+};
+
+static void cond_init_mono(pthread_cond_t *c)
 {
-    char key[32];
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* Waits on c until deadline (monotonic ns): 0, or ETIMEDOUT. */
+static int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, uint64_t deadline)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
+                          .tv_nsec = (long)(deadline % 1000000000ULL)};
+    int rc = pthread_cond_timedwait(c, mu, &ts);
+    return rc == ETIMEDOUT || mono_ns() >= deadline ? ETIMEDOUT : 0;
+}
+
+/* Waits until fd is ready for events or deadline: 0, ETIMEDOUT, errno. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = mono_ns();
+        if (now >= deadline)
+            return ETIMEDOUT;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return errno;
+    }
+}
+
+static int send_all(int fd, const uint8_t *p, size_t len, uint64_t deadline)
+{
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(fd, POLLOUT, deadline);
+            if (rc)
+                return rc;
+            continue;
+        }
+        return n < 0 ? errno : EPIPE;
+    }
+    return 0;
+}
+
+static int send_env(int fd, const Raftfs__Envelope *env, uint64_t deadline)
+{
+    size_t n = raftfs__envelope__get_packed_size(env);
+    uint8_t stack[1024];
+    uint8_t *buf =
+        n + NET_FRAME_HEADER_BYTES <= sizeof(stack) ? stack : malloc(n + NET_FRAME_HEADER_BYTES);
+    if (!buf)
+        return ENOMEM;
+    net_frame_header(buf, (uint32_t)n);
+    raftfs__envelope__pack(env, buf + NET_FRAME_HEADER_BYTES);
+    int rc = send_all(fd, buf, n + NET_FRAME_HEADER_BYTES, deadline);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+/* Reads from fd into s->in until at least one whole frame is there, and
+ * unpacks the whole frames (up to max) into out. The reader only. 0 with
+ * *n_out >= 1, ETIMEDOUT at deadline, or the connection's failure. */
+static int read_frames(struct sconn *s, int fd, uint64_t deadline, Raftfs__Envelope **out,
+                       size_t max, size_t *n_out)
+{
+    *n_out = 0;
+    for (;;) {
+        size_t off = 0;
+        int rc = 0;
+        while (*n_out < max) {
+            const uint8_t *payload;
+            size_t plen, used;
+            rc = net_frame_parse(s->in + off, s->in_len - off, MAX_FRAME, &payload, &plen, &used);
+            if (rc)
+                break;
+            Raftfs__Envelope *env = net_wire_unpack(payload, plen);
+            off += used;
+            if (!env) {
+                rc = EPROTO;
+                break;
+            }
+            out[(*n_out)++] = env;
+        }
+        memmove(s->in, s->in + off, s->in_len - off);
+        s->in_len -= off;
+        if (rc && rc != EAGAIN) {
+            for (size_t i = 0; i < *n_out; i++)
+                net_wire_free(out[i]);
+            *n_out = 0;
+            return rc;
+        }
+        if (*n_out)
+            return 0;
+        if (s->in_cap - s->in_len < 65536) {
+            size_t cap = s->in_cap ? s->in_cap * 2 : 65536;
+            uint8_t *p = realloc(s->in, cap);
+            if (!p)
+                return ENOMEM;
+            s->in = p;
+            s->in_cap = cap;
+        }
+        ssize_t n = recv(fd, s->in + s->in_len, s->in_cap - s->in_len, 0);
+        if (n > 0) {
+            s->in_len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        if ((rc = wait_fd(fd, POLLIN, deadline)))
+            return rc;
+    }
+}
+
+/* Connects to endpoint i and says Hello: 0 with *out_fd, or an errno with
+ * the reason in err. Called by the one connecting client, unlocked (while
+ * there is no connection, nobody reads: s->in is free). */
+static int connect_ep(struct sconn *s, size_t i, uint64_t deadline, int *out_fd, char *err,
+                      size_t err_len)
+{
+    const struct bench *b = s->b;
+    int fd, rc = net_dial(&b->eps[i], &fd);
+    if (rc) {
+        snprintf(err, err_len, "%s: %s", b->ep_names[i], strerror(rc));
+        return rc;
+    }
+    if ((rc = wait_fd(fd, POLLOUT, deadline)))
+        goto fail;
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if ((rc = soerr))
+        goto fail;
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__Hello hello = RAFTFS__HELLO__INIT;
+    hello.protocol_version = NET_WIRE_VERSION;
+    env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    if ((rc = send_env(fd, &env, deadline)))
+        goto fail;
+    Raftfs__Envelope *reply;
+    size_t n;
+    s->in_len = 0;
+    if ((rc = read_frames(s, fd, deadline, &reply, 1, &n)))
+        goto fail;
+    if (reply->body_case != RAFTFS__ENVELOPE__BODY_HELLO_REPLY || !reply->hello_reply->ok) {
+        snprintf(err, err_len, "%s refused the connection: %s", b->ep_names[i],
+                 reply->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY && reply->hello_reply->error
+                     ? reply->hello_reply->error
+                     : "unexpected answer");
+        net_wire_free(reply);
+        close(fd);
+        return EPROTO;
+    }
+    net_wire_free(reply);
+    *out_fd = fd;
+    return 0;
+fail:
+    snprintf(err, err_len, "%s: %s", b->ep_names[i], strerror(rc));
+    close(fd);
+    return rc;
+}
+
+/* Tries the endpoints, endpoint first to begin with, until one answers
+ * (*cur) or the deadline (a pause after each round that failed). Unlocked. */
+static int sconn_connect(struct sconn *s, size_t first, uint64_t deadline, int *out_fd, size_t *cur,
+                         char *err, size_t err_len)
+{
+    size_t n = s->b->n_eps;
+    int rc = ETIMEDOUT;
+    long backoff_ms = 10;
+    snprintf(err, err_len, "no endpoint answered in time");
+    for (size_t attempt = 0; mono_ns() < deadline; attempt++) {
+        size_t i = (first + attempt) % n;
+        if (!(rc = connect_ep(s, i, deadline, out_fd, err, err_len))) {
+            *cur = i;
+            return 0;
+        }
+        if ((attempt + 1) % n == 0) {
+            uint64_t now = mono_ns(), left = deadline > now ? deadline - now : 0;
+            uint64_t nap = (uint64_t)backoff_ms * 1000000ULL;
+            struct timespec ts = {0, (long)(nap < left ? nap : left)};
+            nanosleep(&ts, NULL);
+            backoff_ms = backoff_ms < 500 ? backoff_ms * 2 : 500;
+        }
+    }
+    return rc;
+}
+
+/* Closes the connection and fails every request waiting on it. Locked,
+ * and nobody reading. */
+static void sconn_fail(struct sconn *s, int rc)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->in_len = 0;
+    snprintf(s->err, sizeof(s->err), "%s: %s", s->b->ep_names[s->cur], strerror(rc));
+    for (struct call *c = s->waiting; c; c = c->next) {
+        c->done = true;
+        c->err = rc;
+        pthread_cond_signal(&c->cond);
+    }
+    s->waiting = NULL;
+}
+
+static void sconn_unlink(struct sconn *s, struct call *c)
+{
+    for (struct call **p = &s->waiting; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            return;
+        }
+}
+
+/* Hands the answers read to the requests waiting for them. Locked. */
+static void sconn_dispatch(struct sconn *s, Raftfs__Envelope **envs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct call *c = NULL;
+        if (envs[i]->body_case == RAFTFS__ENVELOPE__BODY_RESPONSE)
+            for (c = s->waiting; c && c->id != envs[i]->response->id; c = c->next)
+                ;
+        if (!c) { /* a late answer to a request given up on, or junk */
+            net_wire_free(envs[i]);
+            continue;
+        }
+        sconn_unlink(s, c);
+        c->reply = envs[i];
+        c->done = true;
+        pthread_cond_signal(&c->cond);
+    }
+}
+
+/* Sends req on s and waits for its answer until deadline, sending it again
+ * on a new connection if the connection fails. 0 with *resp (the member's
+ * result in its err), or the errno of the last failure with the reason in
+ * why. c is the caller's (its cond initialised). */
+static int sconn_call(struct sconn *s, struct call *c, Raftfs__ClientRequest *req,
+                      uint64_t deadline, Raftfs__ClientResponse **resp, char *why, size_t why_len)
+{
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    env.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
+    env.request = req;
+    int rc = ETIMEDOUT;
+    why[0] = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (mono_ns() >= deadline) {
+            rc = ETIMEDOUT;
+            if (!why[0])
+                snprintf(why, why_len, "no answer in time");
+            break;
+        }
+        if (s->fd < 0) {
+            if (s->connecting) {
+                cond_wait_until(&s->changed, &s->mu, deadline);
+                continue;
+            }
+            s->connecting = true;
+            size_t first = s->cur, cur = s->cur;
+            char err[sizeof(s->err)];
+            int fd = -1;
+            pthread_mutex_unlock(&s->mu);
+            rc = sconn_connect(s, first, deadline, &fd, &cur, err, sizeof(err));
+            pthread_mutex_lock(&s->mu);
+            s->connecting = false;
+            s->fd = rc ? -1 : fd;
+            s->cur = cur;
+            s->in_len = 0;
+            snprintf(s->err, sizeof(s->err), "%s", rc ? err : "");
+            pthread_cond_broadcast(&s->changed);
+            if (rc) {
+                snprintf(why, why_len, "%s", s->err);
+                break;
+            }
+            continue;
+        }
+        req->id = ++s->next_id;
+        if ((rc = send_env(s->fd, &env, deadline)))
+            shutdown(s->fd, SHUT_RDWR); /* whoever reads next finds it broken */
+        c->id = req->id;
+        c->reply = NULL;
+        c->err = 0;
+        c->done = false;
+        c->next = s->waiting;
+        s->waiting = c;
+        while (!c->done) {
+            if (s->reading) {
+                if (cond_wait_until(&c->cond, &s->mu, deadline))
+                    break;
+                continue;
+            }
+            s->reading = true;
+            int fd = s->fd;
+            Raftfs__Envelope *got[READ_BATCH];
+            size_t n = 0;
+            pthread_mutex_unlock(&s->mu);
+            rc = read_frames(s, fd, deadline, got, READ_BATCH, &n);
+            pthread_mutex_lock(&s->mu);
+            s->reading = false;
+            if (rc == ETIMEDOUT)
+                break;
+            if (rc)
+                sconn_fail(s, rc);
+            else
+                sconn_dispatch(s, got, n);
+        }
+        if (!c->done)
+            sconn_unlink(s, c);
+        /* Someone else waiting takes over the reading. */
+        if (!s->reading && s->waiting)
+            pthread_cond_signal(&s->waiting->cond);
+        if (!c->done) {
+            rc = ETIMEDOUT;
+            snprintf(why, why_len, "%s: no answer in time", s->b->ep_names[s->cur]);
+            break;
+        }
+        if (c->err) { /* the connection failed: again, on a new one */
+            rc = c->err;
+            snprintf(why, why_len, "%s", s->err);
+            continue;
+        }
+        /* Detach the response from its envelope. */
+        *resp = c->reply->response;
+        c->reply->response = NULL;
+        c->reply->body_case = RAFTFS__ENVELOPE__BODY__NOT_SET;
+        net_wire_free(c->reply);
+        c->reply = NULL;
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- requests ---- */
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64* */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* A request and its parts; key holds the path. */
+struct request {
+    Raftfs__ClientRequest req;
+    Raftfs__Command cmd;
+    Raftfs__Put put;
+    Raftfs__Mkdir mk;
+    Raftfs__GetRequest get;
+    char key[8 + KEY_SIZE_MAX + 1];
+};
+
+/* Fills r for op on key k; k UINT32_MAX: make the /bench folder. */
+static void build_request(struct worker *w, struct request *r, enum bench_op op, unsigned k)
+{
+    const struct bench *b = w->b;
+    raftfs__client_request__init(&r->req);
+    raftfs__command__init(&r->cmd);
+    raftfs__put__init(&r->put);
+    raftfs__mkdir__init(&r->mk);
+    raftfs__get_request__init(&r->get);
     if (k == UINT32_MAX)
-        snprintf(key, sizeof(key), "/bench");
+        snprintf(r->key, sizeof(r->key), "/bench");
     else
-        key_name(key, sizeof(key), k);
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
-    Raftfs__Put put = RAFTFS__PUT__INIT;
-    Raftfs__Mkdir mk = RAFTFS__MKDIR__INIT;
-    Raftfs__GetRequest get = RAFTFS__GET_REQUEST__INIT;
+        key_name(b, r->key, sizeof(r->key), k);
     if (op == OP_PUT || k == UINT32_MAX) {
-        cmd.version = STORE_CMD_VERSION;
-        cmd.time_ns = real_ns();
-        req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-        req.write = &cmd;
+        r->cmd.version = STORE_CMD_VERSION;
+        r->cmd.time_ns = real_ns();
+        r->req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+        r->req.write = &r->cmd;
         if (k == UINT32_MAX) { /* the folder */
-            mk.path.data = (uint8_t *)"/bench";
-            mk.path.len = 6;
-            mk.mode = 0755;
-            cmd.op_case = RAFTFS__COMMAND__OP_MKDIR;
-            cmd.mkdir = &mk;
+            r->mk.path.data = (uint8_t *)"/bench";
+            r->mk.path.len = 6;
+            r->mk.mode = 0755;
+            r->cmd.op_case = RAFTFS__COMMAND__OP_MKDIR;
+            r->cmd.mkdir = &r->mk;
         } else {
-            put.path.data = (uint8_t *)key;
-            put.path.len = strlen(key);
-            put.value.data = (uint8_t *)w->b->value;
-            put.value.len = w->b->value_size;
-            put.mode = 0644;
-            cmd.op_case = RAFTFS__COMMAND__OP_PUT;
-            cmd.put = &put;
+            r->put.path.data = (uint8_t *)r->key;
+            r->put.path.len = strlen(r->key);
+            r->put.value.data = (uint8_t *)b->value;
+            r->put.value.len = b->value_size;
+            r->put.mode = 0644;
+            r->cmd.op_case = RAFTFS__COMMAND__OP_PUT;
+            r->cmd.put = &r->put;
         }
     } else {
-        get.path.data = (uint8_t *)key;
-        get.path.len = strlen(key);
-        get.has_consistency = true;
-        get.consistency =
+        r->get.path.data = (uint8_t *)r->key;
+        r->get.path.len = strlen(r->key);
+        r->get.has_consistency = true;
+        r->get.consistency =
             op == OP_SGET ? RAFTFS__CONSISTENCY__SERIALIZABLE : RAFTFS__CONSISTENCY__LINEARIZABLE;
-        req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
-        req.get = &get;
+        r->req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
+        r->req.get = &r->get;
     }
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = net_client_call(c, &req, &resp);
-    const char *why = rc ? net_client_error(c) : NULL;
-    if (!rc) {
-        rc = resp->err;
-        why = resp->message;
-        /* a read must bring the whole value back */
-        if (!rc && op != OP_PUT && k != UINT32_MAX &&
-            (!resp->has_value || resp->value.len != w->b->value_size)) {
-            rc = EPROTO;
-            why = "a read answered without the value written";
-        }
+}
+
+/* The member's answer to a request: 0 or its errno (with why). */
+static int check_response(const struct worker *w, enum bench_op op, unsigned k,
+                          const Raftfs__ClientResponse *resp, const char **why)
+{
+    *why = resp->message;
+    if (resp->err)
+        return resp->err;
+    /* a read must bring the whole value back */
+    if (op != OP_PUT && k != UINT32_MAX &&
+        (!resp->has_value || resp->value.len != w->b->value_size)) {
+        *why = "a read answered without the value written";
+        return EPROTO;
     }
-    if (rc && !w->first_error[0])
+    return 0;
+}
+
+static void note_error(struct worker *w, const char *key, int rc, const char *why)
+{
+    if (!w->first_error[0])
         snprintf(w->first_error, sizeof(w->first_error), "%s: %s%s%s", key, strerror(rc),
                  why && *why ? ": " : "", why && *why ? why : "");
+}
+
+/* One request through a client of its own (setting up): 0, the member's
+ * errno, or the client's (no answer). */
+static int one_request(struct worker *w, struct net_client *c, enum bench_op op, unsigned k)
+{
+    struct request r;
+    build_request(w, &r, op, k);
+    Raftfs__ClientResponse *resp = NULL;
+    int rc = net_client_call(c, &r.req, &resp);
+    const char *why = rc ? net_client_error(c) : NULL;
+    if (!rc)
+        rc = check_response(w, op, k, resp, &why);
+    if (rc)
+        note_error(w, r.key, rc, why);
+    net_client_response_free(resp);
+    return rc;
+}
+
+/* One request of the load, on the worker's shared connection. */
+static int shared_request(struct worker *w, struct sconn *s, struct call *c, enum bench_op op,
+                          unsigned k)
+{
+    struct request r;
+    build_request(w, &r, op, k);
+    if (r.req.op_case == RAFTFS__CLIENT_REQUEST__OP_WRITE) {
+        r.req.has_client_id = r.req.has_seq = true;
+        r.req.client_id = w->client_id;
+        r.req.seq = ++w->seq;
+    }
+    uint64_t deadline = mono_ns() + (uint64_t)(w->b->timeout_s * 1e9);
+    Raftfs__ClientResponse *resp = NULL;
+    char why_buf[256];
+    const char *why = why_buf;
+    int rc = sconn_call(s, c, &r.req, deadline, &resp, why_buf, sizeof(why_buf));
+    if (!rc)
+        rc = check_response(w, op, k, resp, &why);
+    if (rc)
+        note_error(w, r.key, rc, why);
     net_client_response_free(resp);
     return rc;
 }
@@ -198,36 +693,40 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct bench *b = w->b;
-    struct net_client *c = NULL;
-    int open_rc = open_client(w, &c);
+    struct sconn *s = &b->conns[w->id % b->connections];
+    struct call c;
+    cond_init_mono(&c.cond);
     pthread_mutex_lock(&b->mu);
     while (!b->go)
         pthread_cond_wait(&b->cond, &b->mu);
     pthread_mutex_unlock(&b->mu);
-    if (open_rc) {
-        count_error(w, EINVAL);
-        return NULL;
-    }
-    /* Each client walks the keys from its own place. */
+    /* walk: each client goes through the keys from its own place */
     unsigned k = (unsigned)(((uint64_t)w->id * b->keys) / b->clients);
     for (;;) {
         uint64_t t0 = mono_ns();
         if (t0 >= b->deadline_ns)
             break;
-        if (b->requests && __atomic_fetch_add(&b->issued, 1, __ATOMIC_RELAXED) >= b->requests)
+        bool measured = t0 >= b->measure_ns;
+        if (measured && b->requests &&
+            __atomic_fetch_add(&b->issued, 1, __ATOMIC_RELAXED) >= b->requests)
             break;
-        int rc = one_request(w, c, b->op, k);
+        unsigned key = b->uniform ? (unsigned)(next_random(w) % b->keys) : k;
+        int rc = shared_request(w, s, &c, b->op, key);
         uint64_t t1 = mono_ns();
-        if (rc)
+        if (!measured) /* warming up: not counted */
+            w->first_error[0] = 0;
+        else if (rc)
             count_error(w, rc);
         else
             bench_hist_add(&w->hist, t1 - t0);
         if (++k == b->keys)
             k = 0;
     }
-    net_client_close(c);
+    pthread_cond_destroy(&c.cond);
     return NULL;
 }
+
+/* ---- options ---- */
 
 static int usage_error(const char *msg)
 {
@@ -256,14 +755,56 @@ static int parse_seconds(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+static unsigned digits(unsigned v)
+{
+    unsigned d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* The endpoints, parsed (and resolved) once for the shared connections. */
+static int parse_endpoints(struct bench *b)
+{
+    char *list = strdup(b->endpoints), *save = NULL;
+    char err[200] = "";
+    if (!list)
+        return usage_error("out of memory");
+    for (char *e = strtok_r(list, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        if (b->n_eps == NET_CLIENT_MAX_ENDPOINTS) {
+            snprintf(err, sizeof(err), "more than %d endpoints", NET_CLIENT_MAX_ENDPOINTS);
+            break;
+        }
+        if (net_addr_parse(e, &b->eps[b->n_eps], err, sizeof(err)))
+            break;
+        snprintf(b->ep_names[b->n_eps++], sizeof(b->ep_names[0]), "%s", e);
+        err[0] = 0;
+    }
+    free(list);
+    if (!err[0] && !b->n_eps)
+        snprintf(err, sizeof(err), "no endpoints given");
+    if (err[0]) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "bad --endpoints: %s", err);
+        return usage_error(msg);
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct bench *b)
 {
     static const struct option longopts[] = {
         {"endpoints", required_argument, NULL, 'e'},
         {"op", required_argument, NULL, 'o'},
         {"clients", required_argument, NULL, 'c'},
+        {"connections", required_argument, NULL, 'C'},
         {"value-size", required_argument, NULL, 'v'},
         {"keys", required_argument, NULL, 'k'},
+        {"key-size", required_argument, NULL, 'K'},
+        {"key-order", required_argument, NULL, 'O'},
+        {"warmup", required_argument, NULL, 'w'},
         {"duration", required_argument, NULL, 'd'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
@@ -278,8 +819,10 @@ static int parse_args(int argc, char **argv, struct bench *b)
     b->clients = 1;
     b->value_size = 256;
     b->keys = 1000;
+    b->key_size = 7;
     b->duration_s = 10;
     b->timeout_s = 5;
+    bool key_size_given = false;
     optind = 1;
     opterr = 0;
     int c;
@@ -302,6 +845,10 @@ static int parse_args(int argc, char **argv, struct bench *b)
             if (parse_uint(optarg, 1, MAX_CLIENTS, &b->clients))
                 return usage_error("bad --clients (1 to 1024)");
             break;
+        case 'C':
+            if (parse_uint(optarg, 1, MAX_CLIENTS, &b->connections))
+                return usage_error("bad --connections (1 to --clients)");
+            break;
         case 'v':
             /* the store's bound; a member may be configured lower, and
              * then refuses each put with EFBIG */
@@ -311,6 +858,23 @@ static int parse_args(int argc, char **argv, struct bench *b)
         case 'k':
             if (parse_uint(optarg, 1, 1000000, &b->keys))
                 return usage_error("bad --keys (1 to 1000000)");
+            break;
+        case 'K':
+            if (parse_uint(optarg, 2, KEY_SIZE_MAX, &b->key_size))
+                return usage_error("bad --key-size (bytes of a key's name, 2 to 255)");
+            key_size_given = true;
+            break;
+        case 'O':
+            if (!strcmp(optarg, "walk"))
+                b->uniform = false;
+            else if (!strcmp(optarg, "uniform"))
+                b->uniform = true;
+            else
+                return usage_error("bad --key-order (walk or uniform)");
+            break;
+        case 'w':
+            if (parse_seconds(optarg, 0, 86400, &b->warmup_s))
+                return usage_error("bad --warmup (seconds, 0 to 86400)");
             break;
         case 'd':
             if (parse_seconds(optarg, 0.1, 86400, &b->duration_s))
@@ -341,8 +905,25 @@ static int parse_args(int argc, char **argv, struct bench *b)
     }
     if (optind < argc)
         return usage_error("unexpected argument");
-    return 0;
+    if (!b->connections)
+        b->connections = b->clients;
+    if (b->connections > b->clients) {
+        char msg[100];
+        snprintf(msg, sizeof(msg), "bad --connections: %u is more than the %u client%s",
+                 b->connections, b->clients, b->clients == 1 ? "" : "s");
+        return usage_error(msg);
+    }
+    unsigned need = 1 + digits(b->keys - 1);
+    if (b->key_size < need) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "bad --key-size: %u keys need names of at least %u bytes%s",
+                 b->keys, need, key_size_given ? "" : " (give --key-size)");
+        return usage_error(msg);
+    }
+    return parse_endpoints(b);
 }
+
+/* ---- results ---- */
 
 static double ms(uint64_t ns)
 {
@@ -357,10 +938,12 @@ static void print_result(const struct bench *b, const struct worker *ws, double 
     static const char *const qkeys[] = {"p50", "p90", "p99", "p999"};
     double rate = elapsed_s > 0 ? (double)h->n / elapsed_s : 0;
     if (b->json) {
-        printf("{\"op\": \"%s\", \"clients\": %u, \"value_size\": %llu, \"keys\": %u, "
+        printf("{\"op\": \"%s\", \"clients\": %u, \"connections\": %u, \"value_size\": %llu, "
+               "\"keys\": %u, \"key_size\": %u, \"key_order\": \"%s\", \"warmup_s\": %.3f, "
                "\"duration_s\": %.3f, \"ops\": %llu, \"errors\": %llu, \"ops_per_s\": %.1f, "
                "\"latency_ms\": {",
-               op_names[b->op], b->clients, (unsigned long long)b->value_size, b->keys, elapsed_s,
+               op_names[b->op], b->clients, b->connections, (unsigned long long)b->value_size,
+               b->keys, b->key_size, b->uniform ? "uniform" : "walk", b->warmup_s, elapsed_s,
                (unsigned long long)h->n, (unsigned long long)errors, rate);
         for (size_t i = 0; i < 4; i++)
             printf("\"%s\": %.3f, ", qkeys[i], ms(bench_hist_quantile(h, qs[i])));
@@ -380,9 +963,15 @@ static void print_result(const struct bench *b, const struct worker *ws, double 
         printf("}}\n");
         return;
     }
-    printf("op %s, %u client%s, values of %llu bytes on %u keys, %.2f s\n", op_names[b->op],
-           b->clients, b->clients == 1 ? "" : "s", (unsigned long long)b->value_size, b->keys,
-           elapsed_s);
+    printf("op %s, %u client%s", op_names[b->op], b->clients, b->clients == 1 ? "" : "s");
+    if (b->connections != b->clients)
+        printf(" over %u connection%s", b->connections, b->connections == 1 ? "" : "s");
+    printf(", values of %llu bytes on %u keys (names of %u bytes, %s), %.2f s",
+           (unsigned long long)b->value_size, b->keys, b->key_size,
+           b->uniform ? "uniform" : "walked", elapsed_s);
+    if (b->warmup_s > 0)
+        printf(" after %.2f s of warm-up", b->warmup_s);
+    printf("\n");
     printf("%llu ops, %llu errors, %.1f ops/s\n", (unsigned long long)h->n,
            (unsigned long long)errors, rate);
     printf("latency (ms):");
@@ -425,6 +1014,29 @@ static uint64_t error_total(const struct worker *ws, unsigned n, const char **fi
     return total;
 }
 
+static void conns_init(struct bench *b)
+{
+    for (unsigned i = 0; i < b->connections; i++) {
+        struct sconn *s = &b->conns[i];
+        s->b = b;
+        s->fd = -1;
+        pthread_mutex_init(&s->mu, NULL);
+        cond_init_mono(&s->changed);
+    }
+}
+
+static void conns_close(struct bench *b)
+{
+    for (unsigned i = 0; i < b->connections; i++) {
+        struct sconn *s = &b->conns[i];
+        if (s->fd >= 0)
+            close(s->fd);
+        free(s->in);
+        pthread_cond_destroy(&s->changed);
+        pthread_mutex_destroy(&s->mu);
+    }
+}
+
 int cli_bench(int argc, char **argv)
 {
     struct bench b = {0};
@@ -433,25 +1045,35 @@ int cli_bench(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     b.value = malloc(b.value_size ? b.value_size : 1);
     struct worker *ws = calloc(b.clients, sizeof(*ws));
-    if (!b.value || !ws) {
+    b.conns = calloc(b.connections, sizeof(*b.conns));
+    if (!b.value || !ws || !b.conns) {
         fprintf(stderr, "raftfs bench: out of memory\n");
         free(b.value);
         free(ws);
+        free(b.conns);
         return 1;
     }
     for (uint64_t i = 0; i < b.value_size; i++)
         b.value[i] = (char)('a' + i % 26);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = mono_ns() ^ ((uint64_t)getpid() << 32);
     for (unsigned i = 0; i < b.clients; i++) {
         ws[i].b = &b;
         ws[i].id = i;
         bench_hist_init(&ws[i].hist);
+        /* a client id of its own per client: (client_id, seq) name writes */
+        ws[i].client_id = seed + (i + 1) * 0x9e3779b97f4a7c15ULL;
+        ws[i].rng = ws[i].client_id | 1;
     }
+    conns_init(&b);
     const char *first = NULL;
     /* The folder, then (for reads) the keys, written once. */
     {
         struct net_client *c;
-        if ((rc = open_client(&ws[0], &c))) {
+        if (open_client(&ws[0], &c)) {
             fprintf(stderr, "raftfs bench: %s\n", ws[0].first_error);
+            rc = 1;
             goto out;
         }
         rc = one_request(&ws[0], c, OP_PUT, UINT32_MAX);
@@ -464,20 +1086,30 @@ int cli_bench(int argc, char **argv)
         ws[0].first_error[0] = 0;
     }
     if (b.op != OP_PUT) {
-        unsigned n = b.clients < b.keys ? b.clients : b.keys;
+        /* PREPARE_WRITERS at least, to be quick also for few clients */
+        unsigned n = b.clients > PREPARE_WRITERS ? b.clients : PREPARE_WRITERS;
+        n = n < b.keys ? n : b.keys;
+        struct worker *pw = calloc(n, sizeof(*pw));
+        if (!pw) {
+            fprintf(stderr, "raftfs bench: out of memory\n");
+            rc = 1;
+            goto out;
+        }
         for (unsigned i = 0; i < n; i++) {
-            ws[i].first_key = (unsigned)(((uint64_t)i * b.keys) / n);
-            ws[i].n_keys = (unsigned)(((uint64_t)(i + 1) * b.keys) / n) - ws[i].first_key;
+            pw[i].b = &b;
+            pw[i].first_key = (unsigned)(((uint64_t)i * b.keys) / n);
+            pw[i].n_keys = (unsigned)(((uint64_t)(i + 1) * b.keys) / n) - pw[i].first_key;
         }
         if (!b.json)
             fprintf(stderr, "raftfs bench: writing %u keys of %llu bytes to read\n", b.keys,
                     (unsigned long long)b.value_size);
-        run_threads(ws, n, prepare_main);
-        if (error_total(ws, n, &first)) {
+        run_threads(pw, n, prepare_main);
+        rc = error_total(pw, n, &first) ? 1 : 0;
+        if (rc)
             fprintf(stderr, "raftfs bench: cannot write the keys to read: %s\n", first);
-            rc = 1;
+        free(pw);
+        if (rc)
             goto out;
-        }
     }
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cond, NULL);
@@ -487,13 +1119,15 @@ int cli_bench(int argc, char **argv)
             break;
     uint64_t t0 = mono_ns();
     pthread_mutex_lock(&b.mu);
-    b.deadline_ns = started < b.clients ? 0 : t0 + (uint64_t)(b.duration_s * 1e9);
+    b.measure_ns = t0 + (uint64_t)(b.warmup_s * 1e9);
+    b.deadline_ns = started < b.clients ? 0 : b.measure_ns + (uint64_t)(b.duration_s * 1e9);
     b.go = true;
     pthread_cond_broadcast(&b.cond);
     pthread_mutex_unlock(&b.mu);
     for (unsigned i = 0; i < started; i++)
         pthread_join(ws[i].thread, NULL);
-    double elapsed = (double)(mono_ns() - t0) / 1e9;
+    uint64_t t1 = mono_ns();
+    double elapsed = t1 > b.measure_ns ? (double)(t1 - b.measure_ns) / 1e9 : 0;
     pthread_cond_destroy(&b.cond);
     pthread_mutex_destroy(&b.mu);
     if (started < b.clients) {
@@ -517,6 +1151,8 @@ int cli_bench(int argc, char **argv)
     rc = errors ? 1 : 0;
     free(all);
 out:
+    conns_close(&b);
+    free(b.conns);
     free(b.value);
     free(ws);
     return rc;

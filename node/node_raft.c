@@ -556,9 +556,8 @@ static int finish_ready(struct node *n)
          * (contract 1): those are written first, as before. */
         bool vote_changed = rd->hard_state_changed && (rd->hard_state.term != n->hs_term ||
                                                        rd->hard_state.vote != n->hs_vote);
-        n->rd_sent_early = false;
-        if (rd->n_entries && rd->n_messages && !vote_changed && !rd->has_snapshot_chunk &&
-            !rd->has_snapshot) {
+        if (!n->rd_sent_early && rd->n_entries && rd->n_messages && !vote_changed &&
+            !rd->has_snapshot_chunk && !rd->has_snapshot) {
             for (size_t i = 0; i < rd->n_messages; i++)
                 node_peer_send_raft(n, &rd->messages[i]);
             node_peers_flush(n);
@@ -667,6 +666,7 @@ static void run_ready(struct node *n)
             }
             n->rd_held = true;
             n->rd_stage = 0;
+            n->rd_sent_early = false; /* stage 0 may run again: send once */
         }
         int rc = finish_ready(n);
         if (rc == ENOSPC) {

@@ -478,15 +478,17 @@ struct ready {
      * thread may run before the mount: fs_session.c) */
     const char *promote_via;
     uint64_t promote_id;
+    char promote_addr[256];
+    char promote_mark[4200]; /* DATA/promote-pending, removed once a voter */
 };
 
-static void start_promoter(const char *listen, uint64_t id);
+static void start_promoter(const char *listen, uint64_t id, const char *mark);
 
 static void on_ready(void *ctx)
 {
     struct ready *r = ctx;
     if (r->promote_via)
-        start_promoter(r->promote_via, r->promote_id);
+        start_promoter(r->promote_via, r->promote_id, r->promote_mark);
     if (r->fd < 0) {
         fprintf(stderr, "raftfs: serving %s at %s; stop with 'fusermount3 -u %s' or Ctrl-C\n",
                 r->data, r->mnt, r->mnt);
@@ -527,15 +529,18 @@ static void report(struct ready *r, const char *msg)
 struct promoter {
     char endpoints[256];
     uint64_t id;
+    char mark[4200];
 };
 
 static void *promoter_main(void *arg)
 {
     struct promoter *p = arg;
     /* Until it is a voter: the leader refuses while it has not caught up. */
-    if (cli_member_promote(p->endpoints, p->id, 3000) == 0)
+    if (cli_member_promote(p->endpoints, p->id, 3000) == 0) {
         node_log(NODE_LOG_INFO, "member %llu is a voter", (unsigned long long)p->id);
-    else
+        if (unlink(p->mark) && errno != ENOENT)
+            node_log(NODE_LOG_WARN, "cannot remove %s: %s", p->mark, strerror(errno));
+    } else
         node_log(NODE_LOG_WARN,
                  "member %llu could not become a voter: try 'raftfs member "
                  "promote %llu'",
@@ -548,7 +553,7 @@ static void *promoter_main(void *arg)
  * own port. That port does not forward: unless it leads, it answers EAGAIN
  * with the leader's address (when it knows it), and the client library
  * (net_client) reconnects there; cli_member_promote retries the rest. */
-static void start_promoter(const char *listen, uint64_t id)
+static void start_promoter(const char *listen, uint64_t id, const char *mark)
 {
     struct promoter *p = calloc(1, sizeof(*p));
     pthread_t th;
@@ -556,11 +561,35 @@ static void start_promoter(const char *listen, uint64_t id)
         return;
     snprintf(p->endpoints, sizeof(p->endpoints), "%s", listen);
     p->id = id;
+    snprintf(p->mark, sizeof(p->mark), "%s", mark);
     if (pthread_create(&th, NULL, promoter_main, p)) {
         free(p);
         return;
     }
     pthread_detach(th);
+}
+
+/* Creates path (empty) durably. An errno. */
+static int write_mark(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) ? errno : 0;
+    close(fd);
+    if (rc)
+        return rc;
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno;
+    rc = fsync(dfd) ? errno : 0;
+    close(dfd);
+    return rc;
 }
 
 static int serve(struct mount_args *a, struct ready *r)
@@ -576,7 +605,8 @@ static int serve(struct mount_args *a, struct ready *r)
     char store_dir[4200];
     struct stat sb;
     snprintf(store_dir, sizeof(store_dir), "%s/store", a->data);
-    if (a->join && stat(store_dir, &sb) == 0)
+    bool joined_before = a->join && stat(store_dir, &sb) == 0;
+    if (joined_before)
         ncfg.cluster_id_loose = true;
     else if (a->join &&
              (rc = cli_member_join(a->join, ncfg.id, a->listen, &ncfg, err, sizeof(err)))) {
@@ -593,9 +623,31 @@ static int serve(struct mount_args *a, struct ready *r)
         node_log_set_file(log); /* start-up problems still reach the caller via r->fd */
     node_log(NODE_LOG_INFO, "data directory %s opened (member %llu, incarnation %016llx)", a->data,
              (unsigned long long)ncfg.id, (unsigned long long)node_incarnation(n));
-    if (a->join && !a->learner) {
-        r->promote_via = a->listen;
-        r->promote_id = ncfg.id;
+    /* A member that joined to be a voter asks for it until it is one, also
+     * after a restart (with or without --join): the wish is kept in the
+     * data directory until the promotion is done, so a member killed while
+     * still a learner does not stay one. */
+    snprintf(r->promote_mark, sizeof(r->promote_mark), "%s/" STORE_PROMOTE_FILE, a->data);
+    bool promote = access(r->promote_mark, F_OK) == 0;
+    if (a->join && !a->learner && !joined_before) {
+        if ((rc = write_mark(r->promote_mark))) {
+            snprintf(err, sizeof(err), "cannot write %.900s: %s", r->promote_mark, strerror(rc));
+            report(r, err);
+            node_close(n);
+            return 1;
+        }
+        promote = true;
+    }
+    if (promote) {
+        const char *addr =
+            a->listen ? a->listen
+                      : node_member_addr(n, ncfg.id, r->promote_addr, sizeof(r->promote_addr));
+        if (addr) {
+            if (addr != r->promote_addr)
+                snprintf(r->promote_addr, sizeof(r->promote_addr), "%s", addr);
+            r->promote_via = r->promote_addr;
+            r->promote_id = ncfg.id;
+        }
     }
     struct fs_config fcfg = {.mountpoint = a->mountpoint,
                              .node = n,

@@ -123,11 +123,16 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
     if ((rc = node_peers_init(n, err, err_len)))
         goto fail;
     const char *listen = cfg->listen;
+    char own[256];
     if (!listen) {
         for (size_t i = 0; i < cfg->n_members; i++)
             if (cfg->members[i].id == cfg->id)
                 listen = cfg->members[i].addr;
     }
+    /* A member that joined later is in the replicated directory: restarted
+     * without --listen, it listens where the others reach it. */
+    if (!listen)
+        listen = node_member_addr(n, cfg->id, own, sizeof(own));
     if (listen && (rc = node_server_open(n, listen, err, err_len)))
         goto fail;
     node_members_sync(n); /* members that joined later, from the directory */

@@ -168,6 +168,10 @@ void store_cmd_decoded_free(struct store_cmd_decoded *d);
 
 struct store;
 
+/* A file the member keeps in its data directory while it waits to become a
+ * voter after joining (cli/cli_mount.c); one of the directory's own names. */
+#define STORE_PROMOTE_FILE "promote-pending"
+
 /* Opens the store in data directory dir, creating dir and an empty tree if
  * dir is missing or empty. A directory that holds anything else, a store of
  * another format, or a corrupt file is refused: never reinitialised. The

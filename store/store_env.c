@@ -94,7 +94,8 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
     while ((e = readdir(d))) {
         const char *n = e->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, STORE_LOCK_FILE) ||
-            !strcmp(n, "raftfs.log") || !strcmp(n, "snapshots") || !strcmp(n, "lost+found"))
+            !strcmp(n, "raftfs.log") || !strcmp(n, "snapshots") || !strcmp(n, "lost+found") ||
+            !strcmp(n, STORE_PROMOTE_FILE))
             continue;
         if (!strcmp(n, STORE_ENV_DIR)) {
             *has_store = true;

@@ -46,6 +46,29 @@ role_of() { # K: its role as the leader lists it
     done
 }
 
+@test "a member that joined to vote still asks for it after a restart without --join" {
+    cluster_start
+    join 4
+    for i in $(seq 1 100); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 4)" = follower ]
+    # the wish to vote is kept on disk until the promotion is done
+    for i in $(seq 1 50); do [ -e "$CL/data/4/promote-pending" ] || break; sleep 0.1; done
+    [ ! -e "$CL/data/4/promote-pending" ]
+    # a member killed after it joined but before it was promoted: a learner
+    # with the wish still on disk (made so here: the real race is too quick)
+    join 5 --learner
+    [ "$(role_of 5)" = learner ]
+    [ ! -e "$CL/data/5/promote-pending" ]
+    "$LC" kill "$CL" 5 >/dev/null
+    : > "$CL/data/5/promote-pending"
+    "$RAFTFS_BIN" mount "$CL/mnt/5" --data "$CL/data/5" --id 5 3>&- >/dev/null
+    for i in $(seq 1 100); do [ "$(role_of 5)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 5)" = follower ]
+    for i in $(seq 1 50); do [ -e "$CL/data/5/promote-pending" ] || break; sleep 0.1; done
+    [ ! -e "$CL/data/5/promote-pending" ]
+    grep -q "member 5 is a voter" "$CL/data/5/raftfs.log"
+}
+
 @test "a learner mount reads every write and never votes" {
     cluster_start
     join 4 --learner

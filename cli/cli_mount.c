@@ -606,6 +606,8 @@ static int serve(struct mount_args *a, struct ready *r)
     struct stat sb;
     snprintf(store_dir, sizeof(store_dir), "%s/store", a->data);
     bool joined_before = a->join && stat(store_dir, &sb) == 0;
+    char joined_mark[4200];
+    snprintf(joined_mark, sizeof(joined_mark), "%s/" STORE_JOINED_FILE, a->data);
     if (joined_before)
         ncfg.cluster_id_loose = true;
     else if (a->join &&
@@ -613,6 +615,20 @@ static int serve(struct mount_args *a, struct ready *r)
         report(r, err);
         return 1;
     }
+    /* A member that joined must never found a cluster of its own: killed
+     * before its configuration arrived (its log still empty), it would
+     * otherwise restart as the only voter of a new one. The mark is made
+     * before the store, and read at every start. */
+    if (a->join && !joined_before) {
+        if ((mkdir(a->data, 0700) && errno != EEXIST) || (rc = write_mark(joined_mark))) {
+            rc = rc ? rc : errno;
+            snprintf(err, sizeof(err), "cannot write %.900s: %s", joined_mark, strerror(rc));
+            report(r, err);
+            return 1;
+        }
+    }
+    if (access(joined_mark, F_OK) == 0)
+        ncfg.joining = true;
     rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);

@@ -171,6 +171,11 @@ struct store;
 /* A file the member keeps in its data directory while it waits to become a
  * voter after joining (cli/cli_mount.c); one of the directory's own names. */
 #define STORE_PROMOTE_FILE "promote-pending"
+/* Kept for good in the data directory of a member that joined a running
+ * cluster (cli/cli_mount.c): it never founds a cluster of its own, also if
+ * it restarts before its configuration arrived. One of the directory's own
+ * names. */
+#define STORE_JOINED_FILE "joined"
 
 /* Opens the store in data directory dir, creating dir and an empty tree if
  * dir is missing or empty. A directory that holds anything else, a store of

@@ -95,7 +95,7 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
         const char *n = e->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, STORE_LOCK_FILE) ||
             !strcmp(n, "raftfs.log") || !strcmp(n, "snapshots") || !strcmp(n, "lost+found") ||
-            !strcmp(n, STORE_PROMOTE_FILE))
+            !strcmp(n, STORE_PROMOTE_FILE) || !strcmp(n, STORE_JOINED_FILE))
             continue;
         if (!strcmp(n, STORE_ENV_DIR)) {
             *has_store = true;

@@ -69,6 +69,25 @@ role_of() { # K: its role as the leader lists it
     grep -q "member 5 is a voter" "$CL/data/5/raftfs.log"
 }
 
+@test "a member that joined never founds a cluster of its own, also restarted before its configuration came" {
+    cluster_start
+    join 4 --learner
+    [ -e "$CL/data/4/joined" ]
+    # killed right after joining, before the leader's snapshot arrived: a
+    # data directory marked as joined whose log is still empty (made so
+    # here: the real window is a few milliseconds)
+    mkdir -p "$CL/data/9" "$CL/mnt/9"
+    : > "$CL/data/9/joined"
+    "$RAFTFS_BIN" mount "$CL/mnt/9" --data "$CL/data/9" --id 9 --listen "$(ep 9)" 3>&- >/dev/null
+    sleep 2.5 # more than two election timeouts
+    run "$RAFTFS_BIN" status --endpoints "$(ep 9)" --timeout 1
+    assert_success
+    assert_output --partial '"leader": 0'
+    ! grep -q "is the leader" "$CL/data/9/raftfs.log"
+    run bash -c "echo x > '$CL/mnt/9/k'"
+    assert_failure
+}
+
 @test "a learner mount reads every write and never votes" {
     cluster_start
     join 4 --learner

@@ -270,7 +270,8 @@ static int read_frames(struct sconn *s, int fd, uint64_t deadline, Raftfs__Envel
             }
             out[(*n_out)++] = env;
         }
-        memmove(s->in, s->in + off, s->in_len - off);
+        if (off && off < s->in_len) /* s->in may still be NULL: nothing to move */
+            memmove(s->in, s->in + off, s->in_len - off);
         s->in_len -= off;
         if (rc && rc != EAGAIN) {
             for (size_t i = 0; i < *n_out; i++)

@@ -569,13 +569,16 @@ static void start_promoter(const char *listen, uint64_t id, const char *mark)
     pthread_detach(th);
 }
 
-/* Creates path (empty) durably. An errno. */
-static int write_mark(const char *path)
+/* Creates path holding text (may be "") durably. An errno. */
+static int write_mark(const char *path, const char *text)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno;
-    int rc = fsync(fd) ? errno : 0;
+    size_t len = strlen(text);
+    int rc = write(fd, text, len) == (ssize_t)len ? 0 : (errno ? errno : EIO);
+    if (!rc && fsync(fd))
+        rc = errno;
     close(fd);
     if (rc)
         return rc;
@@ -620,15 +623,28 @@ static int serve(struct mount_args *a, struct ready *r)
      * otherwise restart as the only voter of a new one. The mark is made
      * before the store, and read at every start. */
     if (a->join && !joined_before) {
-        if ((mkdir(a->data, 0700) && errno != EEXIST) || (rc = write_mark(joined_mark))) {
+        if ((mkdir(a->data, 0700) && errno != EEXIST) ||
+            (rc = write_mark(joined_mark, a->listen))) {
             rc = rc ? rc : errno;
             snprintf(err, sizeof(err), "cannot write %.900s: %s", joined_mark, strerror(rc));
             report(r, err);
             return 1;
         }
     }
-    if (access(joined_mark, F_OK) == 0)
+    /* The mark holds the address given with --join's --listen: restarted
+     * before the leader's snapshot brought the member directory, with no
+     * --listen, the member still listens where the leader reaches it. */
+    static char joined_listen[256];
+    FILE *jf = fopen(joined_mark, "re");
+    if (jf) {
         ncfg.joining = true;
+        if (!ncfg.listen && fgets(joined_listen, sizeof(joined_listen), jf)) {
+            joined_listen[strcspn(joined_listen, "\n")] = 0;
+            if (joined_listen[0])
+                ncfg.listen = joined_listen;
+        }
+        fclose(jf);
+    }
     rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);
@@ -646,7 +662,7 @@ static int serve(struct mount_args *a, struct ready *r)
     snprintf(r->promote_mark, sizeof(r->promote_mark), "%s/" STORE_PROMOTE_FILE, a->data);
     bool promote = access(r->promote_mark, F_OK) == 0;
     if (a->join && !a->learner && !joined_before) {
-        if ((rc = write_mark(r->promote_mark))) {
+        if ((rc = write_mark(r->promote_mark, ""))) {
             snprintf(err, sizeof(err), "cannot write %.900s: %s", r->promote_mark, strerror(rc));
             report(r, err);
             node_close(n);
@@ -656,8 +672,8 @@ static int serve(struct mount_args *a, struct ready *r)
     }
     if (promote) {
         const char *addr =
-            a->listen ? a->listen
-                      : node_member_addr(n, ncfg.id, r->promote_addr, sizeof(r->promote_addr));
+            ncfg.listen ? ncfg.listen
+                        : node_member_addr(n, ncfg.id, r->promote_addr, sizeof(r->promote_addr));
         if (addr) {
             if (addr != r->promote_addr)
                 snprintf(r->promote_addr, sizeof(r->promote_addr), "%s", addr);

@@ -76,9 +76,11 @@ role_of() { # K: its role as the leader lists it
     # killed right after joining, before the leader's snapshot arrived: a
     # data directory marked as joined whose log is still empty (made so
     # here: the real window is a few milliseconds)
+    [ "$(cat "$CL/data/4/joined")" = "$(ep 4)" ]
     mkdir -p "$CL/data/9" "$CL/mnt/9"
-    : > "$CL/data/9/joined"
-    "$RAFTFS_BIN" mount "$CL/mnt/9" --data "$CL/data/9" --id 9 --listen "$(ep 9)" 3>&- >/dev/null
+    echo "$(ep 9)" > "$CL/data/9/joined"
+    # no --listen: the address kept at the join (no directory came yet)
+    "$RAFTFS_BIN" mount "$CL/mnt/9" --data "$CL/data/9" --id 9 3>&- >/dev/null
     sleep 2.5 # more than two election timeouts
     run "$RAFTFS_BIN" status --endpoints "$(ep 9)" --timeout 1
     assert_success
@@ -105,6 +107,12 @@ role_of() { # K: its role as the leader lists it
 
 @test "remove a member: the others go on, the removed one refuses" {
     cluster_start
+    # a follower: a leader that removes itself stops before it answers
+    # (known, see docs/testing.md), which this test is not about
+    if [ "$(leader)" = 3 ]; then
+        "$RAFTFS_BIN" member transfer-leader 1 --endpoints "$(all_eps)"
+        for i in $(seq 1 50); do [ "$(leader)" = 1 ] && break; sleep 0.1; done
+    fi
     echo before > "$CL/mnt/1/k"
     run "$RAFTFS_BIN" member remove 3 --endpoints "$(all_eps)"
     assert_success

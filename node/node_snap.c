@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "node_internal.h"
@@ -242,11 +243,25 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
     if (fd < 0)
         return errno;
     struct store_snapshot_info info;
+    struct stat st;
+    off_t image_bytes = fstat(fd, &st) == 0 ? st.st_size : 0;
     int rc = store_snapshot_install(n->store, fd, &info, err, sizeof(err));
     close(fd);
+    if (rc == EIO) {
+        /* LMDB reports a short write as EIO, and a disk filling up during
+         * the install's commit gives one (found by tests/chaos: diskfull
+         * during an install). With less room than the image, it is a lack
+         * of room: the ready waits for space, as for ENOSPC, instead of
+         * failing closed. */
+        struct statvfs vfs;
+        if (statvfs(n->cfg.data_dir, &vfs) == 0 &&
+            (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)image_bytes + (1U << 20))
+            rc = ENOSPC;
+    }
     if (rc) {
-        node_log(NODE_LOG_ERROR, "installing the snapshot at %llu: %s",
-                 (unsigned long long)meta->index, err);
+        node_log(NODE_LOG_ERROR, "installing the snapshot at %llu: %s%s",
+                 (unsigned long long)meta->index, err,
+                 rc == ENOSPC ? " (no room: tried again once there is)" : "");
         return rc == EPROTO ? EIO : rc;
     }
     if (info.applied_index != meta->index) {

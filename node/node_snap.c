@@ -26,6 +26,13 @@
  *    (trap 8), tracked as configuration entries are applied.
  * 3. A received image is checked whole (store_snapshot_install) before it
  *    replaces the state; the log is then reset to start after it.
+ * 4. Taking a snapshot removes older snap-* images but never the incoming
+ *    one: a follower that is catching up applies, and snapshots, while a
+ *    transfer runs. Removing it there left the later chunks writing into a
+ *    new file with a hole where the first chunk was, and the install then
+ *    failed the member closed (found by tests/chaos, seed 1 in CI). A chunk
+ *    past offset 0 therefore never creates the file: a missing beginning
+ *    is an error, not zeros.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,8 +64,9 @@ static void sync_dir(const struct node *n)
     }
 }
 
-/* Removes every file but keep (a file name, or NULL). */
-static void remove_others(const struct node *n, const char *keep)
+/* Removes every file but keep (a file name, or NULL), and but the image
+ * being received if keep_incoming. */
+static void remove_others(const struct node *n, const char *keep, bool keep_incoming)
 {
     char dir[4200], path[4500];
     snprintf(dir, sizeof(dir), "%s/snapshots", n->cfg.data_dir);
@@ -67,7 +75,8 @@ static void remove_others(const struct node *n, const char *keep)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || (keep && !strcmp(e->d_name, keep)))
+        if (e->d_name[0] == '.' || (keep && !strcmp(e->d_name, keep)) ||
+            (keep_incoming && !strncmp(e->d_name, "incoming-", 9) && !strchr(e->d_name, '.')))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         unlink(path);
@@ -93,7 +102,7 @@ int node_snap_init(struct node *n, char *err, size_t err_len)
     char keep[128];
     snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)snap.index,
              (unsigned long long)snap.term);
-    remove_others(n, snap.index ? keep : NULL);
+    remove_others(n, snap.index ? keep : NULL, false);
     /* The configuration in force at the applied index: the snapshot's,
      * then every configuration entry applied after it. */
     memset(&n->applied_conf, 0, sizeof(n->applied_conf));
@@ -159,7 +168,7 @@ int node_snap_take(struct node *n)
     char keep[128];
     snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)index,
              (unsigned long long)term);
-    remove_others(n, keep);
+    remove_others(n, keep, true);
     node_log(NODE_LOG_INFO, "snapshot at index %llu (%llu records, %llu bytes); log compacted",
              (unsigned long long)index, (unsigned long long)info.records,
              (unsigned long long)info.bytes);
@@ -206,14 +215,19 @@ int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c)
         if (!store_log_snapshot(n->store, &cur) && cur.index) {
             snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)cur.index,
                      (unsigned long long)cur.term);
-            remove_others(n, keep);
+            remove_others(n, keep, false);
         } else {
-            remove_others(n, NULL);
+            remove_others(n, NULL, false);
         }
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (c->offset == 0 ? O_TRUNC : 0), 0600);
-    if (fd < 0)
-        return errno;
+    int fd = open(path, O_WRONLY | O_CLOEXEC | (c->offset == 0 ? O_CREAT | O_TRUNC : 0), 0600);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            node_log(NODE_LOG_ERROR, "the snapshot image being received at %llu is gone",
+                     (unsigned long long)c->snap.index);
+        return e == ENOENT ? EIO : e;
+    }
     int rc = 0;
     size_t done = 0;
     while (!rc && done < c->len) {
@@ -281,7 +295,7 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
     char keep[128];
     snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)meta->index,
              (unsigned long long)meta->term);
-    remove_others(n, keep);
+    remove_others(n, keep, false);
     n->applied = meta->index;
     n->snap_index = meta->index;
     node_metric_add(n, &n->metrics.snapshots_installed, 1);

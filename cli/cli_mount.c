@@ -623,8 +623,19 @@ static int serve(struct mount_args *a, struct ready *r)
      * otherwise restart as the only voter of a new one. The mark is made
      * before the store, and read at every start. */
     if (a->join && !joined_before) {
-        if ((mkdir(a->data, 0700) && errno != EEXIST) ||
-            (rc = write_mark(joined_mark, a->listen))) {
+        /* the address, the cluster's id, then the members the join named,
+         * one "ID ADDRESS" a line: restarted before the leader's snapshot
+         * (or before its store was made), the member is still of that
+         * cluster and knows whom to let in (peers it does not know are
+         * refused) */
+        char mark[NODE_MAX_MEMBERS * 160 + 300];
+        size_t off =
+            (size_t)snprintf(mark, sizeof(mark), "%s\ncluster %016llx\n",
+                             a->listen ? a->listen : "", (unsigned long long)ncfg.cluster_id);
+        for (size_t i = 0; i < ncfg.n_members && off < sizeof(mark); i++)
+            off += (size_t)snprintf(mark + off, sizeof(mark) - off, "%llu %s\n",
+                                    (unsigned long long)ncfg.members[i].id, ncfg.members[i].addr);
+        if ((mkdir(a->data, 0700) && errno != EEXIST) || (rc = write_mark(joined_mark, mark))) {
             rc = rc ? rc : errno;
             snprintf(err, sizeof(err), "cannot write %.900s: %s", joined_mark, strerror(rc));
             report(r, err);
@@ -638,10 +649,29 @@ static int serve(struct mount_args *a, struct ready *r)
     FILE *jf = fopen(joined_mark, "re");
     if (jf) {
         ncfg.joining = true;
-        if (!ncfg.listen && fgets(joined_listen, sizeof(joined_listen), jf)) {
+        if (fgets(joined_listen, sizeof(joined_listen), jf)) {
             joined_listen[strcspn(joined_listen, "\n")] = 0;
-            if (joined_listen[0])
+            if (!ncfg.listen && joined_listen[0])
                 ncfg.listen = joined_listen;
+        }
+        /* and the members the join named, unless given (--peers) */
+        bool given = ncfg.n_members > 0;
+        char line[300];
+        while (fgets(line, sizeof(line), jf)) {
+            unsigned long long id;
+            if (sscanf(line, "cluster %llx", &id) == 1) {
+                if (!a->peers)
+                    ncfg.cluster_id = id;
+                continue;
+            }
+            char addr[128];
+            if (sscanf(line, "%llu %127s", &id, addr) != 2 || !id ||
+                ncfg.n_members >= NODE_MAX_MEMBERS || given)
+                continue;
+            struct node_member *m = &ncfg.members[ncfg.n_members++];
+            memset(m, 0, sizeof(*m));
+            m->id = id;
+            snprintf(m->addr, sizeof(m->addr), "%s", addr);
         }
         fclose(jf);
     }

@@ -60,6 +60,11 @@ static int peer_fill(struct node *n, struct node_peer *p, uint64_t id, const cha
 
 int node_peers_init(struct node *n, char *err, size_t err_len)
 {
+    /* A member that joined knows its peers from its configuration once
+     * that arrived; the list the join named serves only until then (a
+     * member removed since must not be let in from it). */
+    if (n->cfg.joining && n->applied_conf.n_voters > 0)
+        return 0;
     for (size_t i = 0; i < n->cfg.n_members; i++) {
         const struct node_member *m = &n->cfg.members[i];
         if (m->id == n->cfg.id)

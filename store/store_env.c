@@ -30,6 +30,25 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store_commit_errno(struct store *s, int mdb_rc)
+{
+    int rc = store_mdb_errno(mdb_rc);
+    /* LMDB reports a write of its pages cut short as EIO (a failed one
+     * gives the write's own errno). The map is a sparse file, so pages at
+     * its end need new blocks: on a full disk the write is cut short, and
+     * that is a lack of room, which callers wait out, not a disk error
+     * they fail closed on (found by tests/chaos: diskfull). The commit was
+     * aborted and the meta page not written: the file is as before. Not
+     * for MDB_PANIC, after which nothing commits again. */
+    if (mdb_rc == EIO && s->lock_fd >= 0) {
+        struct statvfs vfs;
+        if (fstatvfs(s->lock_fd, &vfs) == 0 &&
+            (uint64_t)vfs.f_bavail * vfs.f_frsize < STORE_FULL_DISK_BYTES)
+            rc = ENOSPC;
+    }
+    return rc;
+}
+
 int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
 {
     if (!durable)
@@ -37,7 +56,7 @@ int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
     int rc = mdb_txn_commit(txn);
     if (!durable)
         mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
-    return store_mdb_errno(rc);
+    return store_commit_errno(s, rc);
 }
 
 int store_mdb_errno(int rc)

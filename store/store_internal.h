@@ -49,6 +49,10 @@ struct store_txn {
  * the disk, as MDB_NOSYNC could (LMDB documents that a system crash can then
  * corrupt the database). An errno; the transaction is gone either way. */
 int store_txn_commit(struct store *s, MDB_txn *txn, bool durable);
+/* The errno of a failed commit: as store_mdb_errno, but a write cut short
+ * (EIO) while the disk has less than STORE_FULL_DISK_BYTES free is ENOSPC. */
+int store_commit_errno(struct store *s, int mdb_rc);
+#define STORE_FULL_DISK_BYTES (16u << 20)
 /* LMDB return code -> errno: MDB_MAP_FULL and friends are ENOSPC, damaged
  * files EIO, the rest as LMDB reports them (positive errnos) or EIO. */
 int store_mdb_errno(int mdb_rc);

@@ -437,7 +437,7 @@ int store_log_compact(struct store *s, const struct store_log_snapshot *snap, bo
     if ((rc = bounds(s, txn, &first, &last, &check)))
         goto fail;
     if ((rc = mdb_txn_commit(txn)))
-        return store_mdb_errno(rc);
+        return store_commit_errno(s, rc);
     return 0;
 fail:
     mdb_txn_abort(txn);

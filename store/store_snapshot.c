@@ -480,7 +480,7 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
         return rc;
     }
     if ((mrc = mdb_txn_commit(txn)))
-        return fail(err, err_len, store_mdb_errno(mrc), "cannot commit");
+        return fail(err, err_len, store_commit_errno(s, mrc), "cannot commit");
     struct store_limits lim;
     MDB_txn *rt;
     if (!mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rt)) {

@@ -563,8 +563,13 @@ static int finish_ready(struct node *n)
             node_peers_flush(n);
             n->rd_sent_early = true;
         }
-        if (rd->has_snapshot_chunk && (rc = node_snap_chunk(n, &rd->snapshot_chunk)))
+        if (rd->has_snapshot_chunk && (rc = node_snap_chunk(n, &rd->snapshot_chunk))) {
+            if (rc != ENOSPC)
+                node_log(NODE_LOG_ERROR, "writing a snapshot chunk (at %llu, offset %llu): %s",
+                         (unsigned long long)rd->snapshot_chunk.snap.index,
+                         (unsigned long long)rd->snapshot_chunk.offset, strerror(rc));
             return rc == ENOSPC ? ENOSPC : EIO;
+        }
         if (rd->has_snapshot && (rc = node_snap_install(n, &rd->snapshot)))
             return rc == ENOSPC ? ENOSPC : EIO;
         if (rd->hard_state_changed || rd->n_entries) {
@@ -593,8 +598,11 @@ static int finish_ready(struct node *n)
                 node_metric_observe(n, &n->metrics.persist, t0);
             if (rc == ENOSPC)
                 return drop_unpersisted(n, rd);
-            if (rc)
+            if (rc) {
+                node_log(NODE_LOG_ERROR, "persisting %zu entries%s: %s", rd->n_entries,
+                         rd->hard_state_changed ? " and the hard state" : "", strerror(rc));
                 return rc;
+            }
             if (rd->hard_state_changed) {
                 n->hs_term = hs.term;
                 n->hs_vote = hs.vote;
@@ -610,8 +618,12 @@ static int finish_ready(struct node *n)
         n->rd_applied = 0;
     }
     if (n->rd_stage == 2) {
-        if ((rc = apply(n, rd)))
+        if ((rc = apply(n, rd))) {
+            if (rc != ENOSPC && rc != ESHUTDOWN)
+                node_log(NODE_LOG_ERROR, "applying entries from %llu: %s",
+                         (unsigned long long)rd->committed[n->rd_applied].index, strerror(rc));
             return rc;
+        }
         n->rd_stage = 3;
     }
     uint64_t now = net_now_ms();

@@ -572,7 +572,13 @@ static int finish_ready(struct node *n)
         }
         if (rd->has_snapshot && (rc = node_snap_install(n, &rd->snapshot)))
             return rc == ENOSPC ? ENOSPC : EIO;
-        if (rd->hard_state_changed || rd->n_entries) {
+        /* A hard state whose term and vote are unchanged differs only in
+         * its commit index, a hint raft clamps at start (never below the
+         * applied index): it is written with the next entries, not on its
+         * own. Writing it alone cost an fdatasync on every member for every
+         * commit, on the leader between the quorum's acknowledgement and
+         * the answer (issue 6). */
+        if (rd->n_entries || vote_changed) {
             struct store_hard_state hs = {.term = rd->hard_state.term,
                                           .vote = rd->hard_state.vote,
                                           .commit = rd->hard_state.commit};

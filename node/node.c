@@ -299,14 +299,17 @@ static int enqueue(struct node *n, struct node_req *r)
 }
 
 int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint64_t seq,
-                node_done_fn done, void *ctx)
+                bool early, node_done_fn done, void *ctx)
 {
     if (!client_id || !seq) {
         free(data);
         return EINVAL;
     }
     struct node_req *r = node_req_propose_new(data, len, client_id, seq, done, ctx);
-    return r ? enqueue(n, r) : ENOMEM;
+    if (!r)
+        return ENOMEM;
+    r->early = early;
+    return enqueue(n, r);
 }
 
 struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id, uint64_t seq,
@@ -399,7 +402,8 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
     if (!rc) {
         struct sync_wait w = {.res = res};
         sem_init(&w.done, 0, 0);
-        rc = wait_for(&w, node_submit(n, data, len, cmd->client_id, cmd->seq, sync_done, &w));
+        rc =
+            wait_for(&w, node_submit(n, data, len, cmd->client_id, cmd->seq, false, sync_done, &w));
     }
     lane_put(n, lane);
     return rc;

@@ -103,9 +103,12 @@ typedef void (*node_done_fn)(void *ctx, int rc, const struct store_result *res);
 /* Submits an encoded command (data is malloc'd; the node takes it over,
  * also on error) that carries (client_id, seq) (both non-zero), without
  * waiting: done runs later on the loop thread, never inside this call.
+ * With early, done may run once the command's result is decided but before
+ * the store's transaction holding it commits: a read from another thread
+ * may not see it yet, one made on the loop thread afterwards does.
  * Errors: ESHUTDOWN, ENOMEM, EINVAL (no client id). */
 int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint64_t seq,
-                node_done_fn done, void *ctx);
+                bool early, node_done_fn done, void *ctx);
 
 /* Submits a read barrier: done(ctx, 0, NULL) once a read from the store
  * sees everything committed before this call. */

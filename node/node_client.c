@@ -180,7 +180,9 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
     raftfs__command__pack(cmd, data);
     w->c = c;
     w->id = req->id;
-    int rc = node_submit(n, data, len, cid, seq, write_done, w);
+    /* Answered early: this client's next request is served on the loop
+     * thread, after the batch committed (node_submit). */
+    int rc = node_submit(n, data, len, cid, seq, true, write_done, w);
     if (rc) {
         free(w);
         respond_err(c, req->id, rc, "not accepting writes");
@@ -220,7 +222,11 @@ static bool handle_read(struct client *c, Raftfs__Envelope *env)
         cons = req->get->consistency;
     if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_LIST && req->list->has_consistency)
         cons = req->list->consistency;
-    if (cons == RAFTFS__CONSISTENCY__SERIALIZABLE) {
+    /* A serializable read sees at least what this member has answered:
+     * an early answer (node_submit) may precede its batch's commit, which
+     * waits when the disk is full. */
+    bool serializable = cons == RAFTFS__CONSISTENCY__SERIALIZABLE;
+    if (serializable && !node_raft_answered_ahead(c->srv->n)) {
         serve_read(c, req);
         return false;
     }
@@ -237,7 +243,8 @@ static bool handle_read(struct client *c, Raftfs__Envelope *env)
     w->id = req->id;
     w->req = req;
     w->env = env;
-    int rc = node_submit_barrier(c->srv->n, read_ready, w);
+    int rc = serializable ? node_raft_wait_answered(c->srv->n, read_ready, w)
+                          : node_submit_barrier(c->srv->n, read_ready, w);
     if (rc) {
         free(w);
         respond_err(c, req->id, rc, "not serving reads");
@@ -829,5 +836,16 @@ void node_server_drop_peer(struct node *n, uint64_t id)
         next = c->next; /* closing may free c (client_close) */
         if (c->peer_id == id && c->conn)
             net_conn_close(c->conn, 0, false);
+    }
+}
+
+void node_server_flush(struct node *n)
+{
+    if (!n->server)
+        return;
+    for (struct client *c = n->server->clients, *next; c; c = next) {
+        next = c->next; /* a failed write closes, which may free c */
+        if (c->conn && net_conn_queued(c->conn))
+            net_conn_flush(c->conn);
     }
 }

@@ -30,6 +30,7 @@ struct node_req {
     uint64_t read_index;  /* BARRIER: known once the leader answered */
     bool read_known;
     uint64_t start_us;     /* when it was submitted, for the latency metrics */
+    bool early;            /* PROPOSE: answered before its batch commits (node_submit) */
     struct node_req *next; /* inbox, or the pending list */
 };
 
@@ -103,6 +104,7 @@ struct node {
     size_t n_peers;
     int tick_timer;
     uint64_t applied;
+    uint64_t counted; /* last index counted in stats (a batch retried counts once) */
     uint64_t next_cookie;
     struct node_req *pending; /* proposals and barriers in flight */
     size_t n_pending;
@@ -162,6 +164,12 @@ void node_raft_tick(struct net_loop *l, void *ctx);
 void node_raft_step(struct node *n, const struct raft_message *m);
 /* Adds a request made on the loop thread to the pending ones. */
 void node_raft_enqueue(struct node *n, struct node_req *r);
+/* Whether a command was answered early (node_submit) whose batch is not
+ * visible in the store yet: its commit failed for room and waits. */
+bool node_raft_answered_ahead(const struct node *n);
+/* done(ctx, 0, NULL) once every command answered so far is visible in the
+ * store; ETIMEDOUT after the node's timeout. Loop thread. ENOMEM. */
+int node_raft_wait_answered(struct node *n, node_done_fn done, void *ctx);
 /* A command forwarded by a follower: proposed here if this is the leader. */
 void node_raft_forwarded(struct node *n, const void *data, size_t len);
 /* Marks the node failed (fail closed) with rc. */
@@ -211,6 +219,8 @@ struct node_peer *node_peer_find(struct node *n, uint64_t id);
 int node_server_open(struct node *n, const char *addr, char *err, size_t err_len);
 /* Closes the connections a member (no longer in the directory) made to us. */
 void node_server_drop_peer(struct node *n, uint64_t id);
+/* Writes every connection's queued output now (answers given mid-turn). */
+void node_server_flush(struct node *n);
 void node_server_close(struct node *n);
 
 #endif

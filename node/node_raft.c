@@ -169,6 +169,7 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
     }
     rc.applied = ss.applied_index;
     n->applied = ss.applied_index;
+    n->counted = n->applied;
     /* One command (a whole value) must fit in one message. */
     struct store_limits lim;
     store_get_limits(n->store, &lim);
@@ -352,15 +353,41 @@ void node_raft_enqueue(struct node *n, struct node_req *r)
     submit(n, r, net_now_ms());
 }
 
-/* Removes and returns the pending request matching; NULL if none. */
+bool node_raft_answered_ahead(const struct node *n)
+{
+    return n->counted > n->applied;
+}
+
+int node_raft_wait_answered(struct node *n, node_done_fn done, void *ctx)
+{
+    struct node_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return ENOMEM;
+    r->kind = NODE_REQ_BARRIER;
+    r->done = done;
+    r->ctx = ctx;
+    r->cookie = ++n->next_cookie;
+    r->read_known = true; /* completed by sweep_pending, never sent to raft */
+    r->read_index = n->counted;
+    r->deadline_ms = net_now_ms() + n->cfg.timeout_ms;
+    r->next = n->pending;
+    n->pending = r;
+    n->n_pending++;
+    return 0;
+}
+
+/* The pending request (client_id, seq) or cookie, taken off the list;
+ * with only_early, only if it may be answered before its batch commits. */
 static struct node_req *take_pending(struct node *n, enum node_req_kind kind, uint64_t client_id,
-                                     uint64_t seq, uint64_t cookie)
+                                     uint64_t seq, uint64_t cookie, bool only_early)
 {
     for (struct node_req **pp = &n->pending; *pp; pp = &(*pp)->next) {
         struct node_req *r = *pp;
         bool match = r->kind == kind &&
                      (kind == NODE_REQ_PROPOSE ? r->client_id == client_id && r->seq == seq
                                                : r->cookie == cookie);
+        if (match && only_early && !r->early)
+            return NULL;
         if (match) {
             *pp = r->next;
             n->n_pending--;
@@ -433,6 +460,58 @@ static void fail_removed(struct node *n)
     node_fail(n, ESHUTDOWN, what);
 }
 
+/* Counts a batch's commands and answers the requests they complete: at
+ * early (the batch's results are known, its commit and fsync are still to
+ * come), those marked early, and after the commit all others. Early ones
+ * are protocol clients, whose next request is served on this thread, so
+ * after the commit; and their answers are flushed at once, not at the end
+ * of the turn (issue 6: a put's answer no longer waits for the apply's
+ * fsync). A mount's caller reads the store from its own thread next, so it
+ * is answered once the batch is visible. */
+static void answer_batch(struct node *n, size_t count, bool early)
+{
+    if (early) {
+        size_t applied_cmds = 0;
+        for (size_t i = 0; i < count; i++) {
+            const struct store_result *res = &n->results[i];
+            if (n->entries[i].noop || res->skipped || n->entries[i].index <= n->counted)
+                continue;
+            applied_cmds++;
+        }
+        bool fresh = n->entries[count - 1].index > n->counted;
+        if (fresh)
+            n->counted = n->entries[count - 1].index;
+        /* counted before any waiter is woken: whoever saw its write
+         * complete sees it in the statistics and the revision */
+        pthread_mutex_lock(&n->mu);
+        n->stats.batches += fresh;
+        n->stats.proposals += applied_cmds;
+        n->status.revision = n->results[count - 1].revision;
+        pthread_mutex_unlock(&n->mu);
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct store_result *res = &n->results[i];
+        if (n->entries[i].noop || res->skipped || !res->client_id)
+            continue;
+        struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, res->client_id, res->seq, 0, early);
+        if (r)
+            node_req_finish(n, r, 0, res);
+    }
+    if (early)
+        node_server_flush(n);
+}
+
+struct decided {
+    struct node *n;
+    size_t count;
+};
+
+static void batch_decided(void *ctx)
+{
+    struct decided *d = ctx;
+    answer_batch(d->n, d->count, true);
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
@@ -460,7 +539,9 @@ static int apply(struct node *n, struct raft_ready *rd)
             }
         }
         uint64_t t0 = node_now_us();
-        int rc = store_apply_batch(n->store, n->entries, count, n->results);
+        struct decided d = {.n = n, .count = count};
+        int rc =
+            store_apply_batch_decided(n->store, n->entries, count, n->results, batch_decided, &d);
         if (rc)
             return rc;
         node_metric_observe(n, &n->metrics.apply, t0);
@@ -468,30 +549,13 @@ static int apply(struct node *n, struct raft_ready *rd)
         n->removed |= removed;
         n->rd_applied += count;
         n->applied = ce[count - 1].index;
-        size_t applied_cmds = 0;
         bool members = false;
         for (size_t i = 0; i < count; i++) {
             const struct store_result *res = &n->results[i];
-            if (n->entries[i].noop || res->skipped)
-                continue;
-            applied_cmds++;
-            members |= res->op == STORE_OP_MEMBER_SET || res->op == STORE_OP_MEMBER_DEL;
+            if (!n->entries[i].noop && !res->skipped)
+                members |= res->op == STORE_OP_MEMBER_SET || res->op == STORE_OP_MEMBER_DEL;
         }
-        /* counted before any waiter is woken: whoever saw its write
-         * complete sees it in the statistics and the revision */
-        pthread_mutex_lock(&n->mu);
-        n->stats.batches++;
-        n->stats.proposals += applied_cmds;
-        n->status.revision = n->results[count - 1].revision;
-        pthread_mutex_unlock(&n->mu);
-        for (size_t i = 0; i < count; i++) {
-            const struct store_result *res = &n->results[i];
-            if (n->entries[i].noop || res->skipped || !res->client_id)
-                continue;
-            struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, res->client_id, res->seq, 0);
-            if (r)
-                node_req_finish(n, r, 0, res);
-        }
+        answer_batch(n, count, false);
         if (members)
             node_members_sync(n);
         if (n->removed) {
@@ -518,7 +582,8 @@ static int drop_unpersisted(struct node *n, struct raft_ready *rd)
         struct store_cmd_decoded d;
         if (store_cmd_decode(rd->entries[i].data, rd->entries[i].len, &d))
             continue;
-        struct node_req *r = take_pending(n, NODE_REQ_PROPOSE, d.cmd.client_id, d.cmd.seq, 0);
+        struct node_req *r =
+            take_pending(n, NODE_REQ_PROPOSE, d.cmd.client_id, d.cmd.seq, 0, false);
         store_cmd_decoded_free(&d);
         if (r)
             node_req_finish(n, r, ENOSPC, NULL);

@@ -312,6 +312,15 @@ struct store_entry {
 int store_apply_batch(struct store *s, const struct store_entry *entries, size_t n,
                       struct store_result *results);
 
+/* As store_apply_batch, and calls decided(ctx) once every result is known,
+ * before the commit (and its fsync), only if the batch changes anything
+ * (not when every entry was skipped). The results are final then: log
+ * order decides them, so if the commit fails nothing was applied and a
+ * later call with the same entries gives the same results. Readers of the
+ * store do not see the batch until this returns. */
+int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
+                              struct store_result *results, void (*decided)(void *ctx), void *ctx);
+
 /* Convenience: one entry. */
 int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
                 struct store_result *result);

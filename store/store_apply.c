@@ -867,6 +867,12 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
 int store_apply_batch(struct store *s, const struct store_entry *entries, size_t n,
                       struct store_result *results)
 {
+    return store_apply_batch_decided(s, entries, n, results, NULL, NULL);
+}
+
+int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
+                              struct store_result *results, void (*decided)(void *ctx), void *ctx)
+{
     struct applier a = {.s = s};
     int rc = mdb_txn_begin(s->env, NULL, 0, &a.txn);
     if (rc)
@@ -905,6 +911,8 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
             v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
     if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
         goto fail_abort;
+    if (decided)
+        decided(ctx);
     rc = store_txn_commit(s, a.txn, !s->lazy_apply);
     a.txn = NULL;
     if (rc)

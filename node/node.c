@@ -330,15 +330,21 @@ struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id
     return r;
 }
 
-int node_submit_barrier(struct node *n, node_done_fn done, void *ctx)
+struct node_req *node_req_barrier_new(node_done_fn done, void *ctx)
 {
     struct node_req *r = calloc(1, sizeof(*r));
     if (!r)
-        return ENOMEM;
+        return NULL;
     r->kind = NODE_REQ_BARRIER;
     r->done = done;
     r->ctx = ctx;
-    return enqueue(n, r);
+    return r;
+}
+
+int node_submit_barrier(struct node *n, node_done_fn done, void *ctx)
+{
+    struct node_req *r = node_req_barrier_new(done, ctx);
+    return r ? enqueue(n, r) : ENOMEM;
 }
 
 struct sync_wait {

@@ -150,6 +150,8 @@ struct node {
 
 /* node.c */
 void node_req_finish(struct node *n, struct node_req *r, int rc, const struct store_result *res);
+/* A read barrier request (NULL if there is no memory). */
+struct node_req *node_req_barrier_new(node_done_fn done, void *ctx);
 /* A proposal request owning data (freed here if there is no memory: NULL). */
 struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id, uint64_t seq,
                                       node_done_fn done, void *ctx);

@@ -360,12 +360,9 @@ bool node_raft_answered_ahead(const struct node *n)
 
 int node_raft_wait_answered(struct node *n, node_done_fn done, void *ctx)
 {
-    struct node_req *r = calloc(1, sizeof(*r));
+    struct node_req *r = node_req_barrier_new(done, ctx);
     if (!r)
         return ENOMEM;
-    r->kind = NODE_REQ_BARRIER;
-    r->done = done;
-    r->ctx = ctx;
     r->cookie = ++n->next_cookie;
     r->read_known = true; /* completed by sweep_pending, never sent to raft */
     r->read_index = n->counted;

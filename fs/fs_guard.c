@@ -23,6 +23,17 @@
  *     it is not; or
  *     umount2 MNT_FORCE, which aborts too). The stuck thread then returns,
  *     the process exits, and auto_unmount removes the mount.
+ *
+ * It also finishes auto_unmount's job. fusermount3 (3.14) waits for the
+ * server's socket to close, then opens the mountpoint and unmounts only if
+ * that open fails with ENOTCONN. The socket and /dev/fuse close in the same
+ * exit, in no fixed order: when the open reaches the kernel before the
+ * connection is aborted it fails with ECONNABORTED instead, and fusermount3
+ * leaves the dead mount (about 1 kill -9 in 20 here, more with requests in
+ * flight). So once the pipe reports EOF, the guard waits a moment for
+ * fusermount3 and then detaches the mount itself, if the topmost mount at
+ * the path is still this server's connection.
+ *
  * It ignores the terminal's signals (SIGINT, SIGTERM, SIGHUP): it lives
  * exactly as long as the server's descriptors.
  */
@@ -30,16 +41,22 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_internal.h"
 
-#define GUARD_POLL_MS  100
-#define GUARD_GRACE_MS 1000 /* the main thread gone this long, descriptors still open */
-#define FUSECTL_DIR    "/sys/fs/fuse/connections"
+#define GUARD_POLL_MS         100
+#define GUARD_GRACE_MS        1000 /* the main thread gone this long, descriptors still open */
+#define FUSECTL_DIR           "/sys/fs/fuse/connections"
+#define GUARD_AUTO_UNMOUNT_MS 300 /* fusermount3's chance to unmount first */
+
+static int newest_connection(const char *mountpoint, unsigned *conn);
 
 /* Appends one line to the log (the file, or the inherited stderr). */
 static void guard_log(const struct fs_guard_cfg *g, const char *msg)
@@ -110,9 +127,54 @@ static void abort_connection(const struct fs_guard_cfg *g)
     guard_log(g, msg);
 }
 
+/* Is the topmost FUSE mount at the path still this server's connection? */
+static bool still_mounted(const struct fs_guard_cfg *g)
+{
+    unsigned conn;
+    return newest_connection(g->mountpoint, &conn) == 0 && conn == g->conn;
+}
+
+/* The server's descriptors are gone, and with them its connection. If its
+ * mount is still there after fusermount3 had its chance, detach it. */
+static void finish_auto_unmount(const struct fs_guard_cfg *g)
+{
+    for (int waited = 0; waited < GUARD_AUTO_UNMOUNT_MS; waited += 10) {
+        if (!still_mounted(g))
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+    }
+    if (!still_mounted(g))
+        return;
+    int rc = umount2(g->mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 ? 0 : errno;
+    if (rc == EPERM) {
+        /* Not root: the setuid helper may unmount a mount of this user. */
+        pid_t pid = fork();
+        if (pid == 0) {
+            execlp("fusermount3", "fusermount3", "-u", "-z", "-q", "--", g->mountpoint,
+                   (char *)NULL);
+            _exit(127);
+        }
+        int st = 0;
+        if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st))
+            rc = 0;
+    }
+    if (!still_mounted(g)) {
+        guard_log(g, "the server exited and auto_unmount left its dead mount behind; "
+                     "unmounted it");
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "the server exited and its dead mount could not be removed (%s): run "
+             "'fusermount3 -u' on the mountpoint",
+             strerror(rc ? rc : EBUSY));
+    guard_log(g, msg);
+}
+
 static void guard_main(const struct fs_guard_cfg *g, int rd, pid_t server)
 {
     int waited_ms = 0;
+    bool aborted = false;
     for (;;) {
         struct pollfd pfd = {.fd = rd, .events = POLLIN};
         int n = poll(&pfd, 1, GUARD_POLL_MS);
@@ -121,16 +183,20 @@ static void guard_main(const struct fs_guard_cfg *g, int rd, pid_t server)
         if (n > 0) {
             char c;
             ssize_t k = read(rd, &c, 1);
-            if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN))
-                return; /* the server's descriptors are closed */
+            if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN)) {
+                finish_auto_unmount(g); /* the server's descriptors are closed */
+                return;
+            }
             continue;
         }
+        if (aborted)
+            continue; /* the stuck thread returns now; wait for the EOF */
         char st = main_thread_state(server);
         if (st == 'Z' || st == 'X' || st == '?') {
             waited_ms += GUARD_POLL_MS;
             if (waited_ms >= GUARD_GRACE_MS) {
                 abort_connection(g);
-                return;
+                aborted = true;
             }
         } else {
             waited_ms = 0;
@@ -202,6 +268,11 @@ static void unescape(char *s)
 }
 
 int fs_guard_connection(const char *mountpoint, unsigned *conn)
+{
+    return newest_connection(mountpoint, conn);
+}
+
+static int newest_connection(const char *mountpoint, unsigned *conn)
 {
     /* Not stat(mountpoint): that would wait for this server, which is not
      * serving yet. The newest FUSE mount at the path is ours. */

@@ -28,7 +28,7 @@ teardown() {
     [ -n "$pid" ]
     fusermount3 -u "$MNT"
     wait_gone "$pid" 10
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     grep -q "stopped" "$DATA/raftfs.log"
 }
 
@@ -38,7 +38,7 @@ teardown() {
     pid=$(server_pid)
     kill -TERM "$pid"
     wait_gone "$pid" 10
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     grep -q "unmounting" "$DATA/raftfs.log"
     raftfs_start
     [ "$(cat "$MNT/k")" = x ]
@@ -50,9 +50,30 @@ teardown() {
     pid=$(server_pid)
     kill -9 "$pid"
     wait_gone "$pid" 10
-    for i in $(seq 1 50); do mountpoint -q "$MNT" || break; sleep 0.1; done
-    ! mountpoint -q "$MNT"
+    for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
+    ! in_mountinfo "$MNT"
     # and it restarts on the same data with the same tree
+    raftfs_start
+    [ "$(cat "$MNT/k")" = x ]
+}
+
+# fusermount3 unmounts after a kill only if its open of the mountpoint fails
+# with ENOTCONN; when it races the connection's abort it gets ECONNABORTED
+# and leaves the dead mount (1 kill in 20 here). The guard then removes it:
+# with fusermount3's helper killed, only the guard can.
+@test "kill -9 with auto_unmount's helper gone: the guard removes the dead mount" {
+    raftfs_start
+    echo x > "$MNT/k"
+    pid=$(server_pid)
+    helper=$(pgrep -P "$pid" -x fusermount3)
+    [ -n "$helper" ]
+    kill -9 "$helper"
+    wait_gone "$helper" 5
+    kill -9 "$pid"
+    wait_gone "$pid" 10
+    for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
+    ! in_mountinfo "$MNT"
+    grep -q "auto_unmount left its dead mount behind; unmounted it" "$DATA/raftfs.log"
     raftfs_start
     [ "$(cat "$MNT/k")" = x ]
 }
@@ -76,7 +97,7 @@ teardown() {
     assert_failure
     assert_output --partial "notes.txt"
     assert_output --partial "foreign"
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     [ "$(ls -A "$DATA")" = "notes.txt" ]
     [ "$(cat "$DATA/notes.txt")" = precious ]
 }
@@ -92,7 +113,7 @@ teardown() {
     run raftfs_start
     assert_failure
     assert_output --partial "refusing to start"
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     [ "$(md5sum < "$DATA/store/data.mdb")" = "$damaged" ]
     [ "$before" != "$damaged" ]
 }
@@ -103,7 +124,7 @@ teardown() {
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$DATA" 3>&-
     assert_failure
     assert_output --partial "in use"
-    ! mountpoint -q "$TEST_TMP/mnt2"
+    ! in_mountinfo "$TEST_TMP/mnt2"
 }
 
 @test "an occupied or missing mountpoint is refused" {
@@ -156,10 +177,10 @@ teardown() {
     run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o attr_timeout=abc
     [ "$status" -eq 1 ]
     assert_output --partial "bad mount option"
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o no_such_fuse_option
     [ "$status" -eq 1 ]
-    ! mountpoint -q "$MNT"
+    ! in_mountinfo "$MNT"
     run "$RAFTFS_BIN" version
     assert_success
     assert_output --partial "raftfs"
@@ -178,7 +199,7 @@ teardown() {
     sleep 1
     kill -9 "$(server_pid)"
     wait "$writer" || true
-    for i in $(seq 1 50); do mountpoint -q "$MNT" || break; sleep 0.1; done
+    for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
     n=$(wc -l < "$TEST_TMP/acked.log")
     [ "$n" -gt 10 ]
     raftfs_start

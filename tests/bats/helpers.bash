@@ -40,6 +40,12 @@ wait_gone() {
     done
 }
 
+# in_mountinfo PATH: is anything mounted at PATH? Not mountpoint(1): its
+# stat fails on a dead FUSE mount (ENOTCONN) as on no mount at all.
+in_mountinfo() {
+    grep -q " $1 " /proc/self/mountinfo
+}
+
 # raftfs_stop: unmounts MNT and waits for the server to exit.
 raftfs_stop() {
     local pid

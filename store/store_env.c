@@ -207,6 +207,11 @@ static int env_create(MDB_env **out, const char *path, uint64_t map_bytes)
         mdb_env_close(env);
         return rc;
     }
+    /* LMDB opens the data file without O_CLOEXEC: the mount's fusermount3
+     * (and any other child) would hold it for as long as it lives. */
+    mdb_filehandle_t fd;
+    if (mdb_env_get_fd(env, &fd) == 0 && fd >= 0)
+        fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     *out = env;
     return 0;
 }

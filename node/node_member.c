@@ -135,6 +135,11 @@ static void addr_done(void *ctx, int rc, const struct store_result *res)
     struct node *n = m->n;
     if (!rc && res->err)
         rc = res->err;
+    /* Removing: a member whose address was never written down (a founder
+     * removed before the leader filled the directory in) has none to
+     * delete; that is done too. */
+    if (rc == ENOENT && m->stage == STAGE_DEL_ADDR)
+        rc = 0;
     if (rc) {
         finish(n, m, rc);
         return;
@@ -261,9 +266,20 @@ int node_members_list(struct node *n, struct node_member *out, size_t *count)
     int rc = store_members(n->store, dir_cb, &acc);
     if (rc)
         return rc;
-    if (acc.n == 0) { /* not filled in yet: the founders */
-        for (size_t i = 0; i < n->cfg.n_members && i < NODE_MAX_MEMBERS; i++)
-            acc.list[acc.n++] = n->cfg.members[i];
+    /* The founders' --peers stand in for entries not written yet (a new
+     * cluster; a member added before the leader wrote the founders down,
+     * node_members_tick, must not hide them), but only while they are in
+     * the configuration: one removed before its entry was written is not
+     * brought back. */
+    const struct raft_conf *conf = &n->applied_conf;
+    bool conf_known = conf->n_voters > 0;
+    for (size_t i = 0; i < n->cfg.n_members && acc.n < NODE_MAX_MEMBERS; i++) {
+        const struct node_member *m = &n->cfg.members[i];
+        bool listed = false;
+        for (size_t j = 0; j < acc.n && !listed; j++)
+            listed = acc.list[j].id == m->id;
+        if (!listed && (!conf_known || in_conf(conf, m->id)))
+            acc.list[acc.n++] = *m;
     }
     memcpy(out, acc.list, acc.n * sizeof(acc.list[0]));
     *count = acc.n;
@@ -317,7 +333,11 @@ void node_members_tick(struct node *n)
     uint64_t now = net_now_ms();
     if (now < n->next_dir_check_ms)
         return;
-    n->next_dir_check_ms = now + 2000;
+    /* Soon again while the configuration is not known yet or the
+     * directory lacks someone (a new cluster: members may be added or
+     * removed right away, and a founder without an entry has no address
+     * to delete); every 2 s once it is complete. */
+    n->next_dir_check_ms = now + 300;
     /* Members in the configuration without an address in the directory,
      * whose address this leader knows (the founders): write it down. And
      * members whose entry has no incarnation yet, when this leader knows
@@ -332,11 +352,14 @@ void node_members_tick(struct node *n)
         ids[nids++] = c->voters[i];
     for (uint32_t i = 0; i < c->n_learners; i++)
         ids[nids++] = c->learners[i];
+    bool complete = nids > 0;
     for (size_t i = 0; i < nids; i++) {
         const struct node_member *entry = NULL;
         for (size_t j = 0; j < acc.n; j++)
             if (acc.list[j].id == ids[i])
                 entry = &acc.list[j];
+        if (!entry || !entry->incarnation)
+            complete = false;
         uint64_t inc = 0;
         if (ids[i] == n->cfg.id) {
             inc = n->incarnation;
@@ -365,4 +388,6 @@ void node_members_tick(struct node *n)
         if (submit_dir(n, m, true, ignore_done))
             free(m);
     }
+    if (complete)
+        n->next_dir_check_ms = now + 2000;
 }

@@ -190,6 +190,9 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
             rc.bootstrap.voters[i] = n->cfg.members[i].id;
         rc.bootstrap.n_voters = (uint32_t)n->cfg.n_members;
     }
+    const char *note = store_log_note(n->store);
+    if (*note)
+        node_log(NODE_LOG_WARN, "the Raft log: %s", note);
     /* A store that applied commands before it had a log (it served alone,
      * without Raft): its state becomes the snapshot the log starts after. */
     uint64_t first, last;

@@ -89,6 +89,7 @@ struct store_config {
     struct store_limits limits; /* used on creation; on open, 0 fields = "as stored",
                                    other values must match what is stored */
     uint64_t map_bytes;         /* LMDB map size; 0 = STORE_DEFAULT_MAP_BYTES */
+    uint64_t log_segment_bytes; /* size of the log's segment files; 0 = 16 MiB */
 };
 
 /* ---- commands ------------------------------------------------------- */
@@ -327,8 +328,8 @@ int store_apply(struct store *s, uint64_t index, const void *data, size_t len,
 
 /* With lazy set, apply transactions need not be durable (store_txn_commit:
  * one fsync, of the data pages, and the meta page unsynced): for a caller
- * whose commands are durable elsewhere first (the Raft log in this same
- * environment, whose synced commits make them durable too; a system crash
+ * whose commands are durable elsewhere first (the Raft log, which keeps
+ * them until store_log_compact has synced the environment; a system crash
  * loses at most applies that the log replays, and never leaves the file
  * damaged). Off by default. Call from the applying thread only. */
 void store_set_lazy_apply(struct store *s, bool lazy);

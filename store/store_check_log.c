@@ -1,21 +1,28 @@
-/* store_check_log.c - the check of the Raft log (store_log.c's tables):
- * entries contiguous from just after the snapshot, each sealed (CRC-32C),
- * of a known type, terms never decreasing; the hard state's term at least
- * the last entry's; the applied index between the snapshot's and the last
- * entry; the snapshot image the log starts after passes
- * store_snapshot_check. The records are decoded here again, from the
- * format, not through store_log.c: the check reads what is on disk
- * independently of the code that wrote it, and places each problem. */
+/* store_check_log.c - the check of the Raft log: entries contiguous from
+ * just after the snapshot, each sealed (CRC-32C), of a known type, terms
+ * never decreasing; the hard state's term at least the last entry's; the
+ * applied index between the snapshot's and the last entry; the snapshot
+ * image the log starts after passes store_snapshot_check.
+ *
+ * The log in wal/ is read by store_wal.c's replay, opened read-only: it
+ * already refuses every damage to the files (naming the segment and offset)
+ * but a torn last batch, so this file checks what the records say. The
+ * LMDB tables of an older raftfs (moved to wal/ at the next start) are
+ * decoded here again, from the format, independently of the code that
+ * wrote them, and each problem is placed. */
 #include "store_check_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "store_crc.h"
 #include "store_log.h"
+#include "store_wal.h"
 
 /* Records: u8 version, three zero bytes, u32 CRC-32C of every byte after
  * the header, then the body (docs/store-format.md). */
@@ -79,7 +86,51 @@ static void check_snapshot_file(struct store_checker *c, const struct store_log_
             (unsigned long long)info.revision, (unsigned long long)c->st.revision, name);
 }
 
-void store_check_log(struct store_checker *c)
+/* What both kinds of log are checked for once their records are read. */
+static void check_rest(struct store_checker *c, const struct store_log_snapshot *snapp,
+                       bool have_snap, const struct store_hard_state *hsp, bool hs_damaged,
+                       uint64_t n, uint64_t first, uint64_t last, uint64_t last_term)
+{
+    struct store_log_snapshot snap = *snapp;
+    struct store_hard_state hs = *hsp;
+    if (n == 0)
+        first = snap.index + 1;
+
+    /* The hard state: no entry of a term above the current one (Raft
+     * §3.3: currentTerm only grows, and is durable before entries of it).
+     * Its commit index is a hint that may run ahead of the log or lag
+     * behind the applied index (raft/raft.c clamps it at start): not
+     * checked. */
+    if (n && !hs_damaged && hs.term < last_term)
+        store_check_problem(c, "current term %llu below the last entry's term %llu (raft hard)",
+                            (unsigned long long)hs.term, (unsigned long long)last_term);
+
+    /* The applied index: at least the snapshot's (the state holds it) and
+     * at most the log's last (every applied entry was in the log first), once
+     * the store has a log at all: one that applied commands without Raft has
+     * none until a node adopts its state. */
+    if (c->have_state) {
+        uint64_t applied = c->st.applied_index;
+        if (applied < snap.index)
+            store_check_problem(c, "applied index %llu below the snapshot's %llu (meta state)",
+                                (unsigned long long)applied, (unsigned long long)snap.index);
+        if ((have_snap || n) && applied > last)
+            store_check_problem(c,
+                                "applied index %llu beyond the log's last entry %llu (meta state)",
+                                (unsigned long long)applied, (unsigned long long)last);
+    }
+    /* A snapshot taken or installed has its image (size > 0); adopting a
+     * store's state as the log's start records none (size 0). */
+    if (have_snap && snap.index && snap.size)
+        check_snapshot_file(c, &snap);
+    c->rep->log_first = first;
+    c->rep->log_last = last;
+    c->rep->log_term = last_term;
+}
+
+/* The log of an older raftfs, still in the store's LMDB tables (it moves
+ * to wal/ at the member's next start). */
+static void check_tables(struct store_checker *c)
 {
     struct store_log_snapshot snap = {0};
     struct store_hard_state hs = {0};
@@ -178,37 +229,60 @@ void store_check_log(struct store_checker *c)
     }
     if (c->have_log && rc != MDB_NOTFOUND)
         store_check_unreadable(c, "log", rc);
-    if (n == 0)
-        first = snap.index + 1;
+    check_rest(c, &snap, have_snap, &hs, hs_damaged, n, first, last, last_term);
+}
 
-    /* The hard state: no entry of a term above the current one (Raft
-     * §3.3: currentTerm only grows, and is durable before entries of it).
-     * Its commit index is a hint that may run ahead of the log or lag
-     * behind the applied index (raft/raft.c clamps it at start): not
-     * checked. */
-    if (n && !hs_damaged && hs.term < last_term)
-        store_check_problem(c, "current term %llu below the last entry's term %llu (raft hard)",
-                            (unsigned long long)hs.term, (unsigned long long)last_term);
-
-    /* The applied index: at least the snapshot's (the state holds it) and
-     * at most the log's last (every applied entry was in the log first), once
-     * the store has a log at all: one that applied commands without Raft has
-     * none until a node adopts its state. */
-    if (c->have_state) {
-        uint64_t applied = c->st.applied_index;
-        if (applied < snap.index)
-            store_check_problem(c, "applied index %llu below the snapshot's %llu (meta state)",
-                                (unsigned long long)applied, (unsigned long long)snap.index);
-        if ((have_snap || n) && applied > last)
-            store_check_problem(c,
-                                "applied index %llu beyond the log's last entry %llu (meta state)",
-                                (unsigned long long)applied, (unsigned long long)last);
+/* The log in wal/ (store_wal.c): opened read-only, which replays it and
+ * refuses any damage but a torn last batch (a crash's, never acknowledged). */
+static void check_wal(struct store_checker *c, const char *path)
+{
+    struct store_wal *w;
+    char err[600];
+    err[0] = 0;
+    int rc = store_wal_open(path, true, 0, &w, err, sizeof(err));
+    if (rc) {
+        store_check_problem(c, "the Raft log cannot be read: %s", err[0] ? err : strerror(rc));
+        return;
     }
-    /* A snapshot taken or installed has its image (size > 0); adopting a
-     * store's state as the log's start records none (size 0). */
-    if (have_snap && snap.index && snap.size)
-        check_snapshot_file(c, &snap);
-    c->rep->log_first = first;
-    c->rep->log_last = last;
-    c->rep->log_term = last_term;
+    struct store_log_snapshot snap;
+    struct store_hard_state hs;
+    store_wal_snapshot(w, &snap);
+    store_wal_hard_state(w, &hs);
+    uint64_t first, last, last_term = snap.term, n = 0;
+    store_wal_bounds(w, &first, &last);
+    for (uint64_t lo = first; lo <= last;) {
+        struct store_log_entry *e;
+        size_t k;
+        if ((rc = store_wal_entries(w, lo, last + 1, 4u << 20, &e, &k))) {
+            store_check_problem(c, "the Raft log's entries from %llu cannot be read: %s",
+                                (unsigned long long)lo, strerror(rc));
+            break;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (e[i].type < LOG_TYPE_MIN || e[i].type > LOG_TYPE_MAX)
+                store_check_problem(c, "log entry of unknown type %u (log index %llu)", e[i].type,
+                                    (unsigned long long)e[i].index);
+            if (e[i].term == 0 || e[i].term < last_term)
+                store_check_problem(c, "log entry of term %llu after term %llu (log index %llu)",
+                                    (unsigned long long)e[i].term, (unsigned long long)last_term,
+                                    (unsigned long long)e[i].index);
+            last_term = e[i].term;
+        }
+        n += k;
+        lo += k;
+        free(e);
+    }
+    store_wal_close(w);
+    check_rest(c, &snap, snap.index > 0, &hs, false, n, first, last, last_term);
+}
+
+void store_check_log(struct store_checker *c)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/" STORE_WAL_DIR, c->dir);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        check_wal(c, path);
+    else
+        check_tables(c);
 }

@@ -1,6 +1,7 @@
 /* store_env.c - opening a data directory: creation, format and corruption
  * checks, the process lock, limits. */
 #include "store_internal.h"
+#include "store_wal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -102,6 +103,7 @@ static int fsync_path(const char *path)
  * directory that is the root of its own filesystem) make it ours or empty. */
 static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, size_t err_len)
 {
+    bool has_wal = false;
     DIR *d = opendir(dir);
     if (!d)
         return store_fail(err, err_len, errno, "cannot open data directory %s: %s", dir,
@@ -124,6 +126,12 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
             *has_tmp = true;
             continue;
         }
+        if (!strcmp(n, STORE_WAL_TMP)) /* a move cut short: store_log_open removes it */
+            continue;
+        if (!strcmp(n, STORE_WAL_DIR)) {
+            has_wal = true;
+            continue;
+        }
         rc = store_fail(err, err_len, ENOTEMPTY,
                         "data directory %s holds '%s' and no raftfs store: refusing to use a "
                         "foreign directory (give an empty or new directory)",
@@ -133,6 +141,11 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
     if (!rc && errno)
         rc = store_fail(err, err_len, errno, "cannot read data directory %s: %s", dir,
                         strerror(errno));
+    if (!rc && has_wal && !*has_store)
+        rc = store_fail(err, err_len, EPROTO,
+                        "data directory %s holds a Raft log (" STORE_WAL_DIR
+                        "/) but no store (" STORE_ENV_DIR "/): it is damaged; refusing to start",
+                        dir);
     closedir(d);
     return rc;
 }
@@ -410,6 +423,14 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     if ((rc = mdb_txn_commit(txn)))
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));
+    if ((rc = store_log_open(s, dir, cfg->log_segment_bytes, err, err_len))) {
+        if (rc != EIO)
+            return rc;
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err ? err : "");
+        return store_fail(err, err_len, EPROTO, "the Raft log is damaged (%s): refusing to start",
+                          why);
+    }
 
     const struct store_limits *want = &cfg->limits;
     if ((want->max_value_bytes && want->max_value_bytes != s->limits.max_value_bytes) ||
@@ -496,6 +517,7 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    store_log_close(s);
     if (s->env)
         mdb_env_close(s->env);
     if (s->lock_fd >= 0)

@@ -21,7 +21,8 @@ struct store_change_rec {
 struct store {
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
-    MDB_dbi log, raft;             /* the Raft log (store_log.c) */
+    MDB_dbi log, raft;             /* an older raftfs's Raft log, moved to wal (store_log.c) */
+    struct store_wal *wal;         /* the Raft log (store_wal.c) */
     MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
     MDB_dbi members;               /* the member directory */
     struct store_limits limits;
@@ -59,6 +60,11 @@ int store_mdb_errno(int mdb_rc);
 /* Formats a reason into err (if given) and returns rc. */
 int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* store_log.c: opens the Raft log in dir/wal, first moving it there from
+ * the old LMDB tables if it is still in them (the DBIs must be open). */
+int store_log_open(struct store *s, const char *dir, uint64_t seg_bytes, char *err, size_t err_len);
+void store_log_close(struct store *s);
 
 /* Reads and decodes the state record in txn. 0, EIO. */
 int store_state_load(struct store *s, MDB_txn *txn, struct store_state *out);

@@ -1,19 +1,21 @@
-/* store_log.h - the durable Raft log in the store's LMDB environment:
- * entries by index, the hard state (term, vote, commit) and the metadata of
- * the snapshot the log starts after.
+/* store_log.h - the durable Raft log: entries by index, the hard state
+ * (term, vote, commit) and the metadata of the snapshot the log starts
+ * after. It lives in the data directory's wal/ (store_wal.c): append-only
+ * segment files, one fdatasync per write.
  *
- * Every record carries a CRC-32C; a record that fails it, or any
- * contradiction (an entry below the snapshot, a gap), is reported as EIO:
- * the member fails closed instead of trusting a damaged log. Entries are
- * replaced from an index on in the same transaction that writes the new
- * ones, so a crash never resurrects entries that a conflict removed.
+ * Every batch carries a CRC-32C; a batch torn by a crash at the end of the
+ * log is discarded at open (it was never acknowledged), and any other damage
+ * or contradiction (an entry below the snapshot, a gap) makes store_open
+ * fail: the member fails closed instead of trusting a damaged log. Entries
+ * are replaced from an index on by the same write that adds the new ones,
+ * so a crash never resurrects entries that a conflict removed.
  *
  * The store knows nothing of Raft's types: entries are (index, term, type,
  * bytes), the configuration of a snapshot is opaque bytes. node/ adapts
  * this to raft/'s storage interface.
  *
  * Threads: one thread writes (the node loop); reads may come from any
- * thread, each with its own read transaction inside the call.
+ * thread.
  */
 #ifndef RAFTFS_STORE_LOG_H
 #define RAFTFS_STORE_LOG_H
@@ -23,6 +25,9 @@
 #include <stdint.h>
 
 #include "store.h"
+
+/* The version of the log's files (wal/: docs/store-format.md). */
+#define STORE_WAL_FORMAT 1
 
 /* The index is below the first entry (compacted into the snapshot). */
 #define STORE_ECOMPACTED ERANGE
@@ -52,13 +57,12 @@ struct store_log_snapshot {
 };
 #define STORE_LOG_CONF_MAX 1024
 
-/* Writes, in ONE transaction and one commit (durable if sync; otherwise
- * store_txn_commit's one fsync, which keeps the file whole): the hard
- * state (if hs),
- * then the entries (if n): entry e[0].index and every later stored entry
- * are replaced by e[0..n). Entries must have consecutive indexes and follow
- * the log (e[0].index <= last index + 1, > snapshot index). Errors: EINVAL
- * (a gap, or below the snapshot), ENOSPC, EIO. */
+/* Writes, as one batch and one fdatasync (always, whatever sync says): the
+ * hard state (if hs), then the entries (if n): entry e[0].index and every
+ * later stored entry are replaced by e[0..n). Entries must have consecutive
+ * indexes and follow the log (e[0].index <= last index + 1, > snapshot
+ * index). Errors: EINVAL (a gap, or below the snapshot), ENOSPC (no room for
+ * a new segment; nothing written), EIO (after which every write is EIO). */
 int store_log_persist(struct store *s, const struct store_hard_state *hs,
                       const struct store_log_entry *e, size_t n, bool sync);
 
@@ -84,9 +88,14 @@ int store_log_entries(struct store *s, uint64_t lo, uint64_t hi, size_t max_byte
 int store_log_snapshot(struct store *s, struct store_log_snapshot *out);
 
 /* Records that the log now starts after snap: entries up to snap->index
- * are deleted (those after it stay), in one transaction. For compaction
+ * are deleted (those after it stay), in one write, once the store's tree is
+ * synced (its commits may be lazy, store_set_lazy_apply). For compaction
  * after a local snapshot, and for an installed one (with drop_all, every
  * entry goes). EINVAL if snap->index is below the current snapshot. */
 int store_log_compact(struct store *s, const struct store_log_snapshot *snap, bool drop_all);
+
+/* What opening the log found worth telling the operator (a batch torn by a
+ * crash, discarded), or "". */
+const char *store_log_note(struct store *s);
 
 #endif

@@ -7,6 +7,7 @@
 #include <lmdb.h>
 #include <sys/stat.h>
 
+#include "store_crc.h"
 #include "store_format.h"
 #include "store_hash.h"
 #include "store_log.h"
@@ -185,6 +186,31 @@ static void make_member(struct tstore *t)
 static void reopen(struct tstore *t)
 {
     t->s = open_store(t->dir);
+}
+
+/* Puts make_member's log where an older raftfs kept it: the LMDB tables
+ * (records: u8 1, three zeros, u32 CRC-32C of the body, body), no wal/. */
+static void old_tables(struct tstore *t)
+{
+    unsigned char rec[64] = {1, 0, 0, 0}, key[8];
+    for (uint64_t i = 1; i <= 6; i++) {
+        memset(rec + 4, 0, sizeof(rec) - 4);
+        put_le64(rec + 8, 1); /* term 1, type 1, "x" */
+        rec[16] = 1;
+        rec[20] = 'x';
+        put_le32(rec + 4, store_crc32c(0, rec + 8, 13));
+        store_u64be_put(key, i);
+        raw_put(t->dir, "log", key, 8, rec, 21);
+    }
+    memset(rec + 4, 0, sizeof(rec) - 4);
+    put_le64(rec + 8, 1);
+    put_le64(rec + 16, 1);
+    put_le64(rec + 24, 6);
+    put_le32(rec + 4, store_crc32c(0, rec + 8, 24));
+    raw_put(t->dir, "raft", "hard", 4, rec, 32);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s/wal", t->dir);
+    rm_rf(wal);
 }
 
 /* ---- the hash ---- */
@@ -528,7 +554,11 @@ static void test_inode_count(void)
 static void test_log_gap(void)
 {
     struct tstore t;
+    struct store_check_report rep;
     make_member(&t);
+    old_tables(&t);
+    EXPECT_OK(t.dir, &rep);
+    CHECK_EQ(rep.log_last, 6);
     unsigned char key[8];
     store_u64be_put(key, 3);
     raw_del(t.dir, "log", key, 8);
@@ -540,12 +570,56 @@ static void test_log_checksum(void)
 {
     struct tstore t;
     make_member(&t);
+    old_tables(&t);
     unsigned char key[8];
     store_u64be_put(key, 2);
     raw_patch(t.dir, "log", key, 8, 20, NULL, 1); /* the entry's data */
     EXPECT_PROBLEM(t.dir, "log entry fails its checksum (log index 2)");
     raw_patch(t.dir, "raft", "hard", 4, 12, NULL, 1);
     EXPECT_PROBLEM(t.dir, "the hard state record fails its checksum");
+    tstore_fini(&t);
+}
+
+/* wal/: a damaged batch with a good one after it is a problem, placed; a
+ * torn last batch (a crash's) is not, and the check leaves it as it is. */
+static void test_wal_damage(void)
+{
+    struct tstore t;
+    struct store_check_report rep;
+    make_member(&t);
+    reopen(&t);
+    struct store_log_entry e = {.index = 7, .term = 1, .type = 2, .data = "", .len = 0};
+    CHECK_EQ(store_log_persist(t.s, NULL, &e, 1, true), 0);
+    e.index = 8;
+    CHECK_EQ(store_log_persist(t.s, NULL, &e, 1, true), 0);
+    store_close(t.s);
+    t.s = NULL;
+    EXPECT_OK(t.dir, &rep);
+    char seg[600];
+    snprintf(seg, sizeof(seg), "%s/wal/0000000000000001.seg", t.dir);
+    int fd = open(seg, O_RDWR);
+    CHECK(fd >= 0);
+    /* The batches: at 32 (the member's: prologue, hard state, 6 entries),
+     * then the two of one entry each, 32 + 8 + 24 bytes. */
+    unsigned char h[32];
+    CHECK_EQ(pread(fd, h, 32, 32), 32);
+    size_t second = 32 + 32 + (size_t)(h[16] | h[17] << 8);
+    size_t third = second + 32 + 32;
+    unsigned char b;
+    CHECK_EQ(pread(fd, &b, 1, (off_t)third + 40), 1);
+    b ^= 0x40;
+    CHECK_EQ(pwrite(fd, &b, 1, (off_t)third + 40), 1);
+    EXPECT_OK(t.dir, &rep); /* the last batch, torn: not a problem */
+    unsigned char again;
+    CHECK_EQ(pread(fd, &again, 1, (off_t)third + 40), 1);
+    CHECK_EQ(again, b); /* left as it was */
+    CHECK_EQ(pread(fd, &b, 1, (off_t)second + 40), 1);
+    b ^= 0x40;
+    CHECK_EQ(pwrite(fd, &b, 1, (off_t)second + 40), 1);
+    close(fd);
+    char want[128];
+    snprintf(want, sizeof(want), "0000000000000001.seg: batch at offset %zu is damaged", second);
+    EXPECT_PROBLEM(t.dir, want);
     tstore_fini(&t);
 }
 
@@ -682,6 +756,7 @@ int main(void)
     RUN(test_log_checksum);
     RUN(test_log_terms);
     RUN(test_applied_beyond_log);
+    RUN(test_wal_damage);
     RUN(test_session_damage);
     RUN(test_member_damage);
     RUN(test_not_a_data_dir);

@@ -8,6 +8,7 @@
 #include "net_loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,10 @@ struct net_loop {
     int wakefd;
     struct slot *slots;
     size_t n_slots;
-    net_loop_cb turn_cb, wake_cb;
-    void *turn_ctx, *wake_ctx;
+    net_loop_cb turn_cb, wake_cb, idle_cb;
+    void *turn_ctx, *wake_ctx, *idle_ctx;
+    bool want_idle;
+    uint64_t idle_not_before_ms;
     atomic_bool stop;
 };
 
@@ -230,6 +233,19 @@ void net_loop_timer_cancel(struct net_loop *l, int id)
     close(id);
 }
 
+void net_loop_on_idle(struct net_loop *l, net_loop_cb cb, void *ctx)
+{
+    l->idle_cb = cb;
+    l->idle_ctx = ctx;
+}
+
+void net_loop_want_idle(struct net_loop *l, uint64_t not_before_ms)
+{
+    if (!l->want_idle || not_before_ms < l->idle_not_before_ms)
+        l->idle_not_before_ms = not_before_ms;
+    l->want_idle = true;
+}
+
 void net_loop_on_turn(struct net_loop *l, net_loop_cb cb, void *ctx)
 {
     l->turn_cb = cb;
@@ -261,11 +277,25 @@ int net_loop_run(struct net_loop *l)
     struct epoll_event evs[NET_LOOP_MAX_EVENTS];
     atomic_store(&l->stop, false);
     while (!atomic_load(&l->stop)) {
-        int n = epoll_wait(l->epfd, evs, NET_LOOP_MAX_EVENTS, -1);
+        /* With idle work asked for, look without sleeping first: the work
+         * runs only when no event is waiting. */
+        int timeout = -1;
+        if (l->want_idle) {
+            uint64_t now = net_now_ms();
+            timeout = l->idle_not_before_ms > now ? (int)(l->idle_not_before_ms - now) : 0;
+        }
+        int n = epoll_wait(l->epfd, evs, NET_LOOP_MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return errno;
+        }
+        if (n == 0 && l->want_idle && net_now_ms() >= l->idle_not_before_ms) {
+            l->want_idle = false;
+            if (l->idle_cb)
+                l->idle_cb(l, l->idle_ctx);
+            run_deferred(l);
+            continue;
         }
         for (int i = 0; i < n; i++) {
             int fd = (int)(uint32_t)evs[i].data.u64;

@@ -49,6 +49,14 @@ void net_loop_on_turn(struct net_loop *l, net_loop_cb cb, void *ctx);
  * ENOMEM. */
 int net_loop_defer(struct net_loop *l, net_loop_cb cb, void *ctx);
 
+/* Sets the idle hook: after net_loop_want_idle (loop thread), it runs once
+ * the loop finds no event waiting at or after not_before_ms (net_now_ms),
+ * instead of sleeping; events that arrive first are handled first (their
+ * turns may ask again; the earliest time asked for counts). For work worth
+ * doing when nothing else is: the node commits deferred applies there. */
+void net_loop_on_idle(struct net_loop *l, net_loop_cb cb, void *ctx);
+void net_loop_want_idle(struct net_loop *l, uint64_t not_before_ms);
+
 /* Sets what runs on the loop thread after net_loop_wake. */
 void net_loop_on_wake(struct net_loop *l, net_loop_cb cb, void *ctx);
 

@@ -150,6 +150,69 @@ static void test_loop_stale_event(void)
     net_loop_free(l);
 }
 
+/* Idle work: asked for in a turn, it runs only once no event is waiting
+ * (events that arrive first are handled first), once per asking. */
+struct idle {
+    int sp[2];
+    char order[16];
+    int n;
+    int rounds;
+    uint64_t asked_ms, waited_ms;
+};
+
+static void idle_read(struct net_loop *l, int fd, uint32_t events, void *ctx)
+{
+    struct idle *d = ctx;
+    char b[8];
+    (void)l, (void)events;
+    if (read(fd, b, sizeof(b)) > 0 && d->n < 15)
+        d->order[d->n++] = 'e';
+}
+
+static void idle_turn(struct net_loop *l, void *ctx)
+{
+    struct idle *d = ctx;
+    if (d->rounds == 0) { /* the first turn: ask, and make an event wait */
+        d->rounds++;
+        net_loop_want_idle(l, 0);
+        CHECK_EQ(write(d->sp[1], "x", 1), 1);
+    }
+}
+
+static void idle_cb(struct net_loop *l, void *ctx)
+{
+    struct idle *d = ctx;
+    if (d->n < 15)
+        d->order[d->n++] = 'i';
+    if (d->rounds++ == 1) {
+        /* asked again from the idle work itself, not before 30 ms */
+        d->asked_ms = net_now_ms();
+        net_loop_want_idle(l, d->asked_ms + 30);
+        return;
+    }
+    d->waited_ms = net_now_ms() - d->asked_ms;
+    net_loop_stop(l);
+}
+
+static void test_loop_idle(void)
+{
+    struct net_loop *l;
+    struct idle d = {0};
+    CHECK_EQ(net_loop_new(&l), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, d.sp), 0);
+    CHECK_EQ(net_loop_watch(l, d.sp[0], EPOLLIN, idle_read, &d), 0);
+    net_loop_on_turn(l, idle_turn, &d);
+    net_loop_on_idle(l, idle_cb, &d);
+    net_loop_wake(l); /* a first turn */
+    CHECK_EQ(net_loop_run(l), 0);
+    CHECK_MEM(d.order, (size_t)d.n, "eii");
+    CHECK(d.waited_ms >= 30);
+    net_loop_unwatch(l, d.sp[0]);
+    close(d.sp[0]);
+    close(d.sp[1]);
+    net_loop_free(l);
+}
+
 /* ---- connections over loopback ---- */
 
 struct side {
@@ -418,6 +481,7 @@ int main(void)
     RUN(test_frame_parse);
     RUN(test_loop_timer_wake_defer);
     RUN(test_loop_stale_event);
+    RUN(test_loop_idle);
     RUN(test_conn_echo);
     RUN(test_conn_bad_frames);
     RUN(test_conn_queue_bound);

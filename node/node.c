@@ -191,6 +191,7 @@ int node_start(struct node *n)
     if (rc)
         return rc;
     net_loop_on_turn(n->loop, node_raft_turn, n);
+    net_loop_on_idle(n->loop, node_raft_idle, n);
     net_loop_on_wake(n->loop, on_wake, n);
     if ((rc = pthread_create(&n->thread, NULL, node_main, n)))
         return rc;

@@ -103,8 +103,10 @@ struct node {
     struct node_peer peers[NODE_MAX_MEMBERS];
     size_t n_peers;
     int tick_timer;
-    uint64_t applied;
-    uint64_t counted; /* last index counted in stats (a batch retried counts once) */
+    uint64_t applied;           /* applied and visible to readers (committed) */
+    uint64_t counted;           /* last index counted in stats (a batch retried counts once) */
+    uint64_t deferred_since_ms; /* applies left uncommitted since (0: none) */
+    uint64_t reapply_to;        /* a failed commit lost applies up to here: again from the log */
     uint64_t next_cookie;
     struct node_req *pending; /* proposals and barriers in flight */
     size_t n_pending;
@@ -161,6 +163,8 @@ int node_raft_init(struct node *n, char *err, size_t err_len);
 void node_raft_fini(struct node *n);
 /* The loop's turn: takes new requests, runs Raft's ready loop. */
 void node_raft_turn(struct net_loop *l, void *ctx);
+/* Idle hook: commits deferred applies (node_raft.c). */
+void node_raft_idle(struct net_loop *l, void *ctx);
 void node_raft_tick(struct net_loop *l, void *ctx);
 /* A message from peer `from` (already checked against the connection). */
 void node_raft_step(struct node *n, const struct raft_message *m);

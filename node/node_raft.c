@@ -501,20 +501,141 @@ static void answer_batch(struct node *n, size_t count, bool early)
         node_server_flush(n);
 }
 
+/* Applies left uncommitted (store_apply_batch_decided's deferral): their
+ * commit, one fsync, is made once they are NODE_DEFER_MS old, when the loop
+ * is idle (node_raft_idle) or at the end of a turn; at once when a read
+ * waits for them; or with the next batch that must be visible at once (a
+ * mount's write, membership). So one fsync serves the applies of many
+ * writes, and a lone client's next write does not wait for it. */
+#define NODE_DEFER_MS      2
+#define NODE_DEFER_ENTRIES 8192
+
 struct decided {
     struct node *n;
     size_t count;
+    bool must_commit; /* configuration entries */
 };
 
-static void batch_decided(void *ctx)
+/* Is a request that is answered only once its batch is visible (a
+ * mount's) waiting for one of these results? */
+static bool late_waiter(struct node *n, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct store_result *res = &n->results[i];
+        if (n->entries[i].noop || res->skipped || !res->client_id)
+            continue;
+        if (res->op == STORE_OP_MEMBER_SET || res->op == STORE_OP_MEMBER_DEL)
+            return true; /* the directory is read back at once */
+        for (const struct node_req *r = n->pending; r; r = r->next)
+            if (r->kind == NODE_REQ_PROPOSE && r->client_id == res->client_id && r->seq == res->seq)
+                return true;
+    }
+    return false;
+}
+
+static bool batch_decided(void *ctx)
 {
     struct decided *d = ctx;
-    answer_batch(d->n, d->count, true);
+    struct node *n = d->n;
+    answer_batch(n, d->count, true);
+    if (d->must_commit || late_waiter(n, d->count))
+        return true;
+    uint64_t now = net_now_ms();
+    if (n->deferred_since_ms && now >= n->deferred_since_ms + NODE_DEFER_MS)
+        return true;
+    return n->counted - n->applied > NODE_DEFER_ENTRIES;
+}
+
+/* After a commit of deferred applies (or a failed one): the visible index,
+ * the applies to make again, the waiters it releases. */
+static void after_commit(struct node *n, int rc)
+{
+    if (!rc)
+        rc = store_apply_flush_error(n->store); /* one made before a read */
+    uint64_t vis = store_applied_visible(n->store);
+    if (vis > n->applied)
+        n->applied = vis;
+    if (!store_apply_deferred(n->store))
+        n->deferred_since_ms = 0;
+    if (rc) {
+        /* Nothing of the deferred applies was committed: they are made
+         * again from the log before anything else is applied. */
+        if (n->counted > n->reapply_to)
+            n->reapply_to = n->counted;
+        if (rc != ENOSPC)
+            node_fail(n, EIO, "committing applied entries failed");
+        else
+            node_log(NODE_LOG_WARN, "committing applied entries: no space (tried again once "
+                                    "there is)");
+    }
+}
+
+/* Commits deferred applies now. */
+static void commit_deferred(struct node *n)
+{
+    int rc = store_apply_deferred(n->store) ? store_apply_flush(n->store) : 0;
+    after_commit(n, rc);
+    sweep_pending(n, false);
+}
+
+static bool deferred_due(const struct node *n)
+{
+    return n->deferred_since_ms && net_now_ms() >= n->deferred_since_ms + NODE_DEFER_MS;
+}
+
+/* Does a read wait for applies that are decided but not committed? */
+static bool reads_wait(const struct node *n)
+{
+    for (const struct node_req *r = n->pending; r; r = r->next)
+        if (r->kind == NODE_REQ_BARRIER && r->read_known && r->read_index > n->applied &&
+            r->read_index <= n->counted)
+            return true;
+    return false;
+}
+
+void node_raft_idle(struct net_loop *l, void *ctx)
+{
+    struct node *n = ctx;
+    (void)l;
+    commit_deferred(n);
+}
+
+/* Applies again, from the log, what a failed commit lost. Answers nobody:
+ * every result was known and answered before. */
+static int reapply(struct node *n)
+{
+    while (n->applied < n->reapply_to) {
+        uint64_t hi = n->reapply_to + 1;
+        if (hi - (n->applied + 1) > n->batch_cap)
+            hi = n->applied + 1 + n->batch_cap;
+        struct store_log_entry *e;
+        size_t k;
+        int rc = store_log_entries(n->store, n->applied + 1, hi, 4u << 20, &e, &k);
+        if (rc)
+            return rc == ENOSPC ? ENOSPC : EIO;
+        for (size_t i = 0; i < k; i++)
+            n->entries[i] = (struct store_entry){.index = e[i].index,
+                                                 .data = e[i].data,
+                                                 .len = e[i].len,
+                                                 .noop = e[i].type != RAFT_ENTRY_NORMAL};
+        rc = store_apply_batch_decided(n->store, n->entries, k, n->results, NULL, NULL);
+        free(e);
+        if (rc)
+            return rc;
+        n->applied = store_applied_visible(n->store);
+    }
+    n->reapply_to = 0;
+    return 0;
 }
 
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
+    if (n->reapply_to > n->applied) {
+        int rc = reapply(n);
+        if (rc)
+            return rc;
+    }
     while (n->rd_applied < rd->n_committed) {
         size_t count = rd->n_committed - n->rd_applied;
         if (count > n->batch_cap)
@@ -524,13 +645,14 @@ static int apply(struct node *n, struct raft_ready *rd)
          * over only once the batch is applied (a batch that finds no room
          * is tried again, and a snapshot may be taken meanwhile). */
         struct raft_conf conf = n->applied_conf;
-        bool removed = false;
+        bool removed = false, conf_entries = false;
         for (size_t i = 0; i < count; i++) {
             n->entries[i] = (struct store_entry){.index = ce[i].index,
                                                  .data = ce[i].data,
                                                  .len = ce[i].len,
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
             if (ce[i].type == RAFT_ENTRY_CONF) {
+                conf_entries = true;
                 bool was = in_conf(&conf, n->cfg.id);
                 if (raft_conf_decode(ce[i].data, ce[i].len, &conf))
                     return EIO;
@@ -539,16 +661,29 @@ static int apply(struct node *n, struct raft_ready *rd)
             }
         }
         uint64_t t0 = node_now_us();
-        struct decided d = {.n = n, .count = count};
+        struct decided d = {.n = n, .count = count, .must_commit = conf_entries};
+        uint64_t decided_before = n->counted;
         int rc =
             store_apply_batch_decided(n->store, n->entries, count, n->results, batch_decided, &d);
-        if (rc)
+        if (rc) {
+            /* A failed commit lost the batches deferred before this one
+             * too: those are made again from the log, then this one. */
+            if (!store_apply_deferred(n->store) &&
+                store_applied_visible(n->store) < decided_before && decided_before > n->reapply_to)
+                n->reapply_to = decided_before;
             return rc;
+        }
         node_metric_observe(n, &n->metrics.apply, t0);
         n->applied_conf = conf;
         n->removed |= removed;
         n->rd_applied += count;
-        n->applied = ce[count - 1].index;
+        if (store_apply_deferred(n->store)) {
+            if (!n->deferred_since_ms)
+                n->deferred_since_ms = net_now_ms();
+            net_loop_want_idle(n->loop, n->deferred_since_ms + NODE_DEFER_MS);
+            continue; /* only early answers, given already */
+        }
+        after_commit(n, 0);
         bool members = false;
         for (size_t i = 0; i < count; i++) {
             const struct store_result *res = &n->results[i];
@@ -575,6 +710,7 @@ static int apply(struct node *n, struct raft_ready *rd)
  * waiters stay, answered by the apply or by their deadline. */
 static int drop_unpersisted(struct node *n, struct raft_ready *rd)
 {
+    commit_deferred(n); /* raft is remade from the committed index */
     bool definite = !n->rd_sent_early && raft_role(n->raft) == RAFT_LEADER;
     for (size_t i = 0; definite && i < rd->n_entries; i++) {
         if (rd->entries[i].type != RAFT_ENTRY_NORMAL)
@@ -886,6 +1022,10 @@ static void maybe_snapshot(struct node *n)
                          now >= n->next_low_snap_ms;
     if (!due && !short_of_room)
         return;
+    /* The image is of what is committed, and n->applied must say so. */
+    commit_deferred(n);
+    if (store_apply_deferred(n->store) || n->reapply_to > n->applied)
+        return;
     if (short_of_room) {
         n->next_low_snap_ms = now + 1000;
         n->space_refused = false;
@@ -911,6 +1051,10 @@ void node_raft_turn(struct net_loop *l, void *ctx)
     (void)l;
     take_inbox(n);
     run_ready(n);
+    if (store_apply_deferred(n->store) && (deferred_due(n) || reads_wait(n)))
+        commit_deferred(n);
+    else
+        after_commit(n, 0); /* a read may have committed them (store_begin) */
     maybe_snapshot(n);
     sweep_pending(n, false);
     refresh_status(n);

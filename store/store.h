@@ -318,9 +318,30 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
  * (not when every entry was skipped). The results are final then: log
  * order decides them, so if the commit fails nothing was applied and a
  * later call with the same entries gives the same results. Readers of the
- * store do not see the batch until this returns. */
+ * store do not see the batch until it is committed.
+ *
+ * Deferral, with store_set_lazy_apply only: decided returns whether to
+ * commit now. If it returns false, the batch stays in an open transaction
+ * that later batches join, committed by store_apply_flush, or by the next
+ * batch whose decided returns true, or before any other transaction of the
+ * store this thread begins (store_apply_flush_error then tells a failure).
+ * A batch that fails leaves the earlier deferred ones in place. A commit
+ * that fails loses every deferred batch (nothing of them applied: apply
+ * them again from the log, from store_applied_visible() + 1). All on one
+ * thread; decided NULL commits at once. */
 int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
-                              struct store_result *results, void (*decided)(void *ctx), void *ctx);
+                              struct store_result *results, bool (*decided)(void *ctx), void *ctx);
+
+/* Commits deferred batches (0 if there are none). ENOSPC, EIO: none of
+ * them is applied. */
+int store_apply_flush(struct store *s);
+/* Whether batches are deferred now. */
+bool store_apply_deferred(const struct store *s);
+/* The failure of a commit of deferred batches made before another
+ * transaction (store_begin), once; 0 if none. */
+int store_apply_flush_error(struct store *s);
+/* The applied index readers see (committed). */
+uint64_t store_applied_visible(const struct store *s);
 
 /* Convenience: one entry. */
 int store_apply(struct store *s, uint64_t index, const void *data, size_t len,

@@ -20,6 +20,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -870,53 +871,10 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
     return store_apply_batch_decided(s, entries, n, results, NULL, NULL);
 }
 
-int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
-                              struct store_result *results, void (*decided)(void *ctx), void *ctx)
+/* Reports the changes of what was committed to the observer, and forgets
+ * them. */
+static void report_changes(struct store *s)
 {
-    struct applier a = {.s = s};
-    int rc = mdb_txn_begin(s->env, NULL, 0, &a.txn);
-    if (rc)
-        return store_mdb_errno(rc);
-    if ((rc = store_state_load(s, a.txn, &a.st)))
-        goto fail_abort;
-    s->n_changes = 0;
-    s->names_len = 0;
-    uint64_t last = a.st.applied_index;
-    bool any = false;
-    for (size_t i = 0; i < n; i++) {
-        const struct store_entry *e = &entries[i];
-        if (i > 0 && e->index <= entries[i - 1].index) {
-            rc = EINVAL; /* the caller's bug: indexes must increase */
-            goto fail_abort;
-        }
-        if (e->index <= a.st.applied_index) {
-            memset(&results[i], 0, sizeof(results[i]));
-            results[i].skipped = true;
-            results[i].revision = a.st.revision;
-            continue;
-        }
-        if ((rc = apply_one(&a, e, &results[i])))
-            goto fail_abort;
-        last = e->index;
-        any = true;
-    }
-    if (!any) {
-        mdb_txn_abort(a.txn);
-        return 0;
-    }
-    a.st.applied_index = last;
-    unsigned char stbuf[STORE_STATE_REC_LEN];
-    store_state_encode(&a.st, stbuf);
-    MDB_val k = {.mv_size = 5, .mv_data = "state"},
-            v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
-    if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
-        goto fail_abort;
-    if (decided)
-        decided(ctx);
-    rc = store_txn_commit(s, a.txn, !s->lazy_apply);
-    a.txn = NULL;
-    if (rc)
-        goto fail_changes;
     if (s->obs.changed) {
         for (size_t i = 0; i < s->n_changes; i++) {
             const struct store_change_rec *r = &s->changes[i];
@@ -931,11 +889,159 @@ int store_apply_batch_decided(struct store *s, const struct store_entry *entries
     }
     s->n_changes = 0;
     s->names_len = 0;
+}
+
+int store_apply_flush(struct store *s)
+{
+    if (!s->apply_txn)
+        return 0;
+    MDB_txn *txn = s->apply_txn;
+    uint64_t last = s->deferred_index;
+    s->apply_txn = NULL;
+    s->deferred_index = 0;
+    int rc = store_txn_commit(s, txn, !s->lazy_apply);
+    if (rc) {
+        /* Nothing of the deferred batches was applied. */
+        s->n_changes = 0;
+        s->names_len = 0;
+        return rc;
+    }
+    if (last)
+        s->visible_index = last;
+    report_changes(s);
+    return 0;
+}
+
+int store_begin(struct store *s, unsigned flags, MDB_txn **txn)
+{
+    if (s->apply_txn && pthread_equal(s->apply_owner, pthread_self())) {
+        int rc = store_apply_flush(s);
+        if (rc && !s->flush_error)
+            s->flush_error = rc; /* for store_apply_flush_error */
+    }
+    return mdb_txn_begin(s->env, NULL, flags, txn);
+}
+
+int store_apply_flush_error(struct store *s)
+{
+    int rc = s->flush_error;
+    s->flush_error = 0;
+    return rc;
+}
+
+bool store_apply_deferred(const struct store *s)
+{
+    return s->apply_txn != NULL;
+}
+
+uint64_t store_applied_visible(const struct store *s)
+{
+    return s->visible_index;
+}
+
+int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
+                              struct store_result *results, bool (*decided)(void *ctx), void *ctx)
+{
+    /* With lazy apply, every batch runs in a child of one open transaction
+     * that decided(ctx) may leave open (deferred) for later batches; a
+     * batch that fails aborts only its child. */
+    MDB_txn *parent = s->apply_txn;
+    if (parent && !pthread_equal(s->apply_owner, pthread_self()))
+        return EINVAL; /* the caller's bug: one applying thread */
+    if (!parent && s->lazy_apply) {
+        int rc = mdb_txn_begin(s->env, NULL, 0, &parent);
+        if (rc)
+            return store_mdb_errno(rc);
+        s->apply_txn = parent;
+        s->apply_owner = pthread_self();
+    }
+    struct applier a = {.s = s};
+    int rc = mdb_txn_begin(s->env, parent, 0, &a.txn);
+    if (rc) {
+        rc = store_mdb_errno(rc);
+        goto fail_abort;
+    }
+    if ((rc = store_state_load(s, a.txn, &a.st)))
+        goto fail_abort;
+    size_t mark_changes = s->n_changes, mark_names = s->names_len;
+    uint64_t last = a.st.applied_index;
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_entry *e = &entries[i];
+        if (i > 0 && e->index <= entries[i - 1].index) {
+            rc = EINVAL; /* the caller's bug: indexes must increase */
+            goto fail_batch;
+        }
+        if (e->index <= a.st.applied_index) {
+            memset(&results[i], 0, sizeof(results[i]));
+            results[i].skipped = true;
+            results[i].revision = a.st.revision;
+            continue;
+        }
+        if ((rc = apply_one(&a, e, &results[i])))
+            goto fail_batch;
+        last = e->index;
+        any = true;
+    }
+    if (!any) {
+        mdb_txn_abort(a.txn);
+        if (parent && !s->deferred_index) { /* opened for nothing */
+            mdb_txn_abort(parent);
+            s->apply_txn = NULL;
+        }
+        return 0;
+    }
+    a.st.applied_index = last;
+    unsigned char stbuf[STORE_STATE_REC_LEN];
+    store_state_encode(&a.st, stbuf);
+    MDB_val k = {.mv_size = 5, .mv_data = "state"},
+            v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
+    if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
+        goto fail_batch;
+    if (parent) {
+        /* Into the open transaction: no write to the disk yet. */
+        rc = mdb_txn_commit(a.txn);
+        a.txn = NULL;
+        if (rc) {
+            rc = store_mdb_errno(rc);
+            goto fail_batch;
+        }
+        s->deferred_index = last;
+        bool now = decided ? decided(ctx) : true;
+        if (!now)
+            return 0; /* deferred: store_apply_flush commits it */
+        return store_apply_flush(s);
+    }
+    if (decided)
+        decided(ctx);
+    rc = store_txn_commit(s, a.txn, true);
+    a.txn = NULL;
+    if (rc)
+        goto fail_changes;
+    s->visible_index = last;
+    report_changes(s);
     return 0;
 
+fail_batch:
+    s->n_changes = mark_changes;
+    s->names_len = mark_names;
+    if (a.txn)
+        mdb_txn_abort(a.txn);
+    /* The open transaction keeps the batches deferred before this one;
+     * one opened for this batch alone goes. */
+    if (parent && !s->deferred_index) {
+        mdb_txn_abort(parent);
+        s->apply_txn = NULL;
+    }
+    return rc;
 fail_abort:
     if (a.txn)
         mdb_txn_abort(a.txn);
+    if (parent && !s->deferred_index) {
+        mdb_txn_abort(parent);
+        s->apply_txn = NULL;
+    }
+    return rc;
 fail_changes:
     s->n_changes = 0;
     s->names_len = 0;

@@ -357,7 +357,7 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
             "%s is not a usable LMDB file (%s): refusing to start", data, mdb_strerror(rc));
     }
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
+    if ((rc = store_begin(s, MDB_RDONLY, &txn)))
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot read: %s", data,
                           mdb_strerror(rc));
     const char *what = NULL;
@@ -396,6 +396,7 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         what = "bad state record";
         goto corrupt;
     }
+    s->visible_index = st.applied_index;
     struct store_inode root;
     if (store_inode_load(s, txn, STORE_ROOT_INO, &root) || root.attr.type != STORE_TYPE_DIR) {
         what = "bad root directory";
@@ -408,7 +409,7 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
                           mdb_strerror(rc));
     /* The Raft log tables (created here for stores made before they
      * existed: an empty log is the truth for those). */
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+    if ((rc = store_begin(s, 0, &txn)))
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));
     if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
@@ -517,6 +518,8 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    if (s->apply_txn)
+        store_apply_flush(s); /* if it fails, the log applies them again */
     store_log_close(s);
     if (s->env)
         mdb_env_close(s->env);
@@ -540,7 +543,7 @@ void store_set_observer(struct store *s, const struct store_observer *obs)
 int store_get_stats(struct store *s, struct store_stats *out)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc)
         return store_mdb_errno(rc);
     struct store_state st;
@@ -569,7 +572,7 @@ int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_i
                        uint64_t *incarnation)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc)
         return store_mdb_errno(rc);
     MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v;
@@ -609,7 +612,7 @@ int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id,
         buf[16 + i] = (unsigned char)(incarnation >> (8 * i));
     }
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int rc = store_begin(s, 0, &txn);
     if (rc)
         return store_mdb_errno(rc);
     MDB_val k = {.mv_size = 8, .mv_data = "identity"},
@@ -660,7 +663,7 @@ int store_space(struct store *s, struct store_space *out)
      * word is its length, sorted. */
     uint64_t free_pages = 0;
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)))
+    if ((rc = store_begin(s, MDB_RDONLY, &txn)))
         return store_mdb_errno(rc);
     MDB_cursor *cur;
     if (!mdb_cursor_open(txn, 0, &cur)) {
@@ -743,7 +746,7 @@ bool store_space_take(struct store_space *sp, uint64_t len)
 int store_members(struct store *s, int (*cb)(void *ctx, const struct store_member *m), void *ctx)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc)
         return store_mdb_errno(rc);
     MDB_cursor *cur;

@@ -4,6 +4,7 @@
 #define RAFTFS_STORE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "store.h"
 #include "store_format.h"
@@ -28,6 +29,13 @@ struct store {
     struct store_limits limits;
     struct store_observer obs;
     bool lazy_apply;
+    /* deferred applies (store_apply_batch_decided): the open transaction,
+     * the thread that owns it, the last index applied in it; the index
+     * readers see; a failed commit not yet reported */
+    MDB_txn *apply_txn;
+    pthread_t apply_owner;
+    uint64_t deferred_index, visible_index;
+    int flush_error;
     int lock_fd;
     /* changes of the batch being applied (only the applying thread) */
     struct store_change_rec *changes;
@@ -65,6 +73,12 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
  * the old LMDB tables if it is still in them (the DBIs must be open). */
 int store_log_open(struct store *s, const char *dir, uint64_t seg_bytes, char *err, size_t err_len);
 void store_log_close(struct store *s);
+
+/* Begins a transaction (mdb_txn_begin's flags and return code). On the
+ * thread holding deferred applies they are committed first (LMDB allows a
+ * thread one transaction at a time); a failure of that commit is kept for
+ * store_apply_flush_error. */
+int store_begin(struct store *s, unsigned flags, MDB_txn **txn);
 
 /* Reads and decodes the state record in txn. 0, EIO. */
 int store_state_load(struct store *s, MDB_txn *txn, struct store_state *out);

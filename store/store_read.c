@@ -71,7 +71,7 @@ int store_txn_begin(struct store *s, struct store_txn **out)
     if (!t)
         return ENOMEM;
     t->s = s;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+    int rc = store_begin(s, MDB_RDONLY, &t->txn);
     if (rc) {
         free(t);
         return store_mdb_errno(rc);

@@ -145,7 +145,7 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     if (!w.buf)
         return ENOMEM;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc) {
         free(w.buf);
         return store_mdb_errno(rc);
@@ -447,7 +447,7 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
     if (rc)
         return rc;
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+    if ((rc = store_begin(s, 0, &txn)))
         return fail(err, err_len, store_mdb_errno(rc), "cannot begin a transaction");
     /* The meta table keeps its local records (format); the others empty. */
     MDB_val sk = {.mv_size = 5, .mv_data = "state"}, lk = {.mv_size = 6, .mv_data = "limits"};
@@ -481,9 +481,11 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
     }
     if ((mrc = mdb_txn_commit(txn)))
         return fail(err, err_len, store_commit_errno(s, mrc), "cannot commit");
+    if (info)
+        s->visible_index = info->applied_index;
     struct store_limits lim;
     MDB_txn *rt;
-    if (!mdb_txn_begin(s->env, NULL, MDB_RDONLY, &rt)) {
+    if (!store_begin(s, MDB_RDONLY, &rt)) {
         MDB_val v;
         if (!mdb_get(rt, s->meta, &lk, &v) && !store_limits_decode(v.mv_data, v.mv_size, &lim))
             s->limits = lim;

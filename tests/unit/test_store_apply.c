@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
+
 #include "store_util.h"
 
 static void test_put_get_overwrite(void)
@@ -675,6 +677,139 @@ static void test_observer(void)
     tstore_fini(&t);
 }
 
+/* ---- deferred applies (lazy apply) ---- */
+
+static bool defer_it(void *ctx)
+{
+    (*(int *)ctx)++;
+    return false;
+}
+
+static bool commit_it(void *ctx)
+{
+    (*(int *)ctx)++;
+    return true;
+}
+
+static void *encode_put(const char *path, const char *value, size_t *len)
+{
+    struct store_cmd c = {.op = STORE_OP_PUT,
+                          .path = path,
+                          .path_len = strlen(path),
+                          .value = value,
+                          .value_len = strlen(value),
+                          .mode = 0644,
+                          .time_ns = 1};
+    void *buf;
+    CHECK_EQ(store_cmd_encode(&c, &buf, len), 0);
+    return buf;
+}
+
+struct reader {
+    struct store *s;
+    const char *path;
+    int found; /* 1 found, 0 ENOENT, -1 other */
+};
+
+/* Another thread's view. */
+static void *read_other(void *arg)
+{
+    struct reader *r = arg;
+    struct store_txn *t;
+    struct store_attr a;
+    if (store_txn_begin(r->s, &t)) {
+        r->found = -1;
+        return NULL;
+    }
+    int rc = store_resolve(t, r->path, strlen(r->path), &a);
+    store_txn_end(t);
+    r->found = rc == 0 ? 1 : rc == ENOENT ? 0 : -1;
+    return NULL;
+}
+
+static int seen_by_other(struct store *s, const char *path)
+{
+    struct reader r = {.s = s, .path = path};
+    pthread_t th;
+    pthread_create(&th, NULL, read_other, &r);
+    pthread_join(th, NULL);
+    return r.found;
+}
+
+static void test_deferred(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    store_set_lazy_apply(t.s, true);
+    struct seen seen = {0};
+    struct store_observer obs = {.ctx = &seen, .changed = on_changed};
+    store_set_observer(t.s, &obs);
+    int calls = 0;
+    size_t len1, len2, len3;
+    void *p1 = encode_put("/d1", "one", &len1), *p2 = encode_put("/d2", "two", &len2),
+         *p3 = encode_put("/d3", "three", &len3);
+    struct store_entry e = {.index = 1, .data = p1, .len = len1};
+    struct store_result r[2];
+    /* Deferred: decided, but no reader elsewhere sees it, nor is it
+     * reported; later batches join it. */
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(r[0].err, 0);
+    CHECK(store_apply_deferred(t.s));
+    CHECK_EQ(store_applied_visible(t.s), 0);
+    CHECK_EQ(seen_by_other(t.s, "/d1"), 0);
+    CHECK_EQ(seen.name, 0);
+    e = (struct store_entry){.index = 2, .data = p2, .len = len2};
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    CHECK_EQ(seen_by_other(t.s, "/d2"), 0);
+    /* A batch that fails leaves them in place. */
+    struct store_entry bad[2] = {{.index = 4, .data = p3, .len = len3},
+                                 {.index = 3, .data = p3, .len = len3}};
+    CHECK_EQ(store_apply_batch_decided(t.s, bad, 2, r, defer_it, &calls), EINVAL);
+    CHECK(store_apply_deferred(t.s));
+    /* Committed: visible everywhere and reported. */
+    CHECK_EQ(store_apply_flush(t.s), 0);
+    CHECK(!store_apply_deferred(t.s));
+    CHECK_EQ(store_applied_visible(t.s), 2);
+    CHECK_EQ(seen_by_other(t.s, "/d1"), 1);
+    CHECK_EQ(seen_by_other(t.s, "/d2"), 1);
+    CHECK_EQ(seen.name, 2);
+    CHECK_EQ(store_apply_flush(t.s), 0); /* nothing to do */
+    /* A read begun on the applying thread commits them first. */
+    e = (struct store_entry){.index = 3, .data = p3, .len = len3};
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    t.index = 3;
+    struct store_attr a;
+    CHECK_EQ(t_stat(&t, "/d3", &a), 0);
+    CHECK(!store_apply_deferred(t.s));
+    CHECK_EQ(store_apply_flush_error(t.s), 0);
+    CHECK_EQ(store_applied_visible(t.s), 3);
+    /* decided saying "now" commits what was deferred before, too. */
+    e = (struct store_entry){.index = 4, .data = p1, .len = len1};
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    e = (struct store_entry){.index = 5, .data = p2, .len = len2};
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, commit_it, &calls), 0);
+    CHECK(!store_apply_deferred(t.s));
+    CHECK_EQ(store_applied_visible(t.s), 5);
+    /* Entries already applied are skipped, deferred or not; none opens a
+     * transaction for nothing. */
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    CHECK(r[0].skipped);
+    CHECK(!store_apply_deferred(t.s));
+    /* Closing commits what is deferred. */
+    e = (struct store_entry){.index = 6, .data = p3, .len = len3};
+    CHECK_EQ(store_apply_batch_decided(t.s, &e, 1, r, defer_it, &calls), 0);
+    store_close(t.s);
+    t.s = open_store(t.dir);
+    struct store_stats st;
+    CHECK_EQ(store_get_stats(t.s, &st), 0);
+    CHECK_EQ(st.applied_index, 6);
+    free(p1);
+    free(p2);
+    free(p3);
+    tstore_fini(&t);
+}
+
 /* Two stores fed the same commands hold the same tree: same inodes, times,
  * revisions. */
 static void test_deterministic(void)
@@ -862,6 +997,7 @@ int main(void)
     RUN(test_reapply_is_noop);
     RUN(test_batch);
     RUN(test_observer);
+    RUN(test_deferred);
     RUN(test_deterministic);
     RUN(test_exactly_once);
     RUN(test_sessions_bounded);

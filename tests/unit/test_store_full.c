@@ -98,8 +98,85 @@ static void test_short_write_is_enospc(void)
     free(dir);
 }
 
+static bool defer_it(void *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+/* Deferred applies whose commit finds the disk full: ENOSPC, none of them
+ * applied, the store usable; applied again once there is room, the same
+ * results. */
+static void test_deferred_commit_enospc(void)
+{
+    char *dir = tmpdir_make();
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=4m")) {
+        printf("# skipped: cannot mount a tmpfs (%s); run as root\n", strerror(errno));
+        rmdir(dir);
+        free(dir);
+        return;
+    }
+    char data[600];
+    snprintf(data, sizeof(data), "%s/data", dir);
+    struct store_config cfg = {.map_bytes = 64u << 20};
+    struct store *s = open_store_cfg(data, &cfg);
+    store_set_lazy_apply(s, true);
+    struct store_result r;
+    CHECK_EQ(apply_put(s, 1, "/small", "x", 1, &r), 0);
+    size_t len = 64 * PAGE;
+    char *big = malloc(len);
+    memset(big, 'b', len);
+    struct store_cmd c = {
+        .op = STORE_OP_PUT, .path = "/big", .path_len = 4, .value = big, .value_len = len};
+    void *buf;
+    size_t blen;
+    CHECK_EQ(store_cmd_encode(&c, &buf, &blen), 0);
+    struct store_entry e[2] = {{.index = 2, .data = buf, .len = blen},
+                               {.index = 3, .data = buf, .len = blen}};
+    int fd = fill(dir, 2);
+    CHECK_EQ(store_apply_batch_decided(s, &e[0], 1, &r, defer_it, NULL), 0);
+    CHECK_EQ(r.err, 0);
+    CHECK_EQ(store_apply_batch_decided(s, &e[1], 1, &r, defer_it, NULL), 0);
+    CHECK(store_apply_deferred(s));
+    CHECK_EQ(store_apply_flush(s), ENOSPC);
+    CHECK(!store_apply_deferred(s));
+    CHECK_EQ(store_applied_visible(s), 1);
+    CHECK_EQ(store_apply_flush_error(s), 0); /* returned, not kept */
+    struct store_stats st;
+    CHECK_EQ(store_get_stats(s, &st), 0);
+    CHECK_EQ(st.applied_index, 1);
+    close(fd);
+    char filler[600];
+    snprintf(filler, sizeof(filler), "%s/filler", dir);
+    CHECK_EQ(unlink(filler), 0);
+    struct store_result rr[2];
+    CHECK_EQ(store_apply_batch_decided(s, e, 2, rr, NULL, NULL), 0);
+    CHECK_EQ(rr[0].err, 0);
+    CHECK_EQ(rr[1].err, 0);
+    CHECK_EQ(store_applied_visible(s), 3);
+    /* A read on the applying thread commits deferred applies first; a
+     * failure of that commit is kept for store_apply_flush_error, once. */
+    struct store_entry e4 = {.index = 4, .data = buf, .len = blen};
+    CHECK_EQ(store_apply_batch_decided(s, &e4, 1, &r, defer_it, NULL), 0);
+    fd = fill(dir, 2);
+    CHECK_EQ(store_get_stats(s, &st), 0);
+    CHECK_EQ(st.applied_index, 3);
+    CHECK(!store_apply_deferred(s));
+    CHECK_EQ(store_apply_flush_error(s), ENOSPC);
+    CHECK_EQ(store_apply_flush_error(s), 0);
+    close(fd);
+    CHECK_EQ(unlink(filler), 0);
+    free(buf);
+    store_close(s);
+    free(big);
+    CHECK_EQ(umount(dir), 0);
+    rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_short_write_is_enospc);
+    RUN(test_deferred_commit_enospc);
     CHECK_DONE();
 }

@@ -1,7 +1,12 @@
 /* store_crc.c - CRC-32C (Castagnoli, reflected polynomial 0x82F63B78),
- * the checksum of snapshot images. The table is the polynomial's remainder
- * of each byte value, computed once by a script and kept as data. */
+ * the checksum of snapshot images and of the log's batches. On x86-64 with
+ * SSE4.2 the processor's crc32 instruction computes it, 8 bytes at a time
+ * (taking a snapshot spent an eighth of a leader's CPU on the byte-wise
+ * table, issue 6); elsewhere the table: the polynomial's remainder of each
+ * byte value, computed once by a script and kept as data. */
 #include "store_crc.h"
+
+#include <string.h>
 
 static const uint32_t crc_table[256] = {
     0x00000000U, 0xf26b8303U, 0xe13b70f7U, 0x1350f3f4U, 0xc79a971fU, 0x35f1141cU, 0x26a1e7e8U,
@@ -43,11 +48,45 @@ static const uint32_t crc_table[256] = {
     0xbe2da0a5U, 0x4c4623a6U, 0x5f16d052U, 0xad7d5351U,
 };
 
-uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t store_crc32c_table(uint32_t crc, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     crc = ~crc;
     while (len--)
         crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const void *buf,
+                                                            size_t len)
+{
+    const unsigned char *p = buf;
+    uint32_t c = ~crc;
+    while (len && ((uintptr_t)p & 7)) {
+        c = __builtin_ia32_crc32qi(c, *p++);
+        len--;
+    }
+    uint64_t c64 = c;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, v);
+        p += 8;
+        len -= 8;
+    }
+    c = (uint32_t)c64;
+    while (len--)
+        c = __builtin_ia32_crc32qi(c, *p++);
+    return ~c;
+}
+#endif
+
+uint32_t store_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return crc_sse42(crc, buf, len);
+#endif
+    return store_crc32c_table(crc, buf, len);
 }

@@ -27,8 +27,10 @@
  * reaches them, and refuses a log whose entries do not follow its snapshot.
  *
  * Readers see the log through an index in memory (term, type, segment and
- * offset of every entry) under a read-write lock, and copy entries from
- * the segments' read-only mappings.
+ * offset of every entry) under a read-write lock, and read entries with
+ * pread, one read per run of entries in a segment. The segments are mapped
+ * only to be replayed at open: mapped pages that were read would count in
+ * the process's resident memory (issue 6 compares it with etcd's).
  */
 #include "store_wal.h"
 
@@ -270,6 +272,24 @@ static int write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
     return 0;
 }
 
+static int read_all(int fd, unsigned char *p, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t r = pread(fd, p, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (r == 0)
+            return EIO; /* the file is shorter than the index says */
+        p += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
 /* Creates segment seq of size bytes (a header, then zeros), durable, and
  * maps it. ENOSPC if there is no room (nothing is left behind). */
 static int seg_create(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
@@ -301,10 +321,6 @@ static int seg_create(struct store_wal *w, uint64_t seq, size_t size, struct seg
         return rc == EDQUOT ? ENOSPC : rc;
     }
     *out = (struct seg){.seq = seq, .fd = fd, .size = size};
-    if ((rc = seg_map(out, false))) {
-        close(fd);
-        return rc;
-    }
     return 0;
 }
 
@@ -725,6 +741,13 @@ int store_wal_open(const char *dir, bool read_only, uint64_t seg_bytes, struct s
     }
     if (!w->next_batch)
         w->next_batch = 1;
+    /* The mappings served the replay only: entries are read with pread,
+     * so the log's pages are not counted in this process's memory. */
+    for (size_t i = 0; i < w->n_segs; i++) {
+        if (w->segs[i].map)
+            munmap(w->segs[i].map, w->segs[i].size);
+        w->segs[i].map = NULL;
+    }
     *out = w;
     return 0;
 }
@@ -992,15 +1015,44 @@ int store_wal_entries(struct store_wal *w, uint64_t lo, uint64_t hi, size_t max_
         rc = ENOMEM;
         goto out;
     }
-    unsigned char *data = (unsigned char *)(arr + count);
-    for (size_t i = 0; i < count; i++) {
-        const struct ent *en = ent_at(w, lo + i);
-        const struct seg *sg = seg_of(w, en->seg);
-        arr[i] = (struct store_log_entry){
-            .index = lo + i, .term = en->term, .type = en->type, .data = data, .len = en->len};
-        if (en->len)
-            memcpy(data, sg->map + en->off, en->len);
-        data += en->len;
+    unsigned char *data = (unsigned char *)(arr + count), *span = NULL;
+    size_t span_cap = 0;
+    for (size_t i = 0; i < count;) {
+        /* A run of entries in one segment is one read, from the first's
+         * data to the last's end (record headers between them). */
+        const struct ent *first = ent_at(w, lo + i);
+        size_t j = i + 1;
+        while (j < count && ent_at(w, lo + j)->seg == first->seg &&
+               ent_at(w, lo + j)->off > ent_at(w, lo + j - 1)->off)
+            j++;
+        const struct ent *last = ent_at(w, lo + j - 1);
+        size_t len = (size_t)(last->off + last->len - first->off);
+        if (len > span_cap) {
+            unsigned char *p = realloc(span, len);
+            if (!p) {
+                rc = ENOMEM;
+                break;
+            }
+            span = p;
+            span_cap = len;
+        }
+        if (len && (rc = read_all(seg_of(w, first->seg)->fd, span, len, first->off)))
+            break;
+        for (size_t k = i; k < j; k++) {
+            const struct ent *en = ent_at(w, lo + k);
+            arr[k] = (struct store_log_entry){
+                .index = lo + k, .term = en->term, .type = en->type, .data = data, .len = en->len};
+            if (en->len)
+                memcpy(data, span + (en->off - first->off), en->len);
+            data += en->len;
+        }
+        i = j;
+    }
+    free(span);
+    if (rc) {
+        free(arr);
+        rc = rc == ENOMEM ? ENOMEM : EIO;
+        goto out;
     }
     *out = arr;
     *n = count;

@@ -64,7 +64,7 @@ const char cli_mount_usage[] =
     "                            --peers address; alone: none unless given)\n"
     "      --timeout SECONDS     a write or read without quorum fails after this (5)\n"
     "      --snapshot-entries N  snapshot the tree and compact the log every N\n"
-    "                            entries (10000)\n"
+    "                            entries (100000)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"

@@ -62,7 +62,7 @@ struct node_config {
 #define NODE_DEFAULT_ELECTION_TICKS 10
 #define NODE_DEFAULT_TIMEOUT_MS     5000
 #define NODE_DEFAULT_MAX_BATCH      1024
-#define NODE_DEFAULT_SNAP_ENTRIES   10000
+#define NODE_DEFAULT_SNAP_ENTRIES   100000
 
 /* Opens the data directory (refusing foreign, damaged or busy ones, and
  * one recorded for another cluster or member id) and binds the listen

@@ -1025,18 +1025,11 @@ int store_apply_batch_decided(struct store *s, const struct store_entry *entries
 fail_batch:
     s->n_changes = mark_changes;
     s->names_len = mark_names;
+fail_abort:
     if (a.txn)
         mdb_txn_abort(a.txn);
     /* The open transaction keeps the batches deferred before this one;
      * one opened for this batch alone goes. */
-    if (parent && !s->deferred_index) {
-        mdb_txn_abort(parent);
-        s->apply_txn = NULL;
-    }
-    return rc;
-fail_abort:
-    if (a.txn)
-        mdb_txn_abort(a.txn);
     if (parent && !s->deferred_index) {
         mdb_txn_abort(parent);
         s->apply_txn = NULL;

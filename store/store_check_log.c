@@ -11,6 +11,7 @@
  * decoded here again, from the format, independently of the code that
  * wrote them, and each problem is placed. */
 #include "store_check_internal.h"
+#include "store_le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,16 +34,6 @@
 #define LOG_SNAP_FIXED  (LOG_REC_HDR + 28)
 #define LOG_TYPE_MIN    1 /* command */
 #define LOG_TYPE_MAX    3 /* no-op 2, configuration 3 */
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* Is rec a record of version 1 whose CRC matches? */
 static bool sealed(const unsigned char *rec, size_t len)

@@ -13,6 +13,7 @@
  *            | u32 conf length | conf
  */
 #include "store_log.h"
+#include "store_le.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,16 +33,6 @@
 #define ENTRY_FIXED (REC_HDR + 12)
 #define HARD_LEN    (REC_HDR + 24)
 #define SNAP_FIXED  (REC_HDR + 28)
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static bool sealed(const unsigned char *rec, size_t len)
 {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store_crc.h"
+#include "store_le.h"
 #include "store_internal.h"
 
 #define SNAP_MAGIC     "raftfs-snap"
@@ -44,28 +45,6 @@ enum {
     SNAP_MEMBERS,
     SNAP_TABLES = SNAP_MEMBERS
 };
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* ---- writing ---- */
 

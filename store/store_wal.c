@@ -33,6 +33,7 @@
  * the process's resident memory (issue 6 compares it with etcd's).
  */
 #include "store_wal.h"
+#include "store_le.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -99,28 +100,6 @@ struct store_wal {
     size_t buf_cap;
     char note[256];
 };
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static size_t pad8(size_t n)
 {

@@ -246,6 +246,17 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     /* fstat of a file deleted while open: its last attributes, nlink 0. */
     if (rc == ENOENT && fs_table_orphan_attr(fs, ino, &a) == 0)
         rc = 0;
+    /* Any other inode the kernel asks about that is gone was reached by a
+     * name that now leads elsewhere (deleted, maybe made again: a new
+     * inode). The kernel asks for attributes between its lookup and the
+     * open, for the permission check (default_permissions): ENOENT there
+     * failed the open as if the name did not exist. ESTALE makes it walk
+     * the path again (LOOKUP_REVAL), as for an open (fs_op_open). Found by
+     * tests/chaos with the kernel's fuse tracepoints: LOOKUP answered, no
+     * OPEN sent, a GETATTR answered ENOENT, the read reported the key
+     * absent although it had been written again before the read began. */
+    if (rc == ENOENT)
+        rc = ESTALE;
     if (rc) {
         fuse_reply_err(req, rc);
         return;

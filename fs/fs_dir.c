@@ -96,6 +96,11 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);
     }
+    /* A directory gone since the kernel's lookup (deleted, maybe made
+     * again): ESTALE, so the kernel looks the name up again, as for
+     * fs_op_open and fs_op_getattr. */
+    if (rc == ENOENT)
+        rc = ESTALE;
     if (!rc && a.type != STORE_TYPE_DIR)
         rc = ENOTDIR;
     struct fs_dirh *d = NULL;

@@ -8,6 +8,7 @@
  * Needs a filesystem of its own to fill: a 4 MiB tmpfs, mounted here (as
  * root, like the bats and chaos suites). */
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -176,6 +177,11 @@ static void test_deferred_commit_enospc(void)
 
 int main(void)
 {
+    /* The tmpfs mounts live in a mount namespace of this process alone:
+     * if a test aborts (a sanitizer report, a crash), they go with it
+     * instead of staying mounted. Without the right to, the tests skip. */
+    if (unshare(CLONE_NEWNS) == 0)
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     RUN(test_short_write_is_enospc);
     RUN(test_deferred_commit_enospc);
     CHECK_DONE();

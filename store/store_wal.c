@@ -178,14 +178,13 @@ static struct seg *seg_of(struct store_wal *w, uint64_t seq)
 
 /* ---- segments -------------------------------------------------------- */
 
-static int seg_map(struct seg *sg, bool read_only)
+static int seg_map(struct seg *sg)
 {
     sg->map = mmap(NULL, sg->size, PROT_READ, MAP_SHARED, sg->fd, 0);
     if (sg->map == MAP_FAILED) {
         sg->map = NULL;
         return errno;
     }
-    (void)read_only;
     return 0;
 }
 
@@ -593,7 +592,7 @@ static int open_segment(struct store_wal *w, uint64_t seq, char *err, size_t err
         return fail(err, err_len, EIO, "wal/%s: too short (%lld bytes)", name,
                     (long long)st.st_size);
     }
-    int rc = seg_map(&sg, w->read_only);
+    int rc = seg_map(&sg);
     if (rc) {
         close(fd);
         return fail(err, err_len, rc, "wal/%s: cannot map: %s", name, strerror(rc));

@@ -51,19 +51,29 @@ static int fill(const char *dir, size_t pages)
     return fd;
 }
 
-static void test_short_write_is_enospc(void)
+/* A store on a 4 MiB tmpfs of its own (*dir, the mountpoint), with a
+ * 64 MiB map; NULL (skipped) if a tmpfs cannot be mounted. */
+static struct store *open_on_small_fs(char **dir)
 {
-    char *dir = tmpdir_make();
-    if (mount("tmpfs", dir, "tmpfs", 0, "size=4m")) {
+    *dir = tmpdir_make();
+    if (mount("tmpfs", *dir, "tmpfs", 0, "size=4m")) {
         printf("# skipped: cannot mount a tmpfs (%s); run as root\n", strerror(errno));
-        rmdir(dir);
-        free(dir);
-        return;
+        rmdir(*dir);
+        free(*dir);
+        return NULL;
     }
     char data[600];
-    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(data, sizeof(data), "%s/data", *dir);
     struct store_config cfg = {.map_bytes = 64u << 20};
-    struct store *s = open_store_cfg(data, &cfg);
+    return open_store_cfg(data, &cfg);
+}
+
+static void test_short_write_is_enospc(void)
+{
+    char *dir;
+    struct store *s = open_on_small_fs(&dir);
+    if (!s)
+        return;
     struct store_result r;
     CHECK_EQ(apply_put(s, 1, "/small", "x", 1, &r), 0);
 
@@ -110,17 +120,10 @@ static bool defer_it(void *ctx)
  * results. */
 static void test_deferred_commit_enospc(void)
 {
-    char *dir = tmpdir_make();
-    if (mount("tmpfs", dir, "tmpfs", 0, "size=4m")) {
-        printf("# skipped: cannot mount a tmpfs (%s); run as root\n", strerror(errno));
-        rmdir(dir);
-        free(dir);
+    char *dir;
+    struct store *s = open_on_small_fs(&dir);
+    if (!s)
         return;
-    }
-    char data[600];
-    snprintf(data, sizeof(data), "%s/data", dir);
-    struct store_config cfg = {.map_bytes = 64u << 20};
-    struct store *s = open_store_cfg(data, &cfg);
     store_set_lazy_apply(s, true);
     struct store_result r;
     CHECK_EQ(apply_put(s, 1, "/small", "x", 1, &r), 0);

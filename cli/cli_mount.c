@@ -537,6 +537,7 @@ struct promoter {
 static void *promoter_main(void *arg)
 {
     struct promoter *p = arg;
+    pthread_setname_np(pthread_self(), "raftfs-promote");
     /* Until it is a voter: the leader refuses while it has not caught up. */
     if (cli_member_promote(p->endpoints, p->id, 3000) == 0) {
         node_log(NODE_LOG_INFO, "member %llu is a voter", (unsigned long long)p->id);

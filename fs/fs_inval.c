@@ -77,6 +77,7 @@ static void notify(struct fs *fs, const struct fs_inval_item *it)
 static void *inval_main(void *arg)
 {
     struct fs *fs = arg;
+    pthread_setname_np(pthread_self(), "raftfs-inval");
     pthread_mutex_lock(&fs->inval_mu);
     for (;;) {
         while (!fs->inval_head && !fs->inval_stop)

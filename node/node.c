@@ -172,6 +172,7 @@ static void on_wake(struct net_loop *l, void *ctx)
 static void *node_main(void *arg)
 {
     struct node *n = arg;
+    pthread_setname_np(pthread_self(), "raftfs-node"); /* for top -H, perf */
     int rc = net_loop_run(n->loop);
     if (rc)
         node_log(NODE_LOG_ERROR, "event loop failed: %s", strerror(rc));

@@ -44,6 +44,7 @@ struct net_loop {
     net_loop_cb turn_cb, wake_cb, idle_cb;
     void *turn_ctx, *wake_ctx, *idle_ctx;
     bool want_idle;
+    bool wake_pending; /* asked for while dispatching: owner thread only */
     uint64_t idle_not_before_ms;
     atomic_bool stop;
 };
@@ -258,8 +259,18 @@ void net_loop_on_wake(struct net_loop *l, net_loop_cb cb, void *ctx)
     l->wake_ctx = ctx;
 }
 
+/* The loop this thread is dispatching events of, if any: its turn callback
+ * runs once they are done, so a wake-up asked for meanwhile (a client's
+ * request submitted from its connection's callback) needs no eventfd write
+ * and no extra epoll round: the wake callback runs before the turn's. */
+static __thread struct net_loop *dispatching;
+
 void net_loop_wake(struct net_loop *l)
 {
+    if (dispatching == l) {
+        l->wake_pending = true;
+        return;
+    }
     uint64_t one = 1;
     /* EAGAIN means the counter is already non-zero: a wake-up is pending. */
     if (write(l->wakefd, &one, sizeof(one)) < 0) {
@@ -297,6 +308,7 @@ int net_loop_run(struct net_loop *l)
             run_deferred(l);
             continue;
         }
+        dispatching = l;
         for (int i = 0; i < n; i++) {
             int fd = (int)(uint32_t)evs[i].data.u64;
             uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
@@ -306,6 +318,12 @@ int net_loop_run(struct net_loop *l)
             if (!s->used || s->gen != gen)
                 continue; /* unwatched earlier in this turn */
             s->cb(l, fd, evs[i].events, s->ctx);
+        }
+        dispatching = NULL;
+        if (l->wake_pending) {
+            l->wake_pending = false;
+            if (l->wake_cb)
+                l->wake_cb(l, l->wake_ctx);
         }
         if (l->turn_cb)
             l->turn_cb(l, l->turn_ctx);

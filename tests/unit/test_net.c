@@ -213,6 +213,67 @@ static void test_loop_idle(void)
     net_loop_free(l);
 }
 
+/* A wake asked for from an event callback runs the wake callback in the
+ * same turn, before the turn hook, and once: no eventfd write is left to
+ * wake the loop again (the idle callback would see it first). */
+struct inwake {
+    int sp[2];
+    int turns, wakes, wake_turn, idles;
+};
+
+static void inwake_read(struct net_loop *l, int fd, uint32_t events, void *ctx)
+{
+    char b[8];
+    (void)events, (void)ctx;
+    if (read(fd, b, sizeof(b)) > 0)
+        net_loop_wake(l);
+}
+
+static void inwake_wake(struct net_loop *l, void *ctx)
+{
+    struct inwake *w = ctx;
+    (void)l;
+    w->wakes++;
+    w->wake_turn = w->turns;
+}
+
+static void inwake_turn(struct net_loop *l, void *ctx)
+{
+    struct inwake *w = ctx;
+    w->turns++;
+    if (w->wakes)
+        net_loop_want_idle(l, 0);
+}
+
+static void inwake_idle(struct net_loop *l, void *ctx)
+{
+    struct inwake *w = ctx;
+    w->idles++;
+    net_loop_stop(l);
+}
+
+static void test_loop_wake_in_callback(void)
+{
+    struct net_loop *l;
+    struct inwake w = {0};
+    CHECK_EQ(net_loop_new(&l), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, w.sp), 0);
+    CHECK_EQ(net_loop_watch(l, w.sp[0], EPOLLIN, inwake_read, &w), 0);
+    net_loop_on_turn(l, inwake_turn, &w);
+    net_loop_on_wake(l, inwake_wake, &w);
+    net_loop_on_idle(l, inwake_idle, &w);
+    CHECK_EQ(write(w.sp[1], "x", 1), 1);
+    CHECK_EQ(net_loop_run(l), 0);
+    CHECK_EQ(w.wakes, 1);     /* not again from a written eventfd */
+    CHECK_EQ(w.wake_turn, 0); /* before the first turn's hook */
+    CHECK_EQ(w.turns, 1);
+    CHECK_EQ(w.idles, 1);
+    net_loop_unwatch(l, w.sp[0]);
+    close(w.sp[0]);
+    close(w.sp[1]);
+    net_loop_free(l);
+}
+
 /* ---- connections over loopback ---- */
 
 struct side {
@@ -482,6 +543,7 @@ int main(void)
     RUN(test_loop_timer_wake_defer);
     RUN(test_loop_stale_event);
     RUN(test_loop_idle);
+    RUN(test_loop_wake_in_callback);
     RUN(test_conn_echo);
     RUN(test_conn_bad_frames);
     RUN(test_conn_queue_bound);

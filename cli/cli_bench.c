@@ -80,7 +80,6 @@ static const char *const op_names[] = {"put", "get", "sget"};
 #define MAX_ERRNO       256
 #define KEY_SIZE_MAX    STORE_MAX_NAME_BYTES_BOUND
 #define MAX_FRAME       (80U << 20) /* the largest answer accepted, as net_client's */
-#define READ_BATCH      64          /* answers a reader hands out per turn, at most */
 #define PREPARE_WRITERS 256         /* writers of the keys before get and sget, at least */
 
 struct sconn;
@@ -101,7 +100,8 @@ struct bench {
     bool json;
     char *value;
     struct sconn *conns;
-    /* the start gate: clients wait for go */
+    struct worker *workers;
+    /* the start gate: connections wait for go */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool go;
@@ -119,6 +119,13 @@ struct worker {
     unsigned first_key, n_keys; /* for preparing: this writer's share */
     uint64_t client_id, seq;    /* names each write, for exactly-once retries */
     uint64_t rng;
+    unsigned walk; /* the next key of a walk */
+    /* the request in flight, driven by its connection's thread */
+    bool busy, measured, finished;
+    unsigned key;
+    uint64_t req_id, t0, deadline;
+    uint8_t *frame; /* its bytes on the wire, to send again on a new connection */
+    size_t frame_len, frame_cap;
 };
 
 static uint64_t mono_ns(void)
@@ -142,55 +149,30 @@ static void key_name(const struct bench *b, char *buf, size_t len, unsigned k)
 
 /* ---- a connection shared by several clients ----
  *
- * No thread of its own: a client waiting for its answer reads for
- * everyone (it is "the reader"), hands each answer to the client whose
- * request id it carries, and once its own answer is in passes the reading
- * on to another waiting client. With one client per connection this is a
- * plain blocking call. A failed connection fails every request waiting on
- * it; each is sent again, on a new connection, until its deadline (a
- * write keeps its client id and sequence number, so it is applied once).
- * Connections go to the first endpoint that answers, like net_client's. */
-
-struct call {
-    uint64_t id;
-    Raftfs__Envelope *reply; /* its answer, once in */
-    int err;                 /* or the failure of the connection */
-    bool done;
-    pthread_cond_t cond;
-    struct call *next; /* in the connection's waiting list */
-};
+ * One thread drives each connection and all of its clients: every client
+ * has at most one request in flight (closed loop); the thread sends the
+ * requests of the clients that are free in one write, reads whatever
+ * answers have come, hands each to its client by request id, and goes
+ * round again. No thread waits for another, so the load generator costs
+ * little CPU next to the members it measures on the same machine. A failed
+ * connection is made again (to the first endpoint that answers, like
+ * net_client's) and the requests in flight are sent again, byte for byte
+ * (a write keeps its client id and sequence number, so it is applied
+ * once), until each one's deadline. */
 
 struct sconn {
     struct bench *b;
-    pthread_mutex_t mu;
-    pthread_cond_t changed; /* a connection attempt ended */
-    int fd;                 /* connected and greeted, or -1 */
-    bool connecting, reading;
+    unsigned index;
+    pthread_t thread;
+    int fd;     /* connected and greeted, or -1 */
     size_t cur; /* endpoint in use or to try first */
     uint64_t next_id;
-    struct call *waiting;
-    uint8_t *in; /* bytes read, not yet a whole frame: the reader's */
+    uint8_t *in; /* bytes read, not yet a whole frame */
     size_t in_len, in_cap;
+    uint8_t *out; /* requests to send */
+    size_t out_len, out_cap;
     char err[256]; /* why the last connection failed */
 };
-
-static void cond_init_mono(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
-/* Waits on c until deadline (monotonic ns): 0, or ETIMEDOUT. */
-static int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, uint64_t deadline)
-{
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
-                          .tv_nsec = (long)(deadline % 1000000000ULL)};
-    int rc = pthread_cond_timedwait(c, mu, &ts);
-    return rc == ETIMEDOUT || mono_ns() >= deadline ? ETIMEDOUT : 0;
-}
 
 /* Waits until fd is ready for events or deadline: 0, ETIMEDOUT, errno. */
 static int wait_fd(int fd, short events, uint64_t deadline)
@@ -331,7 +313,7 @@ static int connect_ep(struct sconn *s, size_t i, uint64_t deadline, int *out_fd,
     env.hello = &hello;
     if ((rc = send_env(fd, &env, deadline)))
         goto fail;
-    Raftfs__Envelope *reply;
+    Raftfs__Envelope *reply = NULL;
     size_t n;
     s->in_len = 0;
     if ((rc = read_frames(s, fd, deadline, &reply, 1, &n)))
@@ -377,153 +359,6 @@ static int sconn_connect(struct sconn *s, size_t first, uint64_t deadline, int *
             backoff_ms = backoff_ms < 500 ? backoff_ms * 2 : 500;
         }
     }
-    return rc;
-}
-
-/* Closes the connection and fails every request waiting on it. Locked,
- * and nobody reading. */
-static void sconn_fail(struct sconn *s, int rc)
-{
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    s->in_len = 0;
-    snprintf(s->err, sizeof(s->err), "%s: %s", s->b->ep_names[s->cur], strerror(rc));
-    for (struct call *c = s->waiting; c; c = c->next) {
-        c->done = true;
-        c->err = rc;
-        pthread_cond_signal(&c->cond);
-    }
-    s->waiting = NULL;
-}
-
-static void sconn_unlink(struct sconn *s, struct call *c)
-{
-    for (struct call **p = &s->waiting; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            return;
-        }
-}
-
-/* Hands the answers read to the requests waiting for them. Locked. */
-static void sconn_dispatch(struct sconn *s, Raftfs__Envelope **envs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        struct call *c = NULL;
-        if (envs[i]->body_case == RAFTFS__ENVELOPE__BODY_RESPONSE)
-            for (c = s->waiting; c && c->id != envs[i]->response->id; c = c->next)
-                ;
-        if (!c) { /* a late answer to a request given up on, or junk */
-            net_wire_free(envs[i]);
-            continue;
-        }
-        sconn_unlink(s, c);
-        c->reply = envs[i];
-        c->done = true;
-        pthread_cond_signal(&c->cond);
-    }
-}
-
-/* Sends req on s and waits for its answer until deadline, sending it again
- * on a new connection if the connection fails. 0 with *resp (the member's
- * result in its err), or the errno of the last failure with the reason in
- * why. c is the caller's (its cond initialised). */
-static int sconn_call(struct sconn *s, struct call *c, Raftfs__ClientRequest *req,
-                      uint64_t deadline, Raftfs__ClientResponse **resp, char *why, size_t why_len)
-{
-    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
-    env.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
-    env.request = req;
-    int rc = ETIMEDOUT;
-    why[0] = 0;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        if (mono_ns() >= deadline) {
-            rc = ETIMEDOUT;
-            if (!why[0])
-                snprintf(why, why_len, "no answer in time");
-            break;
-        }
-        if (s->fd < 0) {
-            if (s->connecting) {
-                cond_wait_until(&s->changed, &s->mu, deadline);
-                continue;
-            }
-            s->connecting = true;
-            size_t first = s->cur, cur = s->cur;
-            char err[sizeof(s->err)];
-            int fd = -1;
-            pthread_mutex_unlock(&s->mu);
-            rc = sconn_connect(s, first, deadline, &fd, &cur, err, sizeof(err));
-            pthread_mutex_lock(&s->mu);
-            s->connecting = false;
-            s->fd = rc ? -1 : fd;
-            s->cur = cur;
-            s->in_len = 0;
-            snprintf(s->err, sizeof(s->err), "%s", rc ? err : "");
-            pthread_cond_broadcast(&s->changed);
-            if (rc) {
-                snprintf(why, why_len, "%s", s->err);
-                break;
-            }
-            continue;
-        }
-        req->id = ++s->next_id;
-        if ((rc = send_env(s->fd, &env, deadline)))
-            shutdown(s->fd, SHUT_RDWR); /* whoever reads next finds it broken */
-        c->id = req->id;
-        c->reply = NULL;
-        c->err = 0;
-        c->done = false;
-        c->next = s->waiting;
-        s->waiting = c;
-        while (!c->done) {
-            if (s->reading) {
-                if (cond_wait_until(&c->cond, &s->mu, deadline))
-                    break;
-                continue;
-            }
-            s->reading = true;
-            int fd = s->fd;
-            Raftfs__Envelope *got[READ_BATCH];
-            size_t n = 0;
-            pthread_mutex_unlock(&s->mu);
-            rc = read_frames(s, fd, deadline, got, READ_BATCH, &n);
-            pthread_mutex_lock(&s->mu);
-            s->reading = false;
-            if (rc == ETIMEDOUT)
-                break;
-            if (rc)
-                sconn_fail(s, rc);
-            else
-                sconn_dispatch(s, got, n);
-        }
-        if (!c->done)
-            sconn_unlink(s, c);
-        /* Someone else waiting takes over the reading. */
-        if (!s->reading && s->waiting)
-            pthread_cond_signal(&s->waiting->cond);
-        if (!c->done) {
-            rc = ETIMEDOUT;
-            snprintf(why, why_len, "%s: no answer in time", s->b->ep_names[s->cur]);
-            break;
-        }
-        if (c->err) { /* the connection failed: again, on a new one */
-            rc = c->err;
-            snprintf(why, why_len, "%s", s->err);
-            continue;
-        }
-        /* Detach the response from its envelope. */
-        *resp = c->reply->response;
-        c->reply->response = NULL;
-        c->reply->body_case = RAFTFS__ENVELOPE__BODY__NOT_SET;
-        net_wire_free(c->reply);
-        c->reply = NULL;
-        rc = 0;
-        break;
-    }
-    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -632,30 +467,6 @@ static int one_request(struct worker *w, struct net_client *c, enum bench_op op,
     return rc;
 }
 
-/* One request of the load, on the worker's shared connection. */
-static int shared_request(struct worker *w, struct sconn *s, struct call *c, enum bench_op op,
-                          unsigned k)
-{
-    struct request r;
-    build_request(w, &r, op, k);
-    if (r.req.op_case == RAFTFS__CLIENT_REQUEST__OP_WRITE) {
-        r.req.has_client_id = r.req.has_seq = true;
-        r.req.client_id = w->client_id;
-        r.req.seq = ++w->seq;
-    }
-    uint64_t deadline = mono_ns() + (uint64_t)(w->b->timeout_s * 1e9);
-    Raftfs__ClientResponse *resp = NULL;
-    char why_buf[256];
-    const char *why = why_buf;
-    int rc = sconn_call(s, c, &r.req, deadline, &resp, why_buf, sizeof(why_buf));
-    if (!rc)
-        rc = check_response(w, op, k, resp, &why);
-    if (rc)
-        note_error(w, r.key, rc, why);
-    net_client_response_free(resp);
-    return rc;
-}
-
 static int open_client(struct worker *w, struct net_client **c)
 {
     struct net_client_config cfg = {.endpoints = w->b->endpoints,
@@ -690,40 +501,266 @@ static void *prepare_main(void *arg)
     return NULL;
 }
 
-static void *worker_main(void *arg)
+/* Encodes w's next request (key drawn, id given) into w->frame; 0 or
+ * ENOMEM. */
+static int start_request(struct worker *w, struct sconn *s, uint64_t now)
 {
-    struct worker *w = arg;
     struct bench *b = w->b;
-    struct sconn *s = &b->conns[w->id % b->connections];
-    struct call c;
-    cond_init_mono(&c.cond);
+    unsigned key = b->uniform ? (unsigned)(next_random(w) % b->keys) : w->walk;
+    if (++w->walk == b->keys)
+        w->walk = 0;
+    struct request r;
+    build_request(w, &r, b->op, key);
+    if (r.req.op_case == RAFTFS__CLIENT_REQUEST__OP_WRITE) {
+        r.req.has_client_id = r.req.has_seq = true;
+        r.req.client_id = w->client_id;
+        r.req.seq = ++w->seq;
+    }
+    r.req.id = ++s->next_id;
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    env.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
+    env.request = &r.req;
+    size_t n = raftfs__envelope__get_packed_size(&env) + NET_FRAME_HEADER_BYTES;
+    if (n > w->frame_cap) {
+        uint8_t *f = realloc(w->frame, n);
+        if (!f)
+            return ENOMEM;
+        w->frame = f;
+        w->frame_cap = n;
+    }
+    net_frame_header(w->frame, (uint32_t)(n - NET_FRAME_HEADER_BYTES));
+    raftfs__envelope__pack(&env, w->frame + NET_FRAME_HEADER_BYTES);
+    w->frame_len = n;
+    w->key = key;
+    w->req_id = r.req.id;
+    w->t0 = now;
+    w->deadline = now + (uint64_t)(b->timeout_s * 1e9);
+    w->measured = now >= b->measure_ns;
+    w->busy = true;
+    return 0;
+}
+
+/* Ends w's request in flight: counted (measured) or not (warm-up). */
+static void end_request(struct worker *w, int rc, const char *why, uint64_t now)
+{
+    w->busy = false;
+    if (rc) {
+        char key[sizeof(((struct request *)0)->key)];
+        key_name(w->b, key, sizeof(key), w->key);
+        note_error(w, key, rc, why);
+    }
+    if (!w->measured) /* warming up: not counted */
+        w->first_error[0] = 0;
+    else if (rc)
+        count_error(w, rc);
+    else
+        bench_hist_add(&w->hist, now - w->t0);
+}
+
+static int queue_out(struct sconn *s, const uint8_t *p, size_t len)
+{
+    if (s->out_len + len > s->out_cap) {
+        size_t cap = s->out_cap ? s->out_cap : 4096;
+        while (cap < s->out_len + len)
+            cap *= 2;
+        uint8_t *o = realloc(s->out, cap);
+        if (!o)
+            return ENOMEM;
+        s->out = o;
+        s->out_cap = cap;
+    }
+    memcpy(s->out + s->out_len, p, len);
+    s->out_len += len;
+    return 0;
+}
+
+static void conn_close(struct sconn *s, int rc)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->in_len = 0;
+    s->out_len = 0;
+    snprintf(s->err, sizeof(s->err), "%s: %s", s->b->ep_names[s->cur], strerror(rc));
+}
+
+/* Hands each whole answer in s->in to the client whose request it answers
+ * (a late answer to a request given up on is dropped). 0, or EPROTO for
+ * bytes that are no answer. */
+static int conn_dispatch(struct sconn *s, struct worker **mine, unsigned n_mine, uint64_t now)
+{
+    size_t off = 0;
+    int rc = 0;
+    for (;;) {
+        const uint8_t *payload;
+        size_t plen, used;
+        rc = net_frame_parse(s->in + off, s->in_len - off, MAX_FRAME, &payload, &plen, &used);
+        if (rc)
+            break;
+        off += used;
+        Raftfs__Envelope *env = net_wire_unpack(payload, plen);
+        if (!env) {
+            rc = EPROTO;
+            break;
+        }
+        if (env->body_case == RAFTFS__ENVELOPE__BODY_RESPONSE) {
+            for (unsigned i = 0; i < n_mine; i++) {
+                struct worker *w = mine[i];
+                if (!w->busy || w->req_id != env->response->id)
+                    continue;
+                const char *why = NULL;
+                int err = check_response(w, w->b->op, w->key, env->response, &why);
+                end_request(w, err, why, now);
+                break;
+            }
+        }
+        net_wire_free(env);
+    }
+    if (off && off < s->in_len)
+        memmove(s->in, s->in + off, s->in_len - off);
+    s->in_len -= off;
+    return rc == EAGAIN ? 0 : rc;
+}
+
+/* Sends what is queued, and reads answers until at least one client is
+ * free again or a deadline passes: 0, or the connection's failure. */
+static int conn_turn(struct sconn *s, struct worker **mine, unsigned n_mine)
+{
+    size_t sent = 0;
+    while (sent < s->out_len) {
+        ssize_t n = send(s->fd, s->out + sent, s->out_len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* the member is not reading: read its answers meanwhile */
+            struct pollfd p = {.fd = s->fd, .events = POLLOUT | POLLIN};
+            if (poll(&p, 1, 100) < 0 && errno != EINTR)
+                return errno;
+            if (p.revents & POLLIN)
+                break;
+            continue;
+        }
+        return n < 0 ? errno : EPIPE;
+    }
+    if (sent && sent < s->out_len)
+        memmove(s->out, s->out + sent, s->out_len - sent);
+    s->out_len -= sent;
+    for (;;) {
+        uint64_t now = mono_ns(), first = UINT64_MAX;
+        unsigned busy = 0;
+        for (unsigned i = 0; i < n_mine; i++) {
+            if (!mine[i]->busy)
+                continue;
+            busy++;
+            if (mine[i]->deadline < first)
+                first = mine[i]->deadline;
+        }
+        if (busy < n_mine && !s->out_len)
+            return 0; /* a client can send again */
+        if (!busy && !s->out_len)
+            return 0;
+        if (first <= now)
+            return 0; /* the caller fails what is overdue */
+        if (s->in_cap - s->in_len < 65536) {
+            size_t cap = s->in_cap ? s->in_cap * 2 : 65536;
+            uint8_t *p = realloc(s->in, cap);
+            if (!p)
+                return ENOMEM;
+            s->in = p;
+            s->in_cap = cap;
+        }
+        ssize_t n = recv(s->fd, s->in + s->in_len, s->in_cap - s->in_len, MSG_DONTWAIT);
+        if (n > 0) {
+            s->in_len += (size_t)n;
+            int rc = conn_dispatch(s, mine, n_mine, mono_ns());
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (n == 0)
+            return ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return errno;
+        if (s->out_len)
+            return 0; /* back to sending */
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        int ms = (int)((first - now + 999999) / 1000000);
+        if (poll(&p, 1, ms) < 0 && errno != EINTR)
+            return errno;
+    }
+}
+
+static void *conn_main(void *arg)
+{
+    struct sconn *s = arg;
+    struct bench *b = s->b;
+    /* this connection's clients: those whose id is its index modulo the
+     * connections */
+    unsigned n_mine = 0;
+    struct worker **mine = calloc(b->clients / b->connections + 1, sizeof(*mine));
+    if (!mine)
+        return NULL;
+    for (unsigned i = s->index; i < b->clients; i += b->connections)
+        mine[n_mine++] = &b->workers[i];
     pthread_mutex_lock(&b->mu);
     while (!b->go)
         pthread_cond_wait(&b->cond, &b->mu);
     pthread_mutex_unlock(&b->mu);
-    /* walk: each client goes through the keys from its own place */
-    unsigned k = (unsigned)(((uint64_t)w->id * b->keys) / b->clients);
     for (;;) {
-        uint64_t t0 = mono_ns();
-        if (t0 >= b->deadline_ns)
-            break;
-        bool measured = t0 >= b->measure_ns;
-        if (measured && b->requests &&
-            __atomic_fetch_add(&b->issued, 1, __ATOMIC_RELAXED) >= b->requests)
-            break;
-        unsigned key = b->uniform ? (unsigned)(next_random(w) % b->keys) : k;
-        int rc = shared_request(w, s, &c, b->op, key);
-        uint64_t t1 = mono_ns();
-        if (!measured) /* warming up: not counted */
-            w->first_error[0] = 0;
-        else if (rc)
-            count_error(w, rc);
-        else
-            bench_hist_add(&w->hist, t1 - t0);
-        if (++k == b->keys)
-            k = 0;
+        uint64_t now = mono_ns();
+        unsigned busy = 0;
+        for (unsigned i = 0; i < n_mine; i++) {
+            struct worker *w = mine[i];
+            if (w->busy && now >= w->deadline)
+                end_request(w, ETIMEDOUT,
+                            s->fd >= 0 ? "no answer in time"
+                                       : (s->err[0] ? s->err : "no endpoint answered in time"),
+                            now);
+            if (!w->busy && !w->finished) {
+                bool stop = now >= b->deadline_ns ||
+                            (now >= b->measure_ns && b->requests &&
+                             __atomic_fetch_add(&b->issued, 1, __ATOMIC_RELAXED) >= b->requests);
+                if (stop)
+                    w->finished = true;
+                else if (start_request(w, s, now) ||
+                         (s->fd >= 0 && queue_out(s, w->frame, w->frame_len)))
+                    end_request(w, ENOMEM, NULL, now);
+            }
+            busy += w->busy;
+        }
+        if (!busy)
+            break; /* every client finished */
+        if (s->fd < 0) {
+            uint64_t until = 0;
+            for (unsigned i = 0; i < n_mine; i++)
+                if (mine[i]->busy && mine[i]->deadline > until)
+                    until = mine[i]->deadline;
+            int fd = -1;
+            size_t cur = s->cur;
+            char err[sizeof(s->err)];
+            if (sconn_connect(s, s->cur, until, &fd, &cur, err, sizeof(err))) {
+                snprintf(s->err, sizeof(s->err), "%s", err);
+                continue; /* the requests are overdue now */
+            }
+            s->fd = fd;
+            s->cur = cur;
+            s->in_len = s->out_len = 0;
+            /* the requests in flight, again, on the new connection */
+            for (unsigned i = 0; i < n_mine; i++)
+                if (mine[i]->busy && queue_out(s, mine[i]->frame, mine[i]->frame_len))
+                    end_request(mine[i], ENOMEM, NULL, mono_ns());
+        }
+        int rc = conn_turn(s, mine, n_mine);
+        if (rc)
+            conn_close(s, rc);
     }
-    pthread_cond_destroy(&c.cond);
+    free(mine);
     return NULL;
 }
 
@@ -1015,17 +1052,6 @@ static uint64_t error_total(const struct worker *ws, unsigned n, const char **fi
     return total;
 }
 
-static void conns_init(struct bench *b)
-{
-    for (unsigned i = 0; i < b->connections; i++) {
-        struct sconn *s = &b->conns[i];
-        s->b = b;
-        s->fd = -1;
-        pthread_mutex_init(&s->mu, NULL);
-        cond_init_mono(&s->changed);
-    }
-}
-
 static void conns_close(struct bench *b)
 {
     for (unsigned i = 0; i < b->connections; i++) {
@@ -1033,8 +1059,7 @@ static void conns_close(struct bench *b)
         if (s->fd >= 0)
             close(s->fd);
         free(s->in);
-        pthread_cond_destroy(&s->changed);
-        pthread_mutex_destroy(&s->mu);
+        free(s->out);
     }
 }
 
@@ -1066,8 +1091,12 @@ int cli_bench(int argc, char **argv)
         /* a client id of its own per client: (client_id, seq) name writes */
         ws[i].client_id = seed + (i + 1) * 0x9e3779b97f4a7c15ULL;
         ws[i].rng = ws[i].client_id | 1;
+        /* walk: each client goes through the keys from its own place */
+        ws[i].walk = (unsigned)(((uint64_t)i * b.keys) / b.clients);
     }
-    conns_init(&b);
+    b.workers = ws;
+    for (unsigned i = 0; i < b.connections; i++)
+        b.conns[i] = (struct sconn){.b = &b, .index = i, .fd = -1};
     const char *first = NULL;
     /* The folder, then (for reads) the keys, written once. */
     {
@@ -1115,24 +1144,25 @@ int cli_bench(int argc, char **argv)
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cond, NULL);
     unsigned started = 0;
-    for (; started < b.clients; started++)
-        if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]))
+    for (; started < b.connections; started++)
+        if (pthread_create(&b.conns[started].thread, NULL, conn_main, &b.conns[started]))
             break;
     uint64_t t0 = mono_ns();
     pthread_mutex_lock(&b.mu);
     b.measure_ns = t0 + (uint64_t)(b.warmup_s * 1e9);
-    b.deadline_ns = started < b.clients ? 0 : b.measure_ns + (uint64_t)(b.duration_s * 1e9);
+    b.deadline_ns = started < b.connections ? 0 : b.measure_ns + (uint64_t)(b.duration_s * 1e9);
     b.go = true;
     pthread_cond_broadcast(&b.cond);
     pthread_mutex_unlock(&b.mu);
     for (unsigned i = 0; i < started; i++)
-        pthread_join(ws[i].thread, NULL);
+        pthread_join(b.conns[i].thread, NULL);
     uint64_t t1 = mono_ns();
     double elapsed = t1 > b.measure_ns ? (double)(t1 - b.measure_ns) / 1e9 : 0;
     pthread_cond_destroy(&b.cond);
     pthread_mutex_destroy(&b.mu);
-    if (started < b.clients) {
-        fprintf(stderr, "raftfs bench: cannot start %u clients (started %u)\n", b.clients, started);
+    if (started < b.connections) {
+        fprintf(stderr, "raftfs bench: cannot start %u connections (started %u)\n", b.connections,
+                started);
         rc = 1;
         goto out;
     }
@@ -1155,6 +1185,8 @@ out:
     conns_close(&b);
     free(b.conns);
     free(b.value);
+    for (unsigned i = 0; i < b.clients; i++)
+        free(ws[i].frame);
     free(ws);
     return rc;
 }

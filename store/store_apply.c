@@ -109,16 +109,17 @@ static int dirent_del(struct applier *a, uint64_t parent, const char *name, size
     return rc == MDB_NOTFOUND ? EIO : store_mdb_errno(rc);
 }
 
-/* Reserves len bytes for ino's value: *out points into the map (valid until
- * the next write in this txn). */
+/* Reserves len bytes for ino's value (next to its inode record, see
+ * store_value_key): *out points into the map (valid until the next write
+ * in this txn). */
 static int data_reserve(struct applier *a, uint64_t ino, size_t len, void **out)
 {
-    unsigned char kb[8];
-    store_u64be_put(kb, ino);
-    MDB_val k = {.mv_size = 8, .mv_data = kb};
+    unsigned char kb[STORE_VALUE_KEY_LEN];
+    store_value_key(ino, kb);
+    MDB_val k = {.mv_size = sizeof(kb), .mv_data = kb};
     MDB_val v = {.mv_size = len, .mv_data = NULL};
     *out = NULL; /* also on failure: -O3 cannot see that rc != 0 stays non-zero */
-    int rc = mdb_put(a->txn, a->s->data, &k, &v, MDB_RESERVE);
+    int rc = mdb_put(a->txn, a->s->inodes, &k, &v, MDB_RESERVE);
     if (rc)
         return store_mdb_errno(rc);
     *out = v.mv_data;
@@ -136,12 +137,12 @@ static int data_put(struct applier *a, uint64_t ino, const void *data, size_t le
 
 static int data_get(struct applier *a, uint64_t ino, const void **data, size_t *len)
 {
-    unsigned char kb[8];
-    store_u64be_put(kb, ino);
-    MDB_val k = {.mv_size = 8, .mv_data = kb}, v;
+    unsigned char kb[STORE_VALUE_KEY_LEN];
+    store_value_key(ino, kb);
+    MDB_val k = {.mv_size = sizeof(kb), .mv_data = kb}, v;
     *data = NULL; /* also on failure, as in data_reserve */
     *len = 0;
-    int rc = mdb_get(a->txn, a->s->data, &k, &v);
+    int rc = mdb_get(a->txn, a->s->inodes, &k, &v);
     if (rc)
         return rc == MDB_NOTFOUND ? EIO : store_mdb_errno(rc);
     *data = v.mv_data;
@@ -151,10 +152,10 @@ static int data_get(struct applier *a, uint64_t ino, const void **data, size_t *
 
 static int data_del(struct applier *a, uint64_t ino)
 {
-    unsigned char kb[8];
-    store_u64be_put(kb, ino);
-    MDB_val k = {.mv_size = 8, .mv_data = kb};
-    int rc = mdb_del(a->txn, a->s->data, &k, NULL);
+    unsigned char kb[STORE_VALUE_KEY_LEN];
+    store_value_key(ino, kb);
+    MDB_val k = {.mv_size = sizeof(kb), .mv_data = kb};
+    int rc = mdb_del(a->txn, a->s->inodes, &k, NULL);
     return rc == MDB_NOTFOUND ? EIO : store_mdb_errno(rc);
 }
 

@@ -196,11 +196,14 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
     const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
     uint32_t version =
         (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
-    if (version != STORE_FORMAT_VERSION) {
+    if (version != STORE_FORMAT_VERSION && version != STORE_FORMAT_VALUES_APART) {
         mdb_txn_abort(txn);
-        return store_fail(err, err_len, EPROTO, "store format %u, this build reads format %u",
-                          version, STORE_FORMAT_VERSION);
+        return store_fail(err, err_len, EPROTO,
+                          "store format %u, this build reads formats %u and %u", version,
+                          STORE_FORMAT_VALUES_APART, STORE_FORMAT_VERSION);
     }
+    /* Format 1 (values in "data") is checked as it is: a start moves them. */
+    c->values_apart = version == STORE_FORMAT_VALUES_APART;
     /* Commit, not abort: LMDB keeps DBI handles opened in a transaction
      * only if that transaction commits (nothing is written). */
     if ((rc = mdb_txn_commit(txn)))

@@ -80,6 +80,9 @@ static int scan_inodes(struct store_checker *c)
     uint64_t count = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == STORE_VALUE_KEY_LEN && !c->values_apart &&
+            ((const unsigned char *)k.mv_data)[8] == STORE_VALUE_KEY_TAG)
+            continue; /* a value: checked with its file, or reported as loose below */
         count++;
         if (k.mv_size != 8) {
             store_check_problem(c, "an inode record has a %zu-byte key (inodes)", k.mv_size);
@@ -143,14 +146,15 @@ static void check_attr(struct store_checker *c, const struct store_attr *a, cons
 static void check_value(struct store_checker *c, const struct store_attr *a, const char *path,
                         size_t path_len, const char *where)
 {
-    unsigned char kb[8];
-    store_u64be_put(kb, a->ino);
-    MDB_val k = {.mv_size = 8, .mv_data = kb}, v = {.mv_size = 0, .mv_data = NULL};
-    int rc = mdb_get(c->txn, c->s->data, &k, &v);
+    unsigned char kb[STORE_VALUE_KEY_LEN];
+    store_value_key(a->ino, kb);
+    MDB_val k = {.mv_size = c->values_apart ? 8 : STORE_VALUE_KEY_LEN, .mv_data = kb},
+            v = {.mv_size = 0, .mv_data = NULL};
+    int rc = mdb_get(c->txn, c->values_apart ? c->s->data : c->s->inodes, &k, &v);
     if (rc == MDB_NOTFOUND)
         store_check_problem(c, "file has no value record (%s)", where);
     else if (rc)
-        store_check_unreadable(c, "data", rc);
+        store_check_unreadable(c, c->values_apart ? "data" : "inodes", rc);
     else if (v.mv_size != a->size)
         store_check_problem(c, "value of %zu bytes, the inode says %llu (%s)", v.mv_size,
                             (unsigned long long)a->size, where);
@@ -342,6 +346,18 @@ static void check_unreached(struct store_checker *c)
     if (!(rc = mdb_cursor_open(c->txn, c->s->inodes, &cur))) {
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size == STORE_VALUE_KEY_LEN && !c->values_apart &&
+                ((const unsigned char *)k.mv_data)[8] == STORE_VALUE_KEY_TAG) {
+                /* A value whose inode is not a file (or is gone). */
+                uint64_t ino = store_u64be_get(k.mv_data);
+                struct ino_slot *slot = ino_find(&c->inos, ino);
+                if (!slot || !(slot->flags & (INO_FILE | INO_DAMAGED)))
+                    store_check_problem(c,
+                                        "value record of inode %llu, which is not a file "
+                                        "(inodes)",
+                                        (unsigned long long)ino);
+                continue;
+            }
             if (k.mv_size != 8)
                 continue;
             struct ino_slot *slot = ino_find(&c->inos, store_u64be_get(k.mv_data));
@@ -386,6 +402,10 @@ static void check_unreached(struct store_checker *c)
     if (!(rc = mdb_cursor_open(c->txn, c->s->data, &cur))) {
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (!c->values_apart) { /* format 2 keeps no value here */
+                store_check_problem(c, "a value record in the table of store format 1 (data)");
+                continue;
+            }
             if (k.mv_size != 8) {
                 store_check_problem(c, "a value record has a %zu-byte key (data)", k.mv_size);
                 continue;

@@ -1,6 +1,7 @@
 /* store_env.c - opening a data directory: creation, format and corruption
  * checks, the process lock, limits. */
 #include "store_internal.h"
+#include "store_le.h"
 #include "store_wal.h"
 
 #include <dirent.h>
@@ -326,6 +327,47 @@ fail_mdb:
 }
 
 /* Opens dir/store and checks that it is a raftfs store we can read. */
+/* Format 1 to 2: moves every value from the "data" table to the inodes
+ * table, next to its inode record (store_value_key), and records format 2,
+ * in one synced transaction: a crash leaves format 1 whole, moved again at
+ * the next start. */
+static int values_move(struct store *s)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = store_begin(s, 0, &txn);
+    if (rc)
+        return store_mdb_errno(rc);
+    if ((rc = mdb_cursor_open(txn, s->data, &cur)))
+        goto fail;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        unsigned char kb[STORE_VALUE_KEY_LEN];
+        store_value_key(store_u64be_get(k.mv_data), kb);
+        MDB_val nk = {.mv_size = sizeof(kb), .mv_data = kb};
+        if ((rc = mdb_put(txn, s->inodes, &nk, &v, MDB_NOOVERWRITE)))
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        goto fail;
+    unsigned char fmt[STORE_FORMAT_LEN];
+    memcpy(fmt, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN);
+    put32(fmt + STORE_FORMAT_MAGIC_LEN, STORE_FORMAT_VERSION);
+    MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv = {.mv_size = sizeof(fmt), .mv_data = fmt};
+    if ((rc = mdb_drop(txn, s->data, 0)) || (rc = mdb_put(txn, s->meta, &fk, &fv, 0)))
+        goto fail;
+    return store_txn_commit(s, txn, true);
+fail:
+    mdb_txn_abort(txn);
+    return rc == MDB_KEYEXIST ? EIO : store_mdb_errno(rc);
+}
+
 static int open_existing(struct store *s, const char *dir, const struct store_config *cfg,
                          char *err, size_t err_len)
 {
@@ -380,11 +422,12 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
     uint32_t version =
         (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
-    if (version != STORE_FORMAT_VERSION) {
+    if (version != STORE_FORMAT_VERSION && version != STORE_FORMAT_VALUES_APART) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EPROTO,
-                          "%s has store format %u, this build reads format %u: refusing to start",
-                          data, version, STORE_FORMAT_VERSION);
+                          "%s has store format %u, this build reads formats %u and %u: refusing "
+                          "to start",
+                          data, version, STORE_FORMAT_VALUES_APART, STORE_FORMAT_VERSION);
     }
     k.mv_data = "limits", k.mv_size = 6;
     if (mdb_get(txn, s->meta, &k, &v) || store_limits_decode(v.mv_data, v.mv_size, &s->limits)) {
@@ -424,6 +467,11 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
     if ((rc = mdb_txn_commit(txn)))
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));
+    if (version == STORE_FORMAT_VALUES_APART && (rc = values_move(s)))
+        return store_fail(err, err_len, rc,
+                          "%s: cannot move the values next to their inodes (store format %u to "
+                          "%u): %s",
+                          data, STORE_FORMAT_VALUES_APART, STORE_FORMAT_VERSION, strerror(rc));
     if ((rc = store_log_open(s, dir, cfg->log_segment_bytes, err, err_len))) {
         if (rc != EIO)
             return rc;

@@ -65,6 +65,12 @@ static uint64_t get_u64(const unsigned char *p)
  *  16 u64 size   24 u32 nlink 28 u32 zero   32 i64 atime 40 i64 mtime
  *  48 i64 ctime  56 u64 create_rev  64 u64 mod_rev  72 u64 version
  *  80 u64 parent 88 name bytes */
+void store_value_key(uint64_t ino, unsigned char *kb)
+{
+    store_u64be_put(kb, ino);
+    kb[8] = STORE_VALUE_KEY_TAG;
+}
+
 size_t store_inode_encode(const struct store_inode *in, unsigned char *buf)
 {
     const struct store_attr *a = &in->attr;

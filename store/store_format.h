@@ -5,8 +5,9 @@
  *            "limits" -> u32 max_value, u32 max_name, u32 max_path
  *            "state"  -> store_state record (applied index, revision, ...)
  *   inodes   u64be ino -> inode record
+ *            u64be ino ++ 'v' -> a file's value bytes (format 2)
  *   dirents  u64be parent ++ name -> u64le ino ++ u8 type
- *   data     u64be ino -> the value bytes
+ *   data     u64be ino -> the value bytes (format 1; empty in format 2)
  *   members  u64be member id -> member record (address, incarnation)
  * Every record starts with a version byte; decoders check lengths and
  * versions and return EIO on anything else, so a damaged record is reported,
@@ -20,10 +21,11 @@
 
 #include "store.h"
 
-#define STORE_FORMAT_MAGIC     "raftfs-store"
-#define STORE_FORMAT_MAGIC_LEN 12
-#define STORE_FORMAT_VERSION   1U
-#define STORE_FORMAT_LEN       (STORE_FORMAT_MAGIC_LEN + 4)
+#define STORE_FORMAT_MAGIC        "raftfs-store"
+#define STORE_FORMAT_MAGIC_LEN    12
+#define STORE_FORMAT_VERSION      2U
+#define STORE_FORMAT_VALUES_APART 1U /* values in "data": moved at open */
+#define STORE_FORMAT_LEN          (STORE_FORMAT_MAGIC_LEN + 4)
 
 #define STORE_INODE_REC_VERSION 1
 #define STORE_INODE_HDR_LEN     88
@@ -52,6 +54,16 @@ struct store_inode {
 
 void store_u64be_put(unsigned char *p, uint64_t v);
 uint64_t store_u64be_get(const unsigned char *p);
+
+/* A file's value is kept in the inodes table right after its inode record,
+ * under the inode's key followed by this byte: a write that changes both
+ * rewrites one page of the tree, not one in each of two tables (format 2;
+ * format 1 kept values in "data", docs/store-format.md). */
+#define STORE_VALUE_KEY_TAG 'v'
+#define STORE_VALUE_KEY_LEN 9
+
+/* Writes ino's value key into kb (STORE_VALUE_KEY_LEN bytes). */
+void store_value_key(uint64_t ino, unsigned char *kb);
 
 /* buf must hold STORE_INODE_REC_MAX bytes; returns the record length. */
 size_t store_inode_encode(const struct store_inode *in, unsigned char *buf);

@@ -156,10 +156,10 @@ int store_read(struct store_txn *t, uint64_t ino, const void **data, size_t *len
         return rc;
     if (in.attr.type != STORE_TYPE_FILE)
         return EISDIR;
-    unsigned char kb[8];
-    store_u64be_put(kb, ino);
-    MDB_val k = {.mv_size = 8, .mv_data = kb}, v;
-    rc = mdb_get(t->txn, t->s->data, &k, &v);
+    unsigned char kb[STORE_VALUE_KEY_LEN];
+    store_value_key(ino, kb);
+    MDB_val k = {.mv_size = sizeof(kb), .mv_data = kb}, v;
+    rc = mdb_get(t->txn, t->s->inodes, &k, &v);
     if (rc == MDB_NOTFOUND)
         return EIO; /* every file has a data record, maybe empty */
     if (rc)

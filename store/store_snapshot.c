@@ -12,7 +12,10 @@
  *   trailer  u8 0xff | u64 record count | u32 CRC-32C of every byte before
  *            the CRC
  * The meta table holds only the replicated records ("state", "limits"), not
- * the local "format" one. An image is checked whole (trailer, CRC, order,
+ * the local "format" one. Values are "data" records keyed by the inode
+ * alone, as store format 1 kept them; the store keeps them in the inodes
+ * table (store_value_key), so writing an image takes them from there and
+ * installing puts them back there. An image is checked whole (trailer, CRC, order,
  * lengths, the state and limits records) before anything is replaced, and
  * installed in one write transaction: a damaged image changes nothing.
  */
@@ -102,6 +105,16 @@ static int write_table(struct writer *w, MDB_txn *txn, MDB_dbi dbi, unsigned cha
         if (table == SNAP_META && !(k.mv_size == 5 && !memcmp(k.mv_data, "state", 5)) &&
             !(k.mv_size == 6 && !memcmp(k.mv_data, "limits", 6)))
             continue; /* local records stay local */
+        /* Values live in the inodes table (store_value_key); an image has
+         * them apart, as "data" records keyed by the inode alone. */
+        bool value = k.mv_size == STORE_VALUE_KEY_LEN;
+        if (table == SNAP_INODES && value)
+            continue;
+        if (table == SNAP_DATA) {
+            if (!value)
+                continue;
+            k.mv_size = 8;
+        }
         unsigned char h[SNAP_REC_HDR];
         h[0] = table;
         put32(h + 1, (uint32_t)k.mv_size);
@@ -138,7 +151,7 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     put64(hdr + SNAP_MAGIC_LEN + 12, st.revision);
     w_put(&w, hdr, sizeof(hdr));
     uint64_t records = 0;
-    MDB_dbi dbis[SNAP_TABLES] = {s->meta,     s->inodes,      s->dirents, s->data,
+    MDB_dbi dbis[SNAP_TABLES] = {s->meta,     s->inodes,      s->dirents, s->inodes,
                                  s->sessions, s->session_lru, s->members};
     for (unsigned char t = SNAP_META; t <= SNAP_TABLES && !rc; t++)
         rc = write_table(&w, txn, dbis[t - 1], t, &records);
@@ -259,7 +272,7 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
     MDB_dbi dbis[SNAP_TABLES] = {0};
     if (s)
         memcpy(dbis,
-               (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->data, s->sessions, s->session_lru,
+               (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->inodes, s->sessions, s->session_lru,
                            s->members},
                sizeof(dbis));
     for (;;) {
@@ -366,7 +379,14 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
         if (txn) {
             MDB_val k = {.mv_size = klen, .mv_data = key},
                     v = {.mv_size = vlen, .mv_data = (void *)vp};
-            int mrc = mdb_put(txn, dbis[table - 1], &k, &v, MDB_APPEND);
+            unsigned flags = MDB_APPEND;
+            unsigned char vk[STORE_VALUE_KEY_LEN];
+            if (table == SNAP_DATA) { /* next to its inode record, among them */
+                store_value_key(store_u64be_get(key), vk);
+                k = (MDB_val){.mv_size = sizeof(vk), .mv_data = vk};
+                flags = MDB_NOOVERWRITE;
+            }
+            int mrc = mdb_put(txn, dbis[table - 1], &k, &v, flags);
             if (mrc) {
                 free(big);
                 rc = mrc == MDB_KEYEXIST ? fail(err, err_len, EPROTO, "keys out of order")

@@ -479,11 +479,11 @@ static void test_value_size_mismatch(void)
     uint64_t f = ino_of(&t, "/a/f");
     store_close(t.s);
     t.s = NULL;
-    unsigned char key[8];
-    store_u64be_put(key, f);
-    raw_put(t.dir, "data", key, 8, "hell", 4);
+    unsigned char key[STORE_VALUE_KEY_LEN];
+    store_value_key(f, key);
+    raw_put(t.dir, "inodes", key, sizeof(key), "hell", 4);
     EXPECT_PROBLEM(t.dir, "value of 4 bytes, the inode says 5 (/a/f)");
-    raw_del(t.dir, "data", key, 8);
+    raw_del(t.dir, "inodes", key, sizeof(key));
     EXPECT_PROBLEM(t.dir, "file has no value record (/a/f)");
     tstore_fini(&t);
 }
@@ -497,9 +497,13 @@ static void test_stray_value_and_dirent(void)
     store_close(t.s);
     t.s = NULL;
     unsigned char key[STORE_DIRENT_KEY_MAX], val[STORE_DIRENT_VAL_LEN];
-    store_u64be_put(key, 777);
-    raw_put(t.dir, "data", key, 8, "lost", 4);
-    EXPECT_PROBLEM(t.dir, "value record of inode 777, which is not a file (data)");
+    store_value_key(777, key);
+    raw_put(t.dir, "inodes", key, STORE_VALUE_KEY_LEN, "lost", 4);
+    EXPECT_PROBLEM(t.dir, "value record of inode 777, which is not a file (inodes)");
+    raw_del(t.dir, "inodes", key, STORE_VALUE_KEY_LEN);
+    store_value_key(f, key); /* in the table of format 1 */
+    raw_put(t.dir, "data", key, 8, "hello", 5);
+    EXPECT_PROBLEM(t.dir, "a value record in the table of store format 1 (data)");
     raw_del(t.dir, "data", key, 8);
     size_t klen = store_dirent_key(f, "under-a-file", 12, key);
     store_dirent_val_encode(f, STORE_TYPE_FILE, val);

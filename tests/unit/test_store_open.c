@@ -182,14 +182,13 @@ static void test_foreign_lmdb_and_format(void)
     mdb_dbi_open(txn, "meta", 0, &dbi);
     unsigned char fmt[16];
     memcpy(fmt, "raftfs-store", 12);
-    fmt[12] = 2, fmt[13] = fmt[14] = fmt[15] = 0;
+    fmt[12] = 3, fmt[13] = fmt[14] = fmt[15] = 0;
     MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv = {.mv_size = 16, .mv_data = fmt};
     mdb_put(txn, dbi, &fk, &fv, 0);
-    /* and a damaged state record for the next check */
     mdb_txn_commit(txn);
     mdb_env_close(env);
     CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
-    CHECK(strstr(err, "format 2") != NULL);
+    CHECK(strstr(err, "format 3") != NULL);
     rm_rf(dir);
     free(dir);
 
@@ -207,6 +206,112 @@ static void test_foreign_lmdb_and_format(void)
     mdb_env_close(env);
     CHECK_EQ(try_open(dir, NULL, err, sizeof(err)), EPROTO);
     CHECK(strstr(err, "state") != NULL);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Rewrites the store in dir as store format 1 wrote it: every value in the
+ * "data" table under the inode's key alone. Returns the values moved. */
+static unsigned store_as_format1(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, inodes, data;
+    MDB_cursor *cur;
+    CHECK_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 64U << 20);
+    CHECK_EQ(mdb_env_open(env, path, 0, 0600), 0);
+    CHECK_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "inodes", 0, &inodes), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "data", 0, &data), 0);
+    CHECK_EQ(mdb_cursor_open(txn, inodes, &cur), 0);
+    MDB_val k, v;
+    unsigned moved = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (!rc) {
+        if (k.mv_size == 9) {
+            MDB_val dk = {.mv_size = 8, .mv_data = k.mv_data};
+            CHECK_EQ(mdb_put(txn, data, &dk, &v, 0), 0);
+            CHECK_EQ(mdb_cursor_del(cur, 0), 0);
+            moved++;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+            if (rc == MDB_NOTFOUND || (!rc && k.mv_size == 9 && 0))
+                break;
+            if (!rc && k.mv_size != 9)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    unsigned char fmt[16];
+    memcpy(fmt, "raftfs-store", 12);
+    fmt[12] = 1, fmt[13] = fmt[14] = fmt[15] = 0;
+    MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv = {.mv_size = 16, .mv_data = fmt};
+    CHECK_EQ(mdb_put(txn, meta, &fk, &fv, 0), 0);
+    CHECK_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    return moved;
+}
+
+/* A store of format 1 (values in "data") is checked as it is, and a start
+ * moves its values next to their inodes (format 2): same tree, same
+ * digest, nothing left in "data". */
+static void test_format1_values_moved(void)
+{
+    char *dir = tmpdir_make();
+    struct tstore t = {.dir = dir, .s = open_store(dir)};
+    CHECK_EQ(t_mkdir(&t, "/app"), 0);
+    CHECK_EQ(t_put(&t, "/app/url", "http://x"), 0);
+    CHECK_EQ(t_put(&t, "/app/empty", ""), 0);
+    CHECK_EQ(t_put(&t, "/top", "v1"), 0);
+    store_close(t.s);
+    struct store_check_report before, f1, after;
+    char err[512];
+    CHECK_EQ(store_check(dir, &before, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(before.problems, 0);
+    CHECK_EQ(store_as_format1(dir), 3);
+    CHECK_EQ(store_check(dir, &f1, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(f1.problems, 0);
+    CHECK_EQ(f1.digest, before.digest);
+
+    t.s = open_store(dir); /* moves them */
+    char buf[64];
+    CHECK_EQ(t_get(&t, "/app/url", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, "http://x"));
+    CHECK_EQ(t_get(&t, "/app/empty", buf, sizeof(buf)), 0);
+    CHECK(!strcmp(buf, ""));
+    CHECK_EQ(t_put(&t, "/top", "v2"), 0);
+    store_close(t.s);
+    CHECK_EQ(store_check(dir, &after, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(after.problems, 0);
+    CHECK(after.digest != before.digest); /* /top changed */
+
+    /* Nothing left in "data", and the format record says 2. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, data;
+    MDB_stat st;
+    CHECK_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    CHECK_EQ(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+    CHECK_EQ(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    CHECK_EQ(mdb_dbi_open(txn, "data", 0, &data), 0);
+    CHECK_EQ(mdb_stat(txn, data, &st), 0);
+    CHECK_EQ(st.ms_entries, 0);
+    MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv;
+    CHECK_EQ(mdb_get(txn, meta, &fk, &fv), 0);
+    CHECK_EQ(fv.mv_size, 16);
+    CHECK_EQ(((unsigned char *)fv.mv_data)[12], 2);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
     rm_rf(dir);
     free(dir);
 }
@@ -357,6 +462,7 @@ int main(void)
     RUN(test_foreign_refused);
     RUN(test_corrupt_refused);
     RUN(test_foreign_lmdb_and_format);
+    RUN(test_format1_values_moved);
     RUN(test_limits_fixed);
     RUN(test_leftover_tmp);
     RUN(test_space_take);

@@ -30,6 +30,7 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
 #include "fs.h"
 #include "node.h"
 #include "store.h"
+#include "store_format.h"
 #include "store_log.h"
 
 const char cli_mount_usage[] =
@@ -78,8 +79,8 @@ const char cli_mount_usage[] =
 
 void cli_version(void)
 {
-    printf("raftfs 0.1.0 (store format 1, log format %u, command version %u)\n", STORE_WAL_FORMAT,
-           STORE_CMD_VERSION);
+    printf("raftfs 0.1.0 (store format %u, log format %u, command version %u)\n",
+           STORE_FORMAT_VERSION, STORE_WAL_FORMAT, STORE_CMD_VERSION);
 }
 
 int cli_parse_size(const char *s, uint64_t max, uint64_t *out)

@@ -228,6 +228,31 @@ static int send_env(int fd, const Raftfs__Envelope *env, uint64_t deadline)
     return rc;
 }
 
+/* Reads what fd has into s->in (growing it): 0 when bytes came, EAGAIN
+ * when none are there now, ECONNRESET at the end, or another errno. */
+static int in_recv(struct sconn *s, int fd)
+{
+    if (s->in_cap - s->in_len < 65536) {
+        size_t cap = s->in_cap ? s->in_cap * 2 : 65536;
+        uint8_t *p = realloc(s->in, cap);
+        if (!p)
+            return ENOMEM;
+        s->in = p;
+        s->in_cap = cap;
+    }
+    for (;;) {
+        ssize_t n = recv(fd, s->in + s->in_len, s->in_cap - s->in_len, MSG_DONTWAIT);
+        if (n > 0) {
+            s->in_len += (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return ECONNRESET;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? EAGAIN : errno;
+    }
+}
+
 /* Reads from fd into s->in until at least one whole frame is there, and
  * unpacks the whole frames (up to max) into out. The reader only. 0 with
  * *n_out >= 1, ETIMEDOUT at deadline, or the connection's failure. */
@@ -263,26 +288,10 @@ static int read_frames(struct sconn *s, int fd, uint64_t deadline, Raftfs__Envel
         }
         if (*n_out)
             return 0;
-        if (s->in_cap - s->in_len < 65536) {
-            size_t cap = s->in_cap ? s->in_cap * 2 : 65536;
-            uint8_t *p = realloc(s->in, cap);
-            if (!p)
-                return ENOMEM;
-            s->in = p;
-            s->in_cap = cap;
-        }
-        ssize_t n = recv(fd, s->in + s->in_len, s->in_cap - s->in_len, 0);
-        if (n > 0) {
-            s->in_len += (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return ECONNRESET;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return errno;
-        if ((rc = wait_fd(fd, POLLIN, deadline)))
+        rc = in_recv(s, fd);
+        if (rc == EAGAIN)
+            rc = wait_fd(fd, POLLIN, deadline);
+        if (rc)
             return rc;
     }
 }
@@ -665,28 +674,11 @@ static int conn_turn(struct sconn *s, struct worker **mine, unsigned n_mine)
             return 0;
         if (first <= now)
             return 0; /* the caller fails what is overdue */
-        if (s->in_cap - s->in_len < 65536) {
-            size_t cap = s->in_cap ? s->in_cap * 2 : 65536;
-            uint8_t *p = realloc(s->in, cap);
-            if (!p)
-                return ENOMEM;
-            s->in = p;
-            s->in_cap = cap;
-        }
-        ssize_t n = recv(s->fd, s->in + s->in_len, s->in_cap - s->in_len, MSG_DONTWAIT);
-        if (n > 0) {
-            s->in_len += (size_t)n;
-            int rc = conn_dispatch(s, mine, n_mine, mono_ns());
-            if (rc)
-                return rc;
+        int rc = in_recv(s, s->fd);
+        if (!rc && (rc = conn_dispatch(s, mine, n_mine, mono_ns())) == 0)
             continue;
-        }
-        if (n == 0)
-            return ECONNRESET;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return errno;
+        if (rc != EAGAIN)
+            return rc;
         if (s->out_len)
             return 0; /* back to sending */
         struct pollfd p = {.fd = s->fd, .events = POLLIN};

@@ -818,9 +818,16 @@ static int finish_ready(struct node *n)
         n->rd_stage = 1;
     }
     if (n->rd_stage == 1) {
-        if (!n->rd_sent_early)
+        if (!n->rd_sent_early) {
             for (size_t i = 0; i < rd->n_messages; i++)
                 node_peer_send_raft(n, &rd->messages[i]);
+            /* Out now, not at the end of the turn: applying the committed
+             * entries, and the deferred apply commit (its fsync), come
+             * first there, and a follower's acknowledgement or a leader's
+             * commit index would wait for them (issue 6, docs/profile.md). */
+            if (rd->n_messages && rd->n_committed)
+                node_peers_flush(n);
+        }
         n->rd_stage = 2;
         n->rd_applied = 0;
     }
@@ -1051,9 +1058,10 @@ void node_raft_turn(struct net_loop *l, void *ctx)
     (void)l;
     take_inbox(n);
     run_ready(n);
-    if (store_apply_deferred(n->store) && (deferred_due(n) || reads_wait(n)))
+    if (store_apply_deferred(n->store) && (deferred_due(n) || reads_wait(n))) {
+        node_peers_flush(n); /* what this turn queued leaves before the fsync */
         commit_deferred(n);
-    else
+    } else
         after_commit(n, 0); /* a read may have committed them (store_begin) */
     maybe_snapshot(n);
     sweep_pending(n, false);

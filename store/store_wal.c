@@ -9,7 +9,10 @@
  * Files, in wal/: segments named by a sequence number (16 hex digits,
  * ".seg"), each created whole — a header, then zeros to its size — synced
  * and renamed into place, so that writing a batch later changes no file
- * size and fdatasync has no metadata to write. A segment holds batches one
+ * size and fdatasync has no metadata to write. Once the last segment is
+ * half full, a helper thread makes the next one (as SEQ.tmp), so the
+ * writer only renames it when the time comes instead of stopping to write
+ * and sync 16 MiB. A segment holds batches one
  * after another; a batch is a header with its own CRC-32C (magic, sequence
  * number, payload length, payload CRC) and a payload of records: an entry,
  * the hard state, or the snapshot the log starts after. Each batch is one
@@ -99,6 +102,16 @@ struct store_wal {
     unsigned char *buf; /* the batch being built (the writer's) */
     size_t buf_cap;
     char note[256];
+    /* The next segment, made ahead by a thread of its own (spare_main) so
+     * that the writer does not stop to write 16 MiB of zeros and sync them
+     * when a segment fills up. Set before the thread starts and read after
+     * it is joined: no lock. */
+    pthread_t spare_thread;
+    bool spare_running;
+    uint64_t made_ahead, made_in_place; /* segments, for tests and counters */
+    uint64_t spare_seq;
+    size_t spare_size;
+    int spare_fd, spare_rc;
 };
 
 static size_t pad8(size_t n)
@@ -268,14 +281,13 @@ static int read_all(int fd, unsigned char *p, size_t len, uint64_t off)
     return 0;
 }
 
-/* Creates segment seq of size bytes (a header, then zeros), durable, and
- * maps it. ENOSPC if there is no room (nothing is left behind). */
-static int seg_create(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
+/* Writes segment seq of size bytes as SEQ.tmp (a header, then zeros),
+ * synced: 0 with *fd, or an errno with nothing left behind. */
+static int seg_prepare(int dir_fd, uint64_t seq, size_t size, int *out_fd)
 {
-    char tmp[40], name[40];
+    char tmp[40];
     seg_name(tmp, sizeof(tmp), seq, ".tmp");
-    seg_name(name, sizeof(name), seq, ".seg");
-    int fd = openat(w->dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = openat(dir_fd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno;
     unsigned char hdr[SEG_HDR] = {0};
@@ -288,18 +300,91 @@ static int seg_create(struct store_wal *w, uint64_t seq, size_t size, struct seg
         rc = write_zeros(fd, SEG_HDR, size - SEG_HDR);
     if (!rc && fdatasync(fd))
         rc = errno;
-    if (!rc && renameat(w->dir_fd, tmp, w->dir_fd, name))
+    if (rc) {
+        close(fd);
+        unlinkat(dir_fd, tmp, 0);
+        return rc;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+/* Renames a prepared SEQ.tmp into place, durably. */
+static int seg_publish(struct store_wal *w, uint64_t seq, int fd, size_t size, struct seg *out)
+{
+    char tmp[40], name[40];
+    seg_name(tmp, sizeof(tmp), seq, ".tmp");
+    seg_name(name, sizeof(name), seq, ".seg");
+    int rc = 0;
+    if (renameat(w->dir_fd, tmp, w->dir_fd, name))
         rc = errno;
     if (!rc && fsync(w->dir_fd))
         rc = errno;
     if (rc) {
         close(fd);
         unlinkat(w->dir_fd, tmp, 0);
-        /* A full disk shows as ENOSPC, or on some file systems EDQUOT. */
-        return rc == EDQUOT ? ENOSPC : rc;
+        return rc;
     }
     *out = (struct seg){.seq = seq, .fd = fd, .size = size};
     return 0;
+}
+
+/* Creates segment seq of size bytes, durable. ENOSPC if there is no room
+ * (nothing is left behind). */
+static int seg_create(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
+{
+    int fd = -1;
+    int rc = seg_prepare(w->dir_fd, seq, size, &fd);
+    if (!rc)
+        rc = seg_publish(w, seq, fd, size, out);
+    /* A full disk shows as ENOSPC, or on some file systems EDQUOT. */
+    return rc == EDQUOT ? ENOSPC : rc;
+}
+
+static void *spare_main(void *arg)
+{
+    struct store_wal *w = arg;
+    pthread_setname_np(pthread_self(), "raftfs-wal");
+    w->spare_fd = -1;
+    w->spare_rc = seg_prepare(w->dir_fd, w->spare_seq, w->spare_size, &w->spare_fd);
+    return NULL;
+}
+
+/* Starts making the segment after the last one (of the standard size),
+ * once per segment: called when the last one is half full, so an idle log
+ * keeps no spare and a short one (tests, a new member) none at all. */
+static void spare_start(struct store_wal *w)
+{
+    if (w->read_only || w->spare_running || w->broken)
+        return;
+    uint64_t seq = w->n_segs ? w->segs[w->n_segs - 1].seq + 1 : 1;
+    if (seq == w->spare_seq)
+        return; /* tried already (and it failed, or was taken) */
+    w->spare_seq = seq;
+    w->spare_size = w->seg_bytes;
+    w->spare_fd = -1;
+    w->spare_rc = 0;
+    w->spare_running = !pthread_create(&w->spare_thread, NULL, spare_main, w);
+}
+
+/* Waits for the spare and hands it over if it is segment seq of size
+ * bytes and was made; ENOENT if not (it is then removed). */
+static int spare_take(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
+{
+    if (!w->spare_running)
+        return ENOENT;
+    pthread_join(w->spare_thread, NULL);
+    w->spare_running = false;
+    if (w->spare_rc || w->spare_seq != seq || w->spare_size != size) {
+        if (!w->spare_rc) {
+            char tmp[40];
+            seg_name(tmp, sizeof(tmp), w->spare_seq, ".tmp");
+            close(w->spare_fd);
+            unlinkat(w->dir_fd, tmp, 0);
+        }
+        return ENOENT;
+    }
+    return seg_publish(w, seq, w->spare_fd, size, out);
 }
 
 /* ---- records ---------------------------------------------------------- */
@@ -734,6 +819,7 @@ void store_wal_close(struct store_wal *w)
 {
     if (!w)
         return;
+    spare_take(w, 0, 0, NULL); /* waited for and removed: seq 0 is none */
     for (size_t i = 0; i < w->n_segs; i++)
         seg_release(&w->segs[i]);
     if (w->dir_fd >= 0)
@@ -793,7 +879,11 @@ static int make_room(struct store_wal *w, size_t payload, size_t *prologue)
         size = (need + 4095) & ~(size_t)4095;
     struct seg sg;
     uint64_t seq = w->n_segs ? w->segs[w->n_segs - 1].seq + 1 : 1;
-    int rc = seg_create(w, seq, size, &sg);
+    int rc = spare_take(w, seq, size, &sg);
+    if (!rc)
+        w->made_ahead++;
+    if (rc == ENOENT && !(rc = seg_create(w, seq, size, &sg)))
+        w->made_in_place++;
     if (rc)
         return rc;
     pthread_rwlock_wrlock(&w->lock);
@@ -806,6 +896,7 @@ static int make_room(struct store_wal *w, size_t payload, size_t *prologue)
         unlinkat(w->dir_fd, name, 0);
         return rc;
     }
+
     w->write_off = SEG_HDR;
     unsigned char *p = w->buf + BATCH_HDR;
     p += rec_snap(p, &w->snap, false);
@@ -872,6 +963,8 @@ int store_wal_append(struct store_wal *w, const struct store_hard_state *hs,
         sg->max_index = e[n - 1].index;
     pthread_rwlock_unlock(&w->lock);
     w->write_off += BATCH_HDR + len;
+    if (w->write_off > w->segs[w->n_segs - 1].size / 2)
+        spare_start(w);
     w->next_batch++;
     if (rc) { /* the index lost entries the file holds: reopen to recover */
         w->broken = EIO;
@@ -900,6 +993,8 @@ int store_wal_compact(struct store_wal *w, const struct store_log_snapshot *snap
     if ((rc = write_batch(w, len)))
         return rc;
     w->write_off += BATCH_HDR + len;
+    if (w->write_off > w->segs[w->n_segs - 1].size / 2)
+        spare_start(w);
     w->next_batch++;
     /* The segments before the last that hold no entry after the snapshot
      * go, oldest first (the last one's prologue or records carry the
@@ -1037,6 +1132,12 @@ int store_wal_entries(struct store_wal *w, uint64_t lo, uint64_t hi, size_t max_
 out:
     pthread_rwlock_unlock(&w->lock);
     return rc;
+}
+
+void store_wal_made(const struct store_wal *w, uint64_t *ahead, uint64_t *in_place)
+{
+    *ahead = w->made_ahead;
+    *in_place = w->made_in_place;
 }
 
 void store_wal_usage(struct store_wal *w, size_t *segments, uint64_t *bytes)

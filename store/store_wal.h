@@ -55,6 +55,11 @@ int store_wal_term(struct store_wal *w, uint64_t index, uint64_t *term);
 int store_wal_entries(struct store_wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
                       struct store_log_entry **out, size_t *n);
 
+/* Segments this writer started with one made ahead by its helper thread,
+ * and ones it had to make itself (the first, a bigger one, or when the
+ * helper failed). Writer thread only. */
+void store_wal_made(const struct store_wal *w, uint64_t *ahead, uint64_t *in_place);
+
 /* How many segment files the log has now, and their bytes. */
 void store_wal_usage(struct store_wal *w, size_t *segments, uint64_t *bytes);
 

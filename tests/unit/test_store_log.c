@@ -13,6 +13,7 @@
 #include "store_crc.h"
 #include "store_format.h"
 #include "store_log.h"
+#include "store_wal.h"
 #include "store_util.h"
 
 static void append(struct store *s, uint64_t from, uint64_t to, uint64_t term)
@@ -376,6 +377,63 @@ static void test_segments(void)
     free(dir);
 }
 
+static size_t count_suffix(const char *wal, const char *suffix)
+{
+    DIR *d = opendir(wal);
+    CHECK(d != NULL);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strstr(de->d_name, suffix) != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The next segment is made ahead by a helper thread once the last is half
+ * full: a writer that fills segments finds each next one ready, one too big
+ * for a segment is made in place, and nothing of a spare is left after
+ * closing. */
+static void test_segments_made_ahead(void)
+{
+    char *dir = tmpdir_make();
+    char wal[600], err[256];
+    snprintf(wal, sizeof(wal), "%s/wal", dir);
+    CHECK_EQ(mkdir(wal, 0700), 0);
+    struct store_wal *w;
+    CHECK_EQ(store_wal_open(wal, false, 64 << 10, &w, err, sizeof(err)), 0);
+    static char data[1000];
+    memset(data, 'd', sizeof(data));
+    for (uint64_t i = 1; i <= 400; i++) {
+        struct store_log_entry e = {.index = i, .term = 1, .type = 1, .data = data, .len = 100};
+        e.len = sizeof(data);
+        CHECK_EQ(store_wal_append(w, NULL, &e, 1), 0);
+    }
+    uint64_t ahead, in_place;
+    store_wal_made(w, &ahead, &in_place);
+    CHECK(ahead >= 5);     /* 400 KB in 64 KiB segments: 6 or 7 of them */
+    CHECK_EQ(in_place, 1); /* the first: none is made ahead for an empty log */
+    static char big[200 << 10];
+    memset(big, 'b', sizeof(big));
+    struct store_log_entry e = {
+        .index = 401, .term = 1, .type = 1, .data = big, .len = sizeof(big)};
+    CHECK_EQ(store_wal_append(w, NULL, &e, 1), 0);
+    store_wal_made(w, &ahead, &in_place);
+    CHECK_EQ(in_place, 2);
+    size_t segs = count_suffix(wal, ".seg");
+    store_wal_close(w);
+    CHECK_EQ(count_suffix(wal, ".tmp"), 0);
+    CHECK_EQ(count_suffix(wal, ".seg"), segs);
+    CHECK_EQ(store_wal_open(wal, false, 64 << 10, &w, err, sizeof(err)), 0);
+    uint64_t first, last;
+    store_wal_bounds(w, &first, &last);
+    CHECK_EQ(first, 1);
+    CHECK_EQ(last, 401);
+    store_wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* A segment missing in the middle, or a foreign file, is refused. */
 static void test_missing_segment(void)
 {
@@ -564,6 +622,7 @@ int main(void)
     RUN(test_damaged_batch);
     RUN(test_torn_last_batch);
     RUN(test_segments);
+    RUN(test_segments_made_ahead);
     RUN(test_missing_segment);
     RUN(test_move_from_tables);
     RUN(test_kill);

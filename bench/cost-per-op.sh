@@ -98,6 +98,10 @@ for k in 1 2 3; do
     echo "  member $k CPU per request: $(per_op "${c0[$p]}" "${c1[$p]}") us"
 done
 echo "  bench CPU per request: $(per_op "${c0[$bp]}" "${c1[$bp]}") us"
+if [ -z "$d0" ] || [ -z "$d1" ]; then
+    echo "  disk: not measured (/proc/diskstats has no device $dev, which holds /tmp)"
+    exit 0
+fi
 read -r w0 s0 <<<"$d0"
 read -r w1 s1 <<<"$d1"
 awk -v w="$((w1 - w0))" -v s="$((s1 - s0))" -v t0="$t0" -v t1="$t1" -v o="$ops" -v dev="$dev" \

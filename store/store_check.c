@@ -187,16 +187,13 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
                           mdb_strerror(rc));
     }
     MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
+    uint32_t version;
     rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc || v.mv_size != STORE_FORMAT_LEN ||
-        memcmp(v.mv_data, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN)) {
+    if (rc || store_format_decode(v.mv_data, v.mv_size, &version)) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EPROTO, "not a raftfs store (no raftfs format record)");
     }
-    const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
-    uint32_t version =
-        (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
-    if (version != STORE_FORMAT_VERSION && version != STORE_FORMAT_VALUES_APART) {
+    if (!store_format_readable(version)) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EPROTO,
                           "store format %u, this build reads formats %u and %u", version,

@@ -80,8 +80,7 @@ static int scan_inodes(struct store_checker *c)
     uint64_t count = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == STORE_VALUE_KEY_LEN && !c->values_apart &&
-            ((const unsigned char *)k.mv_data)[8] == STORE_VALUE_KEY_TAG)
+        if (!c->values_apart && store_is_value_key(k.mv_data, k.mv_size))
             continue; /* a value: checked with its file, or reported as loose below */
         count++;
         if (k.mv_size != 8) {
@@ -346,8 +345,7 @@ static void check_unreached(struct store_checker *c)
     if (!(rc = mdb_cursor_open(c->txn, c->s->inodes, &cur))) {
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            if (k.mv_size == STORE_VALUE_KEY_LEN && !c->values_apart &&
-                ((const unsigned char *)k.mv_data)[8] == STORE_VALUE_KEY_TAG) {
+            if (!c->values_apart && store_is_value_key(k.mv_data, k.mv_size)) {
                 /* A value whose inode is not a file (or is gone). */
                 uint64_t ino = store_u64be_get(k.mv_data);
                 struct ino_slot *slot = ino_find(&c->inos, ino);

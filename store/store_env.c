@@ -1,7 +1,6 @@
 /* store_env.c - opening a data directory: creation, format and corruption
  * checks, the process lock, limits. */
 #include "store_internal.h"
-#include "store_le.h"
 #include "store_wal.h"
 
 #include <dirent.h>
@@ -266,10 +265,7 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
         goto fail_mdb;
 
     unsigned char fmt[STORE_FORMAT_LEN];
-    memcpy(fmt, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN);
-    uint32_t v = STORE_FORMAT_VERSION;
-    for (int i = 0; i < 4; i++)
-        fmt[STORE_FORMAT_MAGIC_LEN + i] = (unsigned char)(v >> (8 * i));
+    store_format_encode(STORE_FORMAT_VERSION, fmt);
     unsigned char limbuf[STORE_LIMITS_REC_LEN];
     store_limits_encode(lim, limbuf);
     struct store_state st = {.applied_index = 0, .revision = 0, .next_ino = 2, .inodes = 1};
@@ -326,7 +322,6 @@ fail_mdb:
                       mdb_strerror(rc));
 }
 
-/* Opens dir/store and checks that it is a raftfs store we can read. */
 /* Format 1 to 2: moves every value from the "data" table to the inodes
  * table, next to its inode record (store_value_key), and records format 2,
  * in one synced transaction: a crash leaves format 1 whole, moved again at
@@ -357,8 +352,7 @@ static int values_move(struct store *s)
     if (rc != MDB_NOTFOUND)
         goto fail;
     unsigned char fmt[STORE_FORMAT_LEN];
-    memcpy(fmt, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN);
-    put32(fmt + STORE_FORMAT_MAGIC_LEN, STORE_FORMAT_VERSION);
+    store_format_encode(STORE_FORMAT_VERSION, fmt);
     MDB_val fk = {.mv_size = 6, .mv_data = "format"}, fv = {.mv_size = sizeof(fmt), .mv_data = fmt};
     if ((rc = mdb_drop(txn, s->data, 0)) || (rc = mdb_put(txn, s->meta, &fk, &fv, 0)))
         goto fail;
@@ -368,6 +362,7 @@ fail:
     return rc == MDB_KEYEXIST ? EIO : store_mdb_errno(rc);
 }
 
+/* Opens dir/store and checks that it is a raftfs store we can read. */
 static int open_existing(struct store *s, const char *dir, const struct store_config *cfg,
                          char *err, size_t err_len)
 {
@@ -413,16 +408,13 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
                           mdb_strerror(rc));
     }
     MDB_val k = {.mv_size = 6, .mv_data = "format"}, v;
+    uint32_t version;
     rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc || v.mv_size != STORE_FORMAT_LEN ||
-        memcmp(v.mv_data, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN)) {
+    if (rc || store_format_decode(v.mv_data, v.mv_size, &version)) {
         what = "no raftfs format record";
         goto corrupt;
     }
-    const unsigned char *f = (const unsigned char *)v.mv_data + STORE_FORMAT_MAGIC_LEN;
-    uint32_t version =
-        (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
-    if (version != STORE_FORMAT_VERSION && version != STORE_FORMAT_VALUES_APART) {
+    if (!store_format_readable(version)) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EPROTO,
                           "%s has store format %u, this build reads formats %u and %u: refusing "

@@ -65,10 +65,21 @@ static uint64_t get_u64(const unsigned char *p)
  *  16 u64 size   24 u32 nlink 28 u32 zero   32 i64 atime 40 i64 mtime
  *  48 i64 ctime  56 u64 create_rev  64 u64 mod_rev  72 u64 version
  *  80 u64 parent 88 name bytes */
-void store_value_key(uint64_t ino, unsigned char *kb)
+void store_format_encode(uint32_t version, unsigned char *buf)
 {
-    store_u64be_put(kb, ino);
-    kb[8] = STORE_VALUE_KEY_TAG;
+    memcpy(buf, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN);
+    for (int i = 0; i < 4; i++)
+        buf[STORE_FORMAT_MAGIC_LEN + i] = (unsigned char)(version >> (8 * i));
+}
+
+int store_format_decode(const void *vbuf, size_t len, uint32_t *version)
+{
+    const unsigned char *buf = vbuf;
+    if (len != STORE_FORMAT_LEN || memcmp(buf, STORE_FORMAT_MAGIC, STORE_FORMAT_MAGIC_LEN))
+        return EIO;
+    const unsigned char *f = buf + STORE_FORMAT_MAGIC_LEN;
+    *version = (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 24;
+    return 0;
 }
 
 size_t store_inode_encode(const struct store_inode *in, unsigned char *buf)

@@ -16,6 +16,7 @@
 #ifndef RAFTFS_STORE_FORMAT_H
 #define RAFTFS_STORE_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,7 +64,27 @@ uint64_t store_u64be_get(const unsigned char *p);
 #define STORE_VALUE_KEY_LEN 9
 
 /* Writes ino's value key into kb (STORE_VALUE_KEY_LEN bytes). */
-void store_value_key(uint64_t ino, unsigned char *kb);
+static inline void store_value_key(uint64_t ino, unsigned char *kb)
+{
+    store_u64be_put(kb, ino);
+    kb[8] = STORE_VALUE_KEY_TAG;
+}
+
+/* Is this key of the inodes table a value's (rather than an inode's)? */
+static inline bool store_is_value_key(const void *key, size_t len)
+{
+    return len == STORE_VALUE_KEY_LEN && ((const unsigned char *)key)[8] == STORE_VALUE_KEY_TAG;
+}
+
+/* The "format" record of meta: STORE_FORMAT_LEN bytes for version. */
+void store_format_encode(uint32_t version, unsigned char *buf);
+/* Its version: 0, or EIO for a record that is not raftfs's. */
+int store_format_decode(const void *buf, size_t len, uint32_t *version);
+/* Can this build open a store of this format (moving format 1's values)? */
+static inline bool store_format_readable(uint32_t version)
+{
+    return version == STORE_FORMAT_VERSION || version == STORE_FORMAT_VALUES_APART;
+}
 
 /* buf must hold STORE_INODE_REC_MAX bytes; returns the record length. */
 size_t store_inode_encode(const struct store_inode *in, unsigned char *buf);

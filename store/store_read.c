@@ -161,7 +161,7 @@ int store_read(struct store_txn *t, uint64_t ino, const void **data, size_t *len
     MDB_val k = {.mv_size = sizeof(kb), .mv_data = kb}, v;
     rc = mdb_get(t->txn, t->s->inodes, &k, &v);
     if (rc == MDB_NOTFOUND)
-        return EIO; /* every file has a data record, maybe empty */
+        return EIO; /* every file has a value record, maybe empty */
     if (rc)
         return store_mdb_errno(rc);
     if (v.mv_size != in.attr.size)

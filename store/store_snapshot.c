@@ -107,7 +107,7 @@ static int write_table(struct writer *w, MDB_txn *txn, MDB_dbi dbi, unsigned cha
             continue; /* local records stay local */
         /* Values live in the inodes table (store_value_key); an image has
          * them apart, as "data" records keyed by the inode alone. */
-        bool value = k.mv_size == STORE_VALUE_KEY_LEN;
+        bool value = store_is_value_key(k.mv_data, k.mv_size);
         if (table == SNAP_INODES && value)
             continue;
         if (table == SNAP_DATA) {

@@ -367,21 +367,34 @@ static void spare_start(struct store_wal *w)
     w->spare_running = !pthread_create(&w->spare_thread, NULL, spare_main, w);
 }
 
-/* Waits for the spare and hands it over if it is segment seq of size
- * bytes and was made; ENOENT if not (it is then removed). */
-static int spare_take(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
+/* Waits for the spare, if one is being made: true if it was made (its fd
+ * in w->spare_fd, the file SEQ.tmp). */
+static bool spare_wait(struct store_wal *w)
 {
     if (!w->spare_running)
-        return ENOENT;
+        return false;
     pthread_join(w->spare_thread, NULL);
     w->spare_running = false;
-    if (w->spare_rc || w->spare_seq != seq || w->spare_size != size) {
-        if (!w->spare_rc) {
-            char tmp[40];
-            seg_name(tmp, sizeof(tmp), w->spare_seq, ".tmp");
-            close(w->spare_fd);
-            unlinkat(w->dir_fd, tmp, 0);
-        }
+    return !w->spare_rc;
+}
+
+/* Removes a spare made and not used. */
+static void spare_drop(struct store_wal *w)
+{
+    char tmp[40];
+    seg_name(tmp, sizeof(tmp), w->spare_seq, ".tmp");
+    close(w->spare_fd);
+    unlinkat(w->dir_fd, tmp, 0);
+}
+
+/* Hands the spare over if it is segment seq of size bytes and was made;
+ * ENOENT if not (a spare of another size is removed). */
+static int spare_take(struct store_wal *w, uint64_t seq, size_t size, struct seg *out)
+{
+    if (!spare_wait(w))
+        return ENOENT;
+    if (w->spare_seq != seq || w->spare_size != size) {
+        spare_drop(w);
         return ENOENT;
     }
     return seg_publish(w, seq, w->spare_fd, size, out);
@@ -819,7 +832,8 @@ void store_wal_close(struct store_wal *w)
 {
     if (!w)
         return;
-    spare_take(w, 0, 0, NULL); /* waited for and removed: seq 0 is none */
+    if (spare_wait(w))
+        spare_drop(w);
     for (size_t i = 0; i < w->n_segs; i++)
         seg_release(&w->segs[i]);
     if (w->dir_fd >= 0)

@@ -749,6 +749,16 @@ const struct raft_conf *raft_conf(const struct raft *r)
     return &r->conf;
 }
 
+const struct raft_conf *raft_conf_committed(const struct raft *r)
+{
+    return &r->committed_conf;
+}
+
+bool raft_conf_changing(const struct raft *r)
+{
+    return raft_membership_change_pending(r);
+}
+
 int raft_member_match(const struct raft *r, uint64_t id, uint64_t *match)
 {
     for (uint32_t i = 0; i < r->n_prs; i++) {

@@ -380,6 +380,13 @@ uint64_t raft_last_index(const struct raft *r);
 uint64_t raft_applied_index(const struct raft *r); /* last index handed out in committed */
 /* The configuration in force (latest in the log, committed or not). */
 const struct raft_conf *raft_conf(const struct raft *r);
+/* The latest configuration this member knows to be committed (at or below its commit index).
+ * It equals raft_conf() and is not joint once a change is complete as far as this member can
+ * tell; a follower learns that a change committed only from the leader. */
+const struct raft_conf *raft_conf_committed(const struct raft *r);
+/* True while a membership change is under way as far as this member knows: a configuration
+ * entry in its log is not yet known committed, or the committed one is joint. */
+bool raft_conf_changing(const struct raft *r);
 /* Term of the entry at index in this member's log, durable or not. Errors: RAFT_ECOMPACTED,
  * RAFT_EUNAVAILABLE, storage errors. */
 int raft_log_term(struct raft *r, uint64_t index, uint64_t *term);

@@ -192,6 +192,65 @@ static void test_change_refused_before_first_commit(void)
     th_free(&t);
 }
 
+static void test_leader_lost_after_leaving_joint(void)
+{
+    /* tests/chaos seed 101 (3 members) stopped with no leader after its harness destroyed a
+     * leader that `member list` had shown with every member a voter. The list showed the
+     * latest configuration, which can be joint or uncommitted; raft_conf_changing() now tells.
+     * Voters {1,2}, learner 3 promoted through C_old,new and the automatic C_new: while the
+     * change is under way, losing 1 would leave the old half {1,2} without a majority. Once
+     * 1 has committed C_new (and says so), 1 may be lost: 2 and 3 elect a leader. */
+    struct th t;
+    th_init(&t, 2, 3, NULL);
+    th_elect(&t, 1);
+    struct raft_change add = {RAFT_CHANGE_ADD_LEARNER, 3};
+    change(&t, 1, &add, 1);
+    settle_ticking(&t, 1, 5);
+    CHECK(!raft_conf_changing(th_r(&t, 1)));
+    struct raft_change promote = {RAFT_CHANGE_ADD_VOTER, 3};
+    change(&t, 1, &promote, 1);
+    CHECK(raft_conf_changing(th_r(&t, 1)));
+    uint64_t joint_index = raft_last_index(th_r(&t, 1));
+    uint64_t new_index = 0;
+    for (int i = 0; i < 100 && raft_conf_changing(th_r(&t, 1)); i++) {
+        th_ready(&t, 1);
+        if (new_index == 0 && !raft_conf_is_joint(raft_conf(th_r(&t, 1)))) {
+            new_index = raft_last_index(th_r(&t, 1));
+            /* C_new is appended but not committed: still changing. */
+            CHECK(raft_conf_changing(th_r(&t, 1)));
+        }
+        th_ready(&t, 2);
+        th_ready(&t, 3);
+        th_deliver(&t);
+    }
+    CHECK(new_index > joint_index);
+    CHECK(!raft_conf_changing(th_r(&t, 1)));
+    CHECK(raft_commit_index(th_r(&t, 1)) >= new_index);
+    CHECK(!raft_conf_is_joint(raft_conf_committed(th_r(&t, 1))));
+    CHECK_EQ(raft_conf_committed(th_r(&t, 1))->n_voters, 3);
+    /* 1 is lost before its next message: the others have not heard that C_new committed. */
+    th_drop(&t, 0, 1, 0);
+    th_crash(&t, 1);
+    CHECK(raft_conf_changing(th_r(&t, 2)) || raft_conf_changing(th_r(&t, 3)));
+    uint64_t leader = 0;
+    for (int i = 0; i < 200 && leader == 0; i++) {
+        th_tick(&t, 2, 1);
+        th_tick(&t, 3, 1);
+        th_drop(&t, 0, 0, 1);
+        th_settle(&t);
+        for (uint64_t id = 2; id <= 3; id++) {
+            if (raft_role(th_r(&t, id)) == RAFT_LEADER) {
+                leader = id;
+            }
+        }
+    }
+    CHECK(leader == 2 || leader == 3);
+    /* The new leader commits C_new with an entry of its term: settled again. */
+    settle_ticking(&t, leader, 3);
+    CHECK(!raft_conf_changing(th_r(&t, leader)));
+    th_free(&t);
+}
+
 int main(void)
 {
     test_learner_then_promote();
@@ -200,6 +259,7 @@ int main(void)
     test_uncommitted_conf_rolled_back();
     test_removed_leader_steps_down();
     test_change_refused_before_first_commit();
+    test_leader_lost_after_leaving_joint();
     printf("test_raft_membership: ok\n");
     return 0;
 }

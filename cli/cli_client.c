@@ -385,6 +385,7 @@ static int cmd_status(int argc, char **argv)
         struct node_status ns = {.id = s->id,
                                  .cluster_id = s->cluster_id,
                                  .role = s->role,
+                                 .config = s->config, /* NULL from an older member */
                                  .term = s->term,
                                  .leader = s->leader,
                                  .commit = s->commit,

@@ -156,7 +156,7 @@ const char *node_member_addr(struct node *n, uint64_t id, char *buf, size_t len)
 struct node_member_status {
     uint64_t id;
     char addr[128];
-    const char *role;      /* "leader", "follower", "learner", "candidate" ... */
+    const char *role;      /* "leader", "follower", "learner", "joining", "leaving" */
     uint64_t match;        /* leader only: replicated up to */
     double last_contact_s; /* -1 if never */
 };
@@ -164,6 +164,10 @@ struct node_member_status {
 struct node_status {
     uint64_t id, cluster_id, term, leader, commit, applied, revision;
     const char *role;
+    /* "settled": the latest configuration is committed (as far as this
+     * member knows) and not joint; "changing": a membership change is under
+     * way, and the cluster may need more members up than usual. */
+    const char *config;
     bool serializable; /* the node's barriers return at once */
     /* Seconds since this member last heard from a leader (0 on the leader,
      * -1 never): how stale its local (serializable) reads may be. */
@@ -181,7 +185,8 @@ size_t node_metrics_render(struct node *n, char *buf, size_t cap);
 
 /* A status as one line of JSON (what `raftfs status` prints and
  * .raftfs/status shows) into buf; returns the length it needs, like
- * snprintf. Fields: id, cluster_id (hex string), role, term, leader (0:
+ * snprintf. Fields: id, cluster_id (hex string), role, config ("settled"
+ * or "changing", as in struct node_status), term, leader (0:
  * none known), commit, applied, revision, reads ("linearizable" or
  * "serializable"), leader_contact_s (as in struct node_status), members: [{id,
  * address, role, match (known on the leader, else 0), last_contact_s

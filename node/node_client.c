@@ -381,6 +381,7 @@ static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
     st.serializable = ns.serializable;
     st.has_leader_contact_s = true;
     st.leader_contact_s = ns.leader_contact_s;
+    st.config = (char *)ns.config;
     for (size_t i = 0; i < ns.n_members; i++) {
         raftfs__member_status__init(&ms[i]);
         ms[i].id = ns.members[i].id;

@@ -178,6 +178,13 @@ bool node_raft_answered_ahead(const struct node *n);
 int node_raft_wait_answered(struct node *n, node_done_fn done, void *ctx);
 /* A command forwarded by a follower: proposed here if this is the leader. */
 void node_raft_forwarded(struct node *n, const void *data, size_t len);
+/* A member's role as `member list` shows it, from the latest configuration
+ * and the latest one known committed: "leader"; "learner"; "follower" for a
+ * voter of every configuration that may be in force (both halves of a
+ * joint one, committed or not); otherwise "joining" (a voter of the latest
+ * configuration's incoming half only) or "leaving". */
+const char *node_member_role(const struct raft_conf *latest, const struct raft_conf *committed,
+                             uint64_t id, uint64_t leader);
 /* Marks the node failed (fail closed) with rc. */
 void node_fail(struct node *n, int rc, const char *what);
 
@@ -195,6 +202,9 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
 /* node_member.c */
 /* The outcome of a configuration change proposed with cookie. */
 void node_member_conf_result(struct node *n, uint64_t cookie, int status);
+/* Answers the changes whose configuration has settled (node_member.c note
+ * 3), or whose time is up. After every ready and every tick. */
+void node_member_settle(struct node *n);
 /* Peers follow the member directory. */
 void node_members_sync(struct node *n);
 /* Leader: write down directory entries missing for known members, and

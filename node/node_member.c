@@ -14,10 +14,17 @@
  *    The leader also fills in directory entries missing for members it
  *    knows the address of (the founders), so the directory becomes
  *    complete by itself.
- * 3. Every operation runs on the loop thread and answers once: when its
- *    configuration entry is committed, or with an error (EAGAIN: not the
- *    leader, or a learner not caught up yet; EBUSY: another change is in
- *    progress; EEXIST, ENOENT, EINVAL).
+ * 3. Every operation runs on the loop thread and answers once: when the
+ *    change is complete, or with an error (EAGAIN: not the leader, or a
+ *    learner not caught up yet; EBUSY: another change is in progress;
+ *    EEXIST, ENOENT, EINVAL; ETIMEDOUT). Complete means the configuration
+ *    is settled: a change of voters commits a joint configuration first,
+ *    which the leader then leaves by itself; only when that is committed
+ *    too is the new member a voter like the others (or the removed one
+ *    needed by no majority). Until then `member list` shows it "joining"
+ *    or "leaving". Should this member stop leading meanwhile, the change
+ *    has committed and the next leader completes it: the answer is then
+ *    given at once.
  * 4. Incarnations. Each data directory has a random incarnation (store
  *    identity, drawn when it is created), which a member sends in its
  *    Hello. The leader writes into the directory the incarnation of each
@@ -39,7 +46,7 @@
 
 #include "node_internal.h"
 
-enum member_stage { STAGE_SET_ADDR, STAGE_CONF, STAGE_DEL_ADDR };
+enum member_stage { STAGE_SET_ADDR, STAGE_CONF, STAGE_SETTLE, STAGE_DEL_ADDR };
 
 struct node_member_task {
     struct node *n;
@@ -50,7 +57,8 @@ struct node_member_task {
     node_done_fn done;
     void *ctx;
     enum member_stage stage;
-    uint64_t cookie; /* of the configuration change, in STAGE_CONF */
+    uint64_t cookie;      /* of the configuration change, in STAGE_CONF */
+    uint64_t deadline_ms; /* STAGE_SETTLE: ETIMEDOUT after it */
     struct node_member_task *next;
 };
 
@@ -161,6 +169,13 @@ void node_member_conf_result(struct node *n, uint64_t cookie, int status)
         finish(n, m, raft_errno(status));
         return;
     }
+    m->stage = STAGE_SETTLE;
+    m->deadline_ms = net_now_ms() + n->cfg.timeout_ms;
+    node_member_settle(n);
+}
+
+static void settled(struct node *n, struct node_member_task *m)
+{
     if (m->op == NODE_MEMBER_REMOVE) {
         m->stage = STAGE_DEL_ADDR;
         int rc = submit_dir(n, m, false, addr_done);
@@ -169,6 +184,21 @@ void node_member_conf_result(struct node *n, uint64_t cookie, int status)
         return;
     }
     finish(n, m, 0);
+}
+
+void node_member_settle(struct node *n)
+{
+    bool done = !raft_conf_changing(n->raft) || raft_role(n->raft) != RAFT_LEADER;
+    uint64_t now = net_now_ms();
+    for (struct node_member_task *m = n->member_ops, *next; m; m = next) {
+        next = m->next;
+        if (m->stage != STAGE_SETTLE)
+            continue;
+        if (done)
+            settled(n, m);
+        else if (now >= m->deadline_ms)
+            finish(n, m, ETIMEDOUT);
+    }
 }
 
 static bool in_conf(const struct raft_conf *c, uint64_t id)

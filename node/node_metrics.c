@@ -160,6 +160,8 @@ size_t node_status_json(const struct node_status *st, char *buf, size_t cap)
     put(&o, "{\"id\": %" PRIu64 ", \"cluster_id\": \"%016" PRIx64 "\", \"role\": ", st->id,
         st->cluster_id);
     put_json_string(&o, st->role);
+    put(&o, ", \"config\": ");
+    put_json_string(&o, st->config ? st->config : "unknown");
     put(&o,
         ", \"term\": %" PRIu64 ", \"leader\": %" PRIu64 ", \"commit\": %" PRIu64
         ", \"applied\": %" PRIu64 ", \"revision\": %" PRIu64

@@ -850,6 +850,8 @@ static int finish_ready(struct node *n)
         if (r)
             r->retry_ms = now;
     }
+    if (n->member_ops)
+        node_member_settle(n);
     for (size_t i = 0; i < rd->n_reads; i++) {
         struct node_req *r = find_pending(n, NODE_REQ_BARRIER, rd->reads[i].cookie);
         if (!r)
@@ -933,6 +935,48 @@ static const char *role_name(enum raft_role r)
     }
 }
 
+static size_t node_conf_ids(const struct raft_conf *c, uint64_t *ids)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        ids[n++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_voters_old; i++)
+        ids[n++] = c->voters_old[i];
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        ids[n++] = c->learners[i];
+    return n;
+}
+
+/* Votes in every half of c (both, while c is joint). */
+static bool votes_in(const struct raft_conf *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        if (c->voters[i] == id) {
+            if (!c->n_voters_old)
+                return true;
+            for (uint32_t j = 0; j < c->n_voters_old; j++)
+                if (c->voters_old[j] == id)
+                    return true;
+            return false;
+        }
+    return false;
+}
+
+const char *node_member_role(const struct raft_conf *latest, const struct raft_conf *committed,
+                             uint64_t id, uint64_t leader)
+{
+    if (id == leader)
+        return "leader";
+    if (raft_conf_is_learner(latest, id))
+        return "learner";
+    if (votes_in(latest, id) && votes_in(committed, id))
+        return "follower";
+    bool incoming = false;
+    for (uint32_t i = 0; i < latest->n_voters; i++)
+        incoming |= latest->voters[i] == id;
+    return incoming ? "joining" : "leaving";
+}
+
 static void refresh_status(struct node *n)
 {
     struct node_status st = {0};
@@ -947,15 +991,12 @@ static void refresh_status(struct node *n)
     st.serializable = n->cfg.serializable;
     st.role = raft_conf_is_learner(conf, n->cfg.id) ? "learner" : role_name(raft_role(r));
     uint64_t now = net_now_ms();
+    const struct raft_conf *committed = raft_conf_committed(r);
+    st.config = raft_conf_changing(r) ? "changing" : "settled";
     size_t k = 0;
-    uint64_t ids[3 * RAFT_CONF_MAX];
-    size_t nids = 0;
-    for (uint32_t i = 0; i < conf->n_voters; i++)
-        ids[nids++] = conf->voters[i];
-    for (uint32_t i = 0; i < conf->n_voters_old; i++)
-        ids[nids++] = conf->voters_old[i];
-    for (uint32_t i = 0; i < conf->n_learners; i++)
-        ids[nids++] = conf->learners[i];
+    uint64_t ids[6 * RAFT_CONF_MAX];
+    size_t nids = node_conf_ids(conf, ids);
+    nids += node_conf_ids(committed, ids + nids);
     for (size_t i = 0; i < nids && k < NODE_MAX_MEMBERS; i++) {
         bool dup = false;
         for (size_t j = 0; j < k; j++)
@@ -964,9 +1005,7 @@ static void refresh_status(struct node *n)
             continue;
         struct node_member_status *m = &st.members[k++];
         m->id = ids[i];
-        m->role = ids[i] == st.leader                  ? "leader"
-                  : raft_conf_is_learner(conf, ids[i]) ? "learner"
-                                                       : "follower";
+        m->role = node_member_role(conf, committed, ids[i], st.leader);
         /* the address: the peer's (kept from the replicated directory, so
          * members that joined later have one too), else the start-up list */
         struct node_peer *p = node_peer_find(n, ids[i]);
@@ -1106,6 +1145,8 @@ void node_raft_tick(struct net_loop *l, void *ctx)
         return;
     }
     node_members_tick(n);
+    if (n->member_ops)
+        node_member_settle(n);
     sweep_pending(n, true);
     /* the turn hook runs the ready loop */
 }

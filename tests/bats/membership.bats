@@ -129,7 +129,48 @@ role_of() { # K: its role as the leader lists it
     [ "$(cat "$CL/mnt/1/l")" = "from the learner" ]
     run "$RAFTFS_BIN" member promote 4 --endpoints "$(all_eps)"
     assert_success
+    # promote answers once the joint configuration is left too
     [ "$(role_of 4)" = follower ]
+    status_of "$(leader)" | grep -q '"config": "settled"'
+}
+
+# Found by tests/chaos (seed 101): `member list` showed a member being
+# promoted as a voter while the configuration was still joint, and the
+# harness destroyed a member that the old half still needed.
+@test "a promotion under way shows the member joining until the configuration settles" {
+    cluster_start
+    join 4 --learner
+    [ "$(role_of 4)" = learner ]
+    # caught up (a promotion waits for that): it reads the latest write
+    echo caught > "$CL/mnt/1/c"
+    [ "$(cat "$CL/mnt/4/c")" = caught ]
+    l=$(leader)
+    f=$(( (l % 3) + 1 ))
+    o=$(( (f % 3) + 1 ))
+    # without o and 4, the joint configuration's new half {1,2,3,4} has no
+    # majority: the change cannot commit
+    kill -STOP "$(member_pid "$o")" "$(member_pid 4)"
+    run "$RAFTFS_BIN" member promote 4 --endpoints "$(ep "$l")" --timeout 3
+    st=$status promote_out=$output
+    run "$RAFTFS_BIN" member list --endpoints "$(ep "$f")"
+    list=$output
+    cfg=$(status_of "$f")
+    kill -CONT "$(member_pid "$o")" "$(member_pid 4)"
+    echo "promote: $st $promote_out; list at $f: $list; status: $cfg"
+    [ "$st" -ne 0 ]
+    echo "$list" | grep -q "^4 $(ep 4) joining$"
+    echo "$list" | grep -q "^$o $(ep "$o") follower$"
+    echo "$cfg" | grep -q '"config": "changing"'
+    # once the others are back, the change completes by itself
+    for i in $(seq 1 100); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 4)" = follower ]
+    for k in 1 2 3 4; do
+        for i in $(seq 1 50); do
+            status_of "$k" | grep -q '"config": "settled"' && break
+            sleep 0.1
+        done
+        status_of "$k" | grep -q '"config": "settled"'
+    done
 }
 
 @test "remove a member: the others go on, the removed one refuses" {

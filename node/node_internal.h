@@ -119,6 +119,11 @@ struct node {
     struct node_member_task *member_ops; /* membership changes in progress */
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
+    /* Members a configuration applied here removed, whose directory entry
+     * the leader deletes (one removed while leading cannot delete its own:
+     * node_members_tick). In memory only. */
+    uint64_t dir_removed[3 * RAFT_CONF_MAX];
+    size_t n_dir_removed;
     bool removed;                         /* an applied configuration no longer has this member */
     bool removed_lost;                    /* refused: its data directory is a new one */
     struct store_space space;             /* store_space, refreshed every tick */
@@ -205,6 +210,9 @@ void node_member_conf_result(struct node *n, uint64_t cookie, int status);
 /* Answers the changes whose configuration has settled (node_member.c note
  * 3), or whose time is up. After every ready and every tick. */
 void node_member_settle(struct node *n);
+/* This member applied its own removal: answers the changes in progress
+ * (its own removal: done; any other: ESHUTDOWN). */
+void node_member_removed(struct node *n);
 /* Peers follow the member directory. */
 void node_members_sync(struct node *n);
 /* Leader: write down directory entries missing for known members, and

@@ -418,6 +418,44 @@ void node_members_tick(struct node *n)
         if (submit_dir(n, m, true, ignore_done))
             free(m);
     }
+    /* Entries of members that a configuration removed (a leader that
+     * removed itself stopped before deleting its own). Not while a change
+     * is under way or one of this member's own is in progress (adding
+     * writes the address first). */
+    const struct raft_conf *latest = raft_conf(n->raft);
+    bool sweep = n->n_dir_removed && !n->member_ops && !raft_conf_changing(n->raft);
+    for (size_t j = 0; j < acc.n && sweep; j++) {
+        uint64_t id = acc.list[j].id;
+        bool removed = false;
+        for (size_t r = 0; r < n->n_dir_removed; r++)
+            removed |= n->dir_removed[r] == id;
+        if (!removed || in_conf(c, id) || in_conf(latest, id))
+            continue;
+        struct node_member_task *m = calloc(1, sizeof(*m));
+        if (!m)
+            return;
+        m->n = n;
+        m->id = id;
+        node_log(NODE_LOG_INFO, "deleting the address of member %llu: not a member",
+                 (unsigned long long)id);
+        if (submit_dir(n, m, false, ignore_done))
+            free(m);
+    }
+    if (sweep)
+        n->n_dir_removed = 0; /* deleted, or not in the directory, or back in */
     if (complete)
         n->next_dir_check_ms = now + 2000;
+}
+
+void node_member_removed(struct node *n)
+{
+    /* This member's own removal is complete once it applied it: the next
+     * leader deletes its address (node_members_tick). Other changes asked
+     * here cannot go on. */
+    while (n->member_ops) {
+        struct node_member_task *m = n->member_ops;
+        bool self = m->op == NODE_MEMBER_REMOVE && m->id == n->cfg.id &&
+                    (m->stage == STAGE_SETTLE || m->stage == STAGE_DEL_ADDR);
+        finish(n, m, self ? 0 : ESHUTDOWN);
+    }
 }

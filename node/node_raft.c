@@ -443,6 +443,30 @@ static bool in_conf(const struct raft_conf *c, uint64_t id)
 /* Removed, or refused by most of the others because this data directory
  * is not the one the cluster knows: stop serving (ESHUTDOWN, which the
  * mount turns into EIO), saying why and what to do. */
+/* Remembers the members that `after` removes from `before`, for the
+ * leader to delete their directory entries (node_members_tick). */
+static void note_removed(struct node *n, const struct raft_conf *before,
+                         const struct raft_conf *after)
+{
+    uint64_t ids[3 * RAFT_CONF_MAX];
+    size_t k = 0;
+    for (uint32_t i = 0; i < before->n_voters; i++)
+        ids[k++] = before->voters[i];
+    for (uint32_t i = 0; i < before->n_voters_old; i++)
+        ids[k++] = before->voters_old[i];
+    for (uint32_t i = 0; i < before->n_learners; i++)
+        ids[k++] = before->learners[i];
+    for (size_t i = 0; i < k; i++) {
+        if (in_conf(after, ids[i]) || ids[i] == n->cfg.id)
+            continue;
+        bool known = false;
+        for (size_t j = 0; j < n->n_dir_removed; j++)
+            known |= n->dir_removed[j] == ids[i];
+        if (!known && n->n_dir_removed < sizeof(n->dir_removed) / sizeof(n->dir_removed[0]))
+            n->dir_removed[n->n_dir_removed++] = ids[i];
+    }
+}
+
 static void fail_removed(struct node *n)
 {
     char what[512];
@@ -653,11 +677,12 @@ static int apply(struct node *n, struct raft_ready *rd)
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
             if (ce[i].type == RAFT_ENTRY_CONF) {
                 conf_entries = true;
-                bool was = in_conf(&conf, n->cfg.id);
+                struct raft_conf before = conf;
                 if (raft_conf_decode(ce[i].data, ce[i].len, &conf))
                     return EIO;
-                if (was && !in_conf(&conf, n->cfg.id))
+                if (in_conf(&before, n->cfg.id) && !in_conf(&conf, n->cfg.id))
                     removed = true; /* acted on once the batch is applied */
+                note_removed(n, &before, &conf);
             }
         }
         uint64_t t0 = node_now_us();
@@ -694,6 +719,7 @@ static int apply(struct node *n, struct raft_ready *rd)
         if (members)
             node_members_sync(n);
         if (n->removed) {
+            node_member_removed(n);
             fail_removed(n);
             return ESHUTDOWN;
         }

@@ -175,8 +175,7 @@ role_of() { # K: its role as the leader lists it
 
 @test "remove a member: the others go on, the removed one refuses" {
     cluster_start
-    # a follower: a leader that removes itself stops before it answers
-    # (known, see docs/testing.md), which this test is not about
+    # a follower (the leader's own removal is the next test)
     if [ "$(leader)" = 3 ]; then
         "$RAFTFS_BIN" member transfer-leader 1 --endpoints "$(all_eps)"
         for i in $(seq 1 50); do [ "$(leader)" = 1 ] && break; sleep 0.1; done
@@ -195,6 +194,28 @@ role_of() { # K: its role as the leader lists it
     "$LC" kill "$CL" 2
     run bash -c "timeout 20 /bin/echo y > '$CL/mnt/1/k'"
     assert_failure
+}
+
+@test "a leader removes itself: answered at once, the others go on, its address leaves the directory" {
+    cluster_start
+    l=$(leader)
+    f=$(( (l % 3) + 1 ))
+    echo before > "$CL/mnt/$f/k"
+    # answered by the leader as it applies its removal (it used to stop
+    # serving first: the command timed out although the member was gone)
+    run timeout 5 "$RAFTFS_BIN" member remove "$l" --endpoints "$(ep "$l")"
+    assert_success
+    echo after > "$CL/mnt/$f/k"
+    [ "$(cat "$CL/mnt/$f/k")" = after ]
+    # the next leader deletes the address it left in the directory
+    for i in $(seq 1 50); do
+        "$RAFTFS_BIN" member list --endpoints "$(ep "$f")" | grep -q "^$l " || break
+        sleep 0.1
+    done
+    run "$RAFTFS_BIN" member list --endpoints "$(ep "$f")"
+    refute_output --partial "$(ep "$l")"
+    grep -q "deleting the address of member $l: not a member" "$CL"/data/*/raftfs.log
+    grep -q "removed from the cluster" "$CL/data/$l/raftfs.log"
 }
 
 @test "a member back with a new data directory is refused; removed and added anew, it serves" {

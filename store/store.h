@@ -41,6 +41,8 @@
 /* A failed compare-and-put. ESTALE ("stale file handle") reads right at the
  * fs level too: the value changed since the handle read it. */
 #define STORE_ECONFLICT ESTALE
+/* store_events: the revisions asked for are no longer in the history. */
+#define STORE_ECOMPACTED ERANGE
 
 #define STORE_ROOT_INO      1ULL
 #define STORE_CMD_VERSION   1U
@@ -90,7 +92,10 @@ struct store_config {
                                    other values must match what is stored */
     uint64_t map_bytes;         /* LMDB map size; 0 = STORE_DEFAULT_MAP_BYTES */
     uint64_t log_segment_bytes; /* size of the log's segment files; 0 = 16 MiB */
+    /* Revisions of change history kept (store_events); 0 = the default. */
+    uint64_t history_revisions;
 };
+#define STORE_DEFAULT_HISTORY_REVISIONS 100000
 
 /* ---- commands ------------------------------------------------------- */
 
@@ -399,6 +404,36 @@ struct store_dirent {
  * or cb's non-zero return is NOT an error (listing just stops). */
 int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t after_len,
                int (*cb)(void *ctx, const struct store_dirent *e), void *ctx);
+
+/* ---- change history ------------------------------------------------- */
+
+/* One change of the tree: the command that made revision `revision`
+ * (PUT, APPEND, DELETE, MKDIR, RMDIR, RENAME, SETATTR), its path (and
+ * RENAME's target), and the entry it changed as it is after the change
+ * (the removed one for DELETE/RMDIR; type 0 and zeros if not known). */
+struct store_event {
+    uint64_t revision;
+    enum store_op op;
+    const char *path; /* not NUL-terminated */
+    size_t path_len;
+    const char *path2; /* RENAME's target, else NULL */
+    size_t path2_len;
+    uint32_t rename_flags;
+    enum store_type type;
+    uint32_t mode;
+    uint64_t ino, size;
+};
+
+/* Events of revisions >= from, in order, up to t's revision, to cb (its
+ * pointers valid during the call); cb returns 0 to go on, a negative
+ * number to stop (then 0 is returned), or an errno to stop with it. The
+ * history keeps the last store_config.history_revisions revisions:
+ * *compacted (if given) is the revision at or below which events are gone,
+ * and STORE_ECOMPACTED is returned if from <= *compacted. Revisions that
+ * changed no tree entry have no event. EIO: a damaged record. */
+int store_events(struct store_txn *t, uint64_t from,
+                 int (*cb)(void *ctx, const struct store_event *ev), void *ctx,
+                 uint64_t *compacted);
 
 /* ---- the member directory ------------------------------------------- */
 

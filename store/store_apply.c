@@ -32,6 +32,7 @@ struct applier {
     const struct store_cmd *c;
     uint64_t rev;       /* the revision this command writes, if it succeeds */
     uint64_t client_id; /* of the command being applied */
+    size_t events;      /* history events added in this batch */
 };
 
 /* ---- change records (reported after commit) ---- */
@@ -845,11 +846,15 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         break;
     }
     uint64_t client_id = d.cmd.client_id, seq = d.cmd.seq;
+    bool changed = a->s->n_changes != mark_changes;
+    if (!rc && !res->err && changed && store_history_op(d.cmd.op)) {
+        rc = store_history_add(a->s, a->txn, a->rev, &d.cmd, res);
+        a->events += !rc;
+    }
     store_cmd_decoded_free(&d);
     a->c = NULL;
     if (rc)
         return rc;
-    bool changed = a->s->n_changes != mark_changes;
     if (res->err) {
         /* Validate-then-mutate: a failed command wrote nothing. */
         assert(!changed && a->st.next_ino == mark_next && a->st.inodes == mark_inodes);
@@ -993,6 +998,8 @@ int store_apply_batch_decided(struct store *s, const struct store_entry *entries
         return 0;
     }
     a.st.applied_index = last;
+    if ((rc = store_history_batch_end(s, a.txn, a.st.revision, a.events)))
+        goto fail_batch;
     unsigned char stbuf[STORE_STATE_REC_LEN];
     store_state_encode(&a.st, stbuf);
     MDB_val k = {.mv_size = 5, .mv_data = "state"},

@@ -27,6 +27,7 @@
  *    that applied the same entries print the same digest.
  */
 #include "store_check_internal.h"
+#include "store_le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -181,7 +182,8 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
         (rc = dbi_optional(txn, "raft", &s->raft, &c->have_raft)) ||
         (rc = dbi_optional(txn, "sessions", &s->sessions, &c->have_sessions)) ||
         (rc = dbi_optional(txn, "session_lru", &s->session_lru, &c->have_lru)) ||
-        (rc = dbi_optional(txn, "members", &s->members, &c->have_members))) {
+        (rc = dbi_optional(txn, "members", &s->members, &c->have_members)) ||
+        (rc = dbi_optional(txn, "history", &s->history, &c->have_history))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EIO, "cannot read the store's tables: %s",
                           mdb_strerror(rc));
@@ -338,6 +340,53 @@ static void check_members(struct store_checker *c)
         store_check_unreadable(c, "members", rc);
 }
 
+/* The change history (local: not digested): its record, and events that
+ * decode, in (compacted, revision]. A store written by a build without one
+ * has neither table nor record. */
+static void check_history(struct store_checker *c)
+{
+    MDB_val k = {.mv_size = 7, .mv_data = "history"}, v;
+    int rc = mdb_get(c->txn, c->s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !c->have_history)
+        return;
+    if (rc || v.mv_size != 16) {
+        store_check_problem(c, "the history record is %s (meta history)",
+                            rc ? "missing" : "damaged");
+        return;
+    }
+    uint64_t compacted = get64(v.mv_data), complete = get64((const unsigned char *)v.mv_data + 8);
+    if (compacted > complete || (c->have_state && complete > c->st.revision))
+        store_check_problem(c,
+                            "the history record says events (%llu, %llu], the revision is %llu "
+                            "(meta history)",
+                            (unsigned long long)compacted, (unsigned long long)complete,
+                            (unsigned long long)c->st.revision);
+    if (!c->have_history)
+        return;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(c->txn, c->s->history, &cur))) {
+        store_check_unreadable(c, "history", rc);
+        return;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct store_event ev;
+        uint64_t r = k.mv_size == 8 ? store_u64be_get(k.mv_data) : 0;
+        if (!r || store_event_decode(r, v.mv_data, v.mv_size, &ev)) {
+            store_check_problem(c, "an event does not decode (history, revision %llu)",
+                                (unsigned long long)r);
+            continue;
+        }
+        if (r <= compacted || r > complete)
+            store_check_problem(c, "event of revision %llu outside (%llu, %llu] (history)",
+                                (unsigned long long)r, (unsigned long long)compacted,
+                                (unsigned long long)complete);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        store_check_unreadable(c, "history", rc);
+}
+
 /* ---- the whole check ---- */
 
 int store_check(const char *dir, struct store_check_report *out,
@@ -369,6 +418,7 @@ int store_check(const char *dir, struct store_check_report *out,
     }
     check_sessions(&c);
     check_members(&c);
+    check_history(&c);
     store_check_log(&c);
     out->digest = store_digest_final(&c);
 out:

@@ -23,7 +23,7 @@ struct store_checker {
     const char *dir;
     struct store *s; /* opened read only: env, tables and limits only */
     MDB_txn *txn;    /* the one read transaction everything is read in */
-    bool have_log, have_raft, have_sessions, have_lru, have_members; /* tables present */
+    bool have_log, have_raft, have_sessions, have_lru, have_members, have_history; /* tables */
     bool have_state;                                                 /* the state record decoded */
     bool values_apart; /* store format 1: values in "data", not the inodes table */
     struct store_state st;

@@ -451,10 +451,17 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         (rc = mdb_dbi_open(txn, "raft", MDB_CREATE, &s->raft)) ||
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->sessions)) ||
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru)) ||
-        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->members))) {
+        (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->members)) ||
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->history))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));
+    }
+    s->history_keep = cfg->history_revisions;
+    if ((rc = store_history_open(s, txn, st.revision))) {
+        mdb_txn_abort(txn);
+        return store_fail(err, err_len, rc, "%s: cannot open the change history: %s", data,
+                          strerror(rc));
     }
     if ((rc = mdb_txn_commit(txn)))
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,

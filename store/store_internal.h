@@ -26,6 +26,8 @@ struct store {
     struct store_wal *wal;         /* the Raft log (store_wal.c) */
     MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
     MDB_dbi members;               /* the member directory */
+    MDB_dbi history;               /* change events by revision (store_history.c) */
+    uint64_t history_keep;         /* revisions of history kept; 0 = the default */
     struct store_limits limits;
     struct store_observer obs;
     bool lazy_apply;
@@ -73,6 +75,24 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
  * the old LMDB tables if it is still in them (the DBIs must be open). */
 int store_log_open(struct store *s, const char *dir, uint64_t seg_bytes, char *err, size_t err_len);
 void store_log_close(struct store *s);
+
+/* store_history.c */
+/* Does op change the tree (and so make an event)? */
+bool store_history_op(enum store_op op);
+/* At open, in a write transaction: a history that does not reach revision
+ * (none yet, or written by an older build) starts over, compacted there. */
+int store_history_open(struct store *s, MDB_txn *txn, uint64_t revision);
+/* Empties the history: nothing at or below revision is known (an image
+ * installed). */
+int store_history_reset(struct store *s, MDB_txn *txn, uint64_t revision);
+/* The event of a command that made revision (res: its result). */
+int store_history_add(struct store *s, MDB_txn *txn, uint64_t revision, const struct store_cmd *c,
+                      const struct store_result *res);
+/* After a batch that reached revision and added `added` events: compacts a
+ * few of the oldest events and records how far the history reaches. */
+int store_history_batch_end(struct store *s, MDB_txn *txn, uint64_t revision, size_t added);
+/* Decodes a history record. EIO if malformed. */
+int store_event_decode(uint64_t revision, const void *rec, size_t len, struct store_event *out);
 
 /* Begins a transaction (mdb_txn_begin's flags and return code). On the
  * thread holding deferred applies they are committed first (LMDB allows a

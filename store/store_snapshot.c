@@ -473,11 +473,17 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
     }
     /* meta keeps only "format", which sorts before "limits" and "state":
      * every table can be filled in append mode. */
-    rc = scan(s, txn, fd, info, err, err_len);
+    struct store_snapshot_info got;
+    rc = scan(s, txn, fd, &got, err, err_len);
+    /* The history here does not reach past the image (store_history.c). */
+    if (!rc && (rc = store_history_reset(s, txn, got.revision)))
+        rc = fail(err, err_len, rc, "cannot reset the change history");
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
+    if (info)
+        *info = got;
     if ((mrc = mdb_txn_commit(txn)))
         return fail(err, err_len, store_commit_errno(s, mrc), "cannot commit");
     if (info)

@@ -739,6 +739,37 @@ static void test_in_use_refused(void)
     tstore_fini(&t);
 }
 
+/* The change history (local, not digested): a damaged event, an event
+ * outside the range its record states, a damaged record. */
+static void test_history_damage(void)
+{
+    struct tstore t;
+    make_member(&t);
+    reopen(&t);
+    struct store_stats st;
+    CHECK_EQ(store_get_stats(t.s, &st), 0);
+    store_close(t.s);
+    t.s = NULL;
+    struct store_check_report rep;
+    EXPECT_OK(t.dir, &rep);
+    unsigned char key[8];
+    store_u64be_put(key, st.revision);
+    raw_patch(t.dir, "history", key, 8, 1, "\x7f", 1); /* not an op */
+    EXPECT_PROBLEM(t.dir, "an event does not decode (history, revision");
+    raw_patch(t.dir, "history", key, 8, 1, "\x01", 1); /* PUT again */
+    EXPECT_OK(t.dir, &rep);
+    store_u64be_put(key, st.revision + 5);
+    unsigned char ev[40] = {1, 1, 1, 0};
+    ev[24] = 2; /* path length */
+    memcpy(ev + 32, "/z", 2);
+    raw_put(t.dir, "history", key, 8, ev, 34);
+    EXPECT_PROBLEM(t.dir, "outside");
+    raw_del(t.dir, "history", key, 8);
+    raw_patch(t.dir, "meta", "history", 7, 0, "\xff\xff", 2); /* compacted > complete */
+    EXPECT_PROBLEM(t.dir, "the history record says events");
+    tstore_fini(&t);
+}
+
 int main(void)
 {
     RUN(test_siphash_vectors);
@@ -763,6 +794,7 @@ int main(void)
     RUN(test_wal_damage);
     RUN(test_session_damage);
     RUN(test_member_damage);
+    RUN(test_history_damage);
     RUN(test_not_a_data_dir);
     RUN(test_in_use_refused);
     CHECK_DONE();

@@ -306,6 +306,34 @@ int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_
     return call(c, req, out);
 }
 
+int net_client_next(struct net_client *c, uint64_t id, int timeout_ms, Raftfs__ClientResponse **out)
+{
+    if (c->fd < 0) {
+        set_err(c, "not connected");
+        return ENOTCONN;
+    }
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        Raftfs__Envelope *reply = NULL;
+        int rc = recv_env(c, &reply, deadline);
+        if (rc) {
+            if (rc != ETIMEDOUT) {
+                set_err(c, "%s: %s", c->names[c->cur], strerror(rc));
+                disconnect(c);
+            }
+            return rc;
+        }
+        if (reply->body_case == RAFTFS__ENVELOPE__BODY_RESPONSE && reply->response->id == id) {
+            *out = reply->response;
+            reply->response = NULL;
+            reply->body_case = RAFTFS__ENVELOPE__BODY__NOT_SET;
+            net_wire_free(reply);
+            return 0;
+        }
+        net_wire_free(reply);
+    }
+}
+
 static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__ClientResponse **out)
 {
     int64_t deadline = mono_ms() + c->timeout_ms;

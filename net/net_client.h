@@ -46,6 +46,14 @@ void net_client_response_free(Raftfs__ClientResponse *resp);
 int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_t client_id,
                        uint64_t seq, Raftfs__ClientResponse **resp);
 
+/* Streams (WatchRequest): net_client_call starts one and returns its first
+ * response; req->id is then the stream's id. Each net_client_next returns
+ * the stream's next response, waiting at most timeout_ms: ETIMEDOUT if none
+ * came (the stream goes on), another errno if the connection broke (the
+ * stream is gone: start it again). Responses to other ids are dropped. */
+int net_client_next(struct net_client *c, uint64_t id, int timeout_ms,
+                    Raftfs__ClientResponse **out);
+
 /* The reason of the last failure ("" if none). */
 const char *net_client_error(const struct net_client *c);
 

@@ -708,6 +708,15 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
     case RAFTFS__CLIENT_REQUEST__OP_MEMBER:
         handle_member(c, req);
         break;
+    case RAFTFS__CLIENT_REQUEST__OP_WATCH: {
+        const Raftfs__WatchRequest *wr = req->watch;
+        int err = node_watch_add(s->n, conn, c, req->id, wr->prefix.data, wr->prefix.len,
+                                 wr->has_from_revision ? wr->from_revision : 0,
+                                 wr->has_values && wr->values);
+        if (err)
+            respond_err(c, req->id, err, err == EINVAL ? "bad prefix" : "cannot watch");
+        break;
+    }
     default:
         respond_err(c, req->id, EOPNOTSUPP, "unknown request");
         break;
@@ -737,6 +746,7 @@ static void client_close(struct net_conn *conn, int err, void *ctx)
     if (err && err != ECONNRESET && err != EPIPE)
         node_log(NODE_LOG_INFO, "client %s closed: %s", net_conn_peer(conn), strerror(err));
     c->conn = NULL;
+    node_watch_drop_owner(c->srv->n, c);
     if (c->peer_id)
         peer_conn_gone(c);
     if (c->pending == 0)

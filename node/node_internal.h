@@ -78,6 +78,7 @@ struct node_peer {
 #define NODE_LOST_STATE_REFUSAL "came back with a new data directory"
 
 struct node_server;      /* node_client.c */
+struct node_watcher;     /* node_watch.c */
 struct node_member_task; /* node_member.c */
 
 /* A client id for one node_propose caller at a time (see node_propose). */
@@ -94,6 +95,7 @@ struct node {
     struct net_loop *loop;
     pthread_t thread;
     struct node_server *server;
+    struct node_watcher *watchers; /* watches of the client protocol */
     uint64_t mount_client_id;
     uint64_t incarnation; /* of the data directory (store identity); set at open */
 
@@ -246,5 +248,17 @@ void node_server_drop_peer(struct node *n, uint64_t id);
 /* Writes every connection's queued output now (answers given mid-turn). */
 void node_server_flush(struct node *n);
 void node_server_close(struct node *n);
+
+/* node_watch.c */
+/* Starts a watch of the changes under prefix from revision `from` (0: the
+ * next change) for request id on conn, owned by `owner` (a client): the
+ * first response is queued here. EINVAL (a bad prefix), ENOMEM, or an
+ * errno of the store or of sending. */
+int node_watch_add(struct node *n, struct net_conn *conn, void *owner, uint64_t id,
+                   const void *prefix, size_t prefix_len, uint64_t from, bool values);
+/* Sends every watcher what it has not seen yet (after each turn and tick). */
+void node_watch_pump(struct node *n);
+/* Ends the watches of owner (its connection closed). */
+void node_watch_drop_owner(struct node *n, void *owner);
 
 #endif

@@ -1131,6 +1131,7 @@ void node_raft_turn(struct net_loop *l, void *ctx)
     maybe_snapshot(n);
     sweep_pending(n, false);
     refresh_status(n);
+    node_watch_pump(n);
 }
 
 void node_raft_tick(struct net_loop *l, void *ctx)
@@ -1173,6 +1174,7 @@ void node_raft_tick(struct net_loop *l, void *ctx)
     node_members_tick(n);
     if (n->member_ops)
         node_member_settle(n);
+    node_watch_pump(n); /* a slow reader's queue may have drained */
     sweep_pending(n, true);
     /* the turn hook runs the ready loop */
 }

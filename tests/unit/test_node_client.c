@@ -14,6 +14,8 @@
 #include "node.h"
 #include "store_util.h"
 
+static uint64_t start_history; /* store_config.history_revisions of the next start_node */
+
 static struct node *start_node(char **dir, char *addr, size_t addr_len)
 {
     *dir = tmpdir_make();
@@ -30,6 +32,7 @@ static struct node *start_node(char **dir, char *addr, size_t addr_len)
     close(fd);
     snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
     struct node_config cfg = {.data_dir = *dir, .cluster_id = 42, .listen = addr};
+    cfg.store.history_revisions = start_history;
     CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
     CHECK_EQ(node_start(n), 0);
     return n;
@@ -415,6 +418,150 @@ static void test_hello_incarnation(void)
     free(dir);
 }
 
+/* Starts a watch of prefix from revision `from` on c; returns its id, and
+ * the revision it starts after in *start. */
+static uint64_t watch(struct net_client *c, const char *prefix, uint64_t from, bool values,
+                      uint64_t *start, int *err)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__WatchRequest w = RAFTFS__WATCH_REQUEST__INIT;
+    w.prefix.data = (uint8_t *)prefix;
+    w.prefix.len = strlen(prefix);
+    w.has_from_revision = from != 0;
+    w.from_revision = from;
+    w.has_values = true;
+    w.values = values;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WATCH;
+    req.watch = &w;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    *err = resp ? resp->err : -1;
+    *start = resp && resp->has_revision ? resp->revision : 0;
+    net_client_response_free(resp);
+    return req.id;
+}
+
+/* Reads events of stream id until `want` came or 2 s passed; "REV OP PATH
+ * [PATH2] [=VALUE]" lines into out. */
+static size_t events_of(struct net_client *c, uint64_t id, size_t want, char *out, size_t cap,
+                        uint64_t *last)
+{
+    size_t got = 0, len = 0;
+    out[0] = 0;
+    while (got < want) {
+        Raftfs__ClientResponse *r = NULL;
+        if (net_client_next(c, id, 2000, &r))
+            break;
+        for (size_t i = 0; i < r->n_events; i++, got++) {
+            const Raftfs__Event *e = r->events[i];
+            len += (size_t)snprintf(
+                out + len, cap - len, "%llu %u %.*s%s%.*s%s%.*s\n", (unsigned long long)e->revision,
+                e->op, (int)e->path.len, e->path.data, e->has_path2 ? " " : "",
+                e->has_path2 ? (int)e->path2.len : 0, e->has_path2 ? (char *)e->path2.data : "",
+                e->has_value ? " =" : "", e->has_value ? (int)e->value.len : 0,
+                e->has_value ? (char *)e->value.data : "");
+            *last = e->revision;
+        }
+        net_client_response_free(r);
+    }
+    return got;
+}
+
+static void test_watch(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *w, *c;
+    CHECK_EQ(net_client_open(&w, &cfg, err, sizeof(err)), 0);
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    net_client_response_free(put(c, "/before", "0"));
+    uint64_t start = 0, last = 0;
+    int e = 0;
+    uint64_t id = watch(w, "/app", 0, true, &start, &e);
+    CHECK_EQ(e, 0);
+    CHECK(start > 0);
+    net_client_response_free(put(c, "/app", "not a directory but the prefix itself"));
+    net_client_response_free(put(c, "/apple", "not under /app"));
+    net_client_response_free(put(c, "/app", "again"));
+    char text[4096];
+    CHECK_EQ(events_of(w, id, 2, text, sizeof(text), &last), 2);
+    /* The first event's value is sent only if it was still current when
+     * the event went out (not once replaced); the second's is. */
+    char want1[64], want2[64];
+    snprintf(want1, sizeof(want1), "%llu 1 /app", (unsigned long long)start + 1);
+    snprintf(want2, sizeof(want2), "\n%llu 1 /app =again\n", (unsigned long long)start + 3);
+    CHECK(!strncmp(text, want1, strlen(want1)));
+    CHECK(strstr(text, want2) != NULL);
+    CHECK(strstr(text, "apple") == NULL);
+
+    /* Resumed from a revision: the same events, none missed or repeated. */
+    struct net_client *w2;
+    CHECK_EQ(net_client_open(&w2, &cfg, err, sizeof(err)), 0);
+    uint64_t id2 = watch(w2, "/", start + 1, false, &start, &e);
+    CHECK_EQ(e, 0);
+    CHECK_EQ(events_of(w2, id2, 3, text, sizeof(text), &last), 3);
+    CHECK(strstr(text, "/apple") != NULL);
+    net_client_close(w2);
+
+    /* A prefix that is not a path is refused. */
+    CHECK_EQ(net_client_open(&w2, &cfg, err, sizeof(err)), 0);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__WatchRequest wr = RAFTFS__WATCH_REQUEST__INIT;
+    wr.prefix.data = (uint8_t *)"no/slash";
+    wr.prefix.len = 8;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WATCH;
+    req.watch = &wr;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(w2, &req, &resp), 0);
+    CHECK_EQ(resp->err, EINVAL);
+    net_client_response_free(resp);
+    net_client_close(w2);
+
+    net_client_close(w);
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A watch from revisions the history no longer holds: ERANGE, with the
+ * compacted revision, and the stream ends. */
+static void test_watch_compacted(void)
+{
+    char *dir, addr[64], err[256];
+    start_history = 2;
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    start_history = 0;
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    uint64_t rev = 0;
+    for (int i = 0; i < 5; i++) {
+        Raftfs__ClientResponse *r = put(c, "/k", "v");
+        rev = r->revision;
+        net_client_response_free(r);
+    }
+    uint64_t start = 0;
+    int e = 0;
+    uint64_t id = watch(c, "/", 1, false, &start, &e);
+    CHECK_EQ(e, 0); /* the watch is made; then its history is found gone */
+    Raftfs__ClientResponse *r = NULL;
+    CHECK_EQ(net_client_next(c, id, 2000, &r), 0);
+    CHECK(r && r->err == ERANGE && r->has_compact_revision && r->compact_revision == rev - 2);
+    net_client_response_free(r);
+    /* From just after the compacted revision: the two kept. */
+    id = watch(c, "/", rev - 1, false, &start, &e);
+    uint64_t last = 0;
+    char text[1024];
+    CHECK_EQ(events_of(c, id, 2, text, sizeof(text), &last), 2);
+    CHECK_EQ(last, rev);
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_client_errors(void)
 {
     char err[256];
@@ -443,5 +590,7 @@ int main(void)
     RUN(test_hostile);
     RUN(test_hello_incarnation);
     RUN(test_client_errors);
+    RUN(test_watch);
+    RUN(test_watch_compacted);
     CHECK_DONE();
 }

@@ -29,6 +29,10 @@ extern const char cli_client_usage[];
 int cli_client(int argc, char **argv);
 bool cli_client_known(const char *cmd);
 
+/* raftfs watch (argv[0] is "watch"). */
+extern const char cli_watch_usage[];
+int cli_watch(int argc, char **argv);
+
 /* raftfs bench (argv[0] is "bench"). */
 extern const char cli_bench_usage[];
 int cli_bench(int argc, char **argv);

@@ -69,6 +69,7 @@ const char cli_mount_usage[] =
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
+    "      --history-revisions N revisions of change history kept for watches (100000)\n"
     "\n"
     "limits, fixed when DIR is created (given again later, they must match):\n"
     "      --max-value-size SIZE   largest value (1M; at most 64M)\n"
@@ -273,6 +274,7 @@ enum {
     OPT_LEARNER,
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
+    OPT_HISTORY,
     OPT_MAX_VALUE,
     OPT_MAX_NAME,
     OPT_MAX_PATH,
@@ -295,6 +297,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"learner", no_argument, NULL, OPT_LEARNER},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
+        {"history-revisions", required_argument, NULL, OPT_HISTORY},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
         {"max-name-length", required_argument, NULL, OPT_MAX_NAME},
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
@@ -369,6 +372,11 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
                 a->log_level = NODE_LOG_DEBUG;
             else
                 return usage_error("bad --log-level '%s' (error, warn, info, debug)", optarg);
+            break;
+        case OPT_HISTORY:
+            if (cli_parse_size(optarg, 1ULL << 40, &v) || v == 0)
+                return usage_error("bad --history-revisions '%s' (1 or more)", optarg);
+            a->store.history_revisions = v;
             break;
         case OPT_DB_SIZE:
             if (cli_parse_size(optarg, 1ULL << 44, &v) || v < (1ULL << 20))

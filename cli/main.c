@@ -21,6 +21,7 @@ static const char usage_text[] =
     "  mkdir PATH                             make a directory\n"
     "  ls [PATH]                              list a directory\n"
     "  status                                 the state of a member\n"
+    "  watch PREFIX [--exec CMD]              print (or act on) changes as they commit\n"
     "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
         return cli_member(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "watch"))
+        return cli_watch(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
@@ -62,6 +65,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "bench")) {
             fputs(cli_bench_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "watch")) {
+            fputs(cli_watch_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "check")) {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# raftfs watch: the changes of a real 3-member cluster as they commit,
+# resumed at another member when one dies without a missing or repeated
+# event, and --exec once per burst, never two at once.
+
+load helpers
+load cluster_helpers
+
+setup() {
+    cluster_setup
+    WATCH_PID=""
+}
+
+teardown() {
+    if [ -n "$WATCH_PID" ]; then
+        kill "$WATCH_PID" 2>/dev/null || true
+        wait "$WATCH_PID" 2>/dev/null || true
+    fi
+    cluster_teardown
+}
+
+# Waits (up to 10 s) until FILE has a line matching REGEX.
+wait_line() { # FILE REGEX
+    for _ in $(seq 1 100); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "# no line like '$2' in $1:"
+    sed 's/^/#   /' "$1"
+    return 1
+}
+
+@test "watch resumes across a leader kill without a missing or repeated event" {
+    cluster_start
+    l=$(leader)
+    f=$(( (l % 3) + 1 ))
+    o=$(( (f % 3) + 1 ))
+    # The leader first: the stream breaks when it dies and goes on elsewhere.
+    "$RAFTFS_BIN" watch / --endpoints "$(ep "$l"),$(ep "$f"),$(ep "$o")" \
+        >"$TEST_TMP/events" 2>"$TEST_TMP/watch.err" &
+    WATCH_PID=$!
+    "$RAFTFS_BIN" put /start x --endpoints "$(all_eps)"
+    wait_line "$TEST_TMP/events" ' put /start$'
+    : >"$TEST_TMP/acked"
+    for i in $(seq 1 60); do
+        [ "$i" = 20 ] && "$LC" kill "$CL" "$l"
+        if "$RAFTFS_BIN" put "/k$i" "v$i" --endpoints "$(ep "$f"),$(ep "$o")" --timeout 10; then
+            echo "/k$i" >>"$TEST_TMP/acked"
+        fi
+    done
+    [ "$(wc -l <"$TEST_TMP/acked")" -ge 50 ]
+    "$RAFTFS_BIN" put /end x --endpoints "$(ep "$f"),$(ep "$o")"
+    wait_line "$TEST_TMP/events" ' put /end$'
+    kill "$WATCH_PID"
+    wait "$WATCH_PID" || true
+    WATCH_PID=""
+    cat "$TEST_TMP/watch.err"
+    grep -q "going on from revision" "$TEST_TMP/watch.err" # it did fail over
+    # Revisions strictly increase: nothing repeated, nothing out of order.
+    awk 'NR > 1 && $1 <= prev { print "revision " $1 " after " prev; bad = 1 } { prev = $1 }
+         END { exit bad }' "$TEST_TMP/events"
+    # Every acknowledged put is there exactly once.
+    while read -r p; do
+        n=$(grep -c " put $p\$" "$TEST_TMP/events" || true)
+        [ "$n" = 1 ] || { echo "$p: $n events"; false; }
+    done <"$TEST_TMP/acked"
+}
+
+@test "watch --exec runs once per burst, never two at once, with the paths in its environment" {
+    cluster_start
+    mkdir "$CL/mnt/1/cfg"
+    out=$TEST_TMP/runs
+    : >"$out"
+    "$RAFTFS_BIN" watch /cfg --endpoints "$(all_eps)" --debounce 700 \
+        --exec "echo \"start \$RAFTFS_EVENTS \$RAFTFS_REVISION\" >>'$out';
+                printf '%s' \"\$RAFTFS_PATHS\" | sort >>'$out'; sleep 1.5; echo end >>'$out'" \
+        2>"$TEST_TMP/watch.err" &
+    WATCH_PID=$!
+    sleep 0.5 # the watch is made
+    for i in 1 2 3 4 5; do echo "v$i" >"$CL/mnt/2/cfg/k$i"; done
+    # a new file is two events (made empty, then written at close)
+    wait_line "$out" '^start [0-9]+ '
+    # A burst while the command runs: it runs again after, not meanwhile.
+    echo w >"$CL/mnt/3/cfg/k9"
+    rm "$CL/mnt/3/cfg/k1"
+    for _ in $(seq 1 100); do [ "$(grep -c '^end$' "$out")" = 2 ] && break; sleep 0.1; done
+    cat "$out"
+    [ "$(grep -c '^start' "$out")" = 2 ]
+    [ "$(grep -c '^end$' "$out")" = 2 ]
+    # never two at once: start, paths, end, start, paths, end
+    [ "$(grep -E '^(start|end)' "$out" | sed 's/ .*//' | tr '\n' ' ')" = "start end start end " ]
+    # the paths, each once: k1..k5, then k9 and k1 (deleted)
+    [ "$(sed -n '2,6p' "$out" | tr '\n' ' ')" = "/cfg/k1 /cfg/k2 /cfg/k3 /cfg/k4 /cfg/k5 " ]
+    [ "$(sed -n '9,10p' "$out" | tr '\n' ' ')" = "/cfg/k1 /cfg/k9 " ]
+    # a change outside the prefix runs nothing
+    echo x >"$CL/mnt/1/other"
+    sleep 1.5
+    [ "$(grep -c '^start' "$out")" = 2 ]
+}
+
+@test "watch refuses a compacted start, bad prefixes and options" {
+    RAFTFS_MOUNT_OPTS="--history-revisions 5" cluster_start
+    for i in $(seq 1 10); do "$RAFTFS_BIN" put "/k$i" v --endpoints "$(all_eps)"; done
+    run "$RAFTFS_BIN" watch / --from-revision 1 --endpoints "$(all_eps)"
+    [ "$status" = 3 ]
+    assert_output --partial "is compacted"
+    assert_output --partial "list again"
+    run "$RAFTFS_BIN" watch relative/path
+    [ "$status" = 2 ]
+    run "$RAFTFS_BIN" watch /a/ --endpoints "$(all_eps)"
+    [ "$status" = 2 ]
+    run "$RAFTFS_BIN" watch / --debounce -1
+    [ "$status" = 2 ]
+    run "$RAFTFS_BIN" watch / --exec ""
+    [ "$status" = 2 ]
+}

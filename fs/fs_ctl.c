@@ -5,6 +5,7 @@
  *                     leader was heard from, and every member
  *   .raftfs/members   "ID ADDRESS ROLE" per member
  *   .raftfs/metrics   Prometheus text (node_metrics_render)
+ *   .raftfs/events    the changes as they commit, a line each (fs_events.c)
  *
  * None of it is in the store: the inodes are virtual (FS_CTL_INO_BASE and
  * up, far above any inode the store hands out) and the name `.raftfs` is
@@ -29,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,8 +41,9 @@
 #define FS_CTL_INO_BASE (1ULL << 62)
 #define FS_CTL_DIR_INO  FS_CTL_INO_BASE
 
-enum ctl_file { CTL_STATUS, CTL_MEMBERS, CTL_METRICS, CTL_N };
-static const char *const ctl_names[CTL_N] = {"status", "members", "metrics"};
+enum ctl_file { CTL_STATUS, CTL_MEMBERS, CTL_METRICS, CTL_EVENTS, CTL_N };
+static const char *const ctl_names[CTL_N] = {"status", "members", "metrics", "events"};
+#define FS_CTL_EVENTS_INO (FS_CTL_DIR_INO + 1 + CTL_EVENTS)
 
 /* An open control file: its contents as rendered at open. */
 struct ctl_handle {
@@ -95,6 +98,11 @@ static int ctl_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
     if (ino == FS_CTL_DIR_INO) {
         st->st_mode = S_IFDIR | 0555;
         st->st_nlink = 2;
+        return 0;
+    }
+    if (ino == FS_CTL_EVENTS_INO) { /* a stream: no length */
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
         return 0;
     }
     char *text;
@@ -182,6 +190,14 @@ void fs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EROFS);
         return;
     }
+    if (ino == FS_CTL_EVENTS_INO) {
+        int rc = fs_events_open(fuse_req_userdata(req), fi);
+        if (rc)
+            fuse_reply_err(req, rc);
+        else if (fuse_reply_open(req, fi) == -ENOENT)
+            fs_events_release(fs_events_handle(fi));
+        return;
+    }
     struct ctl_handle *h = calloc(1, sizeof(*h));
     int rc = h ? render(fuse_req_userdata(req), (enum ctl_file)(ino - FS_CTL_DIR_INO - 1), &h->text,
                         &h->len)
@@ -211,6 +227,11 @@ void fs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 {
     if (!is_ctl(ino)) {
         fs_op_read(req, ino, size, off, fi);
+        return;
+    }
+    struct fs_events *ev = fs_events_handle(fi);
+    if (ev) {
+        fs_events_read(req, ev, size); /* a stream: the offset means nothing */
         return;
     }
     struct ctl_handle *h = ctl_handle(fi);
@@ -273,12 +294,29 @@ void fs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fs_op_release(req, ino, fi);
         return;
     }
+    struct fs_events *ev = fs_events_handle(fi);
+    if (ev)
+        fs_events_release(ev);
     struct ctl_handle *h = ctl_handle(fi);
     if (h) {
         free(h->text);
         free(h);
     }
     fuse_reply_err(req, 0);
+}
+
+void fs_ctl_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                 struct fuse_pollhandle *ph)
+{
+    struct fs_events *ev = is_ctl(ino) ? fs_events_handle(fi) : NULL;
+    if (ev) {
+        fs_events_poll(req, ev, ph);
+        return;
+    }
+    /* Everything else is always ready, as a regular file is. */
+    if (ph)
+        fuse_pollhandle_destroy(ph);
+    fuse_reply_poll(req, POLLIN | POLLOUT);
 }
 
 void fs_ctl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

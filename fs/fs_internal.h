@@ -28,7 +28,8 @@ struct fs_inval_item;
 enum fs_handle_kind {
     FS_HANDLE_FILE = 0x46494c45,
     FS_HANDLE_DIR = 0x44495220,
-    FS_HANDLE_CTL = 0x43544c20 /* a .raftfs/ file (fs_ctl.c) */
+    FS_HANDLE_CTL = 0x43544c20,   /* a .raftfs/ file (fs_ctl.c) */
+    FS_HANDLE_EVENTS = 0x45564e54 /* .raftfs/events (fs_events.c) */
 };
 
 /* An open file. Writes collect in buf and are committed as ONE command at
@@ -111,6 +112,13 @@ struct fs {
     struct fs_inval_item *inval_head, *inval_tail;
     size_t inval_count;
     uint64_t inval_dropped;
+
+    /* fs_events.c: open .raftfs/events streams, woken at every change */
+    pthread_mutex_t events_mu;
+    pthread_cond_t events_cv;
+    struct fs_events *events_list;
+    _Atomic int events_open;
+    _Atomic uint64_t events_gen; /* +1 at every wake */
 };
 
 /* The file handle behind fi, or NULL (no fi, or a directory's). */
@@ -226,7 +234,21 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* ---- fs_ctl.c: .raftfs/, in front of the handlers above ---- */
+/* ---- fs_events.c: .raftfs/events ---- */
+struct fs_events;
+struct fs_events *fs_events_handle(const struct fuse_file_info *fi);
+/* Opens a stream from the current revision into fi. EMFILE (too many
+ * open on this mount), ENOMEM, store errors. */
+int fs_events_open(struct fs *fs, struct fuse_file_info *fi);
+void fs_events_read(fuse_req_t req, struct fs_events *h, size_t size);
+void fs_events_poll(fuse_req_t req, struct fs_events *h, struct fuse_pollhandle *ph);
+void fs_events_release(struct fs_events *h);
+/* A change committed: wakes blocked readers and pollers (store observer). */
+void fs_events_wake(struct fs *fs);
+
 void fs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_ctl_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                 struct fuse_pollhandle *ph);
 void fs_ctl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_ctl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                     struct fuse_file_info *fi);

@@ -30,6 +30,7 @@ struct fs_inval_item {
 void fs_inval_changed(void *ctx, const struct store_change *c)
 {
     struct fs *fs = ctx;
+    fs_events_wake(fs);
     if (node_is_own_client(fs->node, c->client_id))
         return; /* made through this mount: the kernel knows */
     struct fs_inval_item *it = malloc(sizeof(*it) + c->name_len + 1);
@@ -109,6 +110,8 @@ int fs_inval_start(struct fs *fs)
 {
     pthread_mutex_init(&fs->inval_mu, NULL);
     pthread_cond_init(&fs->inval_cv, NULL);
+    pthread_mutex_init(&fs->events_mu, NULL);
+    pthread_cond_init(&fs->events_cv, NULL);
     int rc = pthread_create(&fs->inval_thread, NULL, inval_main, fs);
     if (rc) {
         pthread_cond_destroy(&fs->inval_cv);

@@ -50,6 +50,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .flush = fs_ctl_flush,
     .fsync = fs_ctl_fsync,
     .release = fs_ctl_release,
+    .poll = fs_ctl_poll,
     .opendir = fs_ctl_opendir,
     .readdir = fs_ctl_readdir,
     .readdirplus = fs_ctl_readdirplus,

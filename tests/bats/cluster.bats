@@ -152,7 +152,7 @@ teardown() {
     l=$(leader)
     for k in 1 2 3; do
         s=$(cat "$CL/mnt/$k/.raftfs/status")
-        echo "$s" | grep -q "^{\"id\": $k, \"cluster_id\": \"[0-9a-f]\{16\}\", \"role\": \"[a-z]*\", \"term\": [1-9]"
+        echo "$s" | grep -q "^{\"id\": $k, \"cluster_id\": \"[0-9a-f]\{16\}\", \"role\": \"[a-z]*\", \"config\": \"settled\", \"term\": [1-9]"
         echo "$s" | grep -q "\"leader\": $l, "
         echo "$s" | grep -q '"reads": "linearizable"'
         [ "$(echo "$s" | grep -o '"address": "127.0.0.1:[0-9]*"' | wc -l)" -eq 3 ]
@@ -166,7 +166,7 @@ teardown() {
         [ "${#lines[@]}" -eq 3 ]
     done
     # the leader knows how far each member got
-    cat "$CL/mnt/$l/.raftfs/status" | grep -q '"role": "leader", "term": [0-9]*, "leader": '"$l"
+    cat "$CL/mnt/$l/.raftfs/status" | grep -q '"role": "leader", "config": "settled", "term": [0-9]*, "leader": '"$l"
     [ "$(grep -o '"match": [1-9][0-9]*' "$CL/mnt/$l/.raftfs/status" | wc -l)" -eq 3 ]
     m=$(cat "$CL/mnt/1/.raftfs/metrics")
     metric() { echo "$m" | awk -v n="$1" '$1 == n {print $2}'; }
@@ -191,7 +191,7 @@ teardown() {
     run ls -a "$CL/mnt/1"
     refute_line .raftfs
     run ls "$CL/mnt/1/.raftfs"
-    assert_output "$(printf 'members\nmetrics\nstatus')"
+    assert_output "$(printf 'events\nmembers\nmetrics\nstatus')"
     run bash -c "echo x > '$CL/mnt/1/.raftfs/status'"
     assert_failure
     assert_output --partial "Read-only file system"

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -329,6 +331,48 @@ static int cmd_link(char **argv)
     return result(link(argv[0], argv[1]));
 }
 
+static int touch_value(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, value, strlen(value));
+    return close(fd) || n < 0 ? -1 : 0;
+}
+
+/* poll-events EVENTS TRIGGER: on the events file, poll finds nothing to
+ * read while nothing changes; after a write of TRIGGER, select finds it
+ * readable, and a read returns its line; after another write, poll does.
+ * Prints what it saw. */
+static int cmd_poll_events(char **argv)
+{
+    int fd = open(argv[0], O_RDONLY);
+    if (fd < 0)
+        return result(-1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, 300);
+    printf("poll before: %d\n", n);
+    if (touch_value(argv[1], "1"))
+        return result(-1);
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(fd, &set);
+    struct timeval tv = {.tv_sec = 5};
+    int s = select(fd + 1, &set, NULL, NULL, &tv);
+    char buf[4096];
+    ssize_t got = read(fd, buf, sizeof(buf) - 1);
+    buf[got > 0 ? got : 0] = 0;
+    printf("select after: %d\nread: %s", s, buf);
+    if (touch_value(argv[1], "2"))
+        return result(-1);
+    p.revents = 0;
+    int n2 = poll(&p, 1, 5000);
+    printf("poll after: %d revents %s\n", n2, p.revents & POLLIN ? "POLLIN" : "-");
+    close(fd);
+    const char *base = strrchr(argv[1], '/');
+    return n == 0 && s == 1 && got > 0 && strstr(buf, base ? base : argv[1]) && n2 == 1 ? 0 : 1;
+}
+
 static int cmd_mknod_reg(char **argv)
 {
     return result(mknod(argv[0], S_IFREG | 0640, 0));
@@ -348,7 +392,7 @@ static const struct sub subs[] = {
     {"create-excl", 1, cmd_create_excl}, {"write-at", 3, cmd_write_at},
     {"mkfifo", 1, cmd_mkfifo},           {"mknod-reg", 1, cmd_mknod_reg},
     {"symlink", 2, cmd_symlink},         {"link", 2, cmd_link},
-    {"read-split", 1, cmd_read_split},
+    {"read-split", 1, cmd_read_split},   {"poll-events", 2, cmd_poll_events},
 };
 
 int main(int argc, char **argv)

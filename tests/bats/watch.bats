@@ -114,3 +114,66 @@ wait_line() { # FILE REGEX
     run "$RAFTFS_BIN" watch / --exec ""
     [ "$status" = 2 ]
 }
+
+@test ".raftfs/events: bash read, two readers at once, and poll/select" {
+    cluster_start
+    ev=$CL/mnt/2/.raftfs/events
+    [ "$(stat -c %s "$ev")" = 0 ]
+    # two readers of one mount, and one of another
+    timeout 20 bash -c "while read -r rev op path; do echo \"\$rev \$op \$path\"; [ \"\$path\" = /stop ] && break; done <'$ev'" >"$TEST_TMP/r1" &
+    r1=$!
+    timeout 20 bash -c "while read -r rev op path; do echo \"\$rev \$op \$path\"; [ \"\$path\" = /stop ] && break; done <'$ev'" >"$TEST_TMP/r2" &
+    r2=$!
+    timeout 20 cat "$CL/mnt/3/.raftfs/events" >"$TEST_TMP/r3" &
+    r3=$!
+    sleep 0.5 # opened: they start at the current revision
+    echo a >"$CL/mnt/1/x"
+    mkdir "$CL/mnt/1/d"
+    mv "$CL/mnt/1/x" "$CL/mnt/1/d/y"
+    "$RAFTFS_BIN" put "/with space" v --endpoints "$(all_eps)"
+    rm "$CL/mnt/3/d/y"
+    echo stop >"$CL/mnt/1/stop"
+    wait "$r1"
+    wait "$r2"
+    kill "$r3" 2>/dev/null || true
+    wait "$r3" || true
+    cat "$TEST_TMP/r1"
+    cmp "$TEST_TMP/r1" "$TEST_TMP/r2"
+    [ "$(cut -d' ' -f2- "$TEST_TMP/r1" | tr '\n' ',')" = \
+      "put /x,put /x,mkdir /d,rename /x /d/y,put /with space,delete /d/y,put /stop," ]
+    # revisions strictly increase, and every member numbers them alike
+    awk 'NR > 1 && $1 <= prev { bad = 1 } { prev = $1 } END { exit bad }' "$TEST_TMP/r1"
+    head -n 6 "$TEST_TMP/r3" | diff - <(head -n 6 "$TEST_TMP/r1")
+    # poll and select wait for a change, then report it readable
+    run "$FSTEST_BIN" poll-events "$CL/mnt/1/.raftfs/events" "$CL/mnt/2/trigger"
+    echo "$output"
+    assert_success
+    # read-only
+    run bash -c "echo x >'$ev'"
+    assert_failure
+}
+
+@test ".raftfs/events: a reader that falls behind the history gets an error line and EOF" {
+    RAFTFS_MOUNT_OPTS="--history-revisions 5" cluster_start
+    exec 5<"$CL/mnt/1/.raftfs/events"
+    for i in $(seq 1 12); do echo "$i" >"$CL/mnt/1/k$i"; done
+    run timeout 10 cat <&5
+    exec 5<&-
+    echo "$output"
+    assert_success # end of file after the error line
+    assert_output --regexp '^ERROR compacted [0-9]+: open the file again and re-read the tree$'
+}
+
+@test ".raftfs/events: at most 16 open on a mount (each may hold a server thread)" {
+    cluster_start
+    ev=$CL/mnt/1/.raftfs/events
+    # (in a shell of its own: bats keeps some descriptors of its own)
+    run bash -c 'for fd in $(seq 10 25); do eval "exec $fd<\"\$1\""; done
+                 ls -l /proc/$$/fd | grep -c events; timeout 5 cat "$1"' _ "$ev"
+    assert_failure
+    assert_line 16
+    assert_output --partial "Too many open files"
+    # released, they can be opened again
+    run bash -c 'exec 9<"$1" && echo opened' _ "$ev"
+    assert_output opened
+}

@@ -126,6 +126,11 @@ struct node {
      * node_members_tick). In memory only. */
     uint64_t dir_removed[3 * RAFT_CONF_MAX];
     size_t n_dir_removed;
+    /* Where members the directory here does not know yet answered a dial
+     * meant for another id (node_peer.c): until the directory has them. */
+    struct node_member learned[NODE_MAX_MEMBERS];
+    size_t n_learned;
+    bool peers_resync;                    /* node_members_sync at the next tick */
     bool removed;                         /* an applied configuration no longer has this member */
     bool removed_lost;                    /* refused: its data directory is a new one */
     struct store_space space;             /* store_space, refreshed every tick */
@@ -217,6 +222,12 @@ void node_member_settle(struct node *n);
 void node_member_removed(struct node *n);
 /* Peers follow the member directory. */
 void node_members_sync(struct node *n);
+/* Member id of this cluster answered at addr (a dial meant for another id
+ * that used to be there): if the directory here has no address for id
+ * (a member that is behind, with the directory of an old image), it is
+ * reached there until the directory says otherwise, so that it can answer
+ * a leader it has not heard of (found by tests/chaos, seed 101). */
+void node_member_learn(struct node *n, uint64_t id, const char *addr);
 /* Leader: write down directory entries missing for known members, and
  * the incarnations learnt from their Hellos. */
 void node_members_tick(struct node *n);

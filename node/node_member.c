@@ -311,9 +311,45 @@ int node_members_list(struct node *n, struct node_member *out, size_t *count)
         if (!listed && (!conf_known || in_conf(conf, m->id)))
             acc.list[acc.n++] = *m;
     }
+    /* Addresses learnt from answers (node_member_learn), for members the
+     * directory does not have yet; dropped once it has them. */
+    size_t keep = 0;
+    for (size_t i = 0; i < n->n_learned; i++) {
+        bool listed = false;
+        for (size_t j = 0; j < acc.n && !listed; j++)
+            listed = acc.list[j].id == n->learned[i].id;
+        if (listed)
+            continue;
+        n->learned[keep++] = n->learned[i];
+        if (acc.n < NODE_MAX_MEMBERS)
+            acc.list[acc.n++] = n->learned[i];
+    }
+    n->n_learned = keep;
     memcpy(out, acc.list, acc.n * sizeof(acc.list[0]));
     *count = acc.n;
     return 0;
+}
+
+void node_member_learn(struct node *n, uint64_t id, const char *addr)
+{
+    struct node_member list[NODE_MAX_MEMBERS];
+    size_t count = 0;
+    if (node_members_list(n, list, &count))
+        return;
+    for (size_t i = 0; i < count; i++)
+        if (list[i].id == id)
+            return; /* known (from the directory, or learnt before) */
+    if (n->n_learned == NODE_MAX_MEMBERS || strlen(addr) >= sizeof(n->learned[0].addr))
+        return;
+    n->learned[n->n_learned].id = id;
+    snprintf(n->learned[n->n_learned].addr, sizeof(n->learned[0].addr), "%s", addr);
+    n->learned[n->n_learned].incarnation = 0;
+    n->n_learned++;
+    node_log(NODE_LOG_INFO,
+             "member %llu answers at %s, which the member directory here does not know yet: "
+             "reaching it there",
+             (unsigned long long)id, addr);
+    n->peers_resync = true; /* not here: the caller holds a peer */
 }
 
 const char *node_member_addr(struct node *n, uint64_t id, char *buf, size_t len)

@@ -174,6 +174,11 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
                          (unsigned long long)p->id, p->name, *why ? why : "no reason given");
             if ((lost || strstr(why, "is not a member")) && !p->refused_since_ms)
                 p->refused_since_ms = net_now_ms();
+            const Raftfs__HelloReply *r = env->hello_reply;
+            if (r->has_member_id && r->member_id && r->member_id != p->id &&
+                r->member_id != p->n->cfg.id && r->has_cluster_id &&
+                r->cluster_id == p->n->cfg.cluster_id)
+                node_member_learn(p->n, r->member_id, p->name);
             p->refused_lost |= lost;
             rc = EPROTO;
         }

@@ -1166,6 +1166,10 @@ void node_raft_tick(struct net_loop *l, void *ctx)
     int rc = raft_tick(n->raft);
     if (rc)
         node_fail(n, EIO, raft_strerror(rc));
+    if (n->peers_resync) {
+        n->peers_resync = false;
+        node_members_sync(n);
+    }
     node_peers_tick(n);
     if (n->removed) {
         fail_removed(n);

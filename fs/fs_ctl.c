@@ -295,8 +295,11 @@ void fs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     struct fs_events *ev = fs_events_handle(fi);
-    if (ev)
-        fs_events_release(ev);
+    if (ev) {
+        fs_events_release(ev); /* frees it: fi->fh points nowhere now */
+        fuse_reply_err(req, 0);
+        return;
+    }
     struct ctl_handle *h = ctl_handle(fi);
     if (h) {
         free(h->text);

@@ -19,6 +19,11 @@ teardown() {
     cluster_teardown
 }
 
+# The next revision of member K's store (where a watch started now begins).
+next_rev() { # K
+    echo $(($(status_of "$1" | sed -nE 's/.*"revision": ([0-9]+).*/\1/p') + 1))
+}
+
 # Waits (up to 10 s) until FILE has a line matching REGEX.
 wait_line() { # FILE REGEX
     for _ in $(seq 1 100); do
@@ -36,7 +41,10 @@ wait_line() { # FILE REGEX
     f=$(( (l % 3) + 1 ))
     o=$(( (f % 3) + 1 ))
     # The leader first: the stream breaks when it dies and goes on elsewhere.
-    "$RAFTFS_BIN" watch / --endpoints "$(ep "$l"),$(ep "$f"),$(ep "$o")" \
+    # From a revision: the watch may start after the first put below.
+    from=$(next_rev "$l")
+    "$RAFTFS_BIN" watch / --from-revision "$from" \
+        --endpoints "$(ep "$l"),$(ep "$f"),$(ep "$o")" \
         >"$TEST_TMP/events" 2>"$TEST_TMP/watch.err" &
     WATCH_PID=$!
     "$RAFTFS_BIN" put /start x --endpoints "$(all_eps)"
@@ -71,12 +79,12 @@ wait_line() { # FILE REGEX
     mkdir "$CL/mnt/1/cfg"
     out=$TEST_TMP/runs
     : >"$out"
-    "$RAFTFS_BIN" watch /cfg --endpoints "$(all_eps)" --debounce 700 \
+    from=$(next_rev 1)
+    "$RAFTFS_BIN" watch /cfg --from-revision "$from" --endpoints "$(all_eps)" --debounce 700 \
         --exec "echo \"start \$RAFTFS_EVENTS \$RAFTFS_REVISION\" >>'$out';
                 printf '%s' \"\$RAFTFS_PATHS\" | sort >>'$out'; sleep 1.5; echo end >>'$out'" \
         2>"$TEST_TMP/watch.err" &
     WATCH_PID=$!
-    sleep 0.5 # the watch is made
     for i in 1 2 3 4 5; do echo "v$i" >"$CL/mnt/2/cfg/k$i"; done
     # a new file is two events (made empty, then written at close)
     wait_line "$out" '^start [0-9]+ '
@@ -126,7 +134,11 @@ wait_line() { # FILE REGEX
     r2=$!
     timeout 20 cat "$CL/mnt/3/.raftfs/events" >"$TEST_TMP/r3" &
     r3=$!
-    sleep 0.5 # opened: they start at the current revision
+    # they start at the revision when they open: wait until all three have
+    for i in $(seq 1 100); do
+        [ "$(find /proc/[0-9]*/fd -lname '*/.raftfs/events' 2>/dev/null | wc -l)" -ge 3 ] && break
+        sleep 0.1
+    done
     echo a >"$CL/mnt/1/x"
     mkdir "$CL/mnt/1/d"
     mv "$CL/mnt/1/x" "$CL/mnt/1/d/y"
@@ -145,7 +157,7 @@ wait_line() { # FILE REGEX
     awk 'NR > 1 && $1 <= prev { bad = 1 } { prev = $1 } END { exit bad }' "$TEST_TMP/r1"
     head -n 6 "$TEST_TMP/r3" | diff - <(head -n 6 "$TEST_TMP/r1")
     # poll and select wait for a change, then report it readable
-    run "$FSTEST_BIN" poll-events "$CL/mnt/1/.raftfs/events" "$CL/mnt/2/trigger"
+    run timeout 40 "$FSTEST_BIN" poll-events "$CL/mnt/1/.raftfs/events" "$CL/mnt/2/trigger"
     echo "$output"
     assert_success
     # read-only

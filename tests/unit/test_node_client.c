@@ -36,33 +36,21 @@ static void free_addr(char *addr, size_t addr_len)
     snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
 }
 
+/* A node on loopback: at addr with start_id's configuration if start_id is
+ * set, else a cluster of one at a free port written into addr. */
 static struct node *start_node(char **dir, char *addr, size_t addr_len)
 {
     *dir = tmpdir_make();
     struct node *n;
     char err[256];
-    if (start_id) { /* addr given */
-        struct node_config cfg = {.data_dir = *dir,
-                                  .cluster_id = 42,
-                                  .listen = addr,
-                                  .id = start_id,
-                                  .n_members = start_n_members};
-        memcpy(cfg.members, start_members, start_n_members * sizeof(start_members[0]));
-        CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
-        CHECK_EQ(node_start(n), 0);
-        return n;
-    }
-    /* Find a free port: bind 0, read it, release it. */
-    struct net_addr a;
-    int fd;
-    CHECK_EQ(net_addr_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
-    CHECK_EQ(net_listen(&a, 1, &fd), 0);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
     struct node_config cfg = {.data_dir = *dir, .cluster_id = 42, .listen = addr};
+    if (start_id) {
+        cfg.id = start_id;
+        cfg.n_members = start_n_members;
+        memcpy(cfg.members, start_members, start_n_members * sizeof(start_members[0]));
+    } else {
+        free_addr(addr, addr_len);
+    }
     cfg.store.history_revisions = start_history;
     CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
     CHECK_EQ(node_start(n), 0);

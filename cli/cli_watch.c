@@ -12,6 +12,9 @@
  *    has RAFTFS_REVISION (the last revision of the burst), RAFTFS_EVENTS
  *    (how many) and RAFTFS_PATHS (the paths changed, each once, one per line, at most
  *    WATCH_PATHS_MAX bytes; RAFTFS_PATHS_TRUNCATED=1 if more).
+ *    A member sends something at least every second; one silent for
+ *    WATCH_SILENT_MS (paused, or gone without closing) is left for the
+ *    next endpoint the same way.
  * 3. A start in the compacted history: without --exec, an error (exit 3):
  *    list again, then watch from the listing's revision + 1. With --exec,
  *    CMD is run (RAFTFS_COMPACTED=1: it re-reads everything anyway) and
@@ -31,6 +34,9 @@
 #include "net_client.h"
 
 #define WATCH_PATHS_MAX (64u << 10)
+/* Members send a response at least every second (node_watch.c): a stream
+ * silent this long is from a member that stopped answering. */
+#define WATCH_SILENT_MS 5000
 
 const char cli_watch_usage[] =
     "usage: raftfs watch PREFIX [OPTIONS]\n"
@@ -355,6 +361,7 @@ int cli_watch(int argc, char **argv)
     }
     uint64_t next = a.from; /* 0 until the first start says where it is */
     uint64_t id = 0, start = 0, compacted = 0;
+    int64_t heard_ms = 0;
     bool live = false;
     int status = 0;
     while (!stop_signal) {
@@ -373,6 +380,7 @@ int cli_watch(int argc, char **argv)
                 continue;
             }
             live = true;
+            heard_ms = mono_ms();
             if (!next)
                 next = start + 1;
         }
@@ -380,8 +388,18 @@ int cli_watch(int argc, char **argv)
         rc = net_client_next(c, id, a.exec ? 50 : 500, &r);
         if (b.paths)
             burst_tick(&b, &a);
-        if (rc == ETIMEDOUT)
+        if (rc == ETIMEDOUT) {
+            if (mono_ms() - heard_ms > WATCH_SILENT_MS) {
+                fprintf(stderr,
+                        "raftfs watch: no word from the member for %d s; going on at the next "
+                        "one from revision %llu\n",
+                        WATCH_SILENT_MS / 1000, (unsigned long long)next);
+                net_client_next_endpoint(c);
+                live = false;
+            }
             continue;
+        }
+        heard_ms = mono_ms();
         if (rc) {
             fprintf(stderr, "raftfs watch: %s; going on from revision %llu\n", net_client_error(c),
                     (unsigned long long)next);

@@ -104,6 +104,12 @@ static void disconnect(struct net_client *c)
     c->in_len = 0;
 }
 
+void net_client_next_endpoint(struct net_client *c)
+{
+    disconnect(c);
+    c->cur = (c->cur + 1) % c->n_eps;
+}
+
 void net_client_close(struct net_client *c)
 {
     if (!c)

@@ -54,6 +54,10 @@ int net_client_call_as(struct net_client *c, Raftfs__ClientRequest *req, uint64_
 int net_client_next(struct net_client *c, uint64_t id, int timeout_ms,
                     Raftfs__ClientResponse **out);
 
+/* Drops the connection; the next call goes to the next endpoint (a stream
+ * whose member went silent). */
+void net_client_next_endpoint(struct net_client *c);
+
 /* The reason of the last failure ("" if none). */
 const char *net_client_error(const struct net_client *c);
 

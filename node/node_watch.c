@@ -13,7 +13,10 @@
  *    and each pass sends at most WATCH_BATCH_EVENTS events or
  *    WATCH_BATCH_BYTES. One that falls behind the compacted history gets
  *    ERANGE and its watch ends (the client lists again).
- * 3. A watch ends with its connection.
+ * 3. A watch ends with its connection. A watcher that got nothing for
+ *    WATCH_PROGRESS_MS gets a response without events whose revision says
+ *    how far it has seen everything: the client knows the member is alive
+ *    (and, should it fail, where to resume).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "node_internal.h"
 
 #define WATCH_QUEUE_MAX    (1u << 20)
+#define WATCH_PROGRESS_MS  1000 /* a response at least this often, events or not */
 #define WATCH_BATCH_EVENTS 1000
 #define WATCH_BATCH_BYTES  (512u << 10)
 
@@ -32,7 +36,8 @@ struct node_watcher {
     uint64_t id; /* the request's */
     char *prefix;
     size_t prefix_len;
-    uint64_t next; /* the first revision not yet examined */
+    uint64_t next;    /* the first revision not yet examined */
+    uint64_t sent_ms; /* when the last response was queued */
     bool values;
     struct node_watcher *next_w;
 };
@@ -164,12 +169,23 @@ static bool pump_one(struct node *n, struct node_watcher *w, struct batch *b)
             resp.n_events = b->n;
             resp.events = b->ptrs;
             send_resp(w, &resp);
+            w->sent_ms = net_now_ms();
         }
         w->next = upto + 1;
         if (!b->full)
             break;
     }
     store_txn_end(t);
+    if (keep && net_conn_is_open(w->conn) && net_now_ms() - w->sent_ms >= WATCH_PROGRESS_MS) {
+        /* Progress: every change up to next - 1 has been sent. It tells
+         * the client this member is alive, and where to resume. */
+        Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+        resp.id = w->id;
+        resp.has_revision = true;
+        resp.revision = w->next - 1;
+        send_resp(w, &resp);
+        w->sent_ms = net_now_ms();
+    }
     return keep && net_conn_is_open(w->conn);
 }
 
@@ -226,6 +242,7 @@ int node_watch_add(struct node *n, struct net_conn *conn, void *owner, uint64_t 
     uint64_t rev = store_txn_revision(t);
     store_txn_end(t);
     w->next = from ? from : rev + 1;
+    w->sent_ms = net_now_ms();
     Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
     Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
     resp.id = id;

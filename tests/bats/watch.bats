@@ -74,6 +74,30 @@ wait_line() { # FILE REGEX
     done <"$TEST_TMP/acked"
 }
 
+@test "watch goes on at another member when its member stops answering" {
+    cluster_start
+    l=$(leader)
+    f=$(( (l % 3) + 1 ))
+    o=$(( (f % 3) + 1 ))
+    from=$(next_rev "$l")
+    "$RAFTFS_BIN" watch / --from-revision "$from" --endpoints "$(ep "$f"),$(ep "$o")" \
+        >"$TEST_TMP/events" 2>"$TEST_TMP/watch.err" &
+    WATCH_PID=$!
+    "$RAFTFS_BIN" put /a 1 --endpoints "$(ep "$l")"
+    wait_line "$TEST_TMP/events" ' put /a$'
+    # paused, its connections stay open: only the silence tells
+    kill -STOP "$(member_pid "$f")"
+    "$RAFTFS_BIN" put /b 2 --endpoints "$(ep "$l")"
+    for _ in $(seq 1 150); do grep -q ' put /b$' "$TEST_TMP/events" && break; sleep 0.1; done
+    kill -CONT "$(member_pid "$f")"
+    cat "$TEST_TMP/watch.err"
+    grep -q ' put /b$' "$TEST_TMP/events"
+    grep -q "no word from the member" "$TEST_TMP/watch.err"
+    "$RAFTFS_BIN" put /c 3 --endpoints "$(ep "$l")"
+    wait_line "$TEST_TMP/events" ' put /c$'
+    [ "$(grep -c ' put /[abc]$' "$TEST_TMP/events")" = 3 ]
+}
+
 @test "watch --exec runs once per burst, never two at once, with the paths in its environment" {
     cluster_start
     mkdir "$CL/mnt/1/cfg"

@@ -28,6 +28,9 @@
  *   EPERM         creating the reserved name "/.raftfs"
  *   STORE_ECONFLICT  a compare (expected revision or inode) failed
  *   EPROTONOSUPPORT  a command of a newer version than this build knows
+ *   E2BIG         a TXN with more than STORE_MAX_TXN_OPS compares and commands
+ * A TXN whose branch failed has the failing command's errno, and none of
+ * the branch is applied (store_result.txn_failed_op says which one).
  * EXDEV is never returned: the tree is one filesystem.
  */
 #ifndef RAFTFS_STORE_H
@@ -44,8 +47,10 @@
 /* store_events: the revisions asked for are no longer in the history. */
 #define STORE_ECOMPACTED ERANGE
 
-#define STORE_ROOT_INO      1ULL
-#define STORE_CMD_VERSION   1U
+#define STORE_ROOT_INO 1ULL
+/* The newest command version this build applies: 1, and 2 for a Txn
+ * (store_cmd_encode writes 1 unless the command needs 2). */
+#define STORE_CMD_VERSION   2U
 #define STORE_RESERVED_NAME ".raftfs"
 
 /* Defaults and hard bounds of the limits (store_limits). */
@@ -109,6 +114,37 @@ enum store_op {
     STORE_OP_SETATTR,    /* path, set_mask and the fields it names */
     STORE_OP_MEMBER_SET, /* member_id, path = its address, incarnation */
     STORE_OP_MEMBER_DEL, /* member_id */
+    STORE_OP_TXN,        /* compares, then_ops, else_ops */
+};
+
+/* A txn's compares and commands, at most this many in all (E2BIG). */
+#define STORE_MAX_TXN_OPS 4096
+
+enum store_cmp_target {
+    STORE_CMP_VERSION = 0,
+    STORE_CMP_CREATE_REVISION = 1,
+    STORE_CMP_MOD_REVISION = 2,
+    STORE_CMP_VALUE = 3,
+};
+
+enum store_cmp_result {
+    STORE_CMP_EQUAL = 0,
+    STORE_CMP_NOT_EQUAL = 1,
+    STORE_CMP_GREATER = 2,
+    STORE_CMP_LESS = 3,
+};
+
+/* One condition of a txn on the entry at path (see Compare in
+ * net/raftfs.proto): a missing entry has version and revisions 0, and no
+ * value (a VALUE compare on it, or on a directory, does not hold). */
+struct store_compare {
+    const char *path;
+    size_t path_len;
+    enum store_cmp_target target;
+    enum store_cmp_result result;
+    uint64_t number;   /* VERSION, CREATE_REVISION, MOD_REVISION */
+    const void *value; /* VALUE */
+    size_t value_len;
 };
 
 #define STORE_RENAME_NOREPLACE 1U /* = RENAME_NOREPLACE */
@@ -150,6 +186,16 @@ struct store_cmd {
      * known). A known one is never replaced by another (EEXIST); 0 clears
      * it. */
     uint64_t incarnation;
+    /* TXN: if every compare holds, then_ops are applied in order, else
+     * else_ops; all or nothing. The commands inside use only their op and
+     * its fields (not time_ns, compares or client ids; no TXN or member
+     * op: EINVAL). One revision for the whole txn if it changes anything. */
+    const struct store_compare *compares;
+    size_t n_compares;
+    const struct store_cmd *then_ops;
+    size_t n_then;
+    const struct store_cmd *else_ops;
+    size_t n_else;
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -161,6 +207,7 @@ int store_cmd_encode(const struct store_cmd *cmd, void **out, size_t *out_len);
 struct store_cmd_decoded {
     struct store_cmd cmd;
     void *priv;
+    void *priv_txn; /* a TXN's arrays */
 };
 
 /* Decodes len bytes. On success fills *out, whose pointers stay valid until
@@ -262,6 +309,11 @@ struct store_result {
     struct store_attr attr;
     uint64_t client_id, seq; /* the command's, to find who waits for it */
     enum store_op op;        /* the command's (0 if it did not decode) */
+    /* TXN: whether its compares held (then_ops ran, else else_ops); if err,
+     * the 1-based position in that branch of the command that failed (0:
+     * the txn itself was refused, e.g. a malformed compare path). */
+    bool txn_succeeded;
+    uint32_t txn_failed_op;
 };
 
 /* What a batch changed, reported after it committed so that caches (the

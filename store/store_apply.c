@@ -33,6 +33,17 @@ struct applier {
     uint64_t rev;       /* the revision this command writes, if it succeeds */
     uint64_t client_id; /* of the command being applied */
     size_t events;      /* history events added in this batch */
+    /* Inside a txn: values of dropped files, told to the observer only
+     * once the whole txn has applied (store_observer.dropping). */
+    bool defer_drops;
+    struct drop *drops;
+    size_t n_drops, cap_drops;
+};
+
+struct drop {
+    struct store_attr attr;
+    void *data;
+    size_t len;
 };
 
 /* ---- change records (reported after commit) ---- */
@@ -291,6 +302,40 @@ static void new_inode(struct applier *a, struct store_inode *in, enum store_type
     a->st.inodes++;
 }
 
+static int drop_defer(struct applier *a, const struct store_attr *attr, const void *d, size_t n)
+{
+    if (a->n_drops == a->cap_drops) {
+        size_t cap = a->cap_drops ? a->cap_drops * 2 : 8;
+        struct drop *p = realloc(a->drops, cap * sizeof(*p));
+        if (!p)
+            return ENOMEM;
+        a->drops = p;
+        a->cap_drops = cap;
+    }
+    struct drop *dr = &a->drops[a->n_drops];
+    if (!(dr->data = malloc(n ? n : 1)))
+        return ENOMEM;
+    memcpy(dr->data, d, n);
+    dr->len = n;
+    dr->attr = *attr;
+    a->n_drops++;
+    return 0;
+}
+
+/* Ends deferring: tells the observer of the deferred drops if tell. */
+static void drops_end(struct applier *a, bool tell)
+{
+    for (size_t i = 0; i < a->n_drops; i++) {
+        if (tell)
+            a->s->obs.dropping(a->s->obs.ctx, &a->drops[i].attr, a->drops[i].data, a->drops[i].len);
+        free(a->drops[i].data);
+    }
+    free(a->drops);
+    a->drops = NULL;
+    a->n_drops = a->cap_drops = 0;
+    a->defer_drops = false;
+}
+
 /* Removes the entry p names (file or empty directory) and its records. */
 static int drop_entry(struct applier *a, struct place *p)
 {
@@ -303,7 +348,12 @@ static int drop_entry(struct applier *a, struct place *p)
             size_t n;
             if ((rc = data_get(a, ino, &d, &n)))
                 return rc;
-            s->obs.dropping(s->obs.ctx, &p->node.attr, d, n);
+            if (a->defer_drops)
+                rc = drop_defer(a, &p->node.attr, d, n);
+            else
+                s->obs.dropping(s->obs.ctx, &p->node.attr, d, n);
+            if (rc)
+                return rc;
         }
         if ((rc = data_del(a, ino)))
             return rc;
@@ -769,6 +819,154 @@ static int cmd_member(struct applier *a, struct store_result *res, bool set)
     return store_mdb_errno(mdb_put(a->txn, a->s->members, &k, &v, 0));
 }
 
+/* Applies a->c, a tree or member op. */
+static int apply_op(struct applier *a, struct store_result *res)
+{
+    switch (a->c->op) {
+    case STORE_OP_PUT:
+        return cmd_put(a, res);
+    case STORE_OP_APPEND:
+        return cmd_append(a, res);
+    case STORE_OP_DELETE:
+        return cmd_delete(a, res, false);
+    case STORE_OP_MKDIR:
+        return cmd_mkdir(a, res);
+    case STORE_OP_RMDIR:
+        return cmd_delete(a, res, true);
+    case STORE_OP_RENAME:
+        return cmd_rename(a, res);
+    case STORE_OP_SETATTR:
+        return cmd_setattr(a, res);
+    case STORE_OP_MEMBER_SET:
+    case STORE_OP_MEMBER_DEL:
+        return cmd_member(a, res, a->c->op == STORE_OP_MEMBER_SET);
+    case STORE_OP_TXN:
+        break;
+    }
+    res->err = EINVAL;
+    return 0;
+}
+
+static bool cmp_result(enum store_cmp_result want, int order)
+{
+    switch (want) {
+    case STORE_CMP_EQUAL:
+        return order == 0;
+    case STORE_CMP_NOT_EQUAL:
+        return order != 0;
+    case STORE_CMP_GREATER:
+        return order > 0;
+    case STORE_CMP_LESS:
+        return order < 0;
+    }
+    return false;
+}
+
+/* Whether compare k holds. A malformed path is a logical error (*err). */
+static int compare_holds(struct applier *a, const struct store_compare *k, bool *holds, int *err)
+{
+    *holds = false;
+    if ((*err = path_checks(a, k->path, k->path_len)))
+        return 0;
+    struct place p = {0};
+    int rc;
+    if (is_root(k->path, k->path_len)) {
+        rc = store_inode_load(a->s, a->txn, STORE_ROOT_INO, &p.node);
+        if (rc)
+            return rc == ENOENT ? EIO : rc;
+        p.exists = true;
+    } else {
+        int lerr = 0;
+        if ((rc = place_find(a, k->path, k->path_len, &p, &lerr)))
+            return rc;
+        if (lerr)
+            p.exists = false; /* a missing or file parent: no such entry */
+    }
+    const struct store_attr *at = &p.node.attr;
+    if (k->target == STORE_CMP_VALUE) {
+        if (!p.exists || at->type != STORE_TYPE_FILE)
+            return 0; /* no value to compare */
+        const void *d;
+        size_t n;
+        if ((rc = data_get(a, at->ino, &d, &n)))
+            return rc;
+        size_t m = n < k->value_len ? n : k->value_len;
+        int order = m ? memcmp(d, k->value, m) : 0;
+        if (!order)
+            order = n < k->value_len ? -1 : n > k->value_len;
+        *holds = cmp_result(k->result, order);
+        return 0;
+    }
+    uint64_t have = 0;
+    if (p.exists)
+        have = k->target == STORE_CMP_VERSION           ? at->version
+               : k->target == STORE_CMP_CREATE_REVISION ? at->create_revision
+                                                        : at->mod_revision;
+    *holds = cmp_result(k->result, have < k->number ? -1 : have > k->number);
+    return 0;
+}
+
+/* A txn: its compares choose a branch, whose commands are applied in a
+ * nested transaction, all or none. Every change gets the one revision
+ * a->rev, and each is one event of it. */
+static int cmd_txn(struct applier *a, struct store_result *res)
+{
+    const struct store_cmd *c = a->c;
+    bool ok = true;
+    for (size_t i = 0; i < c->n_compares; i++) {
+        bool holds;
+        int rc = compare_holds(a, &c->compares[i], &holds, &res->err);
+        if (rc || res->err)
+            return rc;
+        ok = ok && holds;
+    }
+    res->txn_succeeded = ok;
+    const struct store_cmd *ops = ok ? c->then_ops : c->else_ops;
+    size_t n = ok ? c->n_then : c->n_else;
+    if (!n)
+        return 0;
+    MDB_txn *parent = a->txn, *child;
+    int rc = mdb_txn_begin(a->s->env, parent, 0, &child);
+    if (rc)
+        return store_mdb_errno(rc);
+    struct store *s = a->s;
+    size_t mark_changes = s->n_changes, mark_names = s->names_len, mark_events = a->events;
+    uint64_t mark_next = a->st.next_ino, mark_inodes = a->st.inodes;
+    a->txn = child;
+    a->defer_drops = true;
+    uint32_t pos = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct store_result sub = {0};
+        size_t before = s->n_changes;
+        a->c = &ops[i];
+        rc = apply_op(a, &sub);
+        if (!rc && sub.err) {
+            res->err = sub.err;
+            res->txn_failed_op = (uint32_t)i + 1;
+            break;
+        }
+        if (!rc && s->n_changes != before) {
+            rc = store_history_add(s, child, a->rev, pos++, &ops[i], &sub);
+            a->events += !rc;
+        }
+    }
+    a->c = c;
+    a->txn = parent;
+    if (!rc && !res->err)
+        rc = store_mdb_errno(mdb_txn_commit(child));
+    else
+        mdb_txn_abort(child);
+    if (rc || res->err) {
+        s->n_changes = mark_changes;
+        s->names_len = mark_names;
+        a->events = mark_events;
+        a->st.next_ino = mark_next;
+        a->st.inodes = mark_inodes;
+    }
+    drops_end(a, !rc && !res->err);
+    return rc;
+}
+
 static int apply_one(struct applier *a, const struct store_entry *e, struct store_result *res)
 {
     struct store_cmd_decoded d;
@@ -799,6 +997,7 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
         if (!rc && d.cmd.seq <= sess.seq) {
             if (d.cmd.seq == sess.seq) {
                 *res = sess.result;
+                res->op = d.cmd.op;
                 res->client_id = d.cmd.client_id;
                 res->seq = d.cmd.seq;
             } else
@@ -815,40 +1014,14 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
     a->client_id = d.cmd.client_id;
     size_t mark_changes = a->s->n_changes, mark_names = a->s->names_len;
     uint64_t mark_next = a->st.next_ino, mark_inodes = a->st.inodes;
-    switch (d.cmd.op) {
-    case STORE_OP_PUT:
-        rc = cmd_put(a, res);
-        break;
-    case STORE_OP_APPEND:
-        rc = cmd_append(a, res);
-        break;
-    case STORE_OP_DELETE:
-        rc = cmd_delete(a, res, false);
-        break;
-    case STORE_OP_MKDIR:
-        rc = cmd_mkdir(a, res);
-        break;
-    case STORE_OP_RMDIR:
-        rc = cmd_delete(a, res, true);
-        break;
-    case STORE_OP_RENAME:
-        rc = cmd_rename(a, res);
-        break;
-    case STORE_OP_SETATTR:
-        rc = cmd_setattr(a, res);
-        break;
-    case STORE_OP_MEMBER_SET:
-    case STORE_OP_MEMBER_DEL:
-        rc = cmd_member(a, res, d.cmd.op == STORE_OP_MEMBER_SET);
-        break;
-    default:
-        res->err = EINVAL;
-        break;
-    }
+    if (d.cmd.op == STORE_OP_TXN)
+        rc = cmd_txn(a, res);
+    else
+        rc = apply_op(a, res);
     uint64_t client_id = d.cmd.client_id, seq = d.cmd.seq;
     bool changed = a->s->n_changes != mark_changes;
     if (!rc && !res->err && changed && store_history_op(d.cmd.op)) {
-        rc = store_history_add(a->s, a->txn, a->rev, &d.cmd, res);
+        rc = store_history_add(a->s, a->txn, a->rev, 0, &d.cmd, res);
         a->events += !rc;
     }
     store_cmd_decoded_free(&d);

@@ -371,7 +371,7 @@ static void check_history(struct store_checker *c)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         struct store_event ev;
-        uint64_t r = k.mv_size == 8 ? store_u64be_get(k.mv_data) : 0;
+        uint64_t r = store_history_key_revision(k.mv_data, k.mv_size);
         if (!r || store_event_decode(r, v.mv_data, v.mv_size, &ev)) {
             store_check_problem(c, "an event does not decode (history, revision %llu)",
                                 (unsigned long long)r);

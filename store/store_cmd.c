@@ -14,20 +14,191 @@ static ProtobufCBinaryData bin(const void *p, size_t len)
     return b;
 }
 
+/* The submessages of one encoded op. */
+struct op_msgs {
+    Raftfs__Put put;
+    Raftfs__Append app;
+    Raftfs__Delete del;
+    Raftfs__Mkdir mk;
+    Raftfs__Rmdir rm;
+    Raftfs__Rename rn;
+    Raftfs__SetAttr sa;
+    Raftfs__MemberSet ms;
+    Raftfs__MemberDel md;
+};
+
+/* Sets m's op from c (not TXN), with submessages in b. */
+static int encode_op(const struct store_cmd *c, Raftfs__Command *m, struct op_msgs *b)
+{
+    switch (c->op) {
+    case STORE_OP_PUT:
+        raftfs__put__init(&b->put);
+        b->put.path = bin(c->path, c->path_len);
+        b->put.value = bin(c->value, c->value_len);
+        b->put.mode = c->mode;
+        b->put.has_uid = b->put.has_gid = 1;
+        b->put.uid = c->uid;
+        b->put.gid = c->gid;
+        m->op_case = RAFTFS__COMMAND__OP_PUT;
+        m->put = &b->put;
+        break;
+    case STORE_OP_APPEND:
+        raftfs__append__init(&b->app);
+        b->app.path = bin(c->path, c->path_len);
+        b->app.value = bin(c->value, c->value_len);
+        m->op_case = RAFTFS__COMMAND__OP_APPEND;
+        m->append = &b->app;
+        break;
+    case STORE_OP_DELETE:
+        raftfs__delete__init(&b->del);
+        b->del.path = bin(c->path, c->path_len);
+        m->op_case = RAFTFS__COMMAND__OP_DELETE;
+        m->delete_ = &b->del;
+        break;
+    case STORE_OP_MKDIR:
+        raftfs__mkdir__init(&b->mk);
+        b->mk.path = bin(c->path, c->path_len);
+        b->mk.mode = c->mode;
+        b->mk.has_uid = b->mk.has_gid = 1;
+        b->mk.uid = c->uid;
+        b->mk.gid = c->gid;
+        m->op_case = RAFTFS__COMMAND__OP_MKDIR;
+        m->mkdir = &b->mk;
+        break;
+    case STORE_OP_RMDIR:
+        raftfs__rmdir__init(&b->rm);
+        b->rm.path = bin(c->path, c->path_len);
+        m->op_case = RAFTFS__COMMAND__OP_RMDIR;
+        m->rmdir = &b->rm;
+        break;
+    case STORE_OP_RENAME:
+        raftfs__rename__init(&b->rn);
+        b->rn.from = bin(c->path, c->path_len);
+        b->rn.to = bin(c->path2, c->path2_len);
+        b->rn.has_flags = c->rename_flags != 0;
+        b->rn.flags = c->rename_flags;
+        m->op_case = RAFTFS__COMMAND__OP_RENAME;
+        m->rename = &b->rn;
+        break;
+    case STORE_OP_SETATTR: {
+        Raftfs__SetAttr *sa = &b->sa;
+        raftfs__set_attr__init(sa);
+        sa->path = bin(c->path, c->path_len);
+        sa->has_mode = !!(c->set_mask & STORE_SET_MODE);
+        sa->mode = c->mode;
+        sa->has_uid = !!(c->set_mask & STORE_SET_UID);
+        sa->uid = c->uid;
+        sa->has_gid = !!(c->set_mask & STORE_SET_GID);
+        sa->gid = c->gid;
+        sa->has_size = !!(c->set_mask & STORE_SET_SIZE);
+        sa->size = c->size;
+        sa->has_atime_ns = !!(c->set_mask & STORE_SET_ATIME);
+        sa->atime_ns = c->atime_ns;
+        sa->has_mtime_ns = !!(c->set_mask & STORE_SET_MTIME);
+        sa->mtime_ns = c->mtime_ns;
+        m->op_case = RAFTFS__COMMAND__OP_SETATTR;
+        m->setattr = sa;
+        break;
+    }
+    case STORE_OP_MEMBER_SET:
+        raftfs__member_set__init(&b->ms);
+        b->ms.id = c->member_id;
+        b->ms.address = bin(c->path, c->path_len);
+        b->ms.has_incarnation = c->incarnation != 0;
+        b->ms.incarnation = c->incarnation;
+        m->op_case = RAFTFS__COMMAND__OP_MEMBER_SET;
+        m->member_set = &b->ms;
+        break;
+    case STORE_OP_MEMBER_DEL:
+        raftfs__member_del__init(&b->md);
+        b->md.id = c->member_id;
+        m->op_case = RAFTFS__COMMAND__OP_MEMBER_DEL;
+        m->member_del = &b->md;
+        break;
+    default:
+        return EINVAL;
+    }
+    return 0;
+}
+
+/* What a TXN's encoding allocates. */
+struct txn_msgs {
+    Raftfs__Txn txn;
+    Raftfs__Compare *cmp;
+    Raftfs__Compare **cmp_ptrs;
+    Raftfs__Command *ops;
+    Raftfs__Command **op_ptrs;
+    struct op_msgs *op_bufs;
+};
+
+static void txn_msgs_free(struct txn_msgs *t)
+{
+    free(t->cmp);
+    free(t->cmp_ptrs);
+    free(t->ops);
+    free(t->op_ptrs);
+    free(t->op_bufs);
+}
+
+static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_msgs *t)
+{
+    size_t nops = c->n_then + c->n_else;
+    if (c->n_compares + nops > STORE_MAX_TXN_OPS)
+        return E2BIG;
+    raftfs__txn__init(&t->txn);
+    t->cmp = calloc(c->n_compares + 1, sizeof(*t->cmp));
+    t->cmp_ptrs = calloc(c->n_compares + 1, sizeof(*t->cmp_ptrs));
+    t->ops = calloc(nops + 1, sizeof(*t->ops));
+    t->op_ptrs = calloc(nops + 1, sizeof(*t->op_ptrs));
+    t->op_bufs = calloc(nops + 1, sizeof(*t->op_bufs));
+    if (!t->cmp || !t->cmp_ptrs || !t->ops || !t->op_ptrs || !t->op_bufs)
+        return ENOMEM;
+    for (size_t i = 0; i < c->n_compares; i++) {
+        const struct store_compare *sc = &c->compares[i];
+        Raftfs__Compare *w = &t->cmp[i];
+        raftfs__compare__init(w);
+        w->path = bin(sc->path, sc->path_len);
+        w->target = (Raftfs__Compare__Target)sc->target;
+        w->result = (Raftfs__Compare__Result)sc->result;
+        if (sc->target == STORE_CMP_VALUE) {
+            w->has_value = 1;
+            w->value = bin(sc->value, sc->value_len);
+        } else {
+            w->has_number = 1;
+            w->number = sc->number;
+        }
+        t->cmp_ptrs[i] = w;
+    }
+    for (size_t i = 0; i < nops; i++) {
+        const struct store_cmd *op = i < c->n_then ? &c->then_ops[i] : &c->else_ops[i - c->n_then];
+        if (op->op == STORE_OP_TXN)
+            return EINVAL;
+        raftfs__command__init(&t->ops[i]);
+        t->ops[i].version = 1;
+        int rc = encode_op(op, &t->ops[i], &t->op_bufs[i]);
+        if (rc)
+            return rc;
+        t->op_ptrs[i] = &t->ops[i];
+    }
+    t->txn.n_compare = c->n_compares;
+    t->txn.compare = t->cmp_ptrs;
+    t->txn.n_then = c->n_then;
+    t->txn.then = t->op_ptrs;
+    t->txn.n_else_ = c->n_else;
+    t->txn.else_ = t->op_ptrs + c->n_then;
+    m->version = 2;
+    m->op_case = RAFTFS__COMMAND__OP_TXN;
+    m->txn = &t->txn;
+    return 0;
+}
+
 int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
 {
     Raftfs__Command m = RAFTFS__COMMAND__INIT;
-    Raftfs__Put put = RAFTFS__PUT__INIT;
-    Raftfs__Append app = RAFTFS__APPEND__INIT;
-    Raftfs__Delete del = RAFTFS__DELETE__INIT;
-    Raftfs__Mkdir mk = RAFTFS__MKDIR__INIT;
-    Raftfs__Rmdir rm = RAFTFS__RMDIR__INIT;
-    Raftfs__Rename rn = RAFTFS__RENAME__INIT;
-    Raftfs__SetAttr sa = RAFTFS__SET_ATTR__INIT;
-    Raftfs__MemberSet ms = RAFTFS__MEMBER_SET__INIT;
-    Raftfs__MemberDel md = RAFTFS__MEMBER_DEL__INIT;
+    struct op_msgs b;
+    struct txn_msgs t = {0};
 
-    m.version = STORE_CMD_VERSION;
+    m.version = 1;
     m.time_ns = c->time_ns;
     m.has_expected_revision = c->has_expected_revision;
     m.expected_revision = c->expected_revision;
@@ -37,89 +208,19 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     m.client_id = c->client_id;
     m.seq = c->seq;
 
-    switch (c->op) {
-    case STORE_OP_PUT:
-        put.path = bin(c->path, c->path_len);
-        put.value = bin(c->value, c->value_len);
-        put.mode = c->mode;
-        put.has_uid = put.has_gid = 1;
-        put.uid = c->uid;
-        put.gid = c->gid;
-        m.op_case = RAFTFS__COMMAND__OP_PUT;
-        m.put = &put;
-        break;
-    case STORE_OP_APPEND:
-        app.path = bin(c->path, c->path_len);
-        app.value = bin(c->value, c->value_len);
-        m.op_case = RAFTFS__COMMAND__OP_APPEND;
-        m.append = &app;
-        break;
-    case STORE_OP_DELETE:
-        del.path = bin(c->path, c->path_len);
-        m.op_case = RAFTFS__COMMAND__OP_DELETE;
-        m.delete_ = &del;
-        break;
-    case STORE_OP_MKDIR:
-        mk.path = bin(c->path, c->path_len);
-        mk.mode = c->mode;
-        mk.has_uid = mk.has_gid = 1;
-        mk.uid = c->uid;
-        mk.gid = c->gid;
-        m.op_case = RAFTFS__COMMAND__OP_MKDIR;
-        m.mkdir = &mk;
-        break;
-    case STORE_OP_RMDIR:
-        rm.path = bin(c->path, c->path_len);
-        m.op_case = RAFTFS__COMMAND__OP_RMDIR;
-        m.rmdir = &rm;
-        break;
-    case STORE_OP_RENAME:
-        rn.from = bin(c->path, c->path_len);
-        rn.to = bin(c->path2, c->path2_len);
-        rn.has_flags = c->rename_flags != 0;
-        rn.flags = c->rename_flags;
-        m.op_case = RAFTFS__COMMAND__OP_RENAME;
-        m.rename = &rn;
-        break;
-    case STORE_OP_SETATTR:
-        sa.path = bin(c->path, c->path_len);
-        sa.has_mode = !!(c->set_mask & STORE_SET_MODE);
-        sa.mode = c->mode;
-        sa.has_uid = !!(c->set_mask & STORE_SET_UID);
-        sa.uid = c->uid;
-        sa.has_gid = !!(c->set_mask & STORE_SET_GID);
-        sa.gid = c->gid;
-        sa.has_size = !!(c->set_mask & STORE_SET_SIZE);
-        sa.size = c->size;
-        sa.has_atime_ns = !!(c->set_mask & STORE_SET_ATIME);
-        sa.atime_ns = c->atime_ns;
-        sa.has_mtime_ns = !!(c->set_mask & STORE_SET_MTIME);
-        sa.mtime_ns = c->mtime_ns;
-        m.op_case = RAFTFS__COMMAND__OP_SETATTR;
-        m.setattr = &sa;
-        break;
-    case STORE_OP_MEMBER_SET:
-        ms.id = c->member_id;
-        ms.address = bin(c->path, c->path_len);
-        ms.has_incarnation = c->incarnation != 0;
-        ms.incarnation = c->incarnation;
-        m.op_case = RAFTFS__COMMAND__OP_MEMBER_SET;
-        m.member_set = &ms;
-        break;
-    case STORE_OP_MEMBER_DEL:
-        md.id = c->member_id;
-        m.op_case = RAFTFS__COMMAND__OP_MEMBER_DEL;
-        m.member_del = &md;
-        break;
-    default:
-        return EINVAL;
+    int rc = c->op == STORE_OP_TXN ? encode_txn(c, &m, &t) : encode_op(c, &m, &b);
+    if (rc) {
+        txn_msgs_free(&t);
+        return rc;
     }
-
     size_t len = raftfs__command__get_packed_size(&m);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
+    if (!buf) {
+        txn_msgs_free(&t);
         return ENOMEM;
+    }
     size_t packed = raftfs__command__pack(&m, buf);
+    txn_msgs_free(&t);
     if (packed != len) {
         free(buf);
         return EINVAL;
@@ -135,31 +236,10 @@ static void set_path(const ProtobufCBinaryData *b, const char **p, size_t *len)
     *len = b->len;
 }
 
-int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
+/* Fills c's op from m (not TXN): EINVAL if it has none. */
+static int decode_op(const Raftfs__Command *m, struct store_cmd *c)
 {
-    memset(out, 0, sizeof(*out));
-    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
-    if (!m)
-        return EINVAL; /* malformed, or missing required fields; ENOMEM looks the same */
-    int rc = 0;
-    struct store_cmd *c = &out->cmd;
-    if (m->version == 0) {
-        rc = EINVAL;
-        goto fail_free;
-    }
-    if (m->version > STORE_CMD_VERSION) {
-        rc = EPROTONOSUPPORT;
-        goto fail_free;
-    }
-    c->time_ns = m->time_ns;
-    c->has_expected_revision = m->has_expected_revision;
-    c->expected_revision = m->expected_revision;
-    c->has_expected_ino = m->has_expected_ino;
-    c->expected_ino = m->expected_ino;
-    c->client_id = m->has_client_id ? m->client_id : 0;
-    c->seq = m->has_seq ? m->seq : 0;
     c->value = "";
-
     switch (m->op_case) {
     case RAFTFS__COMMAND__OP_PUT:
         c->op = STORE_OP_PUT;
@@ -227,9 +307,95 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
         c->path = "";
         break;
     default:
-        rc = EINVAL; /* no op, or one from a newer build that kept version 1 */
+        return EINVAL; /* no op, or one from a newer build that kept version 1 */
+    }
+    return 0;
+}
+
+static int decode_txn(const Raftfs__Txn *t, struct store_cmd *c, void **priv)
+{
+    size_t nops = t->n_then + t->n_else_;
+    if (t->n_compare + nops > STORE_MAX_TXN_OPS)
+        return E2BIG;
+    /* One block: the commands, then the compares. */
+    struct store_cmd *ops =
+        calloc(1, (nops + 1) * sizeof(*ops) + (t->n_compare + 1) * sizeof(struct store_compare));
+    if (!ops)
+        return ENOMEM;
+    struct store_compare *cmp = (struct store_compare *)(ops + nops + 1);
+    for (size_t i = 0; i < t->n_compare; i++) {
+        const Raftfs__Compare *w = t->compare[i];
+        set_path(&w->path, &cmp[i].path, &cmp[i].path_len);
+        cmp[i].target = (enum store_cmp_target)w->target;
+        cmp[i].result = (enum store_cmp_result)w->result;
+        cmp[i].number = w->number;
+        cmp[i].value = w->value.len ? (const void *)w->value.data : "";
+        cmp[i].value_len = w->value.len;
+        bool value = w->target == RAFTFS__COMPARE__TARGET__VALUE;
+        if ((unsigned)w->target > STORE_CMP_VALUE || (unsigned)w->result > STORE_CMP_LESS ||
+            (value ? !w->has_value || w->has_number : !w->has_number || w->has_value))
+            goto invalid;
+    }
+    for (size_t i = 0; i < nops; i++) {
+        const Raftfs__Command *w = i < t->n_then ? t->then[i] : t->else_[i - t->n_then];
+        /* Only an op: the txn's own fields say the rest. */
+        if (w->version != 1 || w->time_ns || w->has_expected_revision || w->has_expected_ino ||
+            w->has_client_id || w->has_seq || w->op_case == RAFTFS__COMMAND__OP_TXN ||
+            w->op_case == RAFTFS__COMMAND__OP_MEMBER_SET ||
+            w->op_case == RAFTFS__COMMAND__OP_MEMBER_DEL || decode_op(w, &ops[i]))
+            goto invalid;
+        ops[i].time_ns = c->time_ns;
+    }
+    c->op = STORE_OP_TXN;
+    c->compares = cmp;
+    c->n_compares = t->n_compare;
+    c->then_ops = ops;
+    c->n_then = t->n_then;
+    c->else_ops = ops + t->n_then;
+    c->n_else = t->n_else_;
+    *priv = ops;
+    return 0;
+invalid:
+    free(ops);
+    return EINVAL;
+}
+
+int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
+{
+    memset(out, 0, sizeof(*out));
+    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
+    if (!m)
+        return EINVAL; /* malformed, or missing required fields; ENOMEM looks the same */
+    int rc = 0;
+    struct store_cmd *c = &out->cmd;
+    if (m->version == 0) {
+        rc = EINVAL;
         goto fail_free;
     }
+    if (m->version > STORE_CMD_VERSION) {
+        rc = EPROTONOSUPPORT;
+        goto fail_free;
+    }
+    c->time_ns = m->time_ns;
+    c->has_expected_revision = m->has_expected_revision;
+    c->expected_revision = m->expected_revision;
+    c->has_expected_ino = m->has_expected_ino;
+    c->expected_ino = m->expected_ino;
+    c->client_id = m->has_client_id ? m->client_id : 0;
+    c->seq = m->has_seq ? m->seq : 0;
+    c->value = "";
+
+    if (m->op_case == RAFTFS__COMMAND__OP_TXN) {
+        if (m->version < 2 || m->has_expected_revision || m->has_expected_ino) {
+            rc = EINVAL; /* its compares say it all */
+            goto fail_free;
+        }
+        rc = decode_txn(m->txn, c, &out->priv_txn);
+    } else {
+        rc = decode_op(m, c);
+    }
+    if (rc)
+        goto fail_free;
     out->priv = m;
     return 0;
 
@@ -244,5 +410,9 @@ void store_cmd_decoded_free(struct store_cmd_decoded *d)
     if (d && d->priv) {
         raftfs__command__free_unpacked(d->priv, NULL);
         d->priv = NULL;
+    }
+    if (d) {
+        free(d->priv_txn);
+        d->priv_txn = NULL;
     }
 }

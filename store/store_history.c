@@ -18,7 +18,13 @@
  *    few), so a smaller limit set at a restart is reached gradually and no
  *    batch pays for a large deletion.
  *
- * Records (table "history", key: revision as u64 big endian), little
+ * 4. A txn changes several entries in one revision: its first event has
+ *    the key of a plain one, the others that key and their position in
+ *    the txn (1, 2 ...), so they sort after it and before the next
+ *    revision.
+ *
+ * Records (table "history", key: revision as u64 big endian, and for the
+ * second and later events of a txn a u32 big endian position), little
  * endian:
  *   u8 version (1) | u8 op (store_op) | u8 type (store_type, 0 unknown)
  *   | u8 rename flags | u32 mode | u64 ino | u64 size | u32 path length
@@ -82,14 +88,28 @@ int store_history_open(struct store *s, MDB_txn *txn, uint64_t revision)
     return rc;
 }
 
-int store_history_add(struct store *s, MDB_txn *txn, uint64_t revision, const struct store_cmd *c,
-                      const struct store_result *res)
+uint64_t store_history_key_revision(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    if (len == 8)
+        return store_u64be_get(p);
+    if (len == 12 && (p[8] | p[9] | p[10] | p[11]))
+        return store_u64be_get(p);
+    return 0;
+}
+
+int store_history_add(struct store *s, MDB_txn *txn, uint64_t revision, uint32_t pos,
+                      const struct store_cmd *c, const struct store_result *res)
 {
     size_t len = EV_FIXED + c->path_len + (c->op == STORE_OP_RENAME ? c->path2_len : 0);
     MDB_val v = {.mv_size = len}, k;
-    unsigned char kb[8];
+    unsigned char kb[12];
     store_u64be_put(kb, revision);
-    k.mv_size = 8;
+    kb[8] = (unsigned char)(pos >> 24);
+    kb[9] = (unsigned char)(pos >> 16);
+    kb[10] = (unsigned char)(pos >> 8);
+    kb[11] = (unsigned char)pos;
+    k.mv_size = pos ? 12 : 8;
     k.mv_data = kb;
     /* Revisions only grow: appended at the end of the table. */
     int rc = mdb_put(txn, s->history, &k, &v, MDB_RESERVE | MDB_APPEND);
@@ -133,16 +153,20 @@ int store_history_batch_end(struct store *s, MDB_txn *txn, uint64_t revision, si
         if ((rc = mdb_cursor_open(txn, s->history, &cur)))
             return store_mdb_errno(rc);
         MDB_val k, v;
-        uint64_t reached = target; /* nothing left at or below target */
+        uint64_t reached = target, last = 0; /* nothing left at or below target */
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (!rc) {
-            uint64_t r = k.mv_size == 8 ? store_u64be_get(k.mv_data) : 0;
+            uint64_t r = store_history_key_revision(k.mv_data, k.mv_size);
             if (r > target)
                 break;
-            if (!budget--) {
+            /* Out of budget: stop before a revision, never inside one. */
+            if (!budget && r != last) {
                 reached = r - 1; /* events up to r - 1 are gone */
                 break;
             }
+            if (budget)
+                budget--;
+            last = r;
             if ((rc = mdb_cursor_del(cur, 0)))
                 break;
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -203,8 +227,8 @@ int store_events(struct store_txn *t, uint64_t from,
     int out = 0;
     while (!rc && !out) {
         struct store_event ev;
-        if (k.mv_size != 8 ||
-            store_event_decode(store_u64be_get(k.mv_data), v.mv_data, v.mv_size, &ev)) {
+        uint64_t r = store_history_key_revision(k.mv_data, k.mv_size);
+        if (!r || store_event_decode(r, v.mv_data, v.mv_size, &ev)) {
             out = EIO;
             break;
         }

@@ -85,9 +85,12 @@ int store_history_open(struct store *s, MDB_txn *txn, uint64_t revision);
 /* Empties the history: nothing at or below revision is known (an image
  * installed). */
 int store_history_reset(struct store *s, MDB_txn *txn, uint64_t revision);
-/* The event of a command that made revision (res: its result). */
-int store_history_add(struct store *s, MDB_txn *txn, uint64_t revision, const struct store_cmd *c,
-                      const struct store_result *res);
+/* The event of a command that made revision (res: its result); pos: its
+ * position among the events of a txn's revision (0 for the first). */
+int store_history_add(struct store *s, MDB_txn *txn, uint64_t revision, uint32_t pos,
+                      const struct store_cmd *c, const struct store_result *res);
+/* The revision of a history key; 0 if the key is malformed. */
+uint64_t store_history_key_revision(const void *key, size_t len);
 /* After a batch that reached revision and added `added` events: compacts a
  * few of the oldest events and records how far the history reaches. */
 int store_history_batch_end(struct store *s, MDB_txn *txn, uint64_t revision, size_t added);

@@ -65,6 +65,8 @@ const char *store_op_name(enum store_op op)
         return "MEMBER_SET";
     case STORE_OP_MEMBER_DEL:
         return "MEMBER_DEL";
+    case STORE_OP_TXN:
+        return "TXN";
     }
     return "?";
 }

@@ -9,8 +9,9 @@
  * log, so every replica keeps the same table.
  *
  * Tables:
- *   sessions     u64be client_id -> u8 version (1) | u8 flags (1: attr) |
- *                u16 0 | i32 err | u64 seq | u64 revision | u64 index |
+ *   sessions     u64be client_id -> u8 version (1) | u8 flags (1: attr,
+ *                2: a txn's compares held) | u16 a txn's failed op (1-based,
+ *                0 none) | i32 err | u64 seq | u64 revision | u64 index |
  *                inode record of the result's attributes (if flag 1)
  *   session_lru  u64be index ++ u64be client_id -> (empty)
  */
@@ -31,9 +32,11 @@ int store_session_get(struct store *s, MDB_txn *txn, uint64_t client_id, struct 
     if (rc)
         return store_mdb_errno(rc);
     const unsigned char *p = v.mv_data;
-    if (v.mv_size < SESSION_FIXED || p[0] != 1 || (p[1] & ~1))
+    if (v.mv_size < SESSION_FIXED || p[0] != 1 || (p[1] & ~3))
         return EIO;
     memset(out, 0, sizeof(*out));
+    out->result.txn_succeeded = p[1] & 2;
+    out->result.txn_failed_op = (uint32_t)p[2] | (uint32_t)p[3] << 8;
     out->result.err = (int)get32(p + 4);
     out->seq = get64(p + 8);
     out->result.revision = get64(p + 16);
@@ -76,8 +79,10 @@ int store_session_put(struct store *s, MDB_txn *txn, uint64_t client_id, uint64_
     unsigned char rec[SESSION_FIXED + STORE_INODE_REC_MAX];
     size_t len = SESSION_FIXED;
     rec[0] = 1;
-    rec[1] = res->has_attr ? 1 : 0;
-    rec[2] = rec[3] = 0;
+    rec[1] = (res->has_attr ? 1 : 0) | (res->txn_succeeded ? 2 : 0);
+    /* Fits: a txn holds at most STORE_MAX_TXN_OPS commands. */
+    rec[2] = (unsigned char)(res->txn_failed_op & 0xff);
+    rec[3] = (unsigned char)(res->txn_failed_op >> 8);
     put32(rec + 4, (uint32_t)res->err);
     put64(rec + 8, seq);
     put64(rec + 16, res->revision);

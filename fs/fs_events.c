@@ -95,8 +95,10 @@ static void put_path(struct fs_events *h, const char *p, size_t len)
 static int add_line(void *ctx, const struct store_event *e)
 {
     struct fs_events *h = ctx;
-    if (h->len >= FS_EVENTS_FILL)
-        return -1; /* enough for now: the rest at the next fill */
+    /* Enough for now, the rest at the next fill; but never half of a
+     * txn's revision (h->next is the last one added + 1). */
+    if (h->len >= FS_EVENTS_FILL && e->revision + 1 != h->next)
+        return -1;
     if (reserve(h, 48 + 4 * (e->path_len + e->path2_len)))
         return ENOMEM;
     const char *op = e->op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[e->op] : "?";

@@ -134,6 +134,12 @@ static void write_done(void *ctx, int rc, const struct store_result *res)
                 attr_to_wire(&res->attr, &attr);
                 resp.attr = &attr;
             }
+            if (res->op == STORE_OP_TXN) {
+                resp.has_succeeded = true;
+                resp.succeeded = res->txn_succeeded;
+                resp.has_failed_op = res->txn_failed_op != 0;
+                resp.failed_op = res->txn_failed_op;
+            }
         }
         respond(c, &resp);
     } else if (c->pending == 0) {

@@ -11,8 +11,9 @@
  * 2. A slow reader never blocks the member: a watcher whose connection has
  *    more than WATCH_QUEUE_MAX bytes queued is skipped until it drains,
  *    and each pass sends at most WATCH_BATCH_EVENTS events or
- *    WATCH_BATCH_BYTES. One that falls behind the compacted history gets
- *    ERANGE and its watch ends (the client lists again).
+ *    WATCH_BATCH_BYTES, and the rest of a txn's revision: a response
+ *    never splits a revision, so resuming from the last one + 1 is right. One that falls behind the
+ * compacted history gets ERANGE and its watch ends (the client lists again).
  * 3. A watch ends with its connection. A watcher that got nothing for
  *    WATCH_PROGRESS_MS gets a response without events whose revision says
  *    how far it has seen everything: the client knows the member is alive
@@ -28,7 +29,9 @@
 #define WATCH_QUEUE_MAX    (1u << 20)
 #define WATCH_PROGRESS_MS  1000 /* a response at least this often, events or not */
 #define WATCH_BATCH_EVENTS 1000
-#define WATCH_BATCH_BYTES  (512u << 10)
+/* Room for the end of a revision begun at the limit: a txn's events. */
+#define WATCH_BATCH_ROOM  (WATCH_BATCH_EVENTS + STORE_MAX_TXN_OPS)
+#define WATCH_BATCH_BYTES (512u << 10)
 
 struct node_watcher {
     struct net_conn *conn;
@@ -78,8 +81,13 @@ struct batch {
 static int batch_add(void *ctx, const struct store_event *e)
 {
     struct batch *b = ctx;
-    if (b->n == WATCH_BATCH_EVENTS || b->bytes >= WATCH_BATCH_BYTES) {
-        b->full = true;
+    if ((b->n >= WATCH_BATCH_EVENTS || b->bytes >= WATCH_BATCH_BYTES) && e->revision != b->last) {
+        b->full = true; /* b->last is whole */
+        return -1;
+    }
+    if (b->n == WATCH_BATCH_ROOM) {
+        b->full = true; /* cannot happen: a revision has at most STORE_MAX_TXN_OPS events */
+        b->last = e->revision - 1;
         return -1;
     }
     b->last = e->revision;
@@ -141,7 +149,7 @@ static bool pump_one(struct node *n, struct node_watcher *w, struct batch *b)
         b->n = 0;
         b->bytes = 0;
         b->full = false;
-        b->last = rev;
+        b->last = 0;
         uint64_t compacted = 0;
         int rc = store_events(t, w->next, batch_add, b, &compacted);
         Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
@@ -194,8 +202,8 @@ void node_watch_pump(struct node *n)
     if (!n->watchers)
         return;
     struct batch b = {0};
-    b.ev = malloc(WATCH_BATCH_EVENTS * sizeof(*b.ev));
-    b.ptrs = malloc(WATCH_BATCH_EVENTS * sizeof(*b.ptrs));
+    b.ev = malloc(WATCH_BATCH_ROOM * sizeof(*b.ev));
+    b.ptrs = malloc(WATCH_BATCH_ROOM * sizeof(*b.ptrs));
     if (!b.ev || !b.ptrs) {
         free(b.ev);
         free(b.ptrs);

@@ -544,6 +544,100 @@ static void test_watch(void)
     free(dir);
 }
 
+/* A txn over the client protocol: its response says which branch ran, and
+ * a watch gets its revision whole, also when it is larger than a
+ * response's usual batch of events. */
+static void test_watch_txn(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 5000};
+    struct net_client *w, *c;
+    CHECK_EQ(net_client_open(&w, &cfg, err, sizeof(err)), 0);
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    net_client_response_free(put(c, "/before", "0"));
+    uint64_t start = 0;
+    int e = 0;
+    uint64_t id = watch(w, "/", 0, false, &start, &e);
+    CHECK_EQ(e, 0);
+    enum { N = 1500 };
+    static struct store_cmd ops[N];
+    static char paths[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "/t%04d", i);
+        ops[i] = (struct store_cmd){.op = STORE_OP_PUT,
+                                    .path = paths[i],
+                                    .path_len = strlen(paths[i]),
+                                    .value = "v",
+                                    .value_len = 1,
+                                    .mode = 0644};
+    }
+    struct store_compare k = {.path = "/before",
+                              .path_len = 7,
+                              .target = STORE_CMP_VALUE,
+                              .result = STORE_CMP_EQUAL,
+                              .value = "0",
+                              .value_len = 1};
+    struct store_cmd txn = {
+        .op = STORE_OP_TXN, .compares = &k, .n_compares = 1, .then_ops = ops, .n_then = N};
+    void *buf;
+    size_t len;
+    CHECK_EQ(store_cmd_encode(&txn, &buf, &len), 0);
+    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
+    free(buf);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = m;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    CHECK_EQ(resp->err, 0);
+    CHECK(resp->has_succeeded && resp->succeeded);
+    CHECK(!resp->has_failed_op);
+    CHECK_EQ(resp->revision, start + 1);
+    net_client_response_free(resp);
+    net_client_response_free(put(c, "/after", "1"));
+    /* Every event of the txn's revision in one response. */
+    size_t got = 0, responses_with_txn = 0;
+    bool after = false;
+    while (!after) {
+        Raftfs__ClientResponse *r = NULL;
+        if (net_client_next(w, id, 3000, &r))
+            break;
+        size_t here = 0;
+        for (size_t i = 0; i < r->n_events; i++) {
+            if (r->events[i]->revision == start + 1)
+                here++;
+            else if (r->events[i]->revision == start + 2)
+                after = true;
+        }
+        got += here;
+        responses_with_txn += here > 0;
+        net_client_response_free(r);
+    }
+    CHECK_EQ(got, N);
+    CHECK_EQ(responses_with_txn, 1);
+    CHECK(after);
+    /* The compare no longer holds: no branch, told so. */
+    struct store_cmd none = {.op = STORE_OP_TXN, .compares = &k, .n_compares = 1};
+    k.value = "1";
+    CHECK_EQ(store_cmd_encode(&none, &buf, &len), 0);
+    raftfs__command__free_unpacked(m, NULL);
+    m = raftfs__command__unpack(NULL, len, buf);
+    free(buf);
+    req.write = m;
+    req.has_client_id = req.has_seq = false;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    CHECK_EQ(resp->err, 0);
+    CHECK(resp->has_succeeded && !resp->succeeded);
+    net_client_response_free(resp);
+    raftfs__command__free_unpacked(m, NULL);
+    net_client_close(w);
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* A watch from revisions the history no longer holds: ERANGE, with the
  * compacted revision, and the stream ends. */
 static void test_watch_compacted(void)
@@ -669,6 +763,7 @@ int main(void)
     RUN(test_client_errors);
     RUN(test_watch);
     RUN(test_watch_compacted);
+    RUN(test_watch_txn);
     RUN(test_learns_unknown_member);
     CHECK_DONE();
 }

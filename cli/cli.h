@@ -33,6 +33,19 @@ bool cli_client_known(const char *cmd);
 extern const char cli_watch_usage[];
 int cli_watch(int argc, char **argv);
 
+/* raftfs txn (argv[0] is "txn"). */
+extern const char cli_txn_usage[];
+int cli_txn(int argc, char **argv);
+
+/* Sends cmd (any store command, encoded as the log holds it) as a write
+ * through c: net_client_call's result and *resp. EINVAL/E2BIG: cmd does
+ * not encode. */
+struct net_client;
+struct store_cmd;
+struct Raftfs__ClientResponse;
+int cli_write_cmd(struct net_client *c, const struct store_cmd *cmd,
+                  struct Raftfs__ClientResponse **resp);
+
 /* raftfs bench (argv[0] is "bench"). */
 extern const char cli_bench_usage[];
 int cli_bench(int argc, char **argv);

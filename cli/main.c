@@ -22,6 +22,7 @@ static const char usage_text[] =
     "  ls [PATH]                              list a directory\n"
     "  status                                 the state of a member\n"
     "  watch PREFIX [--exec CMD]              print (or act on) changes as they commit\n"
+    "  txn [--file FILE]                      compares and then/else changes, one command\n"
     "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
         return cli_watch(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "txn"))
+        return cli_txn(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
@@ -69,6 +72,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "watch")) {
             fputs(cli_watch_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "txn")) {
+            fputs(cli_txn_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "check")) {

@@ -406,7 +406,7 @@ static void build_request(struct worker *w, struct request *r, enum bench_op op,
     else
         key_name(b, r->key, sizeof(r->key), k);
     if (op == OP_PUT || k == UINT32_MAX) {
-        r->cmd.version = STORE_CMD_VERSION;
+        r->cmd.version = STORE_CMD_VERSION_PLAIN;
         r->cmd.time_ns = real_ns();
         r->req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
         r->req.write = &r->cmd;

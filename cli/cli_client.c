@@ -191,7 +191,7 @@ static int read_stdin(size_t max, char **out, size_t *len)
 static Raftfs__Command *new_command(Raftfs__Command *cmd)
 {
     raftfs__command__init(cmd);
-    cmd->version = STORE_CMD_VERSION;
+    cmd->version = STORE_CMD_VERSION_PLAIN;
     cmd->time_ns = now_ns();
     return cmd;
 }

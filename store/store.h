@@ -48,10 +48,12 @@
 #define STORE_ECOMPACTED ERANGE
 
 #define STORE_ROOT_INO 1ULL
-/* The newest command version this build applies: 1, and 2 for a Txn
- * (store_cmd_encode writes 1 unless the command needs 2). */
-#define STORE_CMD_VERSION   2U
-#define STORE_RESERVED_NAME ".raftfs"
+/* The newest command version this build applies: 2, a TXN's. Every other
+ * command is written as STORE_CMD_VERSION_PLAIN, which builds from before
+ * TXN apply too. */
+#define STORE_CMD_VERSION       2U
+#define STORE_CMD_VERSION_PLAIN 1U
+#define STORE_RESERVED_NAME     ".raftfs"
 
 /* Defaults and hard bounds of the limits (store_limits). */
 #define STORE_DEFAULT_MAX_VALUE_BYTES (1U << 20)

@@ -174,7 +174,7 @@ static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_
         if (op->op == STORE_OP_TXN)
             return EINVAL;
         raftfs__command__init(&t->ops[i]);
-        t->ops[i].version = 1;
+        t->ops[i].version = STORE_CMD_VERSION_PLAIN;
         int rc = encode_op(op, &t->ops[i], &t->op_bufs[i]);
         if (rc)
             return rc;
@@ -186,7 +186,7 @@ static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_
     t->txn.then = t->op_ptrs;
     t->txn.n_else_ = c->n_else;
     t->txn.else_ = t->op_ptrs + c->n_then;
-    m->version = 2;
+    m->version = STORE_CMD_VERSION;
     m->op_case = RAFTFS__COMMAND__OP_TXN;
     m->txn = &t->txn;
     return 0;
@@ -198,7 +198,7 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     struct op_msgs b;
     struct txn_msgs t = {0};
 
-    m.version = 1;
+    m.version = STORE_CMD_VERSION_PLAIN;
     m.time_ns = c->time_ns;
     m.has_expected_revision = c->has_expected_revision;
     m.expected_revision = c->expected_revision;
@@ -339,9 +339,9 @@ static int decode_txn(const Raftfs__Txn *t, struct store_cmd *c, void **priv)
     for (size_t i = 0; i < nops; i++) {
         const Raftfs__Command *w = i < t->n_then ? t->then[i] : t->else_[i - t->n_then];
         /* Only an op: the txn's own fields say the rest. */
-        if (w->version != 1 || w->time_ns || w->has_expected_revision || w->has_expected_ino ||
-            w->has_client_id || w->has_seq || w->op_case == RAFTFS__COMMAND__OP_TXN ||
-            w->op_case == RAFTFS__COMMAND__OP_MEMBER_SET ||
+        if (w->version != STORE_CMD_VERSION_PLAIN || w->time_ns || w->has_expected_revision ||
+            w->has_expected_ino || w->has_client_id || w->has_seq ||
+            w->op_case == RAFTFS__COMMAND__OP_TXN || w->op_case == RAFTFS__COMMAND__OP_MEMBER_SET ||
             w->op_case == RAFTFS__COMMAND__OP_MEMBER_DEL || decode_op(w, &ops[i]))
             goto invalid;
         ops[i].time_ns = c->time_ns;

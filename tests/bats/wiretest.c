@@ -26,7 +26,7 @@ static int send_append(const char *endpoint, const char *path, const char *text)
     Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
     Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
     Raftfs__Append ap = RAFTFS__APPEND__INIT;
-    cmd.version = STORE_CMD_VERSION;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
     ap.path.data = (uint8_t *)path;
     ap.path.len = strlen(path);
     ap.value.data = (uint8_t *)text;

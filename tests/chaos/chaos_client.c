@@ -339,7 +339,7 @@ static void proto_write(struct client *c, const char *op, const char *key, const
     Raftfs__Put put = RAFTFS__PUT__INIT;
     Raftfs__Append app = RAFTFS__APPEND__INIT;
     Raftfs__Delete del = RAFTFS__DELETE__INIT;
-    cmd.version = STORE_CMD_VERSION;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
     cmd.time_ns = real_ns();
     if (!strcmp(op, "delete")) {
         del.path.data = (uint8_t *)key;

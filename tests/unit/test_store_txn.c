@@ -2,6 +2,7 @@
  * branch, the branch applies all or nothing in one revision, each change
  * is one event of that revision, a retried txn gets its first result, and
  * the history is compacted a whole revision at a time. */
+#include "raftfs.pb-c.h"
 #include "store_util.h"
 
 static struct store_cmd op_put(const char *path, const char *value)
@@ -340,6 +341,16 @@ static void test_codec_refusals(void)
     CHECK_EQ(d.cmd.then_ops[0].op, STORE_OP_PUT);
     CHECK_MEM(d.cmd.then_ops[0].path, d.cmd.then_ops[0].path_len, "/a");
     store_cmd_decoded_free(&d);
+    /* A txn is version 2 (older builds refuse it), any other command 1
+     * (older builds apply it). */
+    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
+    CHECK(m && m->version == STORE_CMD_VERSION && m->txn->then[0]->version == 1);
+    raftfs__command__free_unpacked(m, NULL);
+    free(buf);
+    CHECK_EQ(store_cmd_encode(&then[0], &buf, &len), 0);
+    m = raftfs__command__unpack(NULL, len, buf);
+    CHECK(m && m->version == STORE_CMD_VERSION_PLAIN && STORE_CMD_VERSION_PLAIN == 1);
+    raftfs__command__free_unpacked(m, NULL);
     free(buf);
     /* A txn in a txn, or too many ops, are refused. */
     struct store_cmd inner[] = {c};

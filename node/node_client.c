@@ -73,7 +73,7 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void attr_to_wire(const struct store_attr *a, Raftfs__Attr *w)
+void node_attr_to_wire(const struct store_attr *a, Raftfs__Attr *w)
 {
     raftfs__attr__init(w);
     w->ino = a->ino;
@@ -131,7 +131,7 @@ static void write_done(void *ctx, int rc, const struct store_result *res)
             resp.has_revision = true;
             resp.revision = res->revision;
             if (res->has_attr && !res->err) {
-                attr_to_wire(&res->attr, &attr);
+                node_attr_to_wire(&res->attr, &attr);
                 resp.attr = &attr;
             }
             if (res->op == STORE_OP_TXN) {
@@ -228,6 +228,8 @@ static bool handle_read(struct client *c, Raftfs__Envelope *env)
         cons = req->get->consistency;
     if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_LIST && req->list->has_consistency)
         cons = req->list->consistency;
+    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_EXPORT && req->export->has_consistency)
+        cons = req->export->consistency;
     /* A serializable read sees at least what this member has answered:
      * an early answer (node_submit) may precede its batch's commit, which
      * waits when the disk is full. */
@@ -273,7 +275,7 @@ static void handle_get(struct client *c, const Raftfs__ClientRequest *req)
     if (!(rc = store_txn_begin(n->store, &t))) {
         rc = store_resolve(t, (const char *)g->path.data, g->path.len, &a);
         if (!rc) {
-            attr_to_wire(&a, &attr);
+            node_attr_to_wire(&a, &attr);
             resp.attr = &attr;
             resp.has_revision = true;
             resp.revision = store_txn_revision(t);
@@ -539,12 +541,22 @@ static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
                     rc == EAGAIN ? "not the leader, or not caught up yet" : strerror(rc));
 }
 
+static void export_send(void *ctx, Raftfs__ClientResponse *resp)
+{
+    respond(ctx, resp);
+}
+
 static void serve_read(struct client *c, const Raftfs__ClientRequest *req)
 {
-    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_GET)
+    if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_GET) {
         handle_get(c, req);
-    else
+    } else if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_EXPORT) {
+        Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+        resp.id = req->id;
+        node_export_page(c->srv->n->store, req->export, export_send, c, &resp);
+    } else {
         handle_list(c, req);
+    }
 }
 
 /* Checks a Hello; on refusal fills why. */
@@ -705,6 +717,7 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         break;
     case RAFTFS__CLIENT_REQUEST__OP_GET:
     case RAFTFS__CLIENT_REQUEST__OP_LIST:
+    case RAFTFS__CLIENT_REQUEST__OP_EXPORT:
         if (handle_read(c, env))
             return 0; /* the envelope waits with the read */
         break;

@@ -9,6 +9,7 @@
 #include "net_loop.h"
 #include "node.h"
 #include "raft.h"
+#include "raftfs.pb-c.h"
 #include "store_log.h"
 
 enum node_req_kind { NODE_REQ_PROPOSE, NODE_REQ_BARRIER };
@@ -271,5 +272,16 @@ int node_watch_add(struct node *n, struct net_conn *conn, void *owner, uint64_t 
 void node_watch_pump(struct node *n);
 /* Ends the watches of owner (its connection closed). */
 void node_watch_drop_owner(struct node *n, void *owner);
+
+/* node_export.c */
+/* Serves one page of an export (ExportRequest) from a read transaction of
+ * s: fills resp (its id set by the caller) and calls send(ctx, resp) while
+ * the page's values are still mapped. */
+void node_export_page(struct store *s, const Raftfs__ExportRequest *x,
+                      void (*send)(void *ctx, Raftfs__ClientResponse *resp), void *ctx,
+                      Raftfs__ClientResponse *resp);
+
+/* node_client.c: an entry's metadata as the wire carries it. */
+void node_attr_to_wire(const struct store_attr *a, Raftfs__Attr *w);
 
 #endif

@@ -62,7 +62,7 @@ static Raftfs__ClientResponse *put(struct net_client *c, const char *path, const
     Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
     Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
     Raftfs__Put p = RAFTFS__PUT__INIT;
-    cmd.version = STORE_CMD_VERSION;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
     p.path.data = (uint8_t *)path;
     p.path.len = strlen(path);
     p.value.data = (uint8_t *)value;
@@ -638,6 +638,182 @@ static void test_watch_txn(void)
     free(dir);
 }
 
+/* One export page (limit: bytes a page, 0 for the default). */
+static Raftfs__ClientResponse *export_page(struct net_client *c, const char *prefix, uint64_t rev,
+                                           const char *after, uint32_t limit)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__ExportRequest x = RAFTFS__EXPORT_REQUEST__INIT;
+    x.prefix.data = (uint8_t *)prefix;
+    x.prefix.len = strlen(prefix);
+    x.has_revision = rev != 0;
+    x.revision = rev;
+    if (after) {
+        x.has_after = true;
+        x.after.data = (uint8_t *)after;
+        x.after.len = strlen(after);
+    }
+    x.has_limit_bytes = limit != 0;
+    x.limit_bytes = limit;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_EXPORT;
+    req.export = &x;
+    Raftfs__ClientResponse *resp = NULL;
+    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    return resp;
+}
+
+/* A whole export in pages of about limit bytes: "PATH[=VALUE]" lines. */
+static int export_all(struct net_client *c, const char *prefix, uint64_t *rev, uint32_t limit,
+                      char *out, size_t cap, int *pages)
+{
+    char after[256] = "";
+    size_t len = 0;
+    out[0] = 0;
+    *pages = 0;
+    for (;;) {
+        Raftfs__ClientResponse *r = export_page(c, prefix, *rev, after[0] ? after : NULL, limit);
+        if (!r)
+            return EIO;
+        int err = r->err;
+        if (!err) {
+            (*pages)++;
+            *rev = r->revision;
+            for (size_t i = 0; i < r->n_export_entries; i++) {
+                const Raftfs__ExportEntry *e = r->export_entries[i];
+                len += (size_t)snprintf(out + len, cap - len, "%.*s%s%.*s\n", (int)e->path.len,
+                                        e->path.data, e->has_value ? "=" : "/",
+                                        e->has_value ? (int)e->value.len : 0,
+                                        e->has_value ? (char *)e->value.data : "");
+                snprintf(after, sizeof(after), "%.*s", (int)e->path.len, e->path.data);
+            }
+        }
+        bool more = !err && r->more;
+        net_client_response_free(r);
+        if (err || !more)
+            return err;
+    }
+}
+
+/* Exports: a prefix's entries in pre-order, in pages that resume after a
+ * path, all as of one revision while nothing at, under or above the
+ * prefix changes; refused once something does. */
+static void test_export(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    const char *dirs[] = {"/app", "/app/b", "/app/b/deep", "/app/c", "/other"};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+        Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
+        Raftfs__Mkdir mk = RAFTFS__MKDIR__INIT;
+        cmd.version = STORE_CMD_VERSION_PLAIN;
+        mk.path.data = (uint8_t *)dirs[i];
+        mk.path.len = strlen(dirs[i]);
+        mk.mode = 0755;
+        cmd.op_case = RAFTFS__COMMAND__OP_MKDIR;
+        cmd.mkdir = &mk;
+        req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+        req.write = &cmd;
+        Raftfs__ClientResponse *r = NULL;
+        CHECK_EQ(net_client_call(c, &req, &r), 0);
+        CHECK_EQ(r->err, 0);
+        net_client_response_free(r);
+    }
+    net_client_response_free(put(c, "/app/a", "1"));
+    net_client_response_free(put(c, "/app/b/deep/x", "2"));
+    net_client_response_free(put(c, "/app/b/y", "3"));
+    net_client_response_free(put(c, "/app/z", "4"));
+    net_client_response_free(put(c, "/apple", "not under /app"));
+    const char *want = "/app/\n/app/a=1\n/app/b/\n/app/b/deep/\n/app/b/deep/x=2\n/app/b/y=3\n"
+                       "/app/c/\n/app/z=4\n";
+    char text[4096];
+    int pages;
+    uint64_t rev = 0;
+    CHECK_EQ(export_all(c, "/app", &rev, 0, text, sizeof(text), &pages), 0);
+    CHECK(!strcmp(text, want));
+    CHECK_EQ(pages, 1);
+    /* One entry a page: the same, resumed after each path. */
+    uint64_t r1 = 0;
+    CHECK_EQ(export_all(c, "/app", &r1, 1, text, sizeof(text), &pages), 0);
+    CHECK(!strcmp(text, want));
+    CHECK_EQ(pages, 9); /* 8 entries, then an empty last page */
+    CHECK_EQ(r1, rev);
+    /* Changes elsewhere leave the revision good for /app. */
+    net_client_response_free(put(c, "/other/k", "v"));
+    net_client_response_free(put(c, "/apple", "again"));
+    uint64_t r2 = rev;
+    CHECK_EQ(export_all(c, "/app", &r2, 1, text, sizeof(text), &pages), 0);
+    CHECK(!strcmp(text, want));
+    CHECK_EQ(r2, rev);
+    /* A change under it: that revision is gone for /app, with where. */
+    Raftfs__ClientResponse *w = put(c, "/app/b/y", "changed");
+    uint64_t changed_at = w->revision;
+    net_client_response_free(w);
+    Raftfs__ClientResponse *r = export_page(c, "/app", rev, "/app/b", 0);
+    CHECK_EQ(r->err, ESTALE);
+    CHECK_EQ(r->revision, changed_at);
+    net_client_response_free(r);
+    /* ... but not for /app/c, and the latest revision works for /app. */
+    uint64_t rc_ = rev;
+    CHECK_EQ(export_all(c, "/app/c", &rc_, 0, text, sizeof(text), &pages), 0);
+    CHECK(!strcmp(text, "/app/c/\n"));
+    uint64_t latest = 0;
+    CHECK_EQ(export_all(c, "/app/b/deep", &latest, 0, text, sizeof(text), &pages), 0);
+    CHECK_EQ(latest, changed_at);
+    /* A change above it (an ancestor renamed) counts too. */
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
+    Raftfs__Rename rn = RAFTFS__RENAME__INIT;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
+    rn.from.data = (uint8_t *)"/other";
+    rn.from.len = 6;
+    rn.to.data = (uint8_t *)"/app/c/moved";
+    rn.to.len = 12;
+    cmd.op_case = RAFTFS__COMMAND__OP_RENAME;
+    cmd.rename = &rn;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &cmd;
+    CHECK_EQ(net_client_call(c, &req, &r), 0);
+    CHECK_EQ(r->err, 0);
+    net_client_response_free(r);
+    r = export_page(c, "/app/c", rev, NULL, 0);
+    CHECK_EQ(r->err, ESTALE);
+    net_client_response_free(r);
+    /* Refusals: a revision not reached, no such prefix, bad paths. */
+    r = export_page(c, "/app", latest + 1000, NULL, 0);
+    CHECK_EQ(r->err, EAGAIN);
+    net_client_response_free(r);
+    r = export_page(c, "/nope", 0, NULL, 0);
+    CHECK_EQ(r->err, ENOENT);
+    net_client_response_free(r);
+    r = export_page(c, "app", 0, NULL, 0);
+    CHECK_EQ(r->err, EINVAL);
+    net_client_response_free(r);
+    r = export_page(c, "/app", 0, "/apple", 0);
+    CHECK_EQ(r->err, EINVAL);
+    net_client_response_free(r);
+    r = export_page(c, "/app/b", 0, "/app", 0);
+    CHECK_EQ(r->err, EINVAL);
+    net_client_response_free(r);
+    /* A file prefix is one entry; the root is everything. */
+    uint64_t r3 = 0;
+    CHECK_EQ(export_all(c, "/apple", &r3, 0, text, sizeof(text), &pages), 0);
+    CHECK(!strcmp(text, "/apple=again\n"));
+    r3 = 0;
+    CHECK_EQ(export_all(c, "/", &r3, 1, text, sizeof(text), &pages), 0);
+    const char *head = "//\n/app/\n/app/a=1\n";
+    CHECK(!strncmp(text, head, strlen(head)));
+    CHECK(strstr(text, "\n/apple=again\n") != NULL);
+    CHECK(strstr(text, "\n/app/c/moved/k=v\n") != NULL);
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* A watch from revisions the history no longer holds: ERANGE, with the
  * compacted revision, and the stream ends. */
 static void test_watch_compacted(void)
@@ -764,6 +940,7 @@ int main(void)
     RUN(test_watch);
     RUN(test_watch_compacted);
     RUN(test_watch_txn);
+    RUN(test_export);
     RUN(test_learns_unknown_member);
     CHECK_DONE();
 }

@@ -33,6 +33,10 @@ bool cli_client_known(const char *cmd);
 extern const char cli_watch_usage[];
 int cli_watch(int argc, char **argv);
 
+/* raftfs export and import (argv[0] is "export" or "import"). */
+extern const char cli_export_usage[];
+int cli_export(int argc, char **argv);
+
 /* raftfs txn (argv[0] is "txn"). */
 extern const char cli_txn_usage[];
 int cli_txn(int argc, char **argv);

@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  status                                 the state of a member\n"
     "  watch PREFIX [--exec CMD]              print (or act on) changes as they commit\n"
     "  txn [--file FILE]                      compares and then/else changes, one command\n"
+    "  export PREFIX [--format json|tar]      every key under PREFIX as of one revision\n"
+    "  import [FILE] [--to PATH]              load an export (or a tar) as one txn\n"
     "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
         return cli_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "txn"))
         return cli_txn(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export") || !strcmp(cmd, "import"))
+        return cli_export(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
@@ -72,6 +76,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "watch")) {
             fputs(cli_watch_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && (!strcmp(argv[2], "export") || !strcmp(argv[2], "import"))) {
+            fputs(cli_export_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "txn")) {

@@ -213,3 +213,16 @@ wait_line() { # FILE REGEX
     run bash -c 'exec 9<"$1" && echo opened' _ "$ev"
     assert_output opened
 }
+
+@test "examples/config-reload: a change on one member reloads every member's service" {
+    # The demo starts and stops its own cluster (in CL, so that the
+    # teardown finds it if the demo fails half-way).
+    run "$BATS_TEST_DIRNAME/../../examples/config-reload/demo.sh" "$CL"
+    echo "$output"
+    assert_success
+    assert_output --partial "every member's service reloaded"
+    for k in 1 2 3; do
+        grep -q "member-$k: serving greeting=bonjour port=8080" "$CL/service-$k.log"
+    done
+    [ -z "$(pgrep -f "service.sh $CL" || true)" ]
+}

@@ -29,6 +29,9 @@
  *   STORE_ECONFLICT  a compare (expected revision or inode) failed
  *   EPROTONOSUPPORT  a command of a newer version than this build knows
  *   E2BIG         a TXN with more than STORE_MAX_TXN_OPS compares and commands
+ *   ENOKEY        a lease that does not exist (never granted, revoked,
+ *                 expired): PUT/SETATTR with it, LEASE_REVOKE of it
+ *   EEXIST        also: LEASE_GRANT of an id that exists
  * A TXN whose branch failed has the failing command's errno, and none of
  * the branch is applied (store_result.txn_failed_op says which one).
  * EXDEV is never returned: the tree is one filesystem.
@@ -107,17 +110,22 @@ struct store_config {
 /* ---- commands ------------------------------------------------------- */
 
 enum store_op {
-    STORE_OP_PUT = 1,    /* path, value, mode, uid, gid */
-    STORE_OP_APPEND,     /* path, value */
-    STORE_OP_DELETE,     /* path */
-    STORE_OP_MKDIR,      /* path, mode, uid, gid */
-    STORE_OP_RMDIR,      /* path */
-    STORE_OP_RENAME,     /* path -> path2, rename_flags */
-    STORE_OP_SETATTR,    /* path, set_mask and the fields it names */
-    STORE_OP_MEMBER_SET, /* member_id, path = its address, incarnation */
-    STORE_OP_MEMBER_DEL, /* member_id */
-    STORE_OP_TXN,        /* compares, then_ops, else_ops */
+    STORE_OP_PUT = 1,      /* path, value, mode, uid, gid */
+    STORE_OP_APPEND,       /* path, value */
+    STORE_OP_DELETE,       /* path */
+    STORE_OP_MKDIR,        /* path, mode, uid, gid */
+    STORE_OP_RMDIR,        /* path */
+    STORE_OP_RENAME,       /* path -> path2, rename_flags */
+    STORE_OP_SETATTR,      /* path, set_mask and the fields it names */
+    STORE_OP_MEMBER_SET,   /* member_id, path = its address, incarnation */
+    STORE_OP_MEMBER_DEL,   /* member_id */
+    STORE_OP_TXN,          /* compares, then_ops, else_ops */
+    STORE_OP_LEASE_GRANT,  /* lease, ttl_ms */
+    STORE_OP_LEASE_REVOKE, /* lease, lease_expired */
 };
+
+/* A lease's time to live: 1 ms to about 11.5 days (EINVAL outside). */
+#define STORE_LEASE_TTL_MAX_MS (1000ULL * 1000 * 1000)
 
 /* A txn's compares and commands, at most this many in all (E2BIG). */
 #define STORE_MAX_TXN_OPS 4096
@@ -158,6 +166,7 @@ struct store_compare {
 #define STORE_SET_SIZE  (1U << 3)
 #define STORE_SET_ATIME (1U << 4)
 #define STORE_SET_MTIME (1U << 5)
+#define STORE_SET_LEASE (1U << 6) /* a file's lease (0: none) */
 
 /* A command, as built by a proposer or decoded from a log entry. Paths are
  * absolute ("/a/b"), byte strings with explicit lengths (no NUL needed).
@@ -198,6 +207,15 @@ struct store_cmd {
     size_t n_then;
     const struct store_cmd *else_ops;
     size_t n_else;
+    /* PUT with has_lease: attach the file to lease (0: to none); without
+     * it a new file has none and an existing one keeps its own. SETATTR
+     * with STORE_SET_LEASE: the same for an existing file. LEASE_GRANT:
+     * the new lease's id (not 0) and ttl_ms; LEASE_REVOKE: its id, and
+     * lease_expired when the leader ends it for want of keep-alives. */
+    bool has_lease;
+    uint64_t lease;
+    uint64_t ttl_ms;
+    bool lease_expired;
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -316,6 +334,8 @@ struct store_result {
      * the txn itself was refused, e.g. a malformed compare path). */
     bool txn_succeeded;
     uint32_t txn_failed_op;
+    /* LEASE_GRANT, LEASE_REVOKE: the lease, and a grant's ttl_ms. */
+    uint64_t lease_id, lease_ttl_ms;
 };
 
 /* What a batch changed, reported after it committed so that caches (the
@@ -458,6 +478,23 @@ struct store_dirent {
  * or cb's non-zero return is NOT an error (listing just stops). */
 int store_list(struct store_txn *t, uint64_t dir, const char *after, size_t after_len,
                int (*cb)(void *ctx, const struct store_dirent *e), void *ctx);
+
+/* ---- leases --------------------------------------------------------- */
+
+/* One lease, as granted. */
+struct store_lease {
+    uint64_t id;
+    uint64_t ttl_ms;
+    uint64_t keys; /* files attached to it */
+};
+
+/* Lease id, with its ttl and how many files it holds: ENOKEY if none. */
+int store_lease_get(struct store_txn *t, uint64_t id, struct store_lease *out);
+/* Calls cb for every lease, in id order, until it returns non-zero (that
+ * is returned). EIO for a damaged record. */
+int store_leases(struct store_txn *t, int (*cb)(void *ctx, const struct store_lease *l), void *ctx);
+/* The lease file ino is attached to, 0 if none. */
+int store_file_lease(struct store_txn *t, uint64_t ino, uint64_t *lease);
 
 /* ---- change history ------------------------------------------------- */
 

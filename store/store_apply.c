@@ -355,7 +355,7 @@ static int drop_entry(struct applier *a, struct place *p)
             if (rc)
                 return rc;
         }
-        if ((rc = data_del(a, ino)))
+        if ((rc = data_del(a, ino)) || (rc = store_lease_attach(s, a->txn, ino, 0)))
             return rc;
     }
     if ((rc = inode_del(a, ino)) || (rc = dirent_del(a, p->parent.attr.ino, p->name, p->name_len)))
@@ -413,6 +413,19 @@ static int find_target(struct applier *a, struct store_result *res, int root_err
  * Each returns 0 with res->err set (0 or a logical errno), or a fatal errno
  * (LMDB, memory) that aborts the batch. */
 
+/* A PUT's lease, if it names one, must exist. */
+static int lease_check(struct applier *a, struct store_result *res)
+{
+    const struct store_cmd *c = a->c;
+    uint64_t ttl;
+    if (!c->has_lease || !c->lease)
+        return 0;
+    int rc = store_lease_load(a->s, a->txn, c->lease, &ttl);
+    if (rc == ENOKEY)
+        return res->err = ENOKEY, 0;
+    return rc;
+}
+
 static int cmd_put(struct applier *a, struct store_result *res)
 {
     const struct store_cmd *c = a->c;
@@ -426,13 +439,16 @@ static int cmd_put(struct applier *a, struct store_result *res)
         return res->err = EISDIR, 0;
     if (!p.exists && is_reserved(&p))
         return res->err = EPERM, 0;
+    if ((rc = lease_check(a, res)) || res->err)
+        return rc;
 
     if (p.exists) {
         touch(a, &p.node, true);
         p.node.attr.size = c->value_len;
         if ((rc = data_put(a, p.node.attr.ino, c->value, c->value_len)) ||
             (rc = inode_put(a, &p.node)) ||
-            (rc = change_add(a, STORE_CHANGE_INODE, p.node.attr.ino, 0, NULL, 0)))
+            (rc = change_add(a, STORE_CHANGE_INODE, p.node.attr.ino, 0, NULL, 0)) ||
+            (c->has_lease && (rc = store_lease_attach(a->s, a->txn, p.node.attr.ino, c->lease))))
             return rc;
         set_attr_result(res, &p.node);
         return 0;
@@ -443,7 +459,8 @@ static int cmd_put(struct applier *a, struct store_result *res)
     if ((rc = inode_put(a, &in)) || (rc = data_put(a, in.attr.ino, c->value, c->value_len)) ||
         (rc = dirent_put(a, p.parent.attr.ino, p.name, p.name_len, in.attr.ino, STORE_TYPE_FILE)) ||
         (rc = dir_changed(a, &p.parent, 0)) ||
-        (rc = change_add(a, STORE_CHANGE_NAME, 0, p.parent.attr.ino, p.name, p.name_len)))
+        (rc = change_add(a, STORE_CHANGE_NAME, 0, p.parent.attr.ino, p.name, p.name_len)) ||
+        (c->has_lease && (rc = store_lease_attach(a->s, a->txn, in.attr.ino, c->lease))))
         return rc;
     set_attr_result(res, &in);
     return 0;
@@ -706,7 +723,7 @@ static int cmd_setattr(struct applier *a, struct store_result *res)
     if ((res->err = path_checks(a, c->path, c->path_len)))
         return 0;
     if (c->set_mask & ~(STORE_SET_MODE | STORE_SET_UID | STORE_SET_GID | STORE_SET_SIZE |
-                        STORE_SET_ATIME | STORE_SET_MTIME))
+                        STORE_SET_ATIME | STORE_SET_MTIME | STORE_SET_LEASE))
         return res->err = EINVAL, 0;
     struct store_inode *node;
     if (is_root(c->path, c->path_len)) {
@@ -730,6 +747,16 @@ static int cmd_setattr(struct applier *a, struct store_result *res)
         return res->err = EISDIR, 0;
     if (sized && c->size > a->s->limits.max_value_bytes)
         return res->err = EFBIG, 0;
+    bool leased = c->set_mask & STORE_SET_LEASE;
+    if (leased && node->attr.type == STORE_TYPE_DIR)
+        return res->err = EISDIR, 0; /* leases hold files */
+    if (leased && c->lease) {
+        uint64_t ttl;
+        if ((rc = store_lease_load(a->s, a->txn, c->lease, &ttl)) == ENOKEY)
+            return res->err = ENOKEY, 0;
+        if (rc)
+            return rc;
+    }
 
     if (sized && c->size != node->attr.size) {
         const void *d;
@@ -772,7 +799,8 @@ static int cmd_setattr(struct applier *a, struct store_result *res)
     if (c->set_mask & STORE_SET_MTIME)
         node->attr.mtime_ns = c->mtime_ns;
     if ((rc = inode_put(a, node)) ||
-        (rc = change_add(a, STORE_CHANGE_INODE, node->attr.ino, 0, NULL, 0)))
+        (rc = change_add(a, STORE_CHANGE_INODE, node->attr.ino, 0, NULL, 0)) ||
+        (leased && (rc = store_lease_attach(a->s, a->txn, node->attr.ino, c->lease))))
         return rc;
     set_attr_result(res, node);
     return 0;
@@ -819,7 +847,10 @@ static int cmd_member(struct applier *a, struct store_result *res, bool set)
     return store_mdb_errno(mdb_put(a->txn, a->s->members, &k, &v, 0));
 }
 
-/* Applies a->c, a tree or member op. */
+static int cmd_lease_grant(struct applier *a, struct store_result *res);
+static int cmd_lease_revoke(struct applier *a, struct store_result *res);
+
+/* Applies a->c, a tree, member or lease op. */
 static int apply_op(struct applier *a, struct store_result *res)
 {
     switch (a->c->op) {
@@ -840,6 +871,10 @@ static int apply_op(struct applier *a, struct store_result *res)
     case STORE_OP_MEMBER_SET:
     case STORE_OP_MEMBER_DEL:
         return cmd_member(a, res, a->c->op == STORE_OP_MEMBER_SET);
+    case STORE_OP_LEASE_GRANT:
+        return cmd_lease_grant(a, res);
+    case STORE_OP_LEASE_REVOKE:
+        return cmd_lease_revoke(a, res);
     case STORE_OP_TXN:
         break;
     }
@@ -906,25 +941,13 @@ static int compare_holds(struct applier *a, const struct store_compare *k, bool 
     return 0;
 }
 
-/* A txn: its compares choose a branch, whose commands are applied in a
- * nested transaction, all or none. Every change gets the one revision
- * a->rev, and each is one event of it. */
-static int cmd_txn(struct applier *a, struct store_result *res)
+/* Applies ops[0..n) in a nested transaction, all or none: each change
+ * gets the one revision a->rev and is one event of it. If one fails, its
+ * errno goes to res->err and its 1-based position to *failed. */
+static int apply_ops(struct applier *a, const struct store_cmd *ops, size_t n,
+                     struct store_result *res, uint32_t *failed)
 {
     const struct store_cmd *c = a->c;
-    bool ok = true;
-    for (size_t i = 0; i < c->n_compares; i++) {
-        bool holds;
-        int rc = compare_holds(a, &c->compares[i], &holds, &res->err);
-        if (rc || res->err)
-            return rc;
-        ok = ok && holds;
-    }
-    res->txn_succeeded = ok;
-    const struct store_cmd *ops = ok ? c->then_ops : c->else_ops;
-    size_t n = ok ? c->n_then : c->n_else;
-    if (!n)
-        return 0;
     MDB_txn *parent = a->txn, *child;
     int rc = mdb_txn_begin(a->s->env, parent, 0, &child);
     if (rc)
@@ -942,7 +965,7 @@ static int cmd_txn(struct applier *a, struct store_result *res)
         rc = apply_op(a, &sub);
         if (!rc && sub.err) {
             res->err = sub.err;
-            res->txn_failed_op = (uint32_t)i + 1;
+            *failed = (uint32_t)i + 1;
             break;
         }
         if (!rc && s->n_changes != before) {
@@ -965,6 +988,83 @@ static int cmd_txn(struct applier *a, struct store_result *res)
     }
     drops_end(a, !rc && !res->err);
     return rc;
+}
+
+/* A txn: its compares choose a branch, applied by apply_ops. */
+static int cmd_txn(struct applier *a, struct store_result *res)
+{
+    const struct store_cmd *c = a->c;
+    bool ok = true;
+    for (size_t i = 0; i < c->n_compares; i++) {
+        bool holds;
+        int rc = compare_holds(a, &c->compares[i], &holds, &res->err);
+        if (rc || res->err)
+            return rc;
+        ok = ok && holds;
+    }
+    res->txn_succeeded = ok;
+    const struct store_cmd *ops = ok ? c->then_ops : c->else_ops;
+    size_t n = ok ? c->n_then : c->n_else;
+    return n ? apply_ops(a, ops, n, res, &res->txn_failed_op) : 0;
+}
+
+static int cmd_lease_grant(struct applier *a, struct store_result *res)
+{
+    const struct store_cmd *c = a->c;
+    uint64_t ttl;
+    res->lease_id = c->lease;
+    res->lease_ttl_ms = c->ttl_ms;
+    if (!c->lease || !c->ttl_ms || c->ttl_ms > STORE_LEASE_TTL_MAX_MS)
+        return res->err = EINVAL, 0;
+    int rc = store_lease_load(a->s, a->txn, c->lease, &ttl);
+    if (!rc)
+        return res->err = EEXIST, 0;
+    if (rc != ENOKEY)
+        return rc;
+    return store_lease_write(a->s, a->txn, c->lease, c->ttl_ms);
+}
+
+/* Deletes the lease's files (one revision, as a txn of DELETEs), then the
+ * lease. */
+static int cmd_lease_revoke(struct applier *a, struct store_result *res)
+{
+    const struct store_cmd *c = a->c;
+    uint64_t ttl, *inos = NULL;
+    size_t n = 0;
+    res->lease_id = c->lease;
+    int rc = store_lease_load(a->s, a->txn, c->lease, &ttl);
+    if (rc == ENOKEY)
+        return res->err = ENOKEY, 0;
+    if (rc || (rc = store_lease_files(a->s, a->txn, c->lease, &inos, &n)))
+        return rc;
+    struct store_cmd *ops = calloc(n + 1, sizeof(*ops));
+    char **paths = calloc(n + 1, sizeof(*paths));
+    size_t cap = (size_t)a->s->limits.max_path_bytes + 1;
+    struct store_txn view = {.s = a->s, .txn = a->txn};
+    if (!ops || !paths)
+        rc = ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!(paths[i] = malloc(cap))) {
+            rc = ENOMEM;
+            break;
+        }
+        size_t len;
+        if ((rc = store_path(&view, inos[i], paths[i], cap, &len)))
+            rc = rc == ENOENT ? EIO : rc; /* a file the lease holds is there */
+        ops[i] = (struct store_cmd){
+            .op = STORE_OP_DELETE, .time_ns = c->time_ns, .path = paths[i], .path_len = len};
+    }
+    uint32_t failed = 0;
+    if (!rc && n)
+        rc = apply_ops(a, ops, n, res, &failed);
+    if (!rc && res->err)
+        rc = EIO; /* deleting a file the lease holds cannot fail */
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(ops);
+    free(inos);
+    return rc ? rc : store_lease_delete(a->s, a->txn, c->lease);
 }
 
 static int apply_one(struct applier *a, const struct store_entry *e, struct store_result *res)

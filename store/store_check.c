@@ -183,7 +183,10 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
         (rc = dbi_optional(txn, "sessions", &s->sessions, &c->have_sessions)) ||
         (rc = dbi_optional(txn, "session_lru", &s->session_lru, &c->have_lru)) ||
         (rc = dbi_optional(txn, "members", &s->members, &c->have_members)) ||
-        (rc = dbi_optional(txn, "history", &s->history, &c->have_history))) {
+        (rc = dbi_optional(txn, "history", &s->history, &c->have_history)) ||
+        (rc = dbi_optional(txn, "leases", &s->leases, &c->have_leases)) ||
+        (rc = dbi_optional(txn, "lease_keys", &s->lease_keys, &c->have_lease_keys)) ||
+        (rc = dbi_optional(txn, "ino_lease", &s->ino_lease, &c->have_ino_lease))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EIO, "cannot read the store's tables: %s",
                           mdb_strerror(rc));
@@ -340,6 +343,73 @@ static void check_members(struct store_checker *c)
         store_check_unreadable(c, "members", rc);
 }
 
+/* Leases: records that decode; every file attached to one (ino_lease) is
+ * a file of the tree, its lease exists, and lease_keys says the same;
+ * lease_keys holds nothing else. Digested: leases, then attachments. */
+static void check_leases(struct store_checker *c)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+    uint64_t attached = 0, pairs = 0, ttl;
+    if (c->have_leases && !(rc = mdb_cursor_open(c->txn, c->s->leases, &cur))) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            uint64_t id = k.mv_size == 8 ? store_u64be_get(k.mv_data) : 0;
+            if (!id || store_lease_decode(v.mv_data, v.mv_size, &ttl)) {
+                store_check_problem(c, "a lease record does not decode (leases, lease %llu)",
+                                    (unsigned long long)id);
+                continue;
+            }
+            store_digest_lease(c, id, ttl);
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            store_check_unreadable(c, "leases", rc);
+    }
+    if (c->have_ino_lease && !(rc = mdb_cursor_open(c->txn, c->s->ino_lease, &cur))) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            uint64_t ino = k.mv_size == 8 ? store_u64be_get(k.mv_data) : 0;
+            uint64_t id = v.mv_size == 8 ? store_u64be_get(v.mv_data) : 0;
+            struct store_inode in;
+            unsigned char pair[16];
+            store_u64be_put(pair, id);
+            store_u64be_put(pair + 8, ino);
+            MDB_val pk = {.mv_size = 16, .mv_data = pair}, pv;
+            attached++;
+            if (!ino || !id)
+                store_check_problem(c, "a file's lease record is malformed (ino_lease)");
+            else if (store_inode_load(c->s, c->txn, ino, &in) || in.attr.type != STORE_TYPE_FILE)
+                store_check_problem(c, "inode %llu holds lease %llu but is not a file (ino_lease)",
+                                    (unsigned long long)ino, (unsigned long long)id);
+            else if (store_lease_load(c->s, c->txn, id, &ttl))
+                store_check_problem(c, "inode %llu holds lease %llu, which is missing (ino_lease)",
+                                    (unsigned long long)ino, (unsigned long long)id);
+            else if (!c->have_lease_keys || mdb_get(c->txn, c->s->lease_keys, &pk, &pv))
+                store_check_problem(c, "lease %llu does not list inode %llu (lease_keys)",
+                                    (unsigned long long)id, (unsigned long long)ino);
+            else
+                store_digest_lease_file(c, ino, id);
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            store_check_unreadable(c, "ino_lease", rc);
+    }
+    if (c->have_lease_keys && !(rc = mdb_cursor_open(c->txn, c->s->lease_keys, &cur))) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+            pairs++;
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            store_check_unreadable(c, "lease_keys", rc);
+    }
+    /* Every pair was matched from ino_lease: as many as it has. */
+    if (pairs != attached)
+        store_check_problem(c, "lease_keys has %llu records, ino_lease %llu (lease_keys)",
+                            (unsigned long long)pairs, (unsigned long long)attached);
+}
+
 /* The change history (local: not digested): its record, and events that
  * decode, in (compacted, revision]. A store written by a build without one
  * has neither table nor record. */
@@ -418,6 +488,7 @@ int store_check(const char *dir, struct store_check_report *out,
     }
     check_sessions(&c);
     check_members(&c);
+    check_leases(&c);
     check_history(&c);
     store_check_log(&c);
     out->digest = store_digest_final(&c);

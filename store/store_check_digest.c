@@ -12,7 +12,7 @@
  * layout, and the root's times, uid and gid (below). */
 #include "store_check_internal.h"
 
-#define DIGEST_VERSION 1U
+#define DIGEST_VERSION 2U /* 2: a session's txn outcome, leases */
 
 /* The key: fixed, so that every member hashes alike. */
 static const unsigned char digest_key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -90,6 +90,8 @@ void store_digest_session(struct store_checker *c, uint64_t client_id,
     d_u64(c, sess->index);
     d_u32(c, (uint32_t)sess->result.err);
     d_u64(c, sess->result.revision);
+    d_u8(c, sess->result.txn_succeeded);
+    d_u32(c, sess->result.txn_failed_op);
     d_u8(c, sess->result.has_attr);
     /* A session's attributes carry no inode number (the record has none):
      * the root's are those created at revision 0, as no command creates
@@ -126,6 +128,20 @@ void store_digest_member(struct store_checker *c, uint64_t id, const char *addr,
     d_u64(c, id);
     d_str(c, addr, addr_len);
     d_u64(c, incarnation);
+}
+
+void store_digest_lease(struct store_checker *c, uint64_t id, uint64_t ttl_ms)
+{
+    d_u8(c, 'K');
+    d_u64(c, id);
+    d_u64(c, ttl_ms);
+}
+
+void store_digest_lease_file(struct store_checker *c, uint64_t ino, uint64_t id)
+{
+    d_u8(c, 'F');
+    d_u64(c, ino);
+    d_u64(c, id);
 }
 
 uint64_t store_digest_final(struct store_checker *c)

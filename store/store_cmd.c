@@ -25,6 +25,8 @@ struct op_msgs {
     Raftfs__SetAttr sa;
     Raftfs__MemberSet ms;
     Raftfs__MemberDel md;
+    Raftfs__LeaseGrant lg;
+    Raftfs__LeaseRevoke lr;
 };
 
 /* Sets m's op from c (not TXN), with submessages in b. */
@@ -39,6 +41,8 @@ static int encode_op(const struct store_cmd *c, Raftfs__Command *m, struct op_ms
         b->put.has_uid = b->put.has_gid = 1;
         b->put.uid = c->uid;
         b->put.gid = c->gid;
+        b->put.has_lease = c->has_lease;
+        b->put.lease = c->lease;
         m->op_case = RAFTFS__COMMAND__OP_PUT;
         m->put = &b->put;
         break;
@@ -96,6 +100,8 @@ static int encode_op(const struct store_cmd *c, Raftfs__Command *m, struct op_ms
         sa->atime_ns = c->atime_ns;
         sa->has_mtime_ns = !!(c->set_mask & STORE_SET_MTIME);
         sa->mtime_ns = c->mtime_ns;
+        sa->has_lease = !!(c->set_mask & STORE_SET_LEASE);
+        sa->lease = c->lease;
         m->op_case = RAFTFS__COMMAND__OP_SETATTR;
         m->setattr = sa;
         break;
@@ -114,6 +120,21 @@ static int encode_op(const struct store_cmd *c, Raftfs__Command *m, struct op_ms
         b->md.id = c->member_id;
         m->op_case = RAFTFS__COMMAND__OP_MEMBER_DEL;
         m->member_del = &b->md;
+        break;
+    case STORE_OP_LEASE_GRANT:
+        raftfs__lease_grant__init(&b->lg);
+        b->lg.id = c->lease;
+        b->lg.ttl_ms = c->ttl_ms;
+        m->op_case = RAFTFS__COMMAND__OP_LEASE_GRANT;
+        m->lease_grant = &b->lg;
+        break;
+    case STORE_OP_LEASE_REVOKE:
+        raftfs__lease_revoke__init(&b->lr);
+        b->lr.id = c->lease;
+        b->lr.has_expired = c->lease_expired;
+        b->lr.expired = c->lease_expired;
+        m->op_case = RAFTFS__COMMAND__OP_LEASE_REVOKE;
+        m->lease_revoke = &b->lr;
         break;
     default:
         return EINVAL;
@@ -171,7 +192,9 @@ static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_
     }
     for (size_t i = 0; i < nops; i++) {
         const struct store_cmd *op = i < c->n_then ? &c->then_ops[i] : &c->else_ops[i - c->n_then];
-        if (op->op == STORE_OP_TXN)
+        if (op->op == STORE_OP_TXN || op->op == STORE_OP_MEMBER_SET ||
+            op->op == STORE_OP_MEMBER_DEL || op->op == STORE_OP_LEASE_GRANT ||
+            op->op == STORE_OP_LEASE_REVOKE)
             return EINVAL;
         raftfs__command__init(&t->ops[i]);
         t->ops[i].version = STORE_CMD_VERSION_PLAIN;
@@ -209,6 +232,11 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     m.seq = c->seq;
 
     int rc = c->op == STORE_OP_TXN ? encode_txn(c, &m, &t) : encode_op(c, &m, &b);
+    /* What builds from before TXN and leases would not understand. */
+    if (c->op == STORE_OP_LEASE_GRANT || c->op == STORE_OP_LEASE_REVOKE ||
+        (c->op == STORE_OP_PUT && c->has_lease) ||
+        (c->op == STORE_OP_SETATTR && (c->set_mask & STORE_SET_LEASE)))
+        m.version = STORE_CMD_VERSION;
     if (rc) {
         txn_msgs_free(&t);
         return rc;
@@ -250,6 +278,8 @@ static int decode_op(const Raftfs__Command *m, struct store_cmd *c)
         c->mode = m->put->mode;
         c->uid = m->put->uid;
         c->gid = m->put->gid;
+        c->has_lease = m->put->has_lease;
+        c->lease = m->put->lease;
         break;
     case RAFTFS__COMMAND__OP_APPEND:
         c->op = STORE_OP_APPEND;
@@ -293,6 +323,10 @@ static int decode_op(const Raftfs__Command *m, struct store_cmd *c)
         c->size = sa->size;
         c->atime_ns = sa->atime_ns;
         c->mtime_ns = sa->mtime_ns;
+        if (sa->has_lease) {
+            c->set_mask |= STORE_SET_LEASE;
+            c->lease = sa->lease;
+        }
         break;
     }
     case RAFTFS__COMMAND__OP_MEMBER_SET:
@@ -304,6 +338,18 @@ static int decode_op(const Raftfs__Command *m, struct store_cmd *c)
     case RAFTFS__COMMAND__OP_MEMBER_DEL:
         c->op = STORE_OP_MEMBER_DEL;
         c->member_id = m->member_del->id;
+        c->path = "";
+        break;
+    case RAFTFS__COMMAND__OP_LEASE_GRANT:
+        c->op = STORE_OP_LEASE_GRANT;
+        c->lease = m->lease_grant->id;
+        c->ttl_ms = m->lease_grant->ttl_ms;
+        c->path = "";
+        break;
+    case RAFTFS__COMMAND__OP_LEASE_REVOKE:
+        c->op = STORE_OP_LEASE_REVOKE;
+        c->lease = m->lease_revoke->id;
+        c->lease_expired = m->lease_revoke->has_expired && m->lease_revoke->expired;
         c->path = "";
         break;
     default:
@@ -342,7 +388,9 @@ static int decode_txn(const Raftfs__Txn *t, struct store_cmd *c, void **priv)
         if (w->version != STORE_CMD_VERSION_PLAIN || w->time_ns || w->has_expected_revision ||
             w->has_expected_ino || w->has_client_id || w->has_seq ||
             w->op_case == RAFTFS__COMMAND__OP_TXN || w->op_case == RAFTFS__COMMAND__OP_MEMBER_SET ||
-            w->op_case == RAFTFS__COMMAND__OP_MEMBER_DEL || decode_op(w, &ops[i]))
+            w->op_case == RAFTFS__COMMAND__OP_MEMBER_DEL ||
+            w->op_case == RAFTFS__COMMAND__OP_LEASE_GRANT ||
+            w->op_case == RAFTFS__COMMAND__OP_LEASE_REVOKE || decode_op(w, &ops[i]))
             goto invalid;
         ops[i].time_ns = c->time_ns;
     }

@@ -452,7 +452,10 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &s->sessions)) ||
         (rc = mdb_dbi_open(txn, "session_lru", MDB_CREATE, &s->session_lru)) ||
         (rc = mdb_dbi_open(txn, "members", MDB_CREATE, &s->members)) ||
-        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->history))) {
+        (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->history)) ||
+        (rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &s->leases)) ||
+        (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->lease_keys)) ||
+        (rc = mdb_dbi_open(txn, "ino_lease", MDB_CREATE, &s->ino_lease))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));

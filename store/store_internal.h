@@ -27,7 +27,8 @@ struct store {
     MDB_dbi sessions, session_lru; /* exactly-once results (store_session.c) */
     MDB_dbi members;               /* the member directory */
     MDB_dbi history;               /* change events by revision (store_history.c) */
-    uint64_t history_keep;         /* revisions of history kept; 0 = the default */
+    MDB_dbi leases, lease_keys, ino_lease; /* leases and their files (store_lease.c) */
+    uint64_t history_keep;                 /* revisions of history kept; 0 = the default */
     struct store_limits limits;
     struct store_observer obs;
     bool lazy_apply;
@@ -75,6 +76,20 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
  * the old LMDB tables if it is still in them (the DBIs must be open). */
 int store_log_open(struct store *s, const char *dir, uint64_t seg_bytes, char *err, size_t err_len);
 void store_log_close(struct store *s);
+
+/* store_lease.c */
+int store_lease_decode(const void *rec, size_t len, uint64_t *ttl_ms);
+/* ENOKEY if lease id does not exist. */
+int store_lease_load(struct store *s, MDB_txn *txn, uint64_t id, uint64_t *ttl_ms);
+int store_lease_write(struct store *s, MDB_txn *txn, uint64_t id, uint64_t ttl_ms);
+/* Deletes the record only (its files must be gone first); ENOKEY. */
+int store_lease_delete(struct store *s, MDB_txn *txn, uint64_t id);
+/* The lease file ino holds (0: none). */
+int store_lease_of(struct store *s, MDB_txn *txn, uint64_t ino, uint64_t *id);
+/* Attaches file ino to lease id (0: detaches it from its own). */
+int store_lease_attach(struct store *s, MDB_txn *txn, uint64_t ino, uint64_t id);
+/* The files of lease id, malloc'd (caller frees). */
+int store_lease_files(struct store *s, MDB_txn *txn, uint64_t id, uint64_t **inos, size_t *n);
 
 /* store_history.c */
 /* Does op change the tree (and so make an event)? */

@@ -67,6 +67,10 @@ const char *store_op_name(enum store_op op)
         return "MEMBER_DEL";
     case STORE_OP_TXN:
         return "TXN";
+    case STORE_OP_LEASE_GRANT:
+        return "LEASE_GRANT";
+    case STORE_OP_LEASE_REVOKE:
+        return "LEASE_REVOKE";
     }
     return "?";
 }

@@ -6,7 +6,8 @@
  *   header   "raftfs-snap\0" (12) | u32 version | u64 applied index |
  *            u64 revision
  *   records  u8 table (1 meta, 2 inodes, 3 dirents, 4 data, 5 sessions,
- *            6 session_lru, 7 members) | u32 key length
+ *            6 session_lru, 7 members, 8 leases, 9 lease_keys, 10 ino_lease)
+ *            | u32 key length
  *            | u32 value length | key | value
  *            tables in that order, keys in LMDB order within a table
  *   trailer  u8 0xff | u64 record count | u32 CRC-32C of every byte before
@@ -46,7 +47,10 @@ enum {
     SNAP_SESSIONS,
     SNAP_LRU,
     SNAP_MEMBERS,
-    SNAP_TABLES = SNAP_MEMBERS
+    SNAP_LEASES,
+    SNAP_LEASE_KEYS,
+    SNAP_INO_LEASE,
+    SNAP_TABLES = SNAP_INO_LEASE
 };
 
 /* ---- writing ---- */
@@ -151,8 +155,9 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     put64(hdr + SNAP_MAGIC_LEN + 12, st.revision);
     w_put(&w, hdr, sizeof(hdr));
     uint64_t records = 0;
-    MDB_dbi dbis[SNAP_TABLES] = {s->meta,     s->inodes,      s->dirents, s->inodes,
-                                 s->sessions, s->session_lru, s->members};
+    MDB_dbi dbis[SNAP_TABLES] = {s->meta,       s->inodes,      s->dirents, s->inodes,
+                                 s->sessions,   s->session_lru, s->members, s->leases,
+                                 s->lease_keys, s->ino_lease};
     for (unsigned char t = SNAP_META; t <= SNAP_TABLES && !rc; t++)
         rc = write_table(&w, txn, dbis[t - 1], t, &records);
     if (rc)
@@ -273,7 +278,7 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
     if (s)
         memcpy(dbis,
                (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->inodes, s->sessions, s->session_lru,
-                           s->members},
+                           s->members, s->leases, s->lease_keys, s->ino_lease},
                sizeof(dbis));
     for (;;) {
         p = r_take(&r, 1);
@@ -365,6 +370,13 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
             bad = klen != 8 || vlen < 32 || vp[0] != 1;
         } else if (table == SNAP_LRU) {
             bad = klen != 16 || vlen != 0;
+        } else if (table == SNAP_LEASES) {
+            uint64_t ttl;
+            bad = klen != 8 || store_lease_decode(vp, vlen, &ttl);
+        } else if (table == SNAP_LEASE_KEYS) {
+            bad = klen != 16 || vlen != 0;
+        } else if (table == SNAP_INO_LEASE) {
+            bad = klen != 8 || vlen != 8;
         } else {
             const char *addr;
             size_t addr_len;
@@ -467,6 +479,12 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
         mrc = mdb_drop(txn, s->session_lru, 0);
     if (!mrc)
         mrc = mdb_drop(txn, s->members, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->leases, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->lease_keys, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->ino_lease, 0);
     if (mrc) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(mrc), "cannot clear the state");

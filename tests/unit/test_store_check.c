@@ -689,6 +689,45 @@ static void test_member_damage(void)
     tstore_fini(&t);
 }
 
+/* A store with a lease holding /a/f; checks ok, then each kind of damage
+ * to the lease tables is reported. */
+static void test_lease_damage(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    CHECK_EQ(t_mkdir(&t, "/a"), 0);
+    struct store_cmd g = {.op = STORE_OP_LEASE_GRANT, .lease = 7, .ttl_ms = 5000};
+    CHECK_EQ(tapply(&t, &g, NULL), 0);
+    struct store_cmd p = {.op = STORE_OP_PUT,
+                          .path = "/a/f",
+                          .value = "v",
+                          .value_len = 1,
+                          .mode = 0644,
+                          .has_lease = true,
+                          .lease = 7};
+    CHECK_EQ(tapply(&t, &p, NULL), 0);
+    struct store_attr f;
+    CHECK_EQ(t_stat(&t, "/a/f", &f), 0);
+    store_close(t.s);
+    t.s = NULL;
+    struct store_check_report rep;
+    EXPECT_OK(t.dir, &rep);
+    unsigned char id[8], pair[16], ino[8];
+    store_u64be_put(id, 7);
+    store_u64be_put(ino, f.ino);
+    memcpy(pair, id, 8);
+    memcpy(pair + 8, ino, 8);
+    raw_del(t.dir, "lease_keys", pair, 16);
+    EXPECT_PROBLEM(t.dir, "does not list inode");
+    raw_put(t.dir, "lease_keys", pair, 16, "", 0);
+    EXPECT_OK(t.dir, &rep);
+    raw_patch(t.dir, "leases", id, 8, 0, NULL, 1);
+    EXPECT_PROBLEM(t.dir, "a lease record does not decode (leases, lease 7)");
+    raw_del(t.dir, "leases", id, 8);
+    EXPECT_PROBLEM(t.dir, "holds lease 7, which is missing (ino_lease)");
+    tstore_fini(&t);
+}
+
 /* ---- refusals ---- */
 
 static void test_not_a_data_dir(void)
@@ -794,6 +833,7 @@ int main(void)
     RUN(test_wal_damage);
     RUN(test_session_damage);
     RUN(test_member_damage);
+    RUN(test_lease_damage);
     RUN(test_history_damage);
     RUN(test_not_a_data_dir);
     RUN(test_in_use_refused);

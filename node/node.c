@@ -72,6 +72,7 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
     n->tick_timer = -1;
     n->mount_client_id = random64() & ~((1ULL << NODE_LANE_BITS) - 1);
     n->member_client_id = random64();
+    n->lease_client_id = random64() | 1;
     pthread_mutex_init(&n->mu, NULL);
     int rc = store_open(&n->store, cfg->data_dir, &cfg->store, err, err_len);
     if (rc) {

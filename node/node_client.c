@@ -66,7 +66,7 @@ static void client_unlink_free(struct client *c)
     free(c);
 }
 
-static int64_t now_ns(void)
+int64_t node_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -162,7 +162,7 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
      * unless the client chose one. The client's (client_id, seq) make it
      * exactly once across retries; a client without one gets ours. */
     if (!cmd->time_ns)
-        cmd->time_ns = now_ns();
+        cmd->time_ns = node_now_ns();
     uint64_t cid = req->has_client_id && req->client_id ? req->client_id : 0;
     uint64_t seq = cid && req->has_seq ? req->seq : 0;
     if (!cid || !seq) {
@@ -474,6 +474,64 @@ static void member_done(void *ctx, int rc, const struct store_result *res)
     free(w);
 }
 
+/* Answers EAGAIN with the leader's id and address, if this member knows
+ * them; false if it does not. */
+static bool redirect(struct client *c, uint64_t id)
+{
+    struct node *n = c->srv->n;
+    struct node_status ns;
+    node_get_status(n, &ns);
+    char leader_addr[STORE_MAX_ADDR_BYTES + 1];
+    if (!ns.leader || ns.leader == ns.id ||
+        !node_member_addr(n, ns.leader, leader_addr, sizeof(leader_addr)))
+        return false;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    resp.id = id;
+    resp.err = EAGAIN;
+    resp.message = "not the leader";
+    resp.has_leader_id = true;
+    resp.leader_id = ns.leader;
+    resp.leader_address = leader_addr;
+    respond(c, &resp);
+    return true;
+}
+
+struct lease_list {
+    struct node *n;
+    Raftfs__LeaseStatus *items;
+    Raftfs__LeaseStatus **ptrs;
+    size_t len, cap;
+};
+
+static int list_lease(void *ctx, const struct store_lease *l)
+{
+    struct lease_list *ll = ctx;
+    if (ll->len == ll->cap) {
+        size_t cap = ll->cap ? ll->cap * 2 : 16;
+        Raftfs__LeaseStatus *items = realloc(ll->items, cap * sizeof(*items));
+        if (!items)
+            return ENOMEM;
+        ll->items = items;
+        Raftfs__LeaseStatus **ptrs = realloc(ll->ptrs, cap * sizeof(*ptrs));
+        if (!ptrs)
+            return ENOMEM;
+        ll->ptrs = ptrs;
+        ll->cap = cap;
+    }
+    Raftfs__LeaseStatus *x = &ll->items[ll->len++];
+    raftfs__lease_status__init(x);
+    x->id = l->id;
+    x->ttl_ms = l->ttl_ms;
+    int64_t left = 0;
+    x->has_remaining_ms = !node_lease_remaining(ll->n, l->id, &left);
+    x->remaining_ms = left;
+    x->has_keys = true;
+    x->keys = l->keys;
+    for (size_t i = 0; i < ll->len; i++)
+        ll->ptrs[i] = &ll->items[i]; /* items may have moved */
+    return 0;
+}
+
 static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
 {
     struct node *n = c->srv->n;
@@ -522,23 +580,77 @@ static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
         return;
     }
     free(w);
-    struct node_status ns;
-    node_get_status(n, &ns);
-    char leader_addr[STORE_MAX_ADDR_BYTES + 1];
-    if (rc == EAGAIN && ns.leader && ns.leader != ns.id &&
-        node_member_addr(n, ns.leader, leader_addr, sizeof(leader_addr))) {
-        Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
-        resp.id = req->id;
-        resp.err = EAGAIN;
-        resp.message = "not the leader";
-        resp.has_leader_id = true;
-        resp.leader_id = ns.leader;
-        resp.leader_address = leader_addr;
-        respond(c, &resp);
+    if (rc == EAGAIN && redirect(c, req->id))
         return;
-    }
     respond_members(c, req->id, rc,
                     rc == EAGAIN ? "not the leader, or not caught up yet" : strerror(rc));
+}
+
+/* Leases: the leader's clocks (node_lease.c). */
+static void handle_lease(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node *n = c->srv->n;
+    const Raftfs__LeaseRequest *lr = req->lease;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    resp.id = req->id;
+    Raftfs__LeaseStatus one = RAFTFS__LEASE_STATUS__INIT, *ptr = &one;
+    struct store_lease l;
+    int64_t left = 0;
+    int rc;
+    if (lr->op == RAFTFS__LEASE_REQUEST__OP__KEEP_ALIVE) {
+        rc = node_lease_keep_alive(n, lr->id, &l, &left);
+    } else if (lr->op == RAFTFS__LEASE_REQUEST__OP__TIME_TO_LIVE) {
+        struct store_txn *t;
+        rc = raft_role(n->raft) == RAFT_LEADER ? store_txn_begin(n->store, &t) : EAGAIN;
+        if (!rc) {
+            rc = store_lease_get(t, lr->id, &l);
+            store_txn_end(t);
+        }
+        if (!rc)
+            rc = node_lease_remaining(n, lr->id, &left);
+    } else if (lr->op == RAFTFS__LEASE_REQUEST__OP__LIST) {
+        if (!node_leases_ready(n)) {
+            if (!redirect(c, req->id))
+                respond_err(c, req->id, EAGAIN, "not the leader");
+            return;
+        }
+        struct lease_list ll = {.n = n};
+        struct store_txn *t;
+        if (!(rc = store_txn_begin(n->store, &t))) {
+            rc = store_leases(t, list_lease, &ll);
+            store_txn_end(t);
+        }
+        if (!rc) {
+            resp.n_leases = ll.len;
+            resp.leases = ll.ptrs;
+        }
+        resp.err = rc;
+        respond(c, &resp);
+        free(ll.items);
+        free(ll.ptrs);
+        return;
+    } else {
+        respond_err(c, req->id, EINVAL, "unknown lease operation");
+        return;
+    }
+    if (rc == EAGAIN && redirect(c, req->id))
+        return;
+    if (rc) {
+        respond_err(c, req->id, rc,
+                    rc == ENOKEY   ? "no such lease (expired, revoked or never granted)"
+                    : rc == EAGAIN ? "not the leader"
+                                   : NULL);
+        return;
+    }
+    one.id = l.id;
+    one.ttl_ms = l.ttl_ms;
+    one.has_remaining_ms = true;
+    one.remaining_ms = left;
+    one.has_keys = true;
+    one.keys = l.keys;
+    resp.n_leases = 1;
+    resp.leases = &ptr;
+    respond(c, &resp);
 }
 
 static void export_send(void *ctx, Raftfs__ClientResponse *resp)
@@ -726,6 +838,9 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         break;
     case RAFTFS__CLIENT_REQUEST__OP_MEMBER:
         handle_member(c, req);
+        break;
+    case RAFTFS__CLIENT_REQUEST__OP_LEASE:
+        handle_lease(c, req);
         break;
     case RAFTFS__CLIENT_REQUEST__OP_WATCH: {
         const Raftfs__WatchRequest *wr = req->watch;

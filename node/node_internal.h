@@ -122,6 +122,12 @@ struct node {
     struct node_member_task *member_ops; /* membership changes in progress */
     uint64_t member_client_id, member_seq;
     uint64_t next_dir_check_ms;
+    /* The leader's lease clocks (node_lease.c); leases_loaded: this member
+     * leads and has read every lease of its store. */
+    struct node_lease *leases;
+    size_t n_leases, cap_leases;
+    bool leases_loaded;
+    uint64_t lease_client_id, lease_seq;
     /* Members a configuration applied here removed, whose directory entry
      * the leader deletes (one removed while leading cannot delete its own:
      * node_members_tick). In memory only. */
@@ -272,6 +278,29 @@ int node_watch_add(struct node *n, struct net_conn *conn, void *owner, uint64_t 
 void node_watch_pump(struct node *n);
 /* Ends the watches of owner (its connection closed). */
 void node_watch_drop_owner(struct node *n, void *owner);
+
+/* node_lease.c */
+struct node_lease {
+    uint64_t id, ttl_ms;
+    uint64_t deadline_ms; /* net_now_ms() at which it expires */
+    uint64_t proposed_ms; /* when its revoke was proposed (0: not yet) */
+};
+/* Each tick: loads the leases on becoming leader, forgets them on losing
+ * it, and proposes the revoke of each expired one. */
+void node_leases_tick(struct node *n);
+/* After a batch is decided: grants start a clock, revokes end one. */
+void node_leases_applied(struct node *n, const struct store_result *results,
+                         const struct store_entry *entries, size_t count);
+/* Is this member the leader, with its lease clocks loaded (now, if they
+ * were not)? */
+bool node_leases_ready(struct node *n);
+/* The leader's keep-alive: the lease lives ttl from now. EAGAIN (not the
+ * leader), ENOKEY (no such lease, or expiring already). */
+int node_lease_keep_alive(struct node *n, uint64_t id, struct store_lease *out, int64_t *remaining);
+/* How long lease id has left on the leader's clock. EAGAIN, ENOKEY. */
+int node_lease_remaining(struct node *n, uint64_t id, int64_t *remaining);
+/* CLOCK_REALTIME in ns: the time a proposer stamps on a command. */
+int64_t node_now_ns(void);
 
 /* node_export.c */
 /* Serves one page of an export (ExportRequest) from a read transaction of

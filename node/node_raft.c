@@ -260,6 +260,7 @@ void node_raft_fini(struct node *n)
     n->raft = NULL;
     free(n->entries);
     free(n->results);
+    free(n->leases);
 }
 
 /* ---- requests ---- */
@@ -702,6 +703,7 @@ static int apply(struct node *n, struct raft_ready *rd)
         n->applied_conf = conf;
         n->removed |= removed;
         n->rd_applied += count;
+        node_leases_applied(n, n->results, n->entries, count);
         if (store_apply_deferred(n->store)) {
             if (!n->deferred_since_ms)
                 n->deferred_since_ms = net_now_ms();
@@ -1176,6 +1178,7 @@ void node_raft_tick(struct net_loop *l, void *ctx)
         return;
     }
     node_members_tick(n);
+    node_leases_tick(n);
     if (n->member_ops)
         node_member_settle(n);
     node_watch_pump(n); /* a slow reader's queue may have drained */

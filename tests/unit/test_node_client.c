@@ -814,6 +814,135 @@ static void test_export(void)
     free(dir);
 }
 
+static int write_cmd(struct net_client *c, const struct store_cmd *cmd)
+{
+    void *buf;
+    size_t len;
+    if (store_cmd_encode(cmd, &buf, &len))
+        return -1;
+    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
+    free(buf);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = m;
+    Raftfs__ClientResponse *resp = NULL;
+    int rc = net_client_call(c, &req, &resp) ? -1 : resp->err;
+    net_client_response_free(resp);
+    raftfs__command__free_unpacked(m, NULL);
+    return rc;
+}
+
+static int lease_req(struct net_client *c, Raftfs__LeaseRequest__Op op, uint64_t id,
+                     Raftfs__ClientResponse **out)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__LeaseRequest lr = RAFTFS__LEASE_REQUEST__INIT;
+    lr.op = op;
+    lr.has_id = true;
+    lr.id = id;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_LEASE;
+    req.lease = &lr;
+    Raftfs__ClientResponse *resp = NULL;
+    if (net_client_call(c, &req, &resp))
+        return -1;
+    int rc = resp->err;
+    if (out)
+        *out = resp;
+    else
+        net_client_response_free(resp);
+    return rc;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int get_err(struct net_client *c, const char *path)
+{
+    Raftfs__ClientResponse *r = get(c, path);
+    int e = r ? r->err : -1;
+    net_client_response_free(r);
+    return e;
+}
+
+/* Leases on one member: the leader's clock expires a lease no sooner than
+ * ttl after its last keep-alive, and its keys go with it; keep-alives keep
+ * it; a revoke ends it at once. */
+static void test_leases(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    struct store_cmd g = {.op = STORE_OP_LEASE_GRANT, .lease = 77, .ttl_ms = 600};
+    CHECK_EQ(write_cmd(c, &g), 0);
+    CHECK_EQ(write_cmd(c, &g), EEXIST);
+    struct store_cmd p = {.op = STORE_OP_PUT,
+                          .path = "/svc",
+                          .path_len = 4,
+                          .value = "up",
+                          .value_len = 2,
+                          .mode = 0644,
+                          .has_lease = true,
+                          .lease = 77};
+    CHECK_EQ(write_cmd(c, &p), 0);
+    p.lease = 78;
+    p.path = "/other";
+    p.path_len = 6;
+    CHECK_EQ(write_cmd(c, &p), ENOKEY);
+    /* Kept alive for 1.5 s, more than twice its ttl. */
+    double last = mono_s(), start = last;
+    while (mono_s() - start < 1.5) {
+        last = mono_s();
+        Raftfs__ClientResponse *r = NULL;
+        CHECK_EQ(lease_req(c, RAFTFS__LEASE_REQUEST__OP__KEEP_ALIVE, 77, &r), 0);
+        CHECK(r && r->n_leases == 1 && r->leases[0]->ttl_ms == 600 && r->leases[0]->keys == 1);
+        net_client_response_free(r);
+        CHECK_EQ(get_err(c, "/svc"), 0);
+        usleep(200000);
+    }
+    Raftfs__ClientResponse *r = NULL;
+    CHECK_EQ(lease_req(c, RAFTFS__LEASE_REQUEST__OP__TIME_TO_LIVE, 77, &r), 0);
+    CHECK(r && r->n_leases == 1 && r->leases[0]->remaining_ms > 0 &&
+          r->leases[0]->remaining_ms <= 600);
+    net_client_response_free(r);
+    CHECK_EQ(lease_req(c, RAFTFS__LEASE_REQUEST__OP__LIST, 0, &r), 0);
+    CHECK(r && r->n_leases == 1 && r->leases[0]->id == 77);
+    net_client_response_free(r);
+    /* Then left alone: gone, not before its ttl. */
+    double gone = 0;
+    while (mono_s() - last < 5) {
+        if (get_err(c, "/svc") == ENOENT) {
+            gone = mono_s();
+            break;
+        }
+        usleep(20000);
+    }
+    CHECK(gone > 0);
+    CHECK(gone - last >= 0.6);
+    CHECK_EQ(lease_req(c, RAFTFS__LEASE_REQUEST__OP__KEEP_ALIVE, 77, NULL), ENOKEY);
+    CHECK_EQ(lease_req(c, RAFTFS__LEASE_REQUEST__OP__TIME_TO_LIVE, 77, NULL), ENOKEY);
+    /* A revoke, long before the ttl: at once. */
+    g.lease = 79;
+    g.ttl_ms = 60000;
+    CHECK_EQ(write_cmd(c, &g), 0);
+    p.lease = 79;
+    CHECK_EQ(write_cmd(c, &p), 0);
+    CHECK_EQ(get_err(c, "/other"), 0);
+    struct store_cmd rv = {.op = STORE_OP_LEASE_REVOKE, .lease = 79};
+    CHECK_EQ(write_cmd(c, &rv), 0);
+    CHECK_EQ(get_err(c, "/other"), ENOENT);
+    CHECK_EQ(write_cmd(c, &rv), ENOKEY);
+    net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* A watch from revisions the history no longer holds: ERANGE, with the
  * compacted revision, and the stream ends. */
 static void test_watch_compacted(void)
@@ -941,6 +1070,7 @@ int main(void)
     RUN(test_watch_compacted);
     RUN(test_watch_txn);
     RUN(test_export);
+    RUN(test_leases);
     RUN(test_learns_unknown_member);
     CHECK_DONE();
 }

@@ -19,6 +19,7 @@
 #define FS_XATTR_REVISION        "user.raftfs.revision"
 #define FS_XATTR_CREATE_REVISION "user.raftfs.create_revision"
 #define FS_XATTR_VERSION         "user.raftfs.version"
+#define FS_XATTR_LEASE           "user.raftfs.lease" /* settable: a file's lease */
 
 struct fs_istate;
 struct fs_inval_item;

@@ -37,6 +37,12 @@ int cli_watch(int argc, char **argv);
 extern const char cli_export_usage[];
 int cli_export(int argc, char **argv);
 
+/* raftfs lease (argv[0] is "lease"). */
+extern const char cli_lease_usage[];
+int cli_lease(int argc, char **argv);
+/* A lease id: 1 to 16 hex digits (0x allowed), not 0. EINVAL. */
+int cli_parse_lease_id(const char *s, uint64_t *out);
+
 /* raftfs txn (argv[0] is "txn"). */
 extern const char cli_txn_usage[];
 int cli_txn(int argc, char **argv);

@@ -28,7 +28,9 @@ const char cli_client_usage[] =
     "  --timeout SECONDS            give up after this long (default 5)\n"
     "  --serializable               get/ls: read the member's local state without\n"
     "                               asking the leader (may be behind)\n"
-    "  --mode MODE                  put/mkdir: octal mode of a new entry (0644/0755)\n";
+    "  --mode MODE                  put/mkdir: octal mode of a new entry (0644/0755)\n"
+    "  --lease ID                   put: attach the key to this lease (raftfs lease),\n"
+    "                               0 to none; without it a key keeps its own\n";
 
 struct client_args {
     const char *endpoints;
@@ -36,6 +38,8 @@ struct client_args {
     bool serializable;
     unsigned mode;
     bool mode_set;
+    bool lease_set;
+    uint64_t lease;
     const char *path;
     const char *value;
 };
@@ -54,6 +58,7 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
         {"timeout", required_argument, NULL, 't'},
         {"serializable", no_argument, NULL, 's'},
         {"mode", required_argument, NULL, 'm'},
+        {"lease", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -87,6 +92,13 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
             a->mode_set = true;
             break;
         }
+        case 'l':
+            if (strcmp(cmd, "put"))
+                return client_usage_error(cmd, "--lease is put's");
+            if (strcmp(optarg, "0") && cli_parse_lease_id(optarg, &a->lease))
+                return client_usage_error(cmd, "bad --lease (a lease id: hex, or 0 for none)");
+            a->lease_set = true;
+            break;
         case 'h':
             fputs(cli_client_usage, stdout);
             exit(0);
@@ -128,6 +140,13 @@ static int call(const char *cmd, struct net_client *c, Raftfs__ClientRequest *re
     int rc = net_client_call(c, req, resp);
     if (rc) {
         fprintf(stderr, "raftfs %s: %s\n", cmd, net_client_error(c));
+        return 1;
+    }
+    if ((*resp)->err == ENOKEY) {
+        fprintf(stderr, "raftfs %s: %s: no such lease (expired, revoked or never granted)\n", cmd,
+                path);
+        net_client_response_free(*resp);
+        *resp = NULL;
         return 1;
     }
     if ((*resp)->err) {
@@ -223,6 +242,11 @@ static int cmd_put(int argc, char **argv)
     put.has_uid = put.has_gid = true;
     put.uid = getuid();
     put.gid = getgid();
+    if (a.lease_set) {
+        put.has_lease = true;
+        put.lease = a.lease;
+        cmd.version = STORE_CMD_VERSION; /* older builds would drop the lease */
+    }
     cmd.op_case = RAFTFS__COMMAND__OP_PUT;
     cmd.put = &put;
     req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;

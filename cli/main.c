@@ -25,6 +25,7 @@ static const char usage_text[] =
     "  txn [--file FILE]                      compares and then/else changes, one command\n"
     "  export PREFIX [--format json|tar]      every key under PREFIX as of one revision\n"
     "  import [FILE] [--to PATH]              load an export (or a tar) as one txn\n"
+    "  lease grant|keep-alive|revoke|ttl|list  keys that expire unless kept alive\n"
     "  member list|add|add-learner|promote|remove|transfer-leader ...\n"
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
         return cli_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "txn"))
         return cli_txn(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lease"))
+        return cli_lease(argc - 1, argv + 1);
     if (!strcmp(cmd, "export") || !strcmp(cmd, "import"))
         return cli_export(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
@@ -80,6 +83,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && (!strcmp(argv[2], "export") || !strcmp(argv[2], "import"))) {
             fputs(cli_export_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "lease")) {
+            fputs(cli_lease_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "txn")) {

@@ -32,6 +32,7 @@
 
 #include "cli.h"
 #include "net_client.h"
+#include "store.h"
 
 #define WATCH_PATHS_MAX (64u << 10)
 /* Members send a response at least every second (node_watch.c): a stream
@@ -53,9 +54,6 @@ const char cli_watch_usage[] =
     "  --debounce MS       quiet time that ends a burst (default 200)\n"
     "  --endpoints HOST:PORT[,...]  members to talk to (default $RAFTFS_ENDPOINTS, or\n"
     "                      " CLI_DEFAULT_ENDPOINTS ")\n";
-
-static const char *const op_names[] = {"?",     "put",   "append", "delete",
-                                       "mkdir", "rmdir", "rename", "setattr"};
 
 struct watch_args {
     const char *endpoints, *prefix, *exec;
@@ -129,7 +127,7 @@ static void put_base64(const uint8_t *p, size_t len)
 
 static void print_event(const struct watch_args *a, const Raftfs__Event *e)
 {
-    const char *op = e->op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[e->op] : "?";
+    const char *op = store_event_op_name(e->op);
     if (!a->json) {
         printf("%llu %s %.*s", (unsigned long long)e->revision, op, (int)e->path.len,
                (const char *)e->path.data);

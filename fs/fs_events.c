@@ -57,9 +57,6 @@ struct fs_events {
     struct fs_events *prev_h, *next_h; /* fs->events_list */
 };
 
-static const char *const op_names[] = {"?",     "put",   "append", "delete",
-                                       "mkdir", "rmdir", "rename", "setattr"};
-
 struct fs_events *fs_events_handle(const struct fuse_file_info *fi)
 {
     struct fs_events *h = fi ? (struct fs_events *)(uintptr_t)fi->fh : NULL;
@@ -101,7 +98,7 @@ static int add_line(void *ctx, const struct store_event *e)
         return -1;
     if (reserve(h, 48 + 4 * (e->path_len + e->path2_len)))
         return ENOMEM;
-    const char *op = e->op < sizeof(op_names) / sizeof(op_names[0]) ? op_names[e->op] : "?";
+    const char *op = store_event_op_name(e->op);
     h->len += (size_t)sprintf(h->buf + h->len, "%llu %s ", (unsigned long long)e->revision, op);
     put_path(h, e->path, e->path_len);
     if (e->path2) {

@@ -614,5 +614,8 @@ int store_name_check(const char *name, size_t len, const struct store_limits *li
 
 /* Human-readable name of an op, for logs and tests. */
 const char *store_op_name(enum store_op op);
+/* The name watchers print for an event's op: "put", "append", "delete",
+ * "mkdir", "rmdir", "rename", "setattr" ("?" for any other). */
+const char *store_event_op_name(uint32_t op);
 
 #endif

@@ -74,3 +74,10 @@ const char *store_op_name(enum store_op op)
     }
     return "?";
 }
+
+const char *store_event_op_name(uint32_t op)
+{
+    static const char *const names[] = {"?",     "put",   "append", "delete",
+                                        "mkdir", "rmdir", "rename", "setattr"};
+    return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}

@@ -228,11 +228,22 @@ static void test_install_resets(void)
     tstore_fini(&b);
 }
 
+/* The names watchers print. */
+static void test_event_op_names(void)
+{
+    const char *want[] = {"?", "put", "append", "delete", "mkdir", "rmdir", "rename", "setattr"};
+    for (uint32_t op = 0; op < 8; op++)
+        CHECK(!strcmp(store_event_op_name(op), want[op]));
+    CHECK(!strcmp(store_event_op_name(STORE_OP_MEMBER_SET), "?"));
+    CHECK(!strcmp(store_event_op_name(1000), "?"));
+}
+
 int main(void)
 {
     RUN(test_events_in_order);
     RUN(test_compaction);
     RUN(test_gap_resets);
     RUN(test_install_resets);
+    RUN(test_event_op_names);
     CHECK_DONE();
 }

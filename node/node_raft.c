@@ -441,22 +441,26 @@ static bool in_conf(const struct raft_conf *c, uint64_t id)
     return raft_conf_is_voter(c, id) || raft_conf_is_learner(c, id);
 }
 
-/* Removed, or refused by most of the others because this data directory
- * is not the one the cluster knows: stop serving (ESHUTDOWN, which the
- * mount turns into EIO), saying why and what to do. */
+/* Every id of c: voters, old voters (joint), learners. */
+static size_t node_conf_ids(const struct raft_conf *c, uint64_t *ids)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++)
+        ids[n++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_voters_old; i++)
+        ids[n++] = c->voters_old[i];
+    for (uint32_t i = 0; i < c->n_learners; i++)
+        ids[n++] = c->learners[i];
+    return n;
+}
+
 /* Remembers the members that `after` removes from `before`, for the
  * leader to delete their directory entries (node_members_tick). */
 static void note_removed(struct node *n, const struct raft_conf *before,
                          const struct raft_conf *after)
 {
     uint64_t ids[3 * RAFT_CONF_MAX];
-    size_t k = 0;
-    for (uint32_t i = 0; i < before->n_voters; i++)
-        ids[k++] = before->voters[i];
-    for (uint32_t i = 0; i < before->n_voters_old; i++)
-        ids[k++] = before->voters_old[i];
-    for (uint32_t i = 0; i < before->n_learners; i++)
-        ids[k++] = before->learners[i];
+    size_t k = node_conf_ids(before, ids);
     for (size_t i = 0; i < k; i++) {
         if (in_conf(after, ids[i]) || ids[i] == n->cfg.id)
             continue;
@@ -468,6 +472,9 @@ static void note_removed(struct node *n, const struct raft_conf *before,
     }
 }
 
+/* Removed, or refused by most of the others because this data directory
+ * is not the one the cluster knows: stop serving (ESHUTDOWN, which the
+ * mount turns into EIO), saying why and what to do. */
 static void fail_removed(struct node *n)
 {
     char what[512];
@@ -961,18 +968,6 @@ static const char *role_name(enum raft_role r)
     default:
         return "follower";
     }
-}
-
-static size_t node_conf_ids(const struct raft_conf *c, uint64_t *ids)
-{
-    size_t n = 0;
-    for (uint32_t i = 0; i < c->n_voters; i++)
-        ids[n++] = c->voters[i];
-    for (uint32_t i = 0; i < c->n_voters_old; i++)
-        ids[n++] = c->voters_old[i];
-    for (uint32_t i = 0; i < c->n_learners; i++)
-        ids[n++] = c->learners[i];
-    return n;
 }
 
 /* Votes in every half of c (both, while c is joint). */

@@ -65,17 +65,7 @@ struct fs_events *fs_events_handle(const struct fuse_file_info *fi)
 
 static int reserve(struct fs_events *h, size_t more)
 {
-    if (h->len + more <= h->cap)
-        return 0;
-    size_t cap = h->cap ? h->cap : 4096;
-    while (cap < h->len + more)
-        cap *= 2;
-    char *p = realloc(h->buf, cap);
-    if (!p)
-        return ENOMEM;
-    h->buf = p;
-    h->cap = cap;
-    return 0;
+    return fs_buf_reserve(&h->buf, &h->cap, h->len + more, 4096);
 }
 
 static void put_path(struct fs_events *h, const char *p, size_t len)

@@ -37,20 +37,25 @@ static void handle_drop(struct fs *fs, struct fs_handle *h)
     handle_free(h);
 }
 
+int fs_buf_reserve(char **buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    char *p = realloc(*buf, c);
+    if (!p)
+        return ENOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
 /* Grows h->buf to hold at least need bytes (need <= max value size). */
 static int reserve(struct fs_handle *h, size_t need)
 {
-    if (need <= h->cap)
-        return 0;
-    size_t cap = h->cap ? h->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(h->buf, cap);
-    if (!p)
-        return ENOMEM;
-    h->buf = p;
-    h->cap = cap;
-    return 0;
+    return fs_buf_reserve(&h->buf, &h->cap, need, 256);
 }
 
 /* Builds the handle for an open (or a create, `created`) of file a. */

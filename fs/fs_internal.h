@@ -170,6 +170,10 @@ void fs_inval_changed(void *ctx, const struct store_change *c);
 int fs_inval_start(struct fs *fs);
 void fs_inval_stop(struct fs *fs);
 
+/* ---- fs_file.c ---- */
+/* Grows *buf (of *cap bytes) to hold need bytes, doubling from first. */
+int fs_buf_reserve(char **buf, size_t *cap, size_t need, size_t first);
+
 /* ---- fs_entry.c ---- */
 void fs_attr_to_stat(const struct store_attr *a, struct stat *st);
 /* Fills e for attr with the configured timeouts. */

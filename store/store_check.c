@@ -470,10 +470,17 @@ int store_check(const char *dir, struct store_check_report *out,
     int rc = open_readonly(&c, dir, err, err_len);
     if (rc)
         goto out;
-    /* The identity (local: not digested) decodes. */
-    uint64_t cluster, member, incarnation;
-    if (store_identity_get(c.s, &cluster, &member, &incarnation))
+    /* The identity (local: not digested) decodes, in the file and in the
+     * record, and they agree. */
+    struct store_identity file, rec;
+    int rec_rc = store_identity_record(c.s, &rec);
+    int file_rc = store_identity_file_read(dir, &file);
+    if (rec_rc)
         store_check_problem(&c, "the identity record is damaged (meta identity)");
+    if (file_rc && file_rc != ENOENT)
+        store_check_problem(&c, "the identity file is damaged (%s)", STORE_IDENTITY_FILE);
+    else if (!file_rc && !rec_rc && rec.incarnation && memcmp(&file, &rec, sizeof(rec)))
+        store_check_problem(&c, "the identity file and record disagree (%s)", STORE_IDENTITY_FILE);
     if ((rc = mdb_txn_begin(c.s->env, NULL, MDB_RDONLY, &c.txn))) {
         rc = store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
                         mdb_strerror(rc));

@@ -101,9 +101,11 @@ static int fsync_path(const char *path)
 
 /* What a data directory holds: only our own names (and lost+found, for a
  * directory that is the root of its own filesystem) make it ours or empty. */
-static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, size_t err_len)
+static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, bool *has_id_tmp, char *err,
+                    size_t err_len)
 {
     bool has_wal = false;
+    *has_id_tmp = false;
     DIR *d = opendir(dir);
     if (!d)
         return store_fail(err, err_len, errno, "cannot open data directory %s: %s", dir,
@@ -116,8 +118,13 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, char *err, 
         const char *n = e->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, STORE_LOCK_FILE) ||
             !strcmp(n, "raftfs.log") || !strcmp(n, "snapshots") || !strcmp(n, "lost+found") ||
-            !strcmp(n, STORE_PROMOTE_FILE) || !strcmp(n, STORE_JOINED_FILE))
+            !strcmp(n, STORE_PROMOTE_FILE) || !strcmp(n, STORE_JOINED_FILE) ||
+            !strcmp(n, STORE_IDENTITY_FILE))
             continue;
+        if (!strcmp(n, STORE_IDENTITY_TMP)) { /* a write cut short: removed at open */
+            *has_id_tmp = true;
+            continue;
+        }
         if (!strcmp(n, STORE_ENV_DIR)) {
             *has_store = true;
             continue;
@@ -500,6 +507,8 @@ corrupt:
                       "%s is damaged or not a raftfs store (%s): refusing to start", data, what);
 }
 
+static int identity_open(struct store *s, bool has_tmp, char *err, size_t err_len);
+
 int store_open(struct store **out, const char *dir, const struct store_config *cfg_in, char *err,
                size_t err_len)
 {
@@ -522,13 +531,15 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
         return store_fail(err, err_len, ENOTDIR, "data directory %s is not a directory", dir);
     }
 
-    bool has_store = false, has_tmp = false;
-    if ((rc = scan_dir(dir, &has_store, &has_tmp, err, err_len)))
+    bool has_store = false, has_tmp = false, has_id_tmp = false;
+    if ((rc = scan_dir(dir, &has_store, &has_tmp, &has_id_tmp, err, err_len)))
         return rc;
 
     struct store *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s || !(s->dir = strdup(dir))) {
+        free(s);
         return store_fail(err, err_len, ENOMEM, "out of memory");
+    }
     s->lock_fd = -1;
     if ((rc = lock_dir(dir, &s->lock_fd, err, err_len)))
         goto fail_free;
@@ -556,6 +567,8 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
     }
     if ((rc = open_existing(s, dir, &cfg, err, err_len)))
         goto fail_free;
+    if ((rc = identity_open(s, has_id_tmp, err, err_len)))
+        goto fail_free;
     *out = s;
     return 0;
 
@@ -577,6 +590,7 @@ void store_close(struct store *s)
         close(s->lock_fd); /* drops the flock */
     free(s->changes);
     free(s->change_names);
+    free(s->dir);
     free(s);
 }
 
@@ -618,15 +632,14 @@ int store_get_stats(struct store *s, struct store_stats *out)
 #define IDENTITY_OLD_LEN 16
 #define IDENTITY_LEN     24
 
-int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id,
-                       uint64_t *incarnation)
+int store_identity_record(struct store *s, struct store_identity *id)
 {
     MDB_txn *txn;
     int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc)
         return store_mdb_errno(rc);
     MDB_val k = {.mv_size = 8, .mv_data = "identity"}, v;
-    *cluster_id = *member_id = *incarnation = 0;
+    memset(id, 0, sizeof(*id));
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         rc = 0;
@@ -638,16 +651,65 @@ int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_i
         const unsigned char *p = v.mv_data;
         bool has_inc = v.mv_size == IDENTITY_LEN;
         for (int i = 7; i >= 0; i--) {
-            *cluster_id = (*cluster_id << 8) | p[i];
-            *member_id = (*member_id << 8) | p[8 + i];
+            id->cluster_id = (id->cluster_id << 8) | p[i];
+            id->member_id = (id->member_id << 8) | p[8 + i];
             if (has_inc)
-                *incarnation = (*incarnation << 8) | p[16 + i];
+                id->incarnation = (id->incarnation << 8) | p[16 + i];
         }
-        if (has_inc && !*incarnation)
+        if (has_inc && !id->incarnation)
             rc = EIO;
     }
     mdb_txn_abort(txn);
     return rc;
+}
+
+int store_identity_get(struct store *s, uint64_t *cluster_id, uint64_t *member_id,
+                       uint64_t *incarnation)
+{
+    struct store_identity id;
+    int rc = s->dir ? store_identity_file_read(s->dir, &id) : ENOENT;
+    if (rc == ENOENT)
+        rc = store_identity_record(s, &id); /* a store from before the file */
+    if (rc)
+        id = (struct store_identity){0};
+    *cluster_id = id.cluster_id;
+    *member_id = id.member_id;
+    *incarnation = id.incarnation;
+    return rc;
+}
+
+/* At open: a leftover temporary file goes; a record without a file (a
+ * store from before it, or a crash between the two writes) gets one; a
+ * file and a record that disagree refuse the directory. */
+static int identity_open(struct store *s, bool has_tmp, char *err, size_t err_len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s/" STORE_IDENTITY_TMP, s->dir);
+    if (has_tmp && unlink(tmp) && errno != ENOENT)
+        return store_fail(err, err_len, errno, "cannot remove %s: %s", tmp, strerror(errno));
+    struct store_identity file, rec;
+    int rec_rc = store_identity_record(s, &rec); /* damaged: store_identity_get says so */
+    int rc = store_identity_file_read(s->dir, &file);
+    if (rc == ENOENT) {
+        if (rec_rc || !rec.incarnation)
+            return 0; /* nothing to copy (or one from before incarnations: the node adds it) */
+        if ((rc = store_identity_file_write(s->dir, &rec)))
+            return store_fail(err, err_len, rc, "%s: cannot write %s: %s", s->dir,
+                              STORE_IDENTITY_FILE, strerror(rc));
+        return 0;
+    }
+    if (rc)
+        return store_fail(err, err_len, rc == EIO ? EPROTO : rc,
+                          "%s/%s is damaged (%s): refusing to start", s->dir, STORE_IDENTITY_FILE,
+                          strerror(rc));
+    if (!rec_rc && rec.incarnation && memcmp(&rec, &file, sizeof(rec)))
+        return store_fail(err, err_len, EPROTO,
+                          "%s/%s and the store's identity record disagree (member %llu, "
+                          "incarnation %016llx against member %llu, %016llx): refusing to start",
+                          s->dir, STORE_IDENTITY_FILE, (unsigned long long)file.member_id,
+                          (unsigned long long)file.incarnation, (unsigned long long)rec.member_id,
+                          (unsigned long long)rec.incarnation);
+    return 0;
 }
 
 int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id,
@@ -671,8 +733,10 @@ int store_identity_set(struct store *s, uint64_t cluster_id, uint64_t member_id,
         mdb_txn_abort(txn);
         return store_mdb_errno(rc);
     }
-    rc = mdb_txn_commit(txn);
-    return rc ? store_mdb_errno(rc) : 0;
+    if ((rc = mdb_txn_commit(txn)))
+        return store_mdb_errno(rc);
+    struct store_identity id = {cluster_id, member_id, incarnation};
+    return s->dir ? store_identity_file_write(s->dir, &id) : 0;
 }
 
 /* Keeps the longest runs in sp->runs (longest first). */

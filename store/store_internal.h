@@ -20,6 +20,7 @@ struct store_change_rec {
 };
 
 struct store {
+    char *dir; /* the data directory */
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
     MDB_dbi log, raft;             /* an older raftfs's Raft log, moved to wal (store_log.c) */
@@ -76,6 +77,19 @@ int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
  * the old LMDB tables if it is still in them (the DBIs must be open). */
 int store_log_open(struct store *s, const char *dir, uint64_t seg_bytes, char *err, size_t err_len);
 void store_log_close(struct store *s);
+
+/* store_identity.c: DIR/identity, the identity outside LMDB. */
+#define STORE_IDENTITY_FILE "identity"
+#define STORE_IDENTITY_TMP  "identity.tmp"
+struct store_identity {
+    uint64_t cluster_id, member_id, incarnation;
+};
+/* ENOENT (no file), EIO (damaged), errnos of the OS. */
+int store_identity_file_read(const char *dir, struct store_identity *id);
+/* Writes it durably (a temporary file, fsync, rename, directory fsync). */
+int store_identity_file_write(const char *dir, const struct store_identity *id);
+/* The identity record in LMDB's meta table (0s if none). EIO if damaged. */
+int store_identity_record(struct store *s, struct store_identity *id);
 
 /* store_lease.c */
 int store_lease_decode(const void *rec, size_t len, uint64_t *ttl_ms);

@@ -222,6 +222,8 @@ static void test_incarnation(void)
     CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
     CHECK_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+    snprintf(path, sizeof(path), "%s/identity", other); /* nor had they the file */
+    CHECK_EQ(unlink(path), 0);
     CHECK_EQ(incarnation_of(other), 0);
     CHECK_EQ(node_open(&n, &cfg, err, sizeof(err)), 0);
     node_close(n);

@@ -728,6 +728,28 @@ static void test_lease_damage(void)
     tstore_fini(&t);
 }
 
+/* The identity file: checked, and against the record. */
+static void test_identity_damage(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    CHECK_EQ(store_identity_set(t.s, 9, 1, 0xabcd), 0);
+    store_close(t.s);
+    t.s = NULL;
+    struct store_check_report rep;
+    EXPECT_OK(t.dir, &rep);
+    unsigned char rec[24] = {9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xef};
+    raw_put(t.dir, "meta", "identity", 8, rec, sizeof(rec));
+    EXPECT_PROBLEM(t.dir, "the identity file and record disagree (identity)");
+    char path[600];
+    snprintf(path, sizeof(path), "%s/identity", t.dir);
+    FILE *f = fopen(path, "r+");
+    fputc('X', f);
+    fclose(f);
+    EXPECT_PROBLEM(t.dir, "the identity file is damaged (identity)");
+    tstore_fini(&t);
+}
+
 /* ---- refusals ---- */
 
 static void test_not_a_data_dir(void)
@@ -834,6 +856,7 @@ int main(void)
     RUN(test_session_damage);
     RUN(test_member_damage);
     RUN(test_lease_damage);
+    RUN(test_identity_damage);
     RUN(test_history_damage);
     RUN(test_not_a_data_dir);
     RUN(test_in_use_refused);

@@ -132,7 +132,10 @@ static void raw_put(const char *dir, const char *table, const void *key, size_t 
     CHECK_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0);
     MDB_val k = {.mv_size = klen, .mv_data = (void *)key},
             v = {.mv_size = vlen, .mv_data = (void *)val};
-    CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    if (val)
+        CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    else
+        CHECK_EQ(mdb_del(txn, dbi, &k, NULL), 0); /* NULL: delete */
     CHECK_EQ(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
@@ -232,7 +235,17 @@ static void test_identity(void)
     CHECK_EQ(store_identity_get(t.s, &c, &m, &inc), 0);
     CHECK(c == 42 && m == 3 && inc == 0xfeedULL << 48);
     store_close(t.s);
-    /* A 16-byte record (before incarnations): incarnation 0. */
+    /* The identity is in a file of its own too: kept without the record. */
+    raw_put(t.dir, "meta", "identity", 8, NULL, 0);
+    t.s = open_store(t.dir);
+    CHECK_EQ(store_identity_get(t.s, &c, &m, &inc), 0);
+    CHECK(c == 42 && m == 3 && inc == 0xfeedULL << 48);
+    store_close(t.s);
+    /* A 16-byte record (before incarnations, and before the file):
+     * incarnation 0. */
+    char idfile[600];
+    snprintf(idfile, sizeof(idfile), "%s/identity", t.dir);
+    CHECK_EQ(unlink(idfile), 0);
     unsigned char old[16] = {42, 0, 0, 0, 0, 0, 0, 0, 3};
     raw_put(t.dir, "meta", "identity", 8, old, sizeof(old));
     t.s = open_store(t.dir);
@@ -251,6 +264,66 @@ static void test_identity(void)
     tstore_fini(&t);
 }
 
+static int try_open(const char *dir, char *err, size_t len)
+{
+    struct store *s = NULL;
+    int rc = store_open(&s, dir, NULL, err, len);
+    store_close(s);
+    return rc;
+}
+
+/* DIR/identity: written with the record, made at open from a record
+ * without it, a leftover temporary removed; a damaged file, or one that
+ * disagrees with the record, refuses the directory untouched. */
+static void test_identity_file(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    CHECK_EQ(store_identity_set(t.s, 7, 2, 0x1234), 0);
+    store_close(t.s);
+    t.s = NULL;
+    char idfile[600], tmp[600], err[512];
+    snprintf(idfile, sizeof(idfile), "%s/identity", t.dir);
+    snprintf(tmp, sizeof(tmp), "%s/identity.tmp", t.dir);
+    struct stat st;
+    CHECK_EQ(stat(idfile, &st), 0);
+    CHECK_EQ(st.st_size, 44);
+    /* A record without a file: copied into one at open. */
+    CHECK_EQ(unlink(idfile), 0);
+    FILE *f = fopen(tmp, "w"); /* and a leftover of a write cut short */
+    fputs("junk", f);
+    fclose(f);
+    CHECK_EQ(try_open(t.dir, err, sizeof(err)), 0);
+    CHECK_EQ(stat(idfile, &st), 0);
+    CHECK(stat(tmp, &st) != 0);
+    /* The file is what counts without the record. */
+    raw_put(t.dir, "meta", "identity", 8, NULL, 0);
+    t.s = open_store(t.dir);
+    uint64_t c, m, inc;
+    CHECK_EQ(store_identity_get(t.s, &c, &m, &inc), 0);
+    CHECK(c == 7 && m == 2 && inc == 0x1234);
+    store_close(t.s);
+    t.s = NULL;
+    /* A record that disagrees: refused, both left as they are. */
+    unsigned char other[24] = {7, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x99};
+    raw_put(t.dir, "meta", "identity", 8, other, sizeof(other));
+    CHECK_EQ(try_open(t.dir, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "disagree") != NULL);
+    raw_put(t.dir, "meta", "identity", 8, NULL, 0);
+    /* A damaged file: refused. */
+    int fd = open(idfile, O_RDWR);
+    unsigned char b;
+    CHECK_EQ(pread(fd, &b, 1, 20), 1);
+    b ^= 1;
+    CHECK_EQ(pwrite(fd, &b, 1, 20), 1);
+    close(fd);
+    CHECK_EQ(try_open(t.dir, err, sizeof(err)), EPROTO);
+    CHECK(strstr(err, "identity is damaged") != NULL);
+    CHECK_EQ(stat(idfile, &st), 0);
+    CHECK_EQ(unlink(idfile), 0); /* for tstore_fini's reopen-free cleanup */
+    tstore_fini(&t);
+}
+
 int main(void)
 {
     RUN(test_incarnation_kept);
@@ -258,5 +331,6 @@ int main(void)
     RUN(test_old_and_damaged_records);
     RUN(test_snapshot_carries_incarnations);
     RUN(test_identity);
+    RUN(test_identity_file);
     CHECK_DONE();
 }

@@ -286,7 +286,9 @@ void net_loop_stop(struct net_loop *l)
 int net_loop_run(struct net_loop *l)
 {
     struct epoll_event evs[NET_LOOP_MAX_EVENTS];
-    atomic_store(&l->stop, false);
+    /* A stop asked before the run began ends it at once: the flag is
+     * cleared when a run ends, not when one begins (a node stopped right
+     * after it started hung here, its stop overwritten). */
     while (!atomic_load(&l->stop)) {
         /* With idle work asked for, look without sleeping first: the work
          * runs only when no event is waiting. */
@@ -329,6 +331,7 @@ int net_loop_run(struct net_loop *l)
             l->turn_cb(l, l->turn_ctx);
         run_deferred(l);
     }
-    run_deferred(l); /* frees deferred by the last turn */
+    atomic_store(&l->stop, false); /* for a later run */
+    run_deferred(l);               /* frees deferred by the last turn */
     return 0;
 }

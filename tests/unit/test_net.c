@@ -537,6 +537,23 @@ static void test_addr_parse(void)
     CHECK(strstr(err, "bad address") != NULL);
 }
 
+/* A stop asked before the run begins ends that run at once (a thread
+ * started and stopped at once must not wait for ever); the next run is a
+ * run again. */
+static void test_loop_stop_before_run(void)
+{
+    struct net_loop *l;
+    CHECK_EQ(net_loop_new(&l), 0);
+    net_loop_stop(l);
+    CHECK_EQ(net_loop_run(l), 0); /* returns: the test would hang otherwise */
+    struct counter c = {.l = l};
+    net_loop_on_wake(l, on_wake, &c);
+    CHECK_EQ(net_loop_every(l, 5, on_tick, &c, &c.timer), 0);
+    CHECK_EQ(net_loop_run(l), 0); /* the third tick's wake stops it */
+    CHECK_EQ(c.ticks, 3);
+    net_loop_free(l);
+}
+
 int main(void)
 {
     RUN(test_frame_parse);
@@ -544,6 +561,7 @@ int main(void)
     RUN(test_loop_stale_event);
     RUN(test_loop_idle);
     RUN(test_loop_wake_in_callback);
+    RUN(test_loop_stop_before_run);
     RUN(test_conn_echo);
     RUN(test_conn_bad_frames);
     RUN(test_conn_queue_bound);

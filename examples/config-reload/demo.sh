@@ -35,7 +35,10 @@ echo 8080 >"$dir/mnt/1/app/config/port"
 for k in 1 2 3; do
     # Every member has the configuration once it has applied it.
     for _ in $(seq 1 50); do [ -s "$dir/mnt/$k/app/config/port" ] && break; sleep 0.1; done
-    "$here/service.sh" "$dir/mnt/$k/app/config" "member-$k" >"$dir/service-$k.log" 2>&1 &
+    # SIGHUP back to its default first: a shell cannot trap a signal it
+    # started with ignored, as under nohup.
+    env --default-signal=HUP "$here/service.sh" "$dir/mnt/$k/app/config" "member-$k" \
+        >"$dir/service-$k.log" 2>&1 &
     svc=$!
     pids+=("$svc")
     if [ "$k" -lt 3 ]; then

@@ -70,6 +70,9 @@ const char cli_mount_usage[] =
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
     "      --history-revisions N revisions of change history kept for watches (100000)\n"
+    "      --sync-tree          fsync the tree at every apply (slower; by default only\n"
+    "                           the Raft log is, and after a system crash the tree is\n"
+    "                           rebuilt from the snapshot image and the log)\n"
     "\n"
     "limits, fixed when DIR is created (given again later, they must match):\n"
     "      --max-value-size SIZE   largest value (1M; at most 64M)\n"
@@ -275,6 +278,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_DB_SIZE,
     OPT_HISTORY,
+    OPT_SYNC_TREE,
     OPT_MAX_VALUE,
     OPT_MAX_NAME,
     OPT_MAX_PATH,
@@ -298,6 +302,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"db-size", required_argument, NULL, OPT_DB_SIZE},
         {"history-revisions", required_argument, NULL, OPT_HISTORY},
+        {"sync-tree", no_argument, NULL, OPT_SYNC_TREE},
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
         {"max-name-length", required_argument, NULL, OPT_MAX_NAME},
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
@@ -372,6 +377,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
                 a->log_level = NODE_LOG_DEBUG;
             else
                 return usage_error("bad --log-level '%s' (error, warn, info, debug)", optarg);
+            break;
+        case OPT_SYNC_TREE:
+            a->node.sync_tree = true;
             break;
         case OPT_HISTORY:
             if (cli_parse_size(optarg, 1ULL << 40, &v) || v == 0)

@@ -74,12 +74,21 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
     n->member_client_id = random64();
     n->lease_client_id = random64() | 1;
     pthread_mutex_init(&n->mu, NULL);
-    int rc = store_open(&n->store, cfg->data_dir, &cfg->store, err, err_len);
+    struct store_config sc = cfg->store;
+    sc.unsynced_apply = !cfg->sync_tree;
+    int rc = store_open(&n->store, cfg->data_dir, &sc, err, err_len);
     if (rc) {
         pthread_mutex_destroy(&n->mu);
         free(n);
         return rc;
     }
+    uint64_t rebuilt_from;
+    if (store_rebuilt(n->store, &rebuilt_from))
+        node_log(NODE_LOG_WARN,
+                 "%s: the store was open when this machine last stopped (another boot): not "
+                 "trusting it, rebuilt it from the snapshot image at index %llu; the log's "
+                 "entries after that are applied again (the old files are in %s/store.untrusted)",
+                 cfg->data_dir, (unsigned long long)rebuilt_from, cfg->data_dir);
     /* A data directory serves one member of one cluster, for ever. */
     uint64_t cluster, member, incarnation;
     if ((rc = store_identity_get(n->store, &cluster, &member, &incarnation))) {

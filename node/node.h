@@ -56,6 +56,10 @@ struct node_config {
     /* Snapshot and compact the log this many entries past the last snapshot
      * (default 10000). */
     uint64_t snapshot_entries;
+    /* fsync the tree at every apply commit. By default it is not (the Raft
+     * log is, and a store another boot left open is rebuilt from the
+     * snapshot image and the log: store_config.unsynced_apply). */
+    bool sync_tree;
 };
 
 #define NODE_DEFAULT_TICK_MS        50

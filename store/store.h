@@ -104,6 +104,16 @@ struct store_config {
     uint64_t log_segment_bytes; /* size of the log's segment files; 0 = 16 MiB */
     /* Revisions of change history kept (store_events); 0 = the default. */
     uint64_t history_revisions;
+    /* Lazy apply commits (store_set_lazy_apply) without any fsync: for a
+     * caller whose Raft log keeps every entry after its last snapshot
+     * image. A system crash may then damage the LMDB file, so while open
+     * the store keeps DIR/open-boot (this boot's id, fsync'ed), and an
+     * open that finds one from another boot rebuilds the store from the
+     * image and empties nothing else: the caller applies the log after it
+     * (store_rebuilt). Log compaction syncs the tree first (as always). */
+    bool unsynced_apply;
+    /* The boot id to compare (tests); NULL: /proc/sys/kernel/random/boot_id. */
+    const char *boot_id;
 };
 #define STORE_DEFAULT_HISTORY_REVISIONS 100000
 
@@ -261,8 +271,14 @@ struct store;
 int store_open(struct store **out, const char *dir, const struct store_config *cfg, char *err,
                size_t err_len);
 
-/* Closes the store (no transaction may be open). NULL is accepted. */
+/* Closes the store (no transaction may be open). NULL is accepted. With
+ * unsynced_apply it fsyncs the tree and removes DIR/open-boot. */
 void store_close(struct store *s);
+
+/* Whether store_open rebuilt the store (unsynced_apply: it was left open
+ * by another boot), and from which applied index on the log must be
+ * applied again; the old files are in DIR/store.untrusted. */
+bool store_rebuilt(const struct store *s, uint64_t *from_index);
 
 /* Which cluster and member this data directory belongs to, recorded at the
  * first start of a member, and its incarnation: a random non-zero number

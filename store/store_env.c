@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 #define STORE_LOCK_FILE "raftfs.lock"
-#define STORE_ENV_DIR   "store"
-#define STORE_ENV_TMP   "store.tmp"
 
 int store_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
 {
@@ -52,11 +50,14 @@ int store_commit_errno(struct store *s, int mdb_rc)
 
 int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
 {
+    /* Unsynced: no fsync at all (store_boot.c makes that safe); else one,
+     * of the data pages. */
+    unsigned flag = s->unsynced ? MDB_NOSYNC : MDB_NOMETASYNC;
     if (!durable)
-        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+        mdb_env_set_flags(s->env, flag, 1);
     int rc = mdb_txn_commit(txn);
     if (!durable)
-        mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+        mdb_env_set_flags(s->env, flag, 0);
     return store_commit_errno(s, rc);
 }
 
@@ -121,6 +122,9 @@ static int scan_dir(const char *dir, bool *has_store, bool *has_tmp, bool *has_i
             !strcmp(n, STORE_PROMOTE_FILE) || !strcmp(n, STORE_JOINED_FILE) ||
             !strcmp(n, STORE_IDENTITY_FILE))
             continue;
+        if (!strcmp(n, STORE_BOOT_FILE) || !strcmp(n, STORE_BOOT_TMP) ||
+            !strcmp(n, STORE_UNTRUSTED_DIR))
+            continue;                         /* store_boot.c */
         if (!strcmp(n, STORE_IDENTITY_TMP)) { /* a write cut short: removed at open */
             *has_id_tmp = true;
             continue;
@@ -507,6 +511,29 @@ corrupt:
                       "%s is damaged or not a raftfs store (%s): refusing to start", data, what);
 }
 
+/* A rebuild that failed: the new store goes, the untrusted one comes back. */
+static void restore_untrusted(const char *dir)
+{
+    char store[4200], aside[4200];
+    snprintf(store, sizeof(store), "%s/%s", dir, STORE_ENV_DIR);
+    snprintf(aside, sizeof(aside), "%s/%s", dir, STORE_UNTRUSTED_DIR);
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char path[4300];
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", store, files[i]);
+        unlink(path);
+    }
+    rmdir(store);
+    rename(aside, store);
+}
+
+bool store_rebuilt(const struct store *s, uint64_t *from_index)
+{
+    if (from_index)
+        *from_index = s->rebuilt_from;
+    return s->rebuilt;
+}
+
 static int identity_open(struct store *s, bool has_tmp, char *err, size_t err_len);
 
 int store_open(struct store **out, const char *dir, const struct store_config *cfg_in, char *err,
@@ -514,6 +541,8 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
 {
     struct store_config cfg = cfg_in ? *cfg_in : (struct store_config){0};
     int rc;
+    char boot[STORE_BOOT_ID_MAX] = "";
+    bool untrusted = false;
     if (err && err_len)
         err[0] = 0;
     if (strlen(dir) > 3000)
@@ -544,6 +573,36 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
     if ((rc = lock_dir(dir, &s->lock_fd, err, err_len)))
         goto fail_free;
 
+    /* Unsynced apply: a store another boot left open is not trusted
+     * (store_boot.c): moved aside and made again from the image and log. */
+    if (cfg.unsynced_apply) {
+        if ((rc = store_boot_id(&cfg, boot))) {
+            rc = store_fail(err, err_len, rc, "cannot read this boot's id: %s", strerror(rc));
+            goto fail_free;
+        }
+        char was[STORE_BOOT_ID_MAX];
+        struct store_limits lim;
+        rc = store_boot_read(dir, was, &lim);
+        if (rc && rc != ENOENT && rc != EIO) {
+            rc = store_fail(err, err_len, rc, "cannot read %s/%s: %s", dir, STORE_BOOT_FILE,
+                            strerror(rc));
+            goto fail_free;
+        }
+        if (has_store && (rc == EIO || (!rc && strcmp(was, boot)))) {
+            if (rc == EIO) { /* damaged: its limits are unknown */
+                rc = store_fail(err, err_len, EPROTO,
+                                "%s/%s is damaged and the store may be too: refusing to start", dir,
+                                STORE_BOOT_FILE);
+                goto fail_free;
+            }
+            if ((rc = store_boot_set_aside(dir, err, err_len)))
+                goto fail_free;
+            untrusted = true;
+            has_store = false;
+            cfg.limits = lim;
+        }
+        rc = 0;
+    }
     if (!has_store) {
         struct store_limits lim = cfg.limits;
         if (!lim.max_value_bytes)
@@ -569,11 +628,28 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
         goto fail_free;
     if ((rc = identity_open(s, has_id_tmp, err, err_len)))
         goto fail_free;
+    if (untrusted && (rc = store_boot_rebuild(s, err, err_len)))
+        goto fail_free;
+    if (cfg.unsynced_apply) {
+        /* Before any unsynced commit: this boot has the store open. */
+        if ((rc = store_boot_write(dir, boot, &s->limits))) {
+            rc = store_fail(err, err_len, rc, "cannot write %s/%s: %s", dir, STORE_BOOT_FILE,
+                            strerror(rc));
+            goto fail_free;
+        }
+        s->unsynced = true;
+    }
+    if (untrusted) {
+        s->rebuilt = true;
+        s->rebuilt_from = store_applied_visible(s);
+    }
     *out = s;
     return 0;
 
 fail_free:
     store_close(s);
+    if (untrusted)
+        restore_untrusted(dir); /* nothing lost: the old store is back */
     return rc;
 }
 
@@ -583,6 +659,10 @@ void store_close(struct store *s)
         return;
     if (s->apply_txn)
         store_apply_flush(s); /* if it fails, the log applies them again */
+    /* Unsynced: closed cleanly once the tree is on the disk. If the sync
+     * fails the marker stays, and another boot rebuilds the store. */
+    if (s->unsynced && s->env && !mdb_env_sync(s->env, 1))
+        store_boot_clear(s->dir);
     store_log_close(s);
     if (s->env)
         mdb_env_close(s->env);

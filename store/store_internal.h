@@ -9,6 +9,10 @@
 #include "store.h"
 #include "store_format.h"
 
+/* The LMDB environment's directory in DIR, and the one being made. */
+#define STORE_ENV_DIR "store"
+#define STORE_ENV_TMP "store.tmp"
+
 /* A change recorded while a batch applies, reported after commit. */
 struct store_change_rec {
     enum store_change_kind kind;
@@ -21,6 +25,9 @@ struct store_change_rec {
 
 struct store {
     char *dir; /* the data directory */
+    bool unsynced;         /* store_config.unsynced_apply */
+    bool rebuilt;          /* store_open rebuilt it (store_boot.c) */
+    uint64_t rebuilt_from; /* the image's applied index it was rebuilt from */
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
     MDB_dbi log, raft;             /* an older raftfs's Raft log, moved to wal (store_log.c) */
@@ -90,6 +97,22 @@ int store_identity_file_read(const char *dir, struct store_identity *id);
 int store_identity_file_write(const char *dir, const struct store_identity *id);
 /* The identity record in LMDB's meta table (0s if none). EIO if damaged. */
 int store_identity_record(struct store *s, struct store_identity *id);
+
+/* store_boot.c: DIR/open-boot, and the rebuild of a store another boot
+ * left open. */
+#define STORE_BOOT_FILE     "open-boot"
+#define STORE_BOOT_TMP      "open-boot.tmp"
+#define STORE_UNTRUSTED_DIR "store.untrusted"
+#define STORE_BOOT_ID_MAX   40
+int store_boot_id(const struct store_config *cfg, char out[STORE_BOOT_ID_MAX]);
+/* ENOENT (none: closed cleanly), EIO (damaged). */
+int store_boot_read(const char *dir, char boot[STORE_BOOT_ID_MAX], struct store_limits *lim);
+int store_boot_write(const char *dir, const char *boot, const struct store_limits *lim);
+int store_boot_clear(const char *dir);
+/* DIR/store -> DIR/store.untrusted (an older one removed). */
+int store_boot_set_aside(const char *dir, char *err, size_t err_len);
+/* Installs the image the log starts after into the (new, empty) store. */
+int store_boot_rebuild(struct store *s, char *err, size_t err_len);
 
 /* store_lease.c */
 int store_lease_decode(const void *rec, size_t len, uint64_t *ttl_ms);

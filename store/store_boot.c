@@ -193,3 +193,11 @@ int store_boot_rebuild(struct store *s, char *err, size_t err_len)
         return store_fail(err, err_len, rc, "cannot rebuild the store from %s: %s", path, why);
     return 0;
 }
+
+void store_sync_failed(struct store *s)
+{
+    if (!s->unsynced)
+        return; /* every commit synced: the failed one failed alone */
+    s->sync_failed = true;
+    store_boot_write(s->dir, STORE_BOOT_SYNC_FAILED, &s->limits); /* best effort */
+}

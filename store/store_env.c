@@ -53,6 +53,10 @@ int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
     /* Unsynced: no fsync at all (store_boot.c makes that safe); else one,
      * of the data pages. */
     unsigned flag = s->unsynced ? MDB_NOSYNC : MDB_NOMETASYNC;
+    if (s->sync_failed) {
+        mdb_txn_abort(txn);
+        return EIO; /* store_sync_failed: the tree cannot be trusted any more */
+    }
     if (!durable)
         mdb_env_set_flags(s->env, flag, 1);
     int rc = mdb_txn_commit(txn);
@@ -661,8 +665,12 @@ void store_close(struct store *s)
         store_apply_flush(s); /* if it fails, the log applies them again */
     /* Unsynced: closed cleanly once the tree is on the disk. If the sync
      * fails the marker stays, and another boot rebuilds the store. */
-    if (s->unsynced && s->env && !mdb_env_sync(s->env, 1))
-        store_boot_clear(s->dir);
+    if (s->unsynced && s->env && !s->sync_failed) {
+        if (!mdb_env_sync(s->env, 1))
+            store_boot_clear(s->dir);
+        else
+            store_sync_failed(s);
+    }
     store_log_close(s);
     if (s->env)
         mdb_env_close(s->env);

@@ -27,6 +27,7 @@ struct store {
     char *dir; /* the data directory */
     bool unsynced;         /* store_config.unsynced_apply */
     bool rebuilt;          /* store_open rebuilt it (store_boot.c) */
+    bool sync_failed;      /* an fsync of the tree failed: no more commits (EIO) */
     uint64_t rebuilt_from; /* the image's applied index it was rebuilt from */
     MDB_env *env;
     MDB_dbi meta, inodes, dirents, data;
@@ -111,6 +112,12 @@ int store_boot_write(const char *dir, const char *boot, const struct store_limit
 int store_boot_clear(const char *dir);
 /* DIR/store -> DIR/store.untrusted (an older one removed). */
 int store_boot_set_aside(const char *dir, char *err, size_t err_len);
+/* An fsync of the tree failed: pages written since may be lost without
+ * a trace once the kernel drops them. With unsynced apply the store takes
+ * no more commits (EIO) and DIR/open-boot is made to say so, so that the
+ * next start rebuilds it whatever the boot. */
+void store_sync_failed(struct store *s);
+#define STORE_BOOT_SYNC_FAILED "sync-failed"
 /* Installs the image the log starts after into the (new, empty) store. */
 int store_boot_rebuild(struct store *s, char *err, size_t err_len);
 

@@ -127,8 +127,10 @@ int store_log_compact(struct store *s, const struct store_log_snapshot *snap, bo
      * keeps the entries they applied until they are. Entries the snapshot
      * covers go now, so the tree must be durable up to it first. */
     int rc = mdb_env_sync(s->env, 1);
-    if (rc)
+    if (rc) {
+        store_sync_failed(s);
         return store_commit_errno(s, rc);
+    }
     return store_wal_compact(s->wal, snap, drop_all);
 }
 

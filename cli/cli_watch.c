@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_json.h"
 #include "net_client.h"
 #include "store.h"
 
@@ -107,24 +108,6 @@ static void put_json_bytes(const uint8_t *p, size_t len)
     putchar('"');
 }
 
-static void put_base64(const uint8_t *p, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    putchar('"');
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < len)
-            v |= p[i + 2];
-        putchar(tab[(v >> 18) & 63]);
-        putchar(tab[(v >> 12) & 63]);
-        putchar(i + 1 < len ? tab[(v >> 6) & 63] : '=');
-        putchar(i + 2 < len ? tab[v & 63] : '=');
-    }
-    putchar('"');
-}
-
 static void print_event(const struct watch_args *a, const Raftfs__Event *e)
 {
     const char *op = store_event_op_name(e->op);
@@ -147,7 +130,7 @@ static void print_event(const struct watch_args *a, const Raftfs__Event *e)
                e->mode & 07777, (unsigned long long)e->size);
     if (e->has_value) {
         printf(", \"value_base64\": ");
-        put_base64(e->value.data, e->value.len);
+        cli_json_put_base64(stdout, e->value.data, e->value.len);
     }
     printf("}\n");
 }

@@ -104,9 +104,6 @@ static int sync_dir(const char *dir)
 
 int store_boot_write(const char *dir, const char *boot, const struct store_limits *lim)
 {
-    char path[4200], tmp[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, STORE_BOOT_FILE);
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, STORE_BOOT_FILE);
     unsigned char b[BOOT_LEN] = {0};
     memcpy(b, BOOT_MAGIC, BOOT_MAGIC_LEN);
     put32(b + 12, BOOT_VERSION);
@@ -115,22 +112,7 @@ int store_boot_write(const char *dir, const char *boot, const struct store_limit
     put32(b + 60, lim->max_name_bytes);
     put32(b + 64, lim->max_path_bytes);
     put32(b + 68, store_crc32c(0, b, 68));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return errno;
-    ssize_t w = write(fd, b, sizeof(b));
-    int rc = w < 0 ? errno : w != (ssize_t)sizeof(b) ? EIO : 0;
-    if (!rc && fsync(fd))
-        rc = errno;
-    if (close(fd) && !rc)
-        rc = errno;
-    if (!rc && rename(tmp, path))
-        rc = errno;
-    if (rc) {
-        unlink(tmp);
-        return rc;
-    }
-    return sync_dir(dir);
+    return store_file_replace(dir, STORE_BOOT_FILE, STORE_BOOT_TMP, b, sizeof(b));
 }
 
 int store_boot_clear(const char *dir)

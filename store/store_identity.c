@@ -66,25 +66,19 @@ int store_identity_file_read(const char *dir, struct store_identity *id)
     return id->incarnation ? 0 : EIO;
 }
 
-int store_identity_file_write(const char *dir, const struct store_identity *id)
+int store_file_replace(const char *dir, const char *name, const char *tmpname, const void *buf,
+                       size_t len)
 {
     char path[4200], tmp[4200];
     int rc;
-    if ((rc = path_of(dir, STORE_IDENTITY_FILE, path, sizeof(path))) ||
-        (rc = path_of(dir, STORE_IDENTITY_TMP, tmp, sizeof(tmp))))
+    if ((rc = path_of(dir, name, path, sizeof(path))) ||
+        (rc = path_of(dir, tmpname, tmp, sizeof(tmp))))
         return rc;
-    unsigned char b[ID_FILE_LEN];
-    memcpy(b, ID_MAGIC, ID_MAGIC_LEN);
-    put32(b + 12, ID_VERSION);
-    put64(b + 16, id->cluster_id);
-    put64(b + 24, id->member_id);
-    put64(b + 32, id->incarnation);
-    put32(b + 40, store_crc32c(0, b, 40));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno;
-    ssize_t w = write(fd, b, sizeof(b));
-    rc = w < 0 ? errno : w != (ssize_t)sizeof(b) ? EIO : 0;
+    ssize_t w = write(fd, buf, len);
+    rc = w < 0 ? errno : w != (ssize_t)len ? EIO : 0;
     if (!rc && fsync(fd))
         rc = errno;
     if (close(fd) && !rc)
@@ -101,4 +95,16 @@ int store_identity_file_write(const char *dir, const struct store_identity *id)
     rc = fsync(dfd) ? errno : 0;
     close(dfd);
     return rc;
+}
+
+int store_identity_file_write(const char *dir, const struct store_identity *id)
+{
+    unsigned char b[ID_FILE_LEN];
+    memcpy(b, ID_MAGIC, ID_MAGIC_LEN);
+    put32(b + 12, ID_VERSION);
+    put64(b + 16, id->cluster_id);
+    put64(b + 24, id->member_id);
+    put64(b + 32, id->incarnation);
+    put32(b + 40, store_crc32c(0, b, 40));
+    return store_file_replace(dir, STORE_IDENTITY_FILE, STORE_IDENTITY_TMP, b, sizeof(b));
 }

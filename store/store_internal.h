@@ -92,6 +92,10 @@ void store_log_close(struct store *s);
 struct store_identity {
     uint64_t cluster_id, member_id, incarnation;
 };
+/* Replaces DIR/name with buf durably: written as DIR/tmpname, fsync'ed,
+ * renamed, the directory fsync'ed. */
+int store_file_replace(const char *dir, const char *name, const char *tmpname, const void *buf,
+                       size_t len);
 /* ENOENT (no file), EIO (damaged), errnos of the OS. */
 int store_identity_file_read(const char *dir, struct store_identity *id);
 /* Writes it durably (a temporary file, fsync, rename, directory fsync). */

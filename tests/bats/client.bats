@@ -127,3 +127,16 @@ size_soon() {
     assert_output --partial "cannot listen"
     ! in_mountinfo "$TEST_TMP/mnt2"
 }
+
+@test "watch --json --values: one object per change, values base64 while current" {
+    from=$(($("$RAFTFS_BIN" status | sed -nE 's/.*"revision": ([0-9]+).*/\1/p') + 1))
+    "$RAFTFS_BIN" mkdir /j
+    printf 'a\001b' | "$RAFTFS_BIN" put /j/v
+    "$RAFTFS_BIN" mkdir /j/d
+    run timeout 3 "$RAFTFS_BIN" watch /j --json --values --from-revision "$from"
+    # timeout ends it (124); what it printed by then is the test
+    [ "$status" -eq 124 ]
+    assert_line --partial '"op": "mkdir", "path": "/j", "type": "dir", "mode": "0755"'
+    assert_line --partial '"op": "put", "path": "/j/v", "type": "file", "mode": "0644", "size": 3, "value_base64": "YQFi"}'
+    assert_line --partial '"op": "mkdir", "path": "/j/d"'
+}

@@ -132,6 +132,8 @@ struct parser {
     int rc;
 };
 
+static int fail(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int fail(struct parser *ps, const char *fmt, ...)
 {
     if (ps->rc)

@@ -14,6 +14,8 @@ PACKAGES=(
     bats bats-assert bats-support attr util-linux procps diffutils findutils
     # tests/chaos: the driver and checker, network namespaces, partitions
     python3 iproute2 nftables
+    # tests/fuzz: clang's libFuzzer (in libclang-rt-14-dev)
+    clang libclang-rt-14-dev
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # run-all.sh - every test raftfs has, from a fresh Debian 12 machine:
 # installs what is missing, builds the normal and the sanitizer build, runs
 # ctest and every bats suite against both, a short chaos run (tests/chaos)
-# against the normal build, and ends with one summary line.
+# against the normal build, 10 s of each fuzz target (tests/fuzz), and ends
+# with one summary line.
 # Exit status 0 only if everything passed and the sanitizers reported nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,18 @@ else
     failed=1
     summary+=("chaos FAIL")
     grep -v '^chaos summary' "$chaos_out" | tail -60
+fi
+
+# The decoders of outside bytes against libFuzzer's inputs, 10 s each
+# (tests/fuzz/run; longer campaigns by hand).
+fuzz_out="$logdir/fuzz.log"
+if tests/fuzz/run all 10 >"$fuzz_out" 2>&1; then
+    cat "$fuzz_out"
+    summary+=("fuzz PASS")
+else
+    failed=1
+    summary+=("fuzz FAIL")
+    tail -60 "$fuzz_out"
 fi
 
 # Sanitizer reports of every process (the servers run in the background,

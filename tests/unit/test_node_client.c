@@ -638,6 +638,25 @@ static void test_watch_txn(void)
     free(dir);
 }
 
+/* Sends cmd as a write: its errno, or -1 if no answer. */
+static int write_cmd(struct net_client *c, const struct store_cmd *cmd)
+{
+    void *buf;
+    size_t len;
+    if (store_cmd_encode(cmd, &buf, &len))
+        return -1;
+    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
+    free(buf);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = m;
+    Raftfs__ClientResponse *resp = NULL;
+    int rc = net_client_call(c, &req, &resp) ? -1 : resp->err;
+    net_client_response_free(resp);
+    raftfs__command__free_unpacked(m, NULL);
+    return rc;
+}
+
 /* One export page (limit: bytes a page, 0 for the default). */
 static Raftfs__ClientResponse *export_page(struct net_client *c, const char *prefix, uint64_t rev,
                                            const char *after, uint32_t limit)
@@ -706,21 +725,9 @@ static void test_export(void)
     CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
     const char *dirs[] = {"/app", "/app/b", "/app/b/deep", "/app/c", "/other"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-        Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-        Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
-        Raftfs__Mkdir mk = RAFTFS__MKDIR__INIT;
-        cmd.version = STORE_CMD_VERSION_PLAIN;
-        mk.path.data = (uint8_t *)dirs[i];
-        mk.path.len = strlen(dirs[i]);
-        mk.mode = 0755;
-        cmd.op_case = RAFTFS__COMMAND__OP_MKDIR;
-        cmd.mkdir = &mk;
-        req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-        req.write = &cmd;
-        Raftfs__ClientResponse *r = NULL;
-        CHECK_EQ(net_client_call(c, &req, &r), 0);
-        CHECK_EQ(r->err, 0);
-        net_client_response_free(r);
+        struct store_cmd mk = {
+            .op = STORE_OP_MKDIR, .path = dirs[i], .path_len = strlen(dirs[i]), .mode = 0755};
+        CHECK_EQ(write_cmd(c, &mk), 0);
     }
     net_client_response_free(put(c, "/app/a", "1"));
     net_client_response_free(put(c, "/app/b/deep/x", "2"));
@@ -764,21 +771,12 @@ static void test_export(void)
     CHECK_EQ(export_all(c, "/app/b/deep", &latest, 0, text, sizeof(text), &pages), 0);
     CHECK_EQ(latest, changed_at);
     /* A change above it (an ancestor renamed) counts too. */
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
-    Raftfs__Rename rn = RAFTFS__RENAME__INIT;
-    cmd.version = STORE_CMD_VERSION_PLAIN;
-    rn.from.data = (uint8_t *)"/other";
-    rn.from.len = 6;
-    rn.to.data = (uint8_t *)"/app/c/moved";
-    rn.to.len = 12;
-    cmd.op_case = RAFTFS__COMMAND__OP_RENAME;
-    cmd.rename = &rn;
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-    req.write = &cmd;
-    CHECK_EQ(net_client_call(c, &req, &r), 0);
-    CHECK_EQ(r->err, 0);
-    net_client_response_free(r);
+    struct store_cmd rn = {.op = STORE_OP_RENAME,
+                           .path = "/other",
+                           .path_len = 6,
+                           .path2 = "/app/c/moved",
+                           .path2_len = 12};
+    CHECK_EQ(write_cmd(c, &rn), 0);
     r = export_page(c, "/app/c", rev, NULL, 0);
     CHECK_EQ(r->err, ESTALE);
     net_client_response_free(r);
@@ -812,24 +810,6 @@ static void test_export(void)
     node_close(n);
     rm_rf(dir);
     free(dir);
-}
-
-static int write_cmd(struct net_client *c, const struct store_cmd *cmd)
-{
-    void *buf;
-    size_t len;
-    if (store_cmd_encode(cmd, &buf, &len))
-        return -1;
-    Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
-    free(buf);
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-    req.write = m;
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = net_client_call(c, &req, &resp) ? -1 : resp->err;
-    net_client_response_free(resp);
-    raftfs__command__free_unpacked(m, NULL);
-    return rc;
 }
 
 static int lease_req(struct net_client *c, Raftfs__LeaseRequest__Op op, uint64_t id,

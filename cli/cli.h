@@ -68,6 +68,11 @@ int cli_check(int argc, char **argv);
 int cli_mount(int argc, char **argv);
 void cli_version(void);
 
+/* The members to talk to: $RAFTFS_ENDPOINTS, else CLI_DEFAULT_ENDPOINTS. */
+const char *cli_endpoints(void);
+/* A --timeout in seconds, more than 0 and at most 3600. 0 or EINVAL. */
+int cli_parse_timeout(const char *s, double *out);
+
 /* Parses "123", "64K", "1M", "4G", "1T" (powers of 1024) into *out, at most
  * max. 0 or EINVAL (junk, negative, overflow, above max). */
 int cli_parse_size(const char *s, uint64_t max, uint64_t *out);

@@ -44,6 +44,22 @@ struct client_args {
     const char *value;
 };
 
+const char *cli_endpoints(void)
+{
+    const char *e = getenv("RAFTFS_ENDPOINTS");
+    return e && *e ? e : CLI_DEFAULT_ENDPOINTS;
+}
+
+int cli_parse_timeout(const char *s, double *out)
+{
+    char *end;
+    double t = strtod(s, &end);
+    if (end == s || *end || !(t > 0) || t > 3600)
+        return EINVAL;
+    *out = t;
+    return 0;
+}
+
 static int client_usage_error(const char *cmd, const char *msg)
 {
     fprintf(stderr, "raftfs %s: %s\nRun 'raftfs help client' for usage.\n", cmd, msg);
@@ -63,9 +79,7 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
         {NULL, 0, NULL, 0},
     };
     const char *cmd = argv[0];
-    a->endpoints = getenv("RAFTFS_ENDPOINTS");
-    if (!a->endpoints || !*a->endpoints)
-        a->endpoints = CLI_DEFAULT_ENDPOINTS;
+    a->endpoints = cli_endpoints();
     a->timeout_s = 5;
     optind = 1;
     opterr = 0;
@@ -77,8 +91,7 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
             a->endpoints = optarg;
             break;
         case 't':
-            a->timeout_s = strtod(optarg, &end);
-            if (*end || a->timeout_s <= 0 || a->timeout_s > 3600)
+            if (cli_parse_timeout(optarg, &a->timeout_s))
                 return client_usage_error(cmd, "bad --timeout (seconds, up to 3600)");
             break;
         case 's':

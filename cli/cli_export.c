@@ -82,9 +82,7 @@ static int xparse(int argc, char **argv, struct xargs *a, bool import)
         {NULL, 0, NULL, 0},
     };
     const char *cmd = argv[0];
-    a->endpoints = getenv("RAFTFS_ENDPOINTS");
-    if (!a->endpoints || !*a->endpoints)
-        a->endpoints = CLI_DEFAULT_ENDPOINTS;
+    a->endpoints = cli_endpoints();
     a->timeout_s = 10;
     optind = 1;
     opterr = 0;
@@ -97,8 +95,7 @@ static int xparse(int argc, char **argv, struct xargs *a, bool import)
             a->endpoints = optarg;
             break;
         case 't':
-            a->timeout_s = strtod(optarg, &end);
-            if (*end || a->timeout_s <= 0 || a->timeout_s > 3600)
+            if (cli_parse_timeout(optarg, &a->timeout_s))
                 return xusage(cmd, "bad --timeout (seconds, up to 3600)");
             break;
         case 'f':

@@ -271,21 +271,17 @@ int cli_lease(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct largs a = {.endpoints = getenv("RAFTFS_ENDPOINTS"), .timeout_s = 5};
-    if (!a.endpoints || !*a.endpoints)
-        a.endpoints = CLI_DEFAULT_ENDPOINTS;
+    struct largs a = {.endpoints = cli_endpoints(), .timeout_s = 5};
     optind = 1;
     opterr = 0;
     int o;
-    char *end;
     while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (o) {
         case 'e':
             a.endpoints = optarg;
             break;
         case 't':
-            a.timeout_s = strtod(optarg, &end);
-            if (*end || a.timeout_s <= 0 || a.timeout_s > 3600)
+            if (cli_parse_timeout(optarg, &a.timeout_s))
                 return lusage("bad --timeout (seconds, up to 3600)");
             break;
         case 'i':

@@ -435,14 +435,11 @@ int cli_txn(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *endpoints = getenv("RAFTFS_ENDPOINTS");
-    if (!endpoints || !*endpoints)
-        endpoints = CLI_DEFAULT_ENDPOINTS;
+    const char *file = NULL, *endpoints = cli_endpoints();
     double timeout_s = 5;
     optind = 1;
     opterr = 0;
     int o;
-    char *end;
     while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (o) {
         case 'f':
@@ -452,8 +449,7 @@ int cli_txn(int argc, char **argv)
             endpoints = optarg;
             break;
         case 't':
-            timeout_s = strtod(optarg, &end);
-            if (*end || timeout_s <= 0 || timeout_s > 3600) {
+            if (cli_parse_timeout(optarg, &timeout_s)) {
                 fprintf(stderr, "raftfs txn: bad --timeout (seconds, up to 3600)\n");
                 return 2;
             }

@@ -234,9 +234,7 @@ static int parse(int argc, char **argv, struct watch_args *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    a->endpoints = getenv("RAFTFS_ENDPOINTS");
-    if (!a->endpoints || !*a->endpoints)
-        a->endpoints = CLI_DEFAULT_ENDPOINTS;
+    a->endpoints = cli_endpoints();
     a->debounce_ms = 200;
     optind = 1;
     opterr = 0;

@@ -122,6 +122,11 @@ EOF
     done
     run "$RAFTFS_BIN" txn extra-argument </dev/null
     [ "$status" -eq 2 ]
+    for t in 0 -1 nan 3601 5x ""; do
+        run "$RAFTFS_BIN" txn --timeout "$t" <<<'then put /t v'
+        [ "$status" -eq 2 ] || { echo "# accepted --timeout '$t'"; false; }
+        [[ "$output" == *"bad --timeout"* ]]
+    done
     run "$RAFTFS_BIN" txn --file /nonexistent
     [ "$status" -eq 1 ]
     assert_output --partial 'cannot read /nonexistent'

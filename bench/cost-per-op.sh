@@ -37,7 +37,9 @@ lc=$root/examples/local-cluster.sh
 d=$(mktemp -d /tmp/raftfs-cost.XXXXXX)
 bench_pid=""
 cleanup() {
-    [ -n "$bench_pid" ] && kill "$bench_pid" 2>/dev/null
+    # "|| true": under set -e a failed kill (the bench already gone) would
+    # end the handler here and leave the cluster running
+    [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
     "$lc" stop "$d" >/dev/null 2>&1 || true
     rm -rf "$d"
 }
@@ -59,7 +61,12 @@ for k in 1 2 3; do pids+=("$(cat "$d/data/$k/raftfs.lock")"); done
 dev=$(df --output=source /tmp | tail -1)
 dev=${dev##*/}
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_ticks() { # PID: user + system ticks; fails if PID is gone
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || {
+        echo "cost-per-op.sh: process $1 ended before the measurement did (a member died, or --perf took longer than the run: use more --seconds)" >&2
+        return 1
+    }
+}
 disk() { awk -v d="$dev" '$3 == d { print $8, $10 }' /proc/diskstats; }
 
 "$bin" bench --endpoints "127.0.0.1:$((RAFTFS_BASE_PORT + leader))" --op "$op" \
@@ -73,8 +80,11 @@ for p in "${pids[@]}" "$bp"; do c0[$p]=$(cpu_ticks "$p"); done
 d0=$(disk)
 t0=$(cut -d' ' -f1 /proc/uptime)
 if [ -n "$perf_out" ] && [ "$secs" -ge 7 ]; then
+    # perf writes its file after the 5 s: the time it took counts against the run
+    ps0=$(cut -d' ' -f1 /proc/uptime)
     perf record -a -g -o "$perf_out" -- sleep 5 >/dev/null 2>&1 || echo "perf record failed" >&2
-    sleep $((secs - 6))
+    left=$(awk -v a="$ps0" -v b="$(cut -d' ' -f1 /proc/uptime)" -v s="$secs" 'BEGIN { l = s - 1 - (b - a); printf "%.1f", (l > 0 ? l : 0) }')
+    sleep "$left"
 else
     sleep $((secs - 1))
 fi

@@ -75,6 +75,8 @@ static int render(struct fs *fs, enum ctl_file which, char **out, size_t *len)
         size_t need = which == CTL_STATUS    ? node_status_json(&st, buf, cap)
                       : which == CTL_MEMBERS ? node_members_text(&st, buf, cap)
                                              : node_metrics_render(fs->node, buf, cap);
+        if (which == CTL_METRICS && need < cap)
+            need += fs_inval_metrics(fs, buf + need, cap - need);
         if (need < cap) {
             *out = buf;
             *len = need;

@@ -27,6 +27,7 @@ struct fill {
     char last[STORE_MAX_NAME_BYTES_BOUND + 1];
     size_t last_len;
     bool added;
+    uint64_t gen; /* fs_known_gen before the store was read */
 };
 
 /* Adds one entry; false when the buffer is full. */
@@ -38,7 +39,7 @@ static bool add(struct fill *f, const char *name, const struct store_attr *a, ui
     if (f->plus) {
         struct fuse_entry_param e;
         if (a) {
-            fs_entry_fill(f->fs, a, &e);
+            fs_entry_hand(f->fs, a, f->gen, &e);
         } else {
             /* "." and "..": no lookup is taken for them */
             memset(&e, 0, sizeof(e));
@@ -50,8 +51,11 @@ static bool add(struct fill *f, const char *name, const struct store_attr *a, ui
         struct stat st = {.st_ino = ino, .st_mode = type == STORE_TYPE_DIR ? S_IFDIR : S_IFREG};
         n = fuse_add_direntry(f->req, f->buf + f->used, f->size - f->used, name, &st, next);
     }
-    if (n > f->size - f->used)
+    if (n > f->size - f->used) {
+        if (f->plus && a) /* not in this reply: the kernel takes no reference */
+            fs_known_forget(&f->fs->known, a->ino, 1);
         return false;
+    }
     f->used += n;
     f->off = next;
     return true;
@@ -147,6 +151,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
         d->last_len = 0;
     }
     struct store_attr dir;
+    f.gen = fs_known_gen(&fs->known);
     int rc = store_txn_begin(fs->store, &f.t);
     if (rc)
         goto out;

@@ -74,6 +74,14 @@ void fs_entry_fill(struct fs *fs, const struct store_attr *a, struct fuse_entry_
     e->entry_timeout = fs->entry_timeout;
 }
 
+void fs_entry_hand(struct fs *fs, const struct store_attr *a, uint64_t gen,
+                   struct fuse_entry_param *e)
+{
+    fs_entry_fill(fs, a, e);
+    if (!fs_known_ref(&fs->known, a->ino, gen))
+        e->attr_timeout = e->entry_timeout = 0;
+}
+
 int fs_path_of(struct fs *fs, uint64_t ino, char **out, size_t *len)
 {
     size_t cap = fs->limits.max_path_bytes + 1;
@@ -172,6 +180,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct store_attr a;
     struct store_txn *t;
     size_t len = strlen(name);
+    uint64_t gen = fs_known_gen(&fs->known);
     int rc = store_name_check(name, len, &fs->limits);
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_lookup(t, parent, name, len, &a);
@@ -192,21 +201,25 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, rc);
         return;
     }
-    fs_entry_fill(fs, &a, &e);
+    fs_entry_hand(fs, &a, gen, &e);
     fuse_reply_entry(req, &e);
 }
 
+/* Inode numbers are stable and never reused, so there is no per-inode
+ * memory to free; the count tells the cache notifier what the kernel
+ * still holds. */
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    /* Inode numbers are stable and never reused, so the kernel's lookup
-     * count guards nothing here: there is no per-inode memory to free. */
-    (void)ino, (void)nlookup;
+    struct fs *fs = fuse_req_userdata(req);
+    fs_known_forget(&fs->known, ino, nlookup);
     fuse_reply_none(req);
 }
 
 void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-    (void)count, (void)forgets;
+    struct fs *fs = fuse_req_userdata(req);
+    for (size_t i = 0; i < count; i++)
+        fs_known_forget(&fs->known, forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
 }
 
@@ -421,6 +434,7 @@ static void make_entry(fuse_req_t req, uint64_t parent, const char *name, struct
     struct fs *fs = fuse_req_userdata(req);
     struct store_result res;
     struct fuse_entry_param e;
+    uint64_t gen = fs_known_gen(&fs->known);
     int rc =
         fs_new_owner(fs, req, parent, cmd->op == STORE_OP_MKDIR, &cmd->mode, &cmd->uid, &cmd->gid);
     if (!rc)
@@ -429,7 +443,7 @@ static void make_entry(fuse_req_t req, uint64_t parent, const char *name, struct
         fuse_reply_err(req, rc);
         return;
     }
-    fs_entry_fill(fs, &res.attr, &e);
+    fs_entry_hand(fs, &res.attr, gen, &e);
     fuse_reply_entry(req, &e);
 }
 

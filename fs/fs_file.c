@@ -178,6 +178,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
     struct fs_handle *h;
     char *path = NULL;
     bool created = false;
+    uint64_t gen = fs_known_gen(&fs->known);
 
     int rc = fs_new_owner(fs, req, parent, false, &cmd.mode, &cmd.uid, &cmd.gid);
     if (!rc)
@@ -210,7 +211,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
         fuse_reply_err(req, rc);
         return;
     }
-    fs_entry_fill(fs, &a, &e);
+    fs_entry_hand(fs, &a, gen, &e);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
         handle_drop(fs, h);
 }

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "fs.h"
+#include "fs_known.h"
 #include "node.h"
 #include "store.h"
 
@@ -112,7 +113,8 @@ struct fs {
     pthread_cond_t inval_cv;
     struct fs_inval_item *inval_head, *inval_tail;
     size_t inval_count;
-    uint64_t inval_dropped;
+    uint64_t inval_dropped, inval_dropped_total;
+    struct fs_known known; /* the inodes the kernel holds (fs_known.h) */
 
     /* fs_events.c: open .raftfs/events streams, woken at every change */
     pthread_mutex_t events_mu;
@@ -167,6 +169,9 @@ int fs_guard_start(const struct fs_guard_cfg *g, int *keep_fd);
 /* ---- fs_inval.c ---- */
 /* Store observer: queues a change made elsewhere for the notifier. */
 void fs_inval_changed(void *ctx, const struct store_change *c);
+/* Appends the kernel cache counters to .raftfs/metrics (Prometheus text):
+ * the bytes it needs, as snprintf. */
+size_t fs_inval_metrics(struct fs *fs, char *buf, size_t cap);
 int fs_inval_start(struct fs *fs);
 void fs_inval_stop(struct fs *fs);
 
@@ -178,6 +183,12 @@ int fs_buf_reserve(char **buf, size_t *cap, size_t need, size_t first);
 void fs_attr_to_stat(const struct store_attr *a, struct stat *st);
 /* Fills e for attr with the configured timeouts. */
 void fs_entry_fill(struct fs *fs, const struct store_attr *a, struct fuse_entry_param *e);
+/* fs_entry_fill for an entry the reply hands to the kernel (it takes a
+ * reference until FORGET): counts it (fs_known.h), and gives it no cache
+ * time if a change was skipped since gen (fs_known_gen, taken before the
+ * store was read). */
+void fs_entry_hand(struct fs *fs, const struct store_attr *a, uint64_t gen,
+                   struct fuse_entry_param *e);
 /* Path of ino, or of parent/name, into a malloc'd string. */
 int fs_path_of(struct fs *fs, uint64_t ino, char **out, size_t *len);
 int fs_path_child(struct fs *fs, uint64_t parent, const char *name, char **out, size_t *len);

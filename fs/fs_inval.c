@@ -9,7 +9,9 @@
  * inside a handler, so a notification that waits for the kernel (which may
  * wait for a handler in the same directory) cannot deadlock: the handlers
  * never wait for this thread. Changes made through this mount are skipped:
- * the kernel performed those operations itself.
+ * the kernel performed those operations itself. So are changes to inodes
+ * the kernel does not hold, and to names in directories it does not hold
+ * (fs_known.h): it has nothing of them to drop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +35,8 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     fs_events_wake(fs);
     if (node_is_own_client(fs->node, c->client_id))
         return; /* made through this mount: the kernel knows */
+    if (!fs_known_changed(&fs->known, c->kind == STORE_CHANGE_NAME ? c->parent : c->ino))
+        return; /* nothing of it is in the kernel's caches */
     struct fs_inval_item *it = malloc(sizeof(*it) + c->name_len + 1);
     if (!it)
         return; /* the kernel's cache stays stale until its timeout */
@@ -47,6 +51,7 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     pthread_mutex_lock(&fs->inval_mu);
     if (fs->inval_count >= FS_INVAL_MAX_QUEUED) {
         fs->inval_dropped++;
+        fs->inval_dropped_total++;
         pthread_mutex_unlock(&fs->inval_mu);
         free(it);
         return;
@@ -106,8 +111,39 @@ static void *inval_main(void *arg)
     return NULL;
 }
 
+size_t fs_inval_metrics(struct fs *fs, char *buf, size_t cap)
+{
+    size_t held;
+    uint64_t told, skipped;
+    fs_known_stats(&fs->known, &held, &told, &skipped);
+    pthread_mutex_lock(&fs->inval_mu);
+    uint64_t dropped = fs->inval_dropped_total;
+    pthread_mutex_unlock(&fs->inval_mu);
+    int n = snprintf(
+        buf, cap,
+        "# HELP raftfs_kernel_inodes Inodes the kernel holds through this mount (lookups not "
+        "yet forgotten).\n"
+        "# TYPE raftfs_kernel_inodes gauge\n"
+        "raftfs_kernel_inodes %zu\n"
+        "# HELP raftfs_kernel_invalidations_total Changes made elsewhere that the kernel's "
+        "caches were told about.\n"
+        "# TYPE raftfs_kernel_invalidations_total counter\n"
+        "raftfs_kernel_invalidations_total %llu\n"
+        "# HELP raftfs_kernel_invalidations_skipped_total Changes made elsewhere to inodes "
+        "(or in directories) the kernel does not hold: nothing to tell.\n"
+        "# TYPE raftfs_kernel_invalidations_skipped_total counter\n"
+        "raftfs_kernel_invalidations_skipped_total %llu\n"
+        "# HELP raftfs_kernel_invalidations_dropped_total Invalidations dropped with the queue "
+        "full (the kernel's caches stale up to their timeout).\n"
+        "# TYPE raftfs_kernel_invalidations_dropped_total counter\n"
+        "raftfs_kernel_invalidations_dropped_total %llu\n",
+        held, (unsigned long long)told, (unsigned long long)skipped, (unsigned long long)dropped);
+    return n < 0 ? 0 : (size_t)n;
+}
+
 int fs_inval_start(struct fs *fs)
 {
+    fs_known_init(&fs->known, FUSE_ROOT_ID);
     pthread_mutex_init(&fs->inval_mu, NULL);
     pthread_cond_init(&fs->inval_cv, NULL);
     pthread_mutex_init(&fs->events_mu, NULL);
@@ -116,6 +152,7 @@ int fs_inval_start(struct fs *fs)
     if (rc) {
         pthread_cond_destroy(&fs->inval_cv);
         pthread_mutex_destroy(&fs->inval_mu);
+        fs_known_fini(&fs->known);
         return rc;
     }
     fs->inval_running = true;
@@ -139,4 +176,5 @@ void fs_inval_stop(struct fs *fs)
     pthread_cond_destroy(&fs->inval_cv);
     pthread_mutex_destroy(&fs->inval_mu);
     fs->inval_running = false;
+    fs_known_fini(&fs->known);
 }

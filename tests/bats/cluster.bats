@@ -31,6 +31,47 @@ teardown() {
     [ ! -e "$CL/mnt/3/a" ]
 }
 
+@test "the kernel hears of remote changes to what it holds, and of nothing else" {
+    # names and attributes cached for 60 s: only an invalidation refreshes them
+    RAFTFS_MOUNT_OPTS="-o attr_timeout=60,entry_timeout=60" cluster_start
+    m=$CL/mnt/2
+    metric2() { awk -v n="$1" '$1 == n {print $2}' "$m/.raftfs/metrics"; }
+    local_has() { # PATH VALUE: member 2 has applied it (no kernel lookup)
+        local i
+        for i in $(seq 1 100); do
+            [ "$("$RAFTFS_BIN" get "$1" --serializable --endpoints "$(ep 2)" 2>/dev/null)" = "$2" ] &&
+                return 0
+            sleep 0.05
+        done
+        return 1
+    }
+    "$RAFTFS_BIN" mkdir /cold --endpoints "$(ep 1)"
+    "$RAFTFS_BIN" put /cold/k0 v --endpoints "$(ep 1)"
+    local_has /cold/k0 v
+    told0=$(metric2 raftfs_kernel_invalidations_total)
+    skipped0=$(metric2 raftfs_kernel_invalidations_skipped_total)
+    # 40 new keys in a directory member 2's kernel never looked up: a name
+    # and an inode change each, and nothing to tell
+    for i in $(seq 1 40); do "$RAFTFS_BIN" put "/cold/k$i" "value $i" --endpoints "$(ep 1)"; done
+    local_has /cold/k40 "value 40"
+    [ "$(metric2 raftfs_kernel_invalidations_total)" = "$told0" ]
+    [ $(($(metric2 raftfs_kernel_invalidations_skipped_total) - skipped0)) -ge 80 ]
+    # held: the size is cached (60 s), a change elsewhere must drop it
+    [ "$(stat -c %s "$m/cold/k7")" = 7 ]
+    "$RAFTFS_BIN" put /cold/k7 "a much longer value" --endpoints "$(ep 1)"
+    local_has /cold/k7 "a much longer value"
+    for i in $(seq 1 50); do [ "$(stat -c %s "$m/cold/k7")" = 19 ] && break; sleep 0.1; done
+    [ "$(stat -c %s "$m/cold/k7")" = 19 ]
+    [ "$(metric2 raftfs_kernel_invalidations_total)" -gt "$told0" ]
+    # forgotten: once the kernel drops its inodes, they are no longer counted
+    held=$(metric2 raftfs_kernel_inodes)
+    [ "$held" -ge 2 ]
+    sync
+    echo 2 > /proc/sys/vm/drop_caches
+    for i in $(seq 1 50); do [ "$(metric2 raftfs_kernel_inodes)" -lt "$held" ] && break; sleep 0.1; done
+    [ "$(metric2 raftfs_kernel_inodes)" -lt "$held" ]
+}
+
 @test "writes on followers work, and the client port of any member serves" {
     cluster_start
     l=$(leader)

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "net_frame.h"
 
 #define NET_CONN_READ_CHUNK      (64U << 10)
@@ -78,7 +79,8 @@ static void finish_close(struct net_conn *c, int err)
 static int write_out(struct net_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n =
+            fault_write(FAULT_NET_SEND, c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -253,7 +255,7 @@ static void read_in(struct net_conn *c)
             finish_close(c, EMSGSIZE); /* cannot happen: deliver() drains frames */
             return;
         }
-        ssize_t n = read(c->fd, c->in + c->in_len, room);
+        ssize_t n = fault_read(FAULT_NET_RECV, c->fd, c->in + c->in_len, room);
         if (n == 0) {
             /* End of stream; half a frame left behind is a truncated frame. */
             finish_close(c, c->in_len ? EPROTO : 0);

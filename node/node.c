@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "node_internal.h"
 
 static uint64_t random64(void)
@@ -327,7 +328,7 @@ int node_submit(struct node *n, void *data, size_t len, uint64_t client_id, uint
 struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id, uint64_t seq,
                                       node_done_fn done, void *ctx)
 {
-    struct node_req *r = calloc(1, sizeof(*r));
+    struct node_req *r = fault_calloc(1, sizeof(*r));
     if (!r) {
         free(data);
         return NULL;
@@ -344,7 +345,7 @@ struct node_req *node_req_propose_new(void *data, size_t len, uint64_t client_id
 
 struct node_req *node_req_barrier_new(node_done_fn done, void *ctx)
 {
-    struct node_req *r = calloc(1, sizeof(*r));
+    struct node_req *r = fault_calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->kind = NODE_REQ_BARRIER;

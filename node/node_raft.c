@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "fault.h"
 #include "node_internal.h"
 
 /* ---- storage adapter ---- */
@@ -92,7 +93,7 @@ static int st_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes,
     if (rc)
         return map_err(rc);
     /* raft takes over an array whose entries' data are each malloc'd. */
-    struct raft_entry *arr = calloc(k, sizeof(*arr));
+    struct raft_entry *arr = fault_calloc(k, sizeof(*arr));
     if (!arr) {
         free(e);
         return RAFT_ENOMEM;
@@ -820,7 +821,7 @@ static int finish_ready(struct node *n)
                                           .commit = rd->hard_state.commit};
             struct store_log_entry *e = NULL;
             if (rd->n_entries) {
-                e = calloc(rd->n_entries, sizeof(*e));
+                e = fault_calloc(rd->n_entries, sizeof(*e));
                 if (!e)
                     return ENOSPC; /* try again */
                 for (size_t i = 0; i < rd->n_entries; i++)

@@ -16,6 +16,7 @@
  *    after a crash either both are there or neither; an index at or below it
  *    is skipped, so nothing is applied twice.
  */
+#include "fault.h"
 #include "store_internal.h"
 
 #include <assert.h>
@@ -54,7 +55,7 @@ static int change_add(struct applier *a, enum store_change_kind kind, uint64_t i
     struct store *s = a->s;
     if (s->n_changes == s->cap_changes) {
         size_t cap = s->cap_changes ? s->cap_changes * 2 : 64;
-        struct store_change_rec *p = realloc(s->changes, cap * sizeof(*p));
+        struct store_change_rec *p = fault_realloc(s->changes, cap * sizeof(*p));
         if (!p)
             return ENOMEM;
         s->changes = p;
@@ -64,7 +65,7 @@ static int change_add(struct applier *a, enum store_change_kind kind, uint64_t i
         size_t cap = s->names_cap ? s->names_cap : 4096;
         while (cap < s->names_len + name_len)
             cap *= 2;
-        char *p = realloc(s->change_names, cap);
+        char *p = fault_realloc(s->change_names, cap);
         if (!p)
             return ENOMEM;
         s->change_names = p;

@@ -1,5 +1,6 @@
 /* store_env.c - opening a data directory: creation, format and corruption
  * checks, the process lock, limits. */
+#include "fault.h"
 #include "store_internal.h"
 #include "store_wal.h"
 
@@ -59,7 +60,8 @@ int store_txn_commit(struct store *s, MDB_txn *txn, bool durable)
     }
     if (!durable)
         mdb_env_set_flags(s->env, flag, 1);
-    int rc = mdb_txn_commit(txn);
+    int f = fault_at(FAULT_TREE_COMMIT);
+    int rc = f ? (mdb_txn_abort(txn), f) : mdb_txn_commit(txn);
     if (!durable)
         mdb_env_set_flags(s->env, flag, 0);
     return store_commit_errno(s, rc);
@@ -666,7 +668,8 @@ void store_close(struct store *s)
     /* Unsynced: closed cleanly once the tree is on the disk. If the sync
      * fails the marker stays, and another boot rebuilds the store. */
     if (s->unsynced && s->env && !s->sync_failed) {
-        if (!mdb_env_sync(s->env, 1))
+        int f = fault_at(FAULT_TREE_SYNC);
+        if (!(f ? f : mdb_env_sync(s->env, 1)))
             store_boot_clear(s->dir);
         else
             store_sync_failed(s);

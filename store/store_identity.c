@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store_crc.h"
 #include "store_internal.h"
 #include "store_le.h"
@@ -77,13 +78,13 @@ int store_file_replace(const char *dir, const char *name, const char *tmpname, c
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno;
-    ssize_t w = write(fd, buf, len);
+    ssize_t w = fault_write(FAULT_FILE_WRITE, fd, buf, len);
     rc = w < 0 ? errno : w != (ssize_t)len ? EIO : 0;
-    if (!rc && fsync(fd))
+    if (!rc && fault_fsync(FAULT_FILE_WRITE, fd))
         rc = errno;
     if (close(fd) && !rc)
         rc = errno;
-    if (!rc && rename(tmp, path))
+    if (!rc && fault_rename(FAULT_FILE_WRITE, tmp, path))
         rc = errno;
     if (rc) {
         unlink(tmp);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "store_crc.h"
+#include "fault.h"
 #include "store_internal.h"
 #include "store_wal.h"
 
@@ -126,7 +127,9 @@ int store_log_compact(struct store *s, const struct store_log_snapshot *snap, bo
     /* The tree's commits are not all synced (store_set_lazy_apply): the log
      * keeps the entries they applied until they are. Entries the snapshot
      * covers go now, so the tree must be durable up to it first. */
-    int rc = mdb_env_sync(s->env, 1);
+    int rc = fault_at(FAULT_TREE_SYNC);
+    if (!rc)
+        rc = mdb_env_sync(s->env, 1);
     if (rc) {
         store_sync_failed(s);
         return store_commit_errno(s, rc);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store_crc.h"
 #include "store_le.h"
 #include "store_internal.h"
@@ -68,7 +69,7 @@ static void w_flush(struct writer *w)
 {
     size_t off = 0;
     while (!w->err && off < w->len) {
-        ssize_t n = write(w->fd, w->buf + off, w->len - off);
+        ssize_t n = fault_write(FAULT_SNAP_WRITE, w->fd, w->buf + off, w->len - off);
         if (n < 0) {
             if (errno != EINTR)
                 w->err = errno;
@@ -176,7 +177,7 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
         w.bytes += 4;
     }
     w_flush(&w);
-    if (!w.err && fsync(fd))
+    if (!w.err && fault_fsync(FAULT_SNAP_SYNC, fd))
         w.err = errno;
     rc = w.err;
     if (!rc && info) {

@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store_crc.h"
 #include "store_internal.h"
 
@@ -231,7 +232,7 @@ static int write_zeros(int fd, uint64_t off, uint64_t len)
     static const unsigned char zeros[ZERO_CHUNK];
     while (len) {
         size_t k = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
-        ssize_t r = pwrite(fd, zeros, k, (off_t)off);
+        ssize_t r = fault_pwrite(FAULT_LOG_WRITE, fd, zeros, k, (off_t)off);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -248,7 +249,7 @@ static int write_zeros(int fd, uint64_t off, uint64_t len)
 static int write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
 {
     while (len) {
-        ssize_t r = pwrite(fd, p, len, (off_t)off);
+        ssize_t r = fault_pwrite(FAULT_LOG_WRITE, fd, p, len, (off_t)off);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -298,7 +299,7 @@ static int seg_prepare(int dir_fd, uint64_t seq, size_t size, int *out_fd)
     int rc = write_all(fd, hdr, sizeof(hdr), 0);
     if (!rc)
         rc = write_zeros(fd, SEG_HDR, size - SEG_HDR);
-    if (!rc && fdatasync(fd))
+    if (!rc && fault_fdatasync(FAULT_LOG_SYNC, fd))
         rc = errno;
     if (rc) {
         close(fd);
@@ -316,9 +317,9 @@ static int seg_publish(struct store_wal *w, uint64_t seq, int fd, size_t size, s
     seg_name(tmp, sizeof(tmp), seq, ".tmp");
     seg_name(name, sizeof(name), seq, ".seg");
     int rc = 0;
-    if (renameat(w->dir_fd, tmp, w->dir_fd, name))
+    if (fault_renameat(FAULT_LOG_RENAME, w->dir_fd, tmp, w->dir_fd, name))
         rc = errno;
-    if (!rc && fsync(w->dir_fd))
+    if (!rc && fault_fsync(FAULT_LOG_SYNC, w->dir_fd))
         rc = errno;
     if (rc) {
         close(fd);
@@ -409,7 +410,7 @@ static int ensure_buf(struct store_wal *w, size_t need)
     size_t cap = w->buf_cap ? w->buf_cap : 4096;
     while (cap < need)
         cap *= 2;
-    unsigned char *p = realloc(w->buf, cap);
+    unsigned char *p = fault_realloc(w->buf, cap);
     if (!p)
         return ENOMEM;
     w->buf = p;
@@ -756,7 +757,7 @@ static int replay_segment(struct store_wal *w, struct replay *rp, size_t i, char
                      name, off);
             if (!w->read_only) {
                 int rc = write_zeros(sg->fd, off, sg->size - off);
-                if (!rc && fdatasync(sg->fd))
+                if (!rc && fault_fdatasync(FAULT_LOG_SYNC, sg->fd))
                     rc = errno;
                 if (rc)
                     return fail(err, err_len, rc, "wal/%s: cannot clear a torn batch: %s", name,
@@ -865,7 +866,7 @@ static int write_batch(struct store_wal *w, size_t len)
     put32(h + 4, store_crc32c(0, h + 8, BATCH_HDR - 8));
     struct seg *sg = &w->segs[w->n_segs - 1];
     int rc = write_all(sg->fd, h, BATCH_HDR + len, w->write_off);
-    if (!rc && fdatasync(sg->fd))
+    if (!rc && fault_fdatasync(FAULT_LOG_SYNC, sg->fd))
         rc = errno;
     if (rc) {
         /* Nothing written since the last good sync can be trusted now

@@ -412,12 +412,21 @@ static struct node_req *find_pending(struct node *n, enum node_req_kind kind, ui
 static void sweep_pending(struct node *n, bool retries)
 {
     uint64_t now = net_now_ms();
+    /* Failed closed: nothing pending can be answered any more; say so now
+     * rather than at each deadline. EIO whatever the failure was (ENOMEM,
+     * ENOSPC...): the outcome of a write whose entry was already in the log
+     * is unknown, and a definite errno would say it was refused. */
+    pthread_mutex_lock(&n->mu);
+    int failed = n->failed == ESHUTDOWN ? ESHUTDOWN : n->failed ? EIO : 0;
+    pthread_mutex_unlock(&n->mu);
     struct node_req **pp = &n->pending;
     while (*pp) {
         struct node_req *r = *pp;
         int rc = -1;
         if (r->kind == NODE_REQ_BARRIER && r->read_known && r->read_index <= n->applied)
             rc = 0;
+        else if (failed)
+            rc = failed;
         else if (now >= r->deadline_ms)
             rc = r->answer ? r->answer : ETIMEDOUT;
         if (rc >= 0) {

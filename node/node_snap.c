@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "node_internal.h"
 
 static void path_of(const struct node *n, char *buf, size_t len, const char *kind, uint64_t index,
@@ -53,15 +54,18 @@ static void path_of(const struct node *n, char *buf, size_t len, const char *kin
              (unsigned long long)index, (unsigned long long)term);
 }
 
-static void sync_dir(const struct node *n)
+/* Makes the names in snapshots/ durable: an image renamed into place must
+ * be there after a power loss before the log entries it covers go. */
+static int sync_dir(const struct node *n)
 {
     char dir[4200];
     snprintf(dir, sizeof(dir), "%s/snapshots", n->cfg.data_dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0)
+        return errno;
+    int rc = fault_fsync(FAULT_SNAP_SYNC, fd) ? errno : 0;
+    close(fd);
+    return rc;
 }
 
 /* Removes every file but keep (a file name, or NULL), and but the image
@@ -149,18 +153,23 @@ int node_snap_take(struct node *n)
     /* The image is of the state the loop applied: nobody else applies. */
     if (!rc && info.applied_index != index)
         rc = EIO;
-    if (!rc && rename(tmp, final))
+    if (!rc && fault_rename(FAULT_SNAP_RENAME, tmp, final))
         rc = errno;
     if (rc) {
         unlink(tmp);
         return rc;
     }
-    sync_dir(n);
+    if ((rc = sync_dir(n)))
+        return rc; /* the log keeps its entries: the image may not survive a crash */
     struct store_log_snapshot snap = {.index = index, .term = term, .size = info.bytes};
     snap.conf_len = raft_conf_encoded_size(&n->applied_conf);
     raft_conf_encode(&n->applied_conf, snap.conf);
     if ((rc = store_log_compact(n->store, &snap, false))) {
-        unlink(final);
+        /* EIO: the log may hold the record of this snapshot (written, its
+         * sync failed), which needs the image to be there at the next
+         * start. Anything else wrote nothing. */
+        if (rc != EIO)
+            unlink(final);
         return rc;
     }
     n->snap_index = index;
@@ -231,18 +240,19 @@ int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c)
     int rc = 0;
     size_t done = 0;
     while (!rc && done < c->len) {
-        ssize_t k = pwrite(fd, c->data + done, c->len - done, (off_t)(c->offset + done));
+        ssize_t k = fault_pwrite(FAULT_SNAP_WRITE, fd, c->data + done, c->len - done,
+                                 (off_t)(c->offset + done));
         if (k < 0 && errno != EINTR)
             rc = errno;
         else if (k > 0)
             done += (size_t)k;
     }
     /* Durable before the acknowledgement leaves (the ready contract). */
-    if (!rc && fsync(fd))
+    if (!rc && fault_fsync(FAULT_SNAP_SYNC, fd))
         rc = errno;
     close(fd);
     if (!rc && c->offset == 0)
-        sync_dir(n);
+        rc = sync_dir(n);
     if (!rc)
         node_metric_add(n, &n->metrics.snapshot_chunks_received, 1);
     return rc;
@@ -283,9 +293,10 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
                  (unsigned long long)info.applied_index, (unsigned long long)meta->index);
         return EIO;
     }
-    if (rename(path, final))
+    if (fault_rename(FAULT_SNAP_RENAME, path, final))
         return errno;
-    sync_dir(n);
+    if ((rc = sync_dir(n)))
+        return rc;
     struct store_log_snapshot snap = {.index = meta->index, .term = meta->term, .size = info.bytes};
     snap.conf_len = raft_conf_encoded_size(&meta->conf);
     raft_conf_encode(&meta->conf, snap.conf);

@@ -115,8 +115,10 @@ int raft_recv_append(struct raft *r, const struct raft_message *m)
                          (unsigned long long)resp.hint_index, (unsigned long long)resp.hint_term);
         return raft_send_msg(r, &resp);
     }
-    const struct raft_entry *ents = m->entries + skip;
     size_t n = m->n_entries - skip;
+    /* An APPEND without entries may come without an array (entries NULL, as the wire
+     * decoder leaves it): NULL + 0 is undefined behaviour in C. */
+    const struct raft_entry *ents = n > 0 ? m->entries + skip : NULL;
     /* Trap 3: truncate only on a real conflict. A stale or duplicated APPEND whose entries
      * are all present must leave any longer log alone. */
     uint64_t conflict = raft_log_find_conflict(&r->log, ents, n);

@@ -352,6 +352,34 @@ static void test_extreme_indexes_and_terms(void)
     }
 }
 
+/* An APPEND without entries (what node_wire_raft_unpack makes of one: entries NULL) that
+ * matches the follower's log and carries a commit: it commits, and it is answered. Found by
+ * tests/fuzz (fuzz_raft): the follower computed m->entries + 0 from NULL, undefined behaviour
+ * that the sanitizer build stops at. */
+static void test_empty_append_without_array(void)
+{
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    th_elect(&t, 1);
+    th_settle(&t);
+    uint64_t term = raft_term(th_r(&t, 1));
+    uint64_t idx = th_propose(&t, 1, 7);
+    th_ready(&t, 1);
+    long i = th_find(&t, RAFT_MSG_APPEND, 1, 2);
+    CHECK(i >= 0);
+    th_deliver_one(&t, (size_t)i);
+    th_ready(&t, 2);
+    th_drop(&t, 0, 0, 0);
+    CHECK_EQ(raft_last_index(th_r(&t, 2)), idx);
+    CHECK(raft_commit_index(th_r(&t, 2)) < idx);
+    struct raft_message m = th_append_msg(1, 2, term, idx, term, idx, NULL, 0);
+    CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
+    CHECK_EQ(raft_commit_index(th_r(&t, 2)), idx);
+    th_ready(&t, 2);
+    CHECK(th_find(&t, RAFT_MSG_APPEND_RESP, 2, 1) >= 0);
+    th_free(&t);
+}
+
 int main(void)
 {
     test_fuzzed_peer_input();
@@ -361,6 +389,7 @@ int main(void)
     test_restart_never_resurrects_truncated_entries();
     test_fail_closed_on_inconsistent_storage();
     test_extreme_indexes_and_terms();
+    test_empty_append_without_array();
     printf("test_raft_robustness: ok\n");
     return 0;
 }

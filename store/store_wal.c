@@ -479,7 +479,8 @@ static void seg_max_reset(struct store_wal *w)
  * the writer applies what it checked already. */
 static int apply_entry(struct store_wal *w, struct replay *rp, uint64_t index, const struct ent *e)
 {
-    if (index <= w->snap.index)
+    /* UINT64_MAX leaves no next index: the bounds (last + 1) would wrap. */
+    if (index <= w->snap.index || index == UINT64_MAX)
         return EIO;
     if (rp && !rp->anchored) {
         /* The segments before this one may have been deleted: the first
@@ -507,7 +508,8 @@ static int apply_entry(struct store_wal *w, struct replay *rp, uint64_t index, c
 static int apply_snap(struct store_wal *w, struct replay *rp, const struct store_log_snapshot *s,
                       bool drop_all)
 {
-    if (s->index < w->snap.index)
+    /* UINT64_MAX: the first index after it (index + 1) would wrap to 0. */
+    if (s->index < w->snap.index || s->index == UINT64_MAX)
         return EIO;
     w->snap = *s;
     if (drop_all) {
@@ -934,7 +936,8 @@ int store_wal_append(struct store_wal *w, const struct store_hard_state *hs,
         if (e[0].index <= w->snap.index || e[0].index > last_index(w) + 1)
             return EINVAL;
         for (size_t i = 0; i < n; i++) {
-            if (e[i].index != e[0].index + i || e[i].len > UINT32_MAX - ENTRY_BODY - 8)
+            if (e[i].index != e[0].index + i || e[i].index == UINT64_MAX ||
+                e[i].len > UINT32_MAX - ENTRY_BODY - 8)
                 return EINVAL;
             payload += REC_HDR + pad8(ENTRY_BODY + e[i].len);
         }
@@ -994,7 +997,8 @@ int store_wal_compact(struct store_wal *w, const struct store_log_snapshot *snap
         return EROFS;
     if (w->broken)
         return w->broken;
-    if (snap->conf_len > STORE_LOG_CONF_MAX || snap->index < w->snap.index)
+    if (snap->conf_len > STORE_LOG_CONF_MAX || snap->index < w->snap.index ||
+        snap->index == UINT64_MAX)
         return EINVAL;
     size_t payload = REC_HDR + pad8(SNAP_BODY + snap->conf_len);
     int rc = ensure_buf(w, BATCH_HDR + PROLOGUE_MAX + payload);

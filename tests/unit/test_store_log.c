@@ -615,6 +615,67 @@ static void test_kill(void)
     free(dir);
 }
 
+/* An index of UINT64_MAX leaves no next one (the log's first index is the
+ * snapshot's + 1): the writer refuses it, and a replay that finds one, in
+ * records whose CRCs check, fails closed. Found by tests/fuzz (fuzz_wal):
+ * a snapshot record at UINT64_MAX opened as a log whose bounds wrapped
+ * (first 0, last UINT64_MAX). */
+static void test_index_max(void)
+{
+    char *dir = tmpdir_make(), wal[600], err[600];
+    snprintf(wal, sizeof(wal), "%s/wal", dir);
+    CHECK_EQ(mkdir(wal, 0700), 0);
+    struct store_wal *w;
+    CHECK_EQ(store_wal_open(wal, false, 64 << 10, &w, err, sizeof(err)), 0);
+    struct store_log_snapshot snap = {.index = UINT64_MAX, .term = 1};
+    CHECK_EQ(store_wal_compact(w, &snap, true), EINVAL);
+    snap.index = UINT64_MAX - 1;
+    CHECK_EQ(store_wal_compact(w, &snap, true), 0);
+    struct store_log_entry e = {.index = UINT64_MAX, .term = 1, .type = 1, .data = "x", .len = 1};
+    CHECK_EQ(store_wal_append(w, NULL, &e, 1), EINVAL);
+    store_wal_close(w);
+    rm_rf(wal);
+    CHECK_EQ(mkdir(wal, 0700), 0);
+
+    /* A segment written by hand: one batch holding a snapshot record at
+     * UINT64_MAX (docs/store-format.md). */
+    unsigned char seg[32 + 32 + 8 + 32] = {0};
+    memcpy(seg, "raftfswl", 8);
+    put_le(seg + 8, 1, 4);
+    put_le(seg + 16, 1, 8);
+    put_le(seg + 12, store_crc32c(0, seg + 16, 16), 4);
+    unsigned char *b = seg + 32, *r = b + 32;
+    r[0] = 3; /* snapshot: index, term, size, flags, conf length */
+    put_le(r + 4, 32, 4);
+    put_le(r + 8, UINT64_MAX, 8);
+    put_le(r + 16, 1, 8);
+    put_le(b, 0x4257524c, 4);
+    put_le(b + 8, 1, 8);
+    put_le(b + 16, 40, 4);
+    put_le(b + 20, store_crc32c(0, r, 40), 4);
+    put_le(b + 4, store_crc32c(0, b + 8, 24), 4);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/0000000000000001.seg", wal);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, seg, sizeof(seg)), (ssize_t)sizeof(seg));
+    close(fd);
+    CHECK_EQ(store_wal_open(wal, true, 64 << 10, &w, err, sizeof(err)), EIO);
+    CHECK(strstr(err, "contradicts the log") != NULL);
+    /* The same record at UINT64_MAX - 1 opens: the batch itself is well formed. */
+    put_le(r + 8, UINT64_MAX - 1, 8);
+    put_le(b + 20, store_crc32c(0, r, 40), 4);
+    put_le(b + 4, store_crc32c(0, b + 8, 24), 4);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, seg, sizeof(seg)), (ssize_t)sizeof(seg));
+    close(fd);
+    CHECK_EQ(store_wal_open(wal, true, 64 << 10, &w, err, sizeof(err)), 0);
+    store_wal_close(w);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_empty_and_append);
@@ -625,6 +686,7 @@ int main(void)
     RUN(test_segments_made_ahead);
     RUN(test_missing_segment);
     RUN(test_move_from_tables);
+    RUN(test_index_max);
     RUN(test_kill);
     CHECK_DONE();
 }

@@ -12,6 +12,7 @@
 #include "net_client.h"
 #include "net_frame.h"
 #include "net_wire.h"
+#include "net_util.h"
 #include "node.h"
 #include "store_util.h"
 
@@ -20,21 +21,6 @@ static uint64_t start_history; /* store_config.history_revisions of the next sta
 static uint64_t start_id;
 static struct node_member start_members[4];
 static size_t start_n_members;
-
-/* A free port on loopback: bound to 0, read, released. */
-static void free_addr(char *addr, size_t addr_len)
-{
-    char err[256];
-    struct net_addr a;
-    int fd;
-    CHECK_EQ(net_addr_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
-    CHECK_EQ(net_listen(&a, 1, &fd), 0);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    getsockname(fd, (struct sockaddr *)&sin, &len);
-    close(fd);
-    snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
-}
 
 /* A node on loopback: at addr with start_id's configuration if start_id is
  * set, else a cluster of one at a free port written into addr. */

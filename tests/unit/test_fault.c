@@ -168,6 +168,7 @@ static const struct way ways[] = {
     {FAULT_LOG_WRITE, ENOSPC, false, FAULT_ONCE},
     {FAULT_LOG_WRITE, ENOSPC, false, FAULT_FROM_THEN},
     {FAULT_LOG_WRITE, 0, true, FAULT_ONCE},
+    {FAULT_LOG_WRITE, EINTR, false, FAULT_ONCE},
     {FAULT_LOG_SYNC, EIO, false, FAULT_ONCE},
     {FAULT_LOG_RENAME, EIO, false, FAULT_ONCE},
     {FAULT_LOG_RENAME, ENOSPC, false, FAULT_ONCE},
@@ -178,10 +179,12 @@ static const struct way ways[] = {
     {FAULT_SNAP_WRITE, EIO, false, FAULT_ONCE},
     {FAULT_SNAP_WRITE, ENOSPC, false, FAULT_ONCE},
     {FAULT_SNAP_WRITE, 0, true, FAULT_ONCE},
+    {FAULT_SNAP_WRITE, EINTR, false, FAULT_ONCE},
     {FAULT_SNAP_SYNC, EIO, false, FAULT_ONCE},
     {FAULT_SNAP_RENAME, EIO, false, FAULT_ONCE},
     {FAULT_FILE_WRITE, EIO, false, FAULT_ONCE},
     {FAULT_FILE_WRITE, ENOSPC, false, FAULT_ONCE},
+    {FAULT_FILE_WRITE, EINTR, false, FAULT_ONCE},
     {FAULT_ALLOC, ENOMEM, false, FAULT_ONCE},
 };
 
@@ -189,7 +192,11 @@ static const char *err_name(const struct way *w)
 {
     if (w->short_io)
         return "short";
-    return w->err == EIO ? "EIO" : w->err == ENOSPC ? "ENOSPC" : w->err == ENOMEM ? "ENOMEM" : "?";
+    return w->err == EIO      ? "EIO"
+           : w->err == ENOSPC ? "ENOSPC"
+           : w->err == ENOMEM ? "ENOMEM"
+           : w->err == EINTR  ? "EINTR"
+                              : "?";
 }
 
 /* One run with call N of the way failing: whether the call was reached. */

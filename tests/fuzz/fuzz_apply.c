@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_input.h"
 #include "store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -894,19 +895,6 @@ static void compare_all(struct store *s, struct model *m)
 }
 
 /* ---- the input as a program ---- */
-
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint8_t in_byte(struct input *in)
-{
-    if (!in->left)
-        return 0;
-    in->left--;
-    return *in->p++;
-}
 
 static uint64_t in_small(struct input *in, uint64_t n)
 {

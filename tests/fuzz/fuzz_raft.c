@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "test_raft_harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,19 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_STEPS   96 /* the harness keeps 512 applied entries: 96 steps add at most 4 each */
 #define MAX_ENTRIES 4
 #define PEER_MAX    ((uint64_t)1 << 62) /* raft/impl.h RAFT_PEER_MAX */
-
-struct input {
-    const uint8_t *p;
-    size_t left;
-};
-
-static uint8_t in_byte(struct input *in)
-{
-    if (!in->left)
-        return 0;
-    in->left--;
-    return *in->p++;
-}
 
 /* A number near base (most often), small, or near the largest values a
  * peer may send (and just past them). */

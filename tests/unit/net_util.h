@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "net_client.h"
 #include "net_conn.h"
+#include "store.h"
 
 /* A free port on loopback: bound to 0, read, released. */
 static inline void free_addr(char *addr, size_t addr_len)
@@ -24,6 +26,28 @@ static inline void free_addr(char *addr, size_t addr_len)
     getsockname(fd, (struct sockaddr *)&sin, &len);
     close(fd);
     snprintf(addr, addr_len, "127.0.0.1:%u", ntohs(sin.sin_port));
+}
+
+/* A plain put (mode 0640) through the client: net_client_call's errno, and
+ * the response in *resp (the caller frees it) when that is 0. */
+static inline int client_put(struct net_client *c, const char *path, const char *value,
+                             Raftfs__ClientResponse **resp)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
+    Raftfs__Put p = RAFTFS__PUT__INIT;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
+    p.path.data = (uint8_t *)path;
+    p.path.len = strlen(path);
+    p.value.data = (uint8_t *)value;
+    p.value.len = strlen(value);
+    p.mode = 0640;
+    cmd.op_case = RAFTFS__COMMAND__OP_PUT;
+    cmd.put = &p;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &cmd;
+    *resp = NULL;
+    return net_client_call(c, &req, resp);
 }
 
 #endif

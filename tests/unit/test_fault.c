@@ -260,11 +260,7 @@ static bool run_one(const struct way *w, uint64_t nth, int *failures)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* The seam, not the disk, is under test: a tmpfs makes the hundreds of
-     * runs' fsyncs free (TMPDIR, if set, wins). */
-    struct stat sb;
-    if (!getenv("TMPDIR") && !stat("/dev/shm", &sb) && S_ISDIR(sb.st_mode))
-        setenv("TMPDIR", "/dev/shm", 0);
+    tmpdir_prefer_shm(); /* the seam is under test, not the disk */
     const char *step_env = getenv("RAFTFS_FAULT_STEP");
     uint64_t step = step_env ? strtoull(step_env, NULL, 10) : 1;
     if (!step)

@@ -66,21 +66,8 @@ static void cluster_stop(struct cluster *cl)
 /* A put through the client: 0 (acknowledged), or why not. */
 static int put(struct net_client *c, const char *path, const char *value)
 {
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
-    Raftfs__Put p = RAFTFS__PUT__INIT;
-    cmd.version = STORE_CMD_VERSION_PLAIN;
-    p.path.data = (uint8_t *)path;
-    p.path.len = strlen(path);
-    p.value.data = (uint8_t *)value;
-    p.value.len = strlen(value);
-    p.mode = 0640;
-    cmd.op_case = RAFTFS__COMMAND__OP_PUT;
-    cmd.put = &p;
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-    req.write = &cmd;
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = net_client_call(c, &req, &resp);
+    Raftfs__ClientResponse *resp;
+    int rc = client_put(c, path, value, &resp);
     if (!rc)
         rc = (int)resp->err;
     net_client_response_free(resp);
@@ -138,9 +125,7 @@ static const char *err_name(const struct way *w)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    struct stat sb;
-    if (!getenv("TMPDIR") && !stat("/dev/shm", &sb) && S_ISDIR(sb.st_mode))
-        setenv("TMPDIR", "/dev/shm", 0);
+    tmpdir_prefer_shm();
     const char *runs_env = getenv("RAFTFS_FAULT_NET_RUNS");
     uint64_t max_n = runs_env ? strtoull(runs_env, NULL, 10) : 40;
     struct cluster cl;

@@ -45,21 +45,8 @@ static struct node *start_node(char **dir, char *addr, size_t addr_len)
 
 static Raftfs__ClientResponse *put(struct net_client *c, const char *path, const char *value)
 {
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
-    Raftfs__Put p = RAFTFS__PUT__INIT;
-    cmd.version = STORE_CMD_VERSION_PLAIN;
-    p.path.data = (uint8_t *)path;
-    p.path.len = strlen(path);
-    p.value.data = (uint8_t *)value;
-    p.value.len = strlen(value);
-    p.mode = 0640;
-    cmd.op_case = RAFTFS__COMMAND__OP_PUT;
-    cmd.put = &p;
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
-    req.write = &cmd;
-    Raftfs__ClientResponse *resp = NULL;
-    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    Raftfs__ClientResponse *resp;
+    CHECK_EQ(client_put(c, path, value, &resp), 0);
     return resp;
 }
 

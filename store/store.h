@@ -339,7 +339,9 @@ struct store_result {
     int err;           /* 0 or the command's errno (see the table above) */
     bool skipped;      /* index was at or below the applied index: nothing done */
     bool duplicate;    /* (client_id, seq) was applied before: this is that result,
-                          nothing was done again (err EALREADY: an older seq) */
+                          nothing was done again (err EALREADY: an older seq),
+                          except attr.ino, which is 0: the session record keeps
+                          no inode number (docs/store-format.md, sessions) */
     uint64_t revision; /* the store revision after this command */
     bool has_attr;     /* attr is the target's metadata after the change */
     struct store_attr attr;

@@ -24,7 +24,9 @@ const char cli_check_usage[] =
     "log (checksums, no gaps, terms), the snapshot image, sessions and the member\n"
     "directory. Prints each problem on a line, or one 'ok' line with a digest of\n"
     "the replicated state: members that applied the same entries print the same\n"
-    "digest. A directory in use by a running server is refused.\n"
+    "digest. A store left open (its server killed, or the machine down) is noted,\n"
+    "with whether the next start rebuilds its tree. A directory in use by a\n"
+    "running server is refused.\n"
     "\n"
     "options:\n"
     "  -d, --data DIR   the data directory (required)\n"
@@ -104,6 +106,11 @@ static void print_json(const char *dir, int rc, const char *err, const struct st
                (unsigned long long)r->applied, (unsigned long long)r->log_first,
                (unsigned long long)r->log_last, (unsigned long long)r->log_term,
                (unsigned long long)r->digest);
+    if (!rc && r->open_boot[0]) {
+        printf(", \"open_boot\": ");
+        json_string(r->open_boot);
+        printf(", \"rebuild_at_start\": %s", r->rebuild_at_start ? "true" : "false");
+    }
     if (!ok) {
         printf(", \"problem_count\": %llu, \"problems\": [",
                (unsigned long long)(rc ? 1 : r->problems));
@@ -119,6 +126,26 @@ static void print_json(const char *dir, int rc, const char *err, const struct st
         printf("]");
     }
     printf("}\n");
+}
+
+/* A store left open (DIR/open-boot): what the next start will do. */
+static void print_note(const char *dir, const struct store_check_report *r)
+{
+    if (!r->open_boot[0])
+        return;
+    if (!strcmp(r->open_boot, "sync-failed"))
+        printf("raftfs check: %s: note: a sync of the tree failed: the next start rebuilds it "
+               "from the snapshot image and the log (the tree checked here may be damaged)\n",
+               dir);
+    else if (r->rebuild_at_start)
+        printf("raftfs check: %s: note: left open by another boot (%s): the next start "
+               "rebuilds the tree from the snapshot image and the log (the tree checked here "
+               "may be damaged)\n",
+               dir, r->open_boot);
+    else
+        printf("raftfs check: %s: note: left open by this boot (the server was killed, not "
+               "stopped): the next start takes the tree as it is\n",
+               dir);
 }
 
 int cli_check(int argc, char **argv)
@@ -162,7 +189,7 @@ int cli_check(int argc, char **argv)
         print_json(dir, rc, err, &r, &p);
     } else if (rc) {
         fprintf(stderr, "raftfs check: %s: %s\n", dir, err);
-    } else if (r.problems) {
+    } else if (print_note(dir, &r), r.problems) {
         if (r.problems > STORE_CHECK_MAX_REPORTED)
             printf("raftfs check: %s: and %llu more problems\n", dir,
                    (unsigned long long)(r.problems - STORE_CHECK_MAX_REPORTED));

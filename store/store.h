@@ -596,6 +596,8 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
 #define STORE_CHECK_MAX_REPORTED 1000
 
 /* What store_check found. */
+#define STORE_BOOT_ID_MAX 40 /* a boot id and its NUL (store_boot.c) */
+
 struct store_check_report {
     uint64_t entries;             /* reached from the root, root included */
     uint64_t files, dirs;         /* entries = files + dirs */
@@ -604,6 +606,11 @@ struct store_check_report {
     uint64_t log_term;            /* term of entry log_last (the snapshot's at its index; 0) */
     uint64_t digest;              /* of the replicated state (docs/store-format.md) */
     uint64_t problems;            /* found, all of them */
+    /* DIR/open-boot: the boot the store was left open in ("" if it was
+     * closed cleanly), and whether the next start rebuilds the tree from
+     * the snapshot image and the log (another boot, or a failed sync). */
+    char open_boot[STORE_BOOT_ID_MAX];
+    bool rebuild_at_start;
 };
 
 /* Checks the store in data directory dir, of a stopped member, without

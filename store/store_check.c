@@ -481,6 +481,18 @@ int store_check(const char *dir, struct store_check_report *out,
         store_check_problem(&c, "the identity file is damaged (%s)", STORE_IDENTITY_FILE);
     else if (!file_rc && !rec_rc && rec.incarnation && memcmp(&file, &rec, sizeof(rec)))
         store_check_problem(&c, "the identity file and record disagree (%s)", STORE_IDENTITY_FILE);
+    /* Left open (killed, or the machine went down): said, not a problem;
+     * a damaged marker is one (the start refuses it). */
+    char boot[STORE_BOOT_ID_MAX], now[STORE_BOOT_ID_MAX];
+    struct store_limits blim;
+    int brc = store_boot_read(dir, boot, &blim);
+    if (brc == EIO) {
+        store_check_problem(&c, "the open-boot marker is damaged (%s)", STORE_BOOT_FILE);
+    } else if (!brc) {
+        snprintf(out->open_boot, sizeof(out->open_boot), "%s", boot);
+        out->rebuild_at_start =
+            !strcmp(boot, STORE_BOOT_SYNC_FAILED) || store_boot_id(NULL, now) || strcmp(boot, now);
+    }
     if ((rc = mdb_txn_begin(c.s->env, NULL, MDB_RDONLY, &c.txn))) {
         rc = store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
                         mdb_strerror(rc));

@@ -108,7 +108,6 @@ int store_identity_record(struct store *s, struct store_identity *id);
 #define STORE_BOOT_FILE     "open-boot"
 #define STORE_BOOT_TMP      "open-boot.tmp"
 #define STORE_UNTRUSTED_DIR "store.untrusted"
-#define STORE_BOOT_ID_MAX   40
 int store_boot_id(const struct store_config *cfg, char out[STORE_BOOT_ID_MAX]);
 /* ENOENT (none: closed cleanly), EIO (damaged). */
 int store_boot_read(const char *dir, char boot[STORE_BOOT_ID_MAX], struct store_limits *lim);

@@ -279,6 +279,29 @@ teardown() {
     assert_output --partial "missing --data"
 }
 
+@test "check: a store left open by a killed server is noted, with what the next start does" {
+    raftfs_start
+    echo one > "$MNT/k"
+    pid=$(server_pid)
+    kill -9 "$pid"
+    wait_gone "$pid" 10
+    fusermount3 -u "$MNT" 2>/dev/null || true
+    run "$RAFTFS_BIN" check --data "$DATA"
+    assert_success
+    assert_line --index 0 "raftfs check: $DATA: note: left open by this boot (the server was killed, not stopped): the next start takes the tree as it is"
+    assert_line --index 1 --partial "ok: "
+    run "$RAFTFS_BIN" check --data "$DATA" --json
+    assert_success
+    assert_output --regexp '"open_boot": "[0-9a-f-]+", "rebuild_at_start": false'
+    # mounted and stopped again: closed cleanly, nothing to note
+    raftfs_start
+    [ "$(cat "$MNT/k")" = one ]
+    raftfs_stop
+    run "$RAFTFS_BIN" check --data "$DATA"
+    assert_success
+    refute_output --partial "note:"
+}
+
 # applied_of K: member K's applied index (from its status).
 applied_of() {
     status_of "$1" 2>/dev/null | grep -o '"applied": [0-9]*' | grep -o '[0-9]*$'

@@ -145,10 +145,59 @@ static void test_sync_failure_distrusts(void)
     tstore_fini(&t);
 }
 
+/* raftfs check tells a store left open, and what the next start does. */
+static void test_check_reports_marker(void)
+{
+    struct tstore t = {.dir = tmpdir_make()};
+    int rc;
+    char err[512], now[STORE_BOOT_ID_MAX];
+    struct store_check_report r;
+    CHECK_EQ(store_boot_id(NULL, now), 0);
+    t.s = open_boot(t.dir, now, &rc, err, sizeof(err));
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(t_put(&t, "/a", "1"), 0);
+    store_close(t.s);
+    t.s = NULL;
+    CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(r.problems, 0);
+    CHECK(!r.open_boot[0]); /* closed cleanly */
+    /* killed on this boot: taken as it is */
+    t.s = open_boot(t.dir, now, &rc, err, sizeof(err));
+    CHECK_EQ(rc, 0);
+    leave_open(&t);
+    CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
+    CHECK(!strcmp(r.open_boot, now));
+    CHECK(!r.rebuild_at_start);
+    /* left open by another boot, or after a failed sync: rebuilt */
+    struct store_limits lim;
+    t.s = open_boot(t.dir, now, &rc, err, sizeof(err));
+    store_get_limits(t.s, &lim);
+    leave_open(&t);
+    CHECK_EQ(store_boot_write(t.dir, "another-boot", &lim), 0);
+    CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(r.problems, 0);
+    CHECK(!strcmp(r.open_boot, "another-boot"));
+    CHECK(r.rebuild_at_start);
+    CHECK_EQ(store_boot_write(t.dir, STORE_BOOT_SYNC_FAILED, &lim), 0);
+    CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
+    CHECK(r.rebuild_at_start);
+    /* damaged: a problem (the start refuses it) */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/open-boot", t.dir);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 20, SEEK_SET);
+    fputc('#', f);
+    fclose(f);
+    CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_EQ(r.problems, 1);
+    tstore_fini(&t);
+}
+
 int main(void)
 {
     RUN(test_marker_and_trust);
     RUN(test_refusals_move_nothing);
     RUN(test_sync_failure_distrusts);
+    RUN(test_check_reports_marker);
     CHECK_DONE();
 }

@@ -80,6 +80,11 @@ static int grow(struct page *pg)
     if (!a)
         return ENOMEM;
     pg->attrs = a;
+    /* The entries point at their attributes, which may have moved (found
+     * by tests/fuzz: client, an export page of more than 64 entries sent
+     * freed memory). */
+    for (size_t i = 0; i < pg->n; i++)
+        pg->ents[i].attr = &pg->attrs[i];
     char **p = realloc(pg->paths, cap * sizeof(*p));
     if (!p)
         return ENOMEM;

@@ -779,6 +779,25 @@ static void test_export(void)
     CHECK(!strncmp(text, head, strlen(head)));
     CHECK(strstr(text, "\n/apple=again\n") != NULL);
     CHECK(strstr(text, "\n/app/c/moved/k=v\n") != NULL);
+    /* A page of more than 64 entries (the page's arrays grow as it fills:
+     * each entry's attributes must move with them; found by fuzz_client). */
+    struct store_cmd mk = {.op = STORE_OP_MKDIR, .path = "/many", .path_len = 5, .mode = 0755};
+    CHECK_EQ(write_cmd(c, &mk), 0);
+    for (int i = 0; i < 150; i++) {
+        char p[32], v[32];
+        snprintf(p, sizeof(p), "/many/f%03d", i);
+        snprintf(v, sizeof(v), "value %d", i);
+        net_client_response_free(put(c, p, v));
+    }
+    r = export_page(c, "/many", 0, NULL, 0);
+    CHECK_EQ(r->err, 0);
+    CHECK_EQ(r->n_export_entries, 151);
+    CHECK(!r->more);
+    for (size_t i = 1; i < r->n_export_entries; i++) {
+        const Raftfs__ExportEntry *e = r->export_entries[i];
+        CHECK(e->attr && !e->attr->dir && e->attr->size == e->value.len && e->attr->ino);
+    }
+    net_client_response_free(r);
     net_client_close(c);
     node_close(n);
     rm_rf(dir);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 _Atomic int fault_armed_site = FAULT_NONE;
@@ -91,6 +92,18 @@ ssize_t fault_write(enum fault_site site, int fd, const void *buf, size_t len)
         return -1;
     }
     return write(fd, buf, len);
+}
+
+ssize_t fault_send(enum fault_site site, int fd, const void *buf, size_t len, int flags)
+{
+    int f = fault_at(site);
+    if (f == -1 && len > 1)
+        return send(fd, buf, len / 2, flags);
+    if (f > 0) {
+        errno = f;
+        return -1;
+    }
+    return send(fd, buf, len, flags);
 }
 
 ssize_t fault_read(enum fault_site site, int fd, void *buf, size_t len)

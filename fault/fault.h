@@ -69,6 +69,7 @@ static inline int fault_at(enum fault_site site)
 ssize_t fault_pwrite(enum fault_site site, int fd, const void *buf, size_t len, off_t off);
 ssize_t fault_write(enum fault_site site, int fd, const void *buf, size_t len);
 ssize_t fault_read(enum fault_site site, int fd, void *buf, size_t len);
+ssize_t fault_send(enum fault_site site, int fd, const void *buf, size_t len, int flags);
 int fault_fdatasync(enum fault_site site, int fd);
 int fault_fsync(enum fault_site site, int fd);
 int fault_rename(enum fault_site site, const char *from, const char *to);

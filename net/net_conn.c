@@ -79,8 +79,11 @@ static void finish_close(struct net_conn *c, int err)
 static int write_out(struct net_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n =
-            fault_write(FAULT_NET_SEND, c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        /* send, not write: a peer gone raises no SIGPIPE, whatever the
+         * process does with the signal (found by tests/fuzz: client, whose
+         * process died of it). */
+        ssize_t n = fault_send(FAULT_NET_SEND, c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                               MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

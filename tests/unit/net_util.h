@@ -50,4 +50,18 @@ static inline int client_put(struct net_client *c, const char *path, const char 
     return net_client_call(c, &req, resp);
 }
 
+/* A linearizable get of path through the client: net_client_call's errno,
+ * and the response in *resp (the caller frees it) when that is 0. */
+static inline int client_get(struct net_client *c, const char *path, Raftfs__ClientResponse **resp)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__GetRequest g = RAFTFS__GET_REQUEST__INIT;
+    g.path.data = (uint8_t *)path;
+    g.path.len = strlen(path);
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
+    req.get = &g;
+    *resp = NULL;
+    return net_client_call(c, &req, resp);
+}
+
 #endif

@@ -82,14 +82,8 @@ static int get_from(const char *addr, const char *path, const char *value)
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err)))
         return EINVAL;
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__GetRequest g = RAFTFS__GET_REQUEST__INIT;
-    g.path.data = (uint8_t *)path;
-    g.path.len = strlen(path);
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
-    req.get = &g;
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = net_client_call(c, &req, &resp);
+    Raftfs__ClientResponse *resp;
+    int rc = client_get(c, path, &resp);
     if (!rc && resp->err)
         rc = (int)resp->err;
     if (!rc && (!resp->has_value || resp->value.len != strlen(value) ||

@@ -52,14 +52,8 @@ static Raftfs__ClientResponse *put(struct net_client *c, const char *path, const
 
 static Raftfs__ClientResponse *get(struct net_client *c, const char *path)
 {
-    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
-    Raftfs__GetRequest g = RAFTFS__GET_REQUEST__INIT;
-    g.path.data = (uint8_t *)path;
-    g.path.len = strlen(path);
-    req.op_case = RAFTFS__CLIENT_REQUEST__OP_GET;
-    req.get = &g;
-    Raftfs__ClientResponse *resp = NULL;
-    CHECK_EQ(net_client_call(c, &req, &resp), 0);
+    Raftfs__ClientResponse *resp;
+    CHECK_EQ(client_get(c, path, &resp), 0);
     return resp;
 }
 

@@ -44,6 +44,17 @@ static void leave_open(struct tstore *t)
     CHECK_EQ(rename(copy, path), 0);
 }
 
+/* Flips a byte of DIR/open-boot (its CRC no longer holds); its path in
+ * path. */
+static void damage_marker(const char *dir, char *path, size_t len)
+{
+    snprintf(path, len, "%s/open-boot", dir);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 20, SEEK_SET);
+    fputc('#', f);
+    fclose(f);
+}
+
 static void test_marker_and_trust(void)
 {
     struct tstore t = {.dir = tmpdir_make()};
@@ -86,11 +97,7 @@ static void test_refusals_move_nothing(void)
     leave_open(&t);
     /* A damaged marker: refused. */
     char path[600];
-    snprintf(path, sizeof(path), "%s/open-boot", t.dir);
-    FILE *f = fopen(path, "r+");
-    fseek(f, 20, SEEK_SET);
-    fputc('#', f);
-    fclose(f);
+    damage_marker(t.dir, path, sizeof(path));
     t.s = open_boot(t.dir, "boot-B", &rc, err, sizeof(err));
     CHECK_EQ(rc, EPROTO);
     CHECK(strstr(err, "open-boot is damaged") != NULL);
@@ -183,11 +190,7 @@ static void test_check_reports_marker(void)
     CHECK(r.rebuild_at_start);
     /* damaged: a problem (the start refuses it) */
     char path[600];
-    snprintf(path, sizeof(path), "%s/open-boot", t.dir);
-    FILE *f = fopen(path, "r+b");
-    fseek(f, 20, SEEK_SET);
-    fputc('#', f);
-    fclose(f);
+    damage_marker(t.dir, path, sizeof(path));
     CHECK_EQ(store_check(t.dir, &r, NULL, NULL, err, sizeof(err)), 0);
     CHECK_EQ(r.problems, 1);
     tstore_fini(&t);

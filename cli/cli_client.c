@@ -258,7 +258,7 @@ static int cmd_put(int argc, char **argv)
     if (a.lease_set) {
         put.has_lease = true;
         put.lease = a.lease;
-        cmd.version = STORE_CMD_VERSION; /* older builds would drop the lease */
+        cmd.version = STORE_CMD_VERSION_TXN; /* older builds would drop the lease */
     }
     cmd.op_case = RAFTFS__COMMAND__OP_PUT;
     cmd.put = &put;

@@ -51,10 +51,11 @@
 #define STORE_ECOMPACTED ERANGE
 
 #define STORE_ROOT_INO 1ULL
-/* The newest command version this build applies: 2, a TXN's. Every other
- * command is written as STORE_CMD_VERSION_PLAIN, which builds from before
- * TXN apply too. */
-#define STORE_CMD_VERSION       2U
+/* The newest command version this build applies: 3, an AUTH's (2: a TXN's
+ * and a lease's). Every other command is written as
+ * STORE_CMD_VERSION_PLAIN, which builds from before TXN apply too. */
+#define STORE_CMD_VERSION       3U
+#define STORE_CMD_VERSION_TXN   2U
 #define STORE_CMD_VERSION_PLAIN 1U
 #define STORE_RESERVED_NAME     ".raftfs"
 
@@ -132,7 +133,35 @@ enum store_op {
     STORE_OP_TXN,          /* compares, then_ops, else_ops */
     STORE_OP_LEASE_GRANT,  /* lease, ttl_ms */
     STORE_OP_LEASE_REVOKE, /* lease, lease_expired */
+    STORE_OP_AUTH,         /* auth_op and the fields it names (store_auth.c) */
 };
+
+/* AUTH commands: access control on the client protocol (store_auth.c, and
+ * AuthChange in net/raftfs.proto, whose numbers these are). */
+enum store_auth_op {
+    STORE_AUTH_ENABLE = 0,
+    STORE_AUTH_DISABLE,
+    STORE_AUTH_USER_ADD,
+    STORE_AUTH_USER_DELETE,
+    STORE_AUTH_USER_PASSWORD,
+    STORE_AUTH_USER_GRANT_ROLE,
+    STORE_AUTH_USER_REVOKE_ROLE,
+    STORE_AUTH_ROLE_ADD,
+    STORE_AUTH_ROLE_DELETE,
+    STORE_AUTH_ROLE_GRANT,
+    STORE_AUTH_ROLE_REVOKE,
+};
+#define STORE_AUTH_OP_MAX STORE_AUTH_ROLE_REVOKE
+
+#define STORE_PERM_READ  1U
+#define STORE_PERM_WRITE 2U
+/* User and role names: 1 to this many bytes, printable ASCII without
+ * space, ':' or '/' (EINVAL). */
+#define STORE_AUTH_NAME_MAX  64U
+#define STORE_AUTH_HASH_MAX  256U   /* a crypt(3) string */
+#define STORE_AUTH_MAX_ROLES 64U    /* per user (E2BIG) */
+#define STORE_AUTH_MAX_PERMS 256U   /* per role (E2BIG) */
+#define STORE_AUTH_ROOT      "root" /* the user ENABLE needs, and the role that may do all */
 
 /* A lease's time to live: 1 ms to about 11.5 days (EINVAL outside). */
 #define STORE_LEASE_TTL_MAX_MS (1000ULL * 1000 * 1000)
@@ -226,6 +255,20 @@ struct store_cmd {
     uint64_t lease;
     uint64_t ttl_ms;
     bool lease_expired;
+    /* A client's command (has_user): applied only if user may, when access
+     * control is enabled (EPERM: no such user, EACCES: not allowed). */
+    bool has_user;
+    const char *user;
+    size_t user_len;
+    /* AUTH: auth_op, and as it names them: auth_name (a user or a role),
+     * auth_role, auth_prefix and auth_perm (STORE_PERM_*), auth_hash
+     * (has_auth_hash: a crypt(3) string; without it USER_ADD makes a user
+     * who can only log in by certificate). */
+    enum store_auth_op auth_op;
+    const char *auth_name, *auth_role, *auth_prefix, *auth_hash;
+    size_t auth_name_len, auth_role_len, auth_prefix_len, auth_hash_len;
+    bool has_auth_hash;
+    uint32_t auth_perm;
 };
 
 /* Encodes cmd (protobuf-c Command, net/raftfs.proto). On success *out is
@@ -560,6 +603,41 @@ struct store_member {
 /* Calls cb for each member (id order). Errors: EIO (a damaged record), or
  * cb's non-zero return. */
 int store_members(struct store *s, int (*cb)(void *ctx, const struct store_member *m), void *ctx);
+
+/* ---- access control (store_auth.c) ----------------------------------- */
+
+/* Whether access control is enabled (AUTH ENABLE). */
+int store_auth_enabled(struct store_txn *t, bool *on);
+/* Whether user may do want (STORE_PERM_READ or _WRITE) on path, as of t:
+ * 0 (also whenever access control is disabled), EPERM (no such user),
+ * EACCES (not allowed), or EIO (a damaged record). */
+int store_auth_allowed(struct store_txn *t, const char *user, size_t ulen, const char *path,
+                       size_t plen, unsigned want);
+/* The same for what only the role "root" may do (members, access control). */
+int store_auth_root(struct store_txn *t, const char *user, size_t ulen);
+/* user's crypt(3) string, NUL-terminated, into hash: ENOENT (no such
+ * user), ENOKEY (the user has no password: certificate only), EIO. */
+int store_auth_login(struct store_txn *t, const char *user, size_t ulen, char *hash, size_t cap);
+/* Whether prefix covers path: itself or below it ("/" covers all). */
+bool store_auth_covers(const char *prefix, size_t plen, const char *path, size_t len);
+/* EINVAL unless name is a valid user or role name. */
+int store_auth_name_check(const char *name, size_t len);
+
+/* A user (its roles in items) or a role (its prefixes in items, with
+ * perms); pointers valid during the callback only. */
+struct store_auth_item {
+    const char *name;
+    size_t name_len;
+    bool has_password; /* users */
+    size_t n_items;
+    const char *const *items;
+    const size_t *item_lens;
+    const uint32_t *perms; /* roles: STORE_PERM_* of each prefix */
+};
+/* Calls cb for every user (roles: every role) in name order, or only for
+ * the one named only (ENOENT if none). Errors: EIO, or cb's non-zero. */
+int store_auth_list(struct store_txn *t, bool roles, const char *only, size_t only_len,
+                    int (*cb)(void *ctx, const struct store_auth_item *it), void *ctx);
 
 /* ---- snapshot images ------------------------------------------------ */
 

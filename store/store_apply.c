@@ -876,6 +876,8 @@ static int apply_op(struct applier *a, struct store_result *res)
         return cmd_lease_grant(a, res);
     case STORE_OP_LEASE_REVOKE:
         return cmd_lease_revoke(a, res);
+    case STORE_OP_AUTH:
+        return store_auth_apply(a->s, a->txn, a->c, &res->err);
     case STORE_OP_TXN:
         break;
     }
@@ -1115,10 +1117,10 @@ static int apply_one(struct applier *a, const struct store_entry *e, struct stor
     a->client_id = d.cmd.client_id;
     size_t mark_changes = a->s->n_changes, mark_names = a->s->names_len;
     uint64_t mark_next = a->st.next_ino, mark_inodes = a->st.inodes;
-    if (d.cmd.op == STORE_OP_TXN)
-        rc = cmd_txn(a, res);
-    else
-        rc = apply_op(a, res);
+    /* A client's command: only if its user may (access control). */
+    rc = store_auth_command(a->s, a->txn, &d.cmd, &res->err);
+    if (!rc && !res->err)
+        rc = d.cmd.op == STORE_OP_TXN ? cmd_txn(a, res) : apply_op(a, res);
     uint64_t client_id = d.cmd.client_id, seq = d.cmd.seq;
     bool changed = a->s->n_changes != mark_changes;
     if (!rc && !res->err && changed && store_history_op(d.cmd.op)) {

@@ -26,6 +26,7 @@
  *    each directory in name order; tables in key order), so that members
  *    that applied the same entries print the same digest.
  */
+#include "raftfs.pb-c.h"
 #include "store_check_internal.h"
 #include "store_le.h"
 
@@ -186,7 +187,8 @@ static int open_readonly(struct store_checker *c, const char *dir, char *err, si
         (rc = dbi_optional(txn, "history", &s->history, &c->have_history)) ||
         (rc = dbi_optional(txn, "leases", &s->leases, &c->have_leases)) ||
         (rc = dbi_optional(txn, "lease_keys", &s->lease_keys, &c->have_lease_keys)) ||
-        (rc = dbi_optional(txn, "ino_lease", &s->ino_lease, &c->have_ino_lease))) {
+        (rc = dbi_optional(txn, "ino_lease", &s->ino_lease, &c->have_ino_lease)) ||
+        (rc = dbi_optional(txn, "auth", &s->auth, &c->have_auth))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, EIO, "cannot read the store's tables: %s",
                           mdb_strerror(rc));
@@ -341,6 +343,45 @@ static void check_members(struct store_checker *c)
     }
     if (rc != MDB_NOTFOUND)
         store_check_unreadable(c, "members", rc);
+}
+
+/* Access control: records that decode as apply writes them, and the
+ * roles users hold exist. Digested in key order. */
+static void check_auth(struct store_checker *c)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+    if (!c->have_auth || (rc = mdb_cursor_open(c->txn, c->s->auth, &cur)))
+        return;
+    while (!(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
+        const char *key = k.mv_data;
+        if (store_auth_record_check(k.mv_data, k.mv_size, v.mv_data, v.mv_size)) {
+            store_check_problem(c, "an access-control record does not decode (auth, key %.*s)",
+                                (int)(k.mv_size < 65 ? k.mv_size : 65), key);
+            continue;
+        }
+        store_digest_auth(c, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (key[0] != 'u')
+            continue;
+        Raftfs__AuthUserRecord *u;
+        if (store_auth_user_decode(v.mv_data, v.mv_size, &u))
+            continue;
+        for (size_t i = 0; i < u->n_roles; i++) {
+            unsigned char rk[1 + STORE_AUTH_NAME_MAX];
+            rk[0] = 'r';
+            memcpy(rk + 1, u->roles[i].data, u->roles[i].len);
+            MDB_val q = {.mv_size = 1 + u->roles[i].len, .mv_data = rk}, qv;
+            if (mdb_get(c->txn, c->s->auth, &q, &qv))
+                store_check_problem(c, "user %.*s holds role %.*s, which is missing (auth)",
+                                    (int)k.mv_size - 1, key + 1, (int)u->roles[i].len,
+                                    (const char *)u->roles[i].data);
+        }
+        raftfs__auth_user_record__free_unpacked(u, NULL);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        store_check_unreadable(c, "auth", rc);
 }
 
 /* Leases: records that decode; every file attached to one (ino_lease) is
@@ -508,6 +549,7 @@ int store_check(const char *dir, struct store_check_report *out,
     check_sessions(&c);
     check_members(&c);
     check_leases(&c);
+    check_auth(&c);
     check_history(&c);
     store_check_log(&c);
     out->digest = store_digest_final(&c);

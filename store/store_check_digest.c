@@ -12,7 +12,7 @@
  * layout, and the root's times, uid and gid (below). */
 #include "store_check_internal.h"
 
-#define DIGEST_VERSION 2U /* 2: a session's txn outcome, leases */
+#define DIGEST_VERSION 3U /* 2: a session's txn outcome, leases; 3: access control */
 
 /* The key: fixed, so that every member hashes alike. */
 static const unsigned char digest_key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -142,6 +142,15 @@ void store_digest_lease_file(struct store_checker *c, uint64_t ino, uint64_t id)
     d_u8(c, 'F');
     d_u64(c, ino);
     d_u64(c, id);
+}
+
+/* An access-control record as stored: apply writes it deterministically. */
+void store_digest_auth(struct store_checker *c, const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    d_u8(c, 'A');
+    d_str(c, key, klen);
+    d_str(c, val, vlen);
 }
 
 uint64_t store_digest_final(struct store_checker *c)

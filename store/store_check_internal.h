@@ -24,7 +24,7 @@ struct store_checker {
     struct store *s; /* opened read only: env, tables and limits only */
     MDB_txn *txn;    /* the one read transaction everything is read in */
     bool have_log, have_raft, have_sessions, have_lru, have_members, have_history; /* tables */
-    bool have_leases, have_lease_keys, have_ino_lease;
+    bool have_leases, have_lease_keys, have_ino_lease, have_auth;
     bool have_state;                                                 /* the state record decoded */
     bool values_apart; /* store format 1: values in "data", not the inodes table */
     struct store_state st;
@@ -72,6 +72,8 @@ void store_digest_session(struct store_checker *c, uint64_t client_id,
 /* A lease, and a file attached to one. */
 void store_digest_lease(struct store_checker *c, uint64_t id, uint64_t ttl_ms);
 void store_digest_lease_file(struct store_checker *c, uint64_t ino, uint64_t id);
+void store_digest_auth(struct store_checker *c, const void *key, size_t klen, const void *val,
+                       size_t vlen);
 void store_digest_member(struct store_checker *c, uint64_t id, const char *addr, size_t addr_len,
                          uint64_t incarnation);
 uint64_t store_digest_final(struct store_checker *c);

@@ -27,6 +27,7 @@ struct op_msgs {
     Raftfs__MemberDel md;
     Raftfs__LeaseGrant lg;
     Raftfs__LeaseRevoke lr;
+    Raftfs__AuthChange au;
 };
 
 /* Sets m's op from c (not TXN), with submessages in b. */
@@ -136,6 +137,26 @@ static int encode_op(const struct store_cmd *c, Raftfs__Command *m, struct op_ms
         m->op_case = RAFTFS__COMMAND__OP_LEASE_REVOKE;
         m->lease_revoke = &b->lr;
         break;
+    case STORE_OP_AUTH: {
+        Raftfs__AuthChange *au = &b->au;
+        if ((unsigned)c->auth_op > STORE_AUTH_OP_MAX)
+            return EINVAL;
+        raftfs__auth_change__init(au);
+        au->op = (Raftfs__AuthChange__Op)c->auth_op;
+        au->has_name = c->auth_name != NULL;
+        au->name = bin(c->auth_name, c->auth_name_len);
+        au->has_role = c->auth_role != NULL;
+        au->role = bin(c->auth_role, c->auth_role_len);
+        au->has_prefix = c->auth_prefix != NULL;
+        au->prefix = bin(c->auth_prefix, c->auth_prefix_len);
+        au->has_perm = c->auth_perm != 0;
+        au->perm = c->auth_perm;
+        au->has_password_hash = c->has_auth_hash;
+        au->password_hash = bin(c->auth_hash, c->auth_hash_len);
+        m->op_case = RAFTFS__COMMAND__OP_AUTH;
+        m->auth = au;
+        break;
+    }
     default:
         return EINVAL;
     }
@@ -194,7 +215,7 @@ static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_
         const struct store_cmd *op = i < c->n_then ? &c->then_ops[i] : &c->else_ops[i - c->n_then];
         if (op->op == STORE_OP_TXN || op->op == STORE_OP_MEMBER_SET ||
             op->op == STORE_OP_MEMBER_DEL || op->op == STORE_OP_LEASE_GRANT ||
-            op->op == STORE_OP_LEASE_REVOKE)
+            op->op == STORE_OP_LEASE_REVOKE || op->op == STORE_OP_AUTH)
             return EINVAL;
         raftfs__command__init(&t->ops[i]);
         t->ops[i].version = STORE_CMD_VERSION_PLAIN;
@@ -209,7 +230,7 @@ static int encode_txn(const struct store_cmd *c, Raftfs__Command *m, struct txn_
     t->txn.then = t->op_ptrs;
     t->txn.n_else_ = c->n_else;
     t->txn.else_ = t->op_ptrs + c->n_then;
-    m->version = STORE_CMD_VERSION;
+    m->version = STORE_CMD_VERSION_TXN;
     m->op_case = RAFTFS__COMMAND__OP_TXN;
     m->txn = &t->txn;
     return 0;
@@ -230,12 +251,16 @@ int store_cmd_encode(const struct store_cmd *c, void **out, size_t *out_len)
     m.has_client_id = m.has_seq = c->client_id != 0;
     m.client_id = c->client_id;
     m.seq = c->seq;
+    m.has_user = c->has_user;
+    m.user = bin(c->user, c->user_len);
 
     int rc = c->op == STORE_OP_TXN ? encode_txn(c, &m, &t) : encode_op(c, &m, &b);
     /* What builds from before TXN and leases would not understand. */
     if (c->op == STORE_OP_LEASE_GRANT || c->op == STORE_OP_LEASE_REVOKE ||
         (c->op == STORE_OP_PUT && c->has_lease) ||
         (c->op == STORE_OP_SETATTR && (c->set_mask & STORE_SET_LEASE)))
+        m.version = STORE_CMD_VERSION_TXN;
+    if (c->op == STORE_OP_AUTH)
         m.version = STORE_CMD_VERSION;
     if (rc) {
         txn_msgs_free(&t);
@@ -352,6 +377,27 @@ static int decode_op(const Raftfs__Command *m, struct store_cmd *c)
         c->lease_expired = m->lease_revoke->has_expired && m->lease_revoke->expired;
         c->path = "";
         break;
+    case RAFTFS__COMMAND__OP_AUTH: {
+        const Raftfs__AuthChange *au = m->auth;
+        /* A password never reaches the log: the member hashes it. */
+        if (m->version < STORE_CMD_VERSION || (unsigned)au->op > STORE_AUTH_OP_MAX ||
+            au->has_password)
+            return EINVAL;
+        c->op = STORE_OP_AUTH;
+        c->path = "";
+        c->auth_op = (enum store_auth_op)au->op;
+        if (au->has_name)
+            set_path(&au->name, &c->auth_name, &c->auth_name_len);
+        if (au->has_role)
+            set_path(&au->role, &c->auth_role, &c->auth_role_len);
+        if (au->has_prefix)
+            set_path(&au->prefix, &c->auth_prefix, &c->auth_prefix_len);
+        if (au->has_password_hash)
+            set_path(&au->password_hash, &c->auth_hash, &c->auth_hash_len);
+        c->has_auth_hash = au->has_password_hash;
+        c->auth_perm = au->has_perm ? au->perm : 0;
+        break;
+    }
     default:
         return EINVAL; /* no op, or one from a newer build that kept version 1 */
     }
@@ -390,7 +436,8 @@ static int decode_txn(const Raftfs__Txn *t, struct store_cmd *c, void **priv)
             w->op_case == RAFTFS__COMMAND__OP_TXN || w->op_case == RAFTFS__COMMAND__OP_MEMBER_SET ||
             w->op_case == RAFTFS__COMMAND__OP_MEMBER_DEL ||
             w->op_case == RAFTFS__COMMAND__OP_LEASE_GRANT ||
-            w->op_case == RAFTFS__COMMAND__OP_LEASE_REVOKE || decode_op(w, &ops[i]))
+            w->op_case == RAFTFS__COMMAND__OP_LEASE_REVOKE ||
+            w->op_case == RAFTFS__COMMAND__OP_AUTH || w->has_user || decode_op(w, &ops[i]))
             goto invalid;
         ops[i].time_ns = c->time_ns;
     }
@@ -431,6 +478,9 @@ int store_cmd_decode(const void *buf, size_t len, struct store_cmd_decoded *out)
     c->expected_ino = m->expected_ino;
     c->client_id = m->has_client_id ? m->client_id : 0;
     c->seq = m->has_seq ? m->seq : 0;
+    c->has_user = m->has_user;
+    if (m->has_user)
+        set_path(&m->user, &c->user, &c->user_len);
     c->value = "";
 
     if (m->op_case == RAFTFS__COMMAND__OP_TXN) {

@@ -472,7 +472,8 @@ static int open_existing(struct store *s, const char *dir, const struct store_co
         (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &s->history)) ||
         (rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &s->leases)) ||
         (rc = mdb_dbi_open(txn, "lease_keys", MDB_CREATE, &s->lease_keys)) ||
-        (rc = mdb_dbi_open(txn, "ino_lease", MDB_CREATE, &s->ino_lease))) {
+        (rc = mdb_dbi_open(txn, "ino_lease", MDB_CREATE, &s->ino_lease)) ||
+        (rc = mdb_dbi_open(txn, "auth", MDB_CREATE, &s->auth))) {
         mdb_txn_abort(txn);
         return store_fail(err, err_len, store_mdb_errno(rc), "%s: cannot open the log: %s", data,
                           mdb_strerror(rc));

@@ -24,7 +24,7 @@ struct store_change_rec {
 };
 
 struct store {
-    char *dir; /* the data directory */
+    char *dir;             /* the data directory */
     bool unsynced;         /* store_config.unsynced_apply */
     bool rebuilt;          /* store_open rebuilt it (store_boot.c) */
     bool sync_failed;      /* an fsync of the tree failed: no more commits (EIO) */
@@ -37,6 +37,7 @@ struct store {
     MDB_dbi members;               /* the member directory */
     MDB_dbi history;               /* change events by revision (store_history.c) */
     MDB_dbi leases, lease_keys, ino_lease; /* leases and their files (store_lease.c) */
+    MDB_dbi auth;                          /* access control (store_auth.c) */
     uint64_t history_keep;                 /* revisions of history kept; 0 = the default */
     struct store_limits limits;
     struct store_observer obs;
@@ -123,6 +124,19 @@ void store_sync_failed(struct store *s);
 #define STORE_BOOT_SYNC_FAILED "sync-failed"
 /* Installs the image the log starts after into the (new, empty) store. */
 int store_boot_rebuild(struct store *s, char *err, size_t err_len);
+
+/* store_auth.c: the check of a client's command (*err 0, EPERM, EACCES)
+ * and the AUTH ops (*err: the command's errno), in apply's transaction;
+ * the records' decoders (EIO: damaged), for images and checks. */
+struct Raftfs__AuthUserRecord;
+struct Raftfs__AuthRoleRecord;
+int store_auth_command(struct store *s, MDB_txn *txn, const struct store_cmd *c, int *err);
+int store_auth_apply(struct store *s, MDB_txn *txn, const struct store_cmd *c, int *err);
+int store_auth_conf_decode(const void *v, size_t len, bool *enabled);
+int store_auth_user_decode(const void *v, size_t len, struct Raftfs__AuthUserRecord **out);
+int store_auth_role_decode(const void *v, size_t len, struct Raftfs__AuthRoleRecord **out);
+/* One record of the auth table: 0, or EIO if it is not one apply writes. */
+int store_auth_record_check(const void *key, size_t klen, const void *v, size_t vlen);
 
 /* store_lease.c */
 int store_lease_decode(const void *rec, size_t len, uint64_t *ttl_ms);

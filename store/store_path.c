@@ -71,6 +71,8 @@ const char *store_op_name(enum store_op op)
         return "LEASE_GRANT";
     case STORE_OP_LEASE_REVOKE:
         return "LEASE_REVOKE";
+    case STORE_OP_AUTH:
+        return "AUTH";
     }
     return "?";
 }

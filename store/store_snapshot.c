@@ -6,7 +6,8 @@
  *   header   "raftfs-snap\0" (12) | u32 version | u64 applied index |
  *            u64 revision
  *   records  u8 table (1 meta, 2 inodes, 3 dirents, 4 data, 5 sessions,
- *            6 session_lru, 7 members, 8 leases, 9 lease_keys, 10 ino_lease)
+ *            6 session_lru, 7 members, 8 leases, 9 lease_keys, 10 ino_lease,
+ *            11 auth; builds from before 11 refuse an image that has it)
  *            | u32 key length
  *            | u32 value length | key | value
  *            tables in that order, keys in LMDB order within a table
@@ -51,7 +52,8 @@ enum {
     SNAP_LEASES,
     SNAP_LEASE_KEYS,
     SNAP_INO_LEASE,
-    SNAP_TABLES = SNAP_INO_LEASE
+    SNAP_AUTH,
+    SNAP_TABLES = SNAP_AUTH
 };
 
 /* ---- writing ---- */
@@ -158,7 +160,7 @@ int store_snapshot_write(struct store *s, int fd, struct store_snapshot_info *in
     uint64_t records = 0;
     MDB_dbi dbis[SNAP_TABLES] = {s->meta,       s->inodes,      s->dirents, s->inodes,
                                  s->sessions,   s->session_lru, s->members, s->leases,
-                                 s->lease_keys, s->ino_lease};
+                                 s->lease_keys, s->ino_lease,   s->auth};
     for (unsigned char t = SNAP_META; t <= SNAP_TABLES && !rc; t++)
         rc = write_table(&w, txn, dbis[t - 1], t, &records);
     if (rc)
@@ -279,7 +281,7 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
     if (s)
         memcpy(dbis,
                (MDB_dbi[]){s->meta, s->inodes, s->dirents, s->inodes, s->sessions, s->session_lru,
-                           s->members, s->leases, s->lease_keys, s->ino_lease},
+                           s->members, s->leases, s->lease_keys, s->ino_lease, s->auth},
                sizeof(dbis));
     for (;;) {
         p = r_take(&r, 1);
@@ -378,6 +380,8 @@ static int scan(struct store *s, MDB_txn *txn, int fd, struct store_snapshot_inf
             bad = klen != 16 || vlen != 0;
         } else if (table == SNAP_INO_LEASE) {
             bad = klen != 8 || vlen != 8;
+        } else if (table == SNAP_AUTH) {
+            bad = store_auth_record_check(key, klen, vp, vlen) != 0;
         } else {
             const char *addr;
             size_t addr_len;
@@ -486,6 +490,8 @@ int store_snapshot_install(struct store *s, int fd, struct store_snapshot_info *
         mrc = mdb_drop(txn, s->lease_keys, 0);
     if (!mrc)
         mrc = mdb_drop(txn, s->ino_lease, 0);
+    if (!mrc)
+        mrc = mdb_drop(txn, s->auth, 0);
     if (mrc) {
         mdb_txn_abort(txn);
         return fail(err, err_len, store_mdb_errno(mrc), "cannot clear the state");

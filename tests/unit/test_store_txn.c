@@ -344,7 +344,7 @@ static void test_codec_refusals(void)
     /* A txn is version 2 (older builds refuse it), any other command 1
      * (older builds apply it). */
     Raftfs__Command *m = raftfs__command__unpack(NULL, len, buf);
-    CHECK(m && m->version == STORE_CMD_VERSION && m->txn->then[0]->version == 1);
+    CHECK(m && m->version == STORE_CMD_VERSION_TXN && m->txn->then[0]->version == 1);
     raftfs__command__free_unpacked(m, NULL);
     free(buf);
     CHECK_EQ(store_cmd_encode(&then[0], &buf, &len), 0);

@@ -64,6 +64,17 @@ int cli_bench(int argc, char **argv);
 extern const char cli_check_usage[];
 int cli_check(int argc, char **argv);
 
+/* raftfs auth, user and role (argv[0] is which). */
+extern const char cli_auth_usage[];
+int cli_auth(int argc, char **argv);
+/* Takes --user NAME[:PASSWORD] and --password-file FILE out of argv (up to
+ * a "--"), after $RAFTFS_USER and $RAFTFS_PASSWORD: the login of every
+ * client command. 0, or an exit status. */
+int cli_auth_take_options(int *argc, char **argv);
+/* Sets cfg's login from them (NULL: anonymous). */
+struct net_client_config;
+void cli_auth_config(struct net_client_config *cfg);
+
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);
 void cli_version(void);

@@ -318,6 +318,16 @@ static int connect_ep(struct sconn *s, size_t i, uint64_t deadline, int *out_fd,
     Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
     Raftfs__Hello hello = RAFTFS__HELLO__INIT;
     hello.protocol_version = NET_WIRE_VERSION;
+    struct net_client_config login = {0};
+    cli_auth_config(&login);
+    if (login.user) {
+        hello.has_user = true;
+        hello.user.data = (uint8_t *)login.user;
+        hello.user.len = strlen(login.user);
+        hello.has_password = login.password != NULL;
+        hello.password.data = (uint8_t *)login.password;
+        hello.password.len = login.password ? strlen(login.password) : 0;
+    }
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     if ((rc = send_env(fd, &env, deadline)))
@@ -480,6 +490,7 @@ static int open_client(struct worker *w, struct net_client **c)
 {
     struct net_client_config cfg = {.endpoints = w->b->endpoints,
                                     .timeout_ms = (int)(w->b->timeout_s * 1000)};
+    cli_auth_config(&cfg);
     char err[200];
     int rc = net_client_open(c, &cfg, err, sizeof(err));
     if (rc)

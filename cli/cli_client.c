@@ -30,7 +30,9 @@ const char cli_client_usage[] =
     "                               asking the leader (may be behind)\n"
     "  --mode MODE                  put/mkdir: octal mode of a new entry (0644/0755)\n"
     "  --lease ID                   put: attach the key to this lease (raftfs lease),\n"
-    "                               0 to none; without it a key keeps its own\n";
+    "                               0 to none; without it a key keeps its own\n"
+    "  --user NAME[:PASSWORD]       log in (access control; default $RAFTFS_USER)\n"
+    "  --password-file FILE         the password, its first line ($RAFTFS_PASSWORD)\n";
 
 struct client_args {
     const char *endpoints;
@@ -135,6 +137,7 @@ static struct net_client *connect_or_die(const char *cmd, const struct client_ar
 {
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
+    cli_auth_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

@@ -162,6 +162,7 @@ static struct net_client *xconnect(const char *cmd, const struct xargs *a)
 {
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
+    cli_auth_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

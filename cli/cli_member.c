@@ -34,6 +34,7 @@ static int member_call(const char *endpoints, double timeout_s, Raftfs__MemberRe
                        uint64_t id, const char *addr, Raftfs__ClientResponse **resp, bool quiet)
 {
     struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
+    cli_auth_config(&cfg);
     struct net_client *c;
     char err[256];
     *resp = NULL;

@@ -489,6 +489,7 @@ int cli_txn(int argc, char **argv)
                             .else_ops = t.els,
                             .n_else = t.n_else};
     struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
+    cli_auth_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

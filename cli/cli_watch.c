@@ -322,6 +322,7 @@ int cli_watch(int argc, char **argv)
     if (rc)
         return rc;
     struct net_client_config cfg = {.endpoints = a.endpoints, .timeout_ms = 5000};
+    cli_auth_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

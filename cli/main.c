@@ -30,13 +30,18 @@ static const char usage_text[] =
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
     "                                         measure ops/s and latency (closed loop)\n"
+    "  auth enable|disable|status|whoami     access control on the client protocol\n"
+    "  user add|delete|passwd|grant-role|revoke-role|list|get ...\n"
+    "  role add|delete|grant|revoke|list|get ...\n"
+    "                                         its users and roles\n"
     "  check --data DIR [--json]              check a stopped member's data directory\n"
     "                                         and print a digest of its state\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
     "Run 'raftfs help mount' for the mount options, 'raftfs help client' for the\n"
-    "others (they talk to a member's --listen port: --endpoints HOST:PORT).\n";
+    "others (they talk to a member's --listen port: --endpoints HOST:PORT; they log\n"
+    "in with --user NAME[:PASSWORD] and --password-file FILE: 'raftfs help auth').\n";
 
 int main(int argc, char **argv)
 {
@@ -45,6 +50,12 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* Every command that talks to a member may log in (mount: to --join). */
+    if (strcmp(cmd, "check") && strcmp(cmd, "help") && strcmp(cmd, "version")) {
+        int rc = cli_auth_take_options(&argc, argv);
+        if (rc)
+            return rc;
+    }
     if (!strcmp(cmd, "mount"))
         return cli_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "member"))
@@ -59,6 +70,8 @@ int main(int argc, char **argv)
         return cli_txn(argc - 1, argv + 1);
     if (!strcmp(cmd, "lease"))
         return cli_lease(argc - 1, argv + 1);
+    if (!strcmp(cmd, "auth") || !strcmp(cmd, "user") || !strcmp(cmd, "role"))
+        return cli_auth(argc - 1, argv + 1);
     if (!strcmp(cmd, "export") || !strcmp(cmd, "import"))
         return cli_export(argc - 1, argv + 1);
     int rc = cli_client(argc - 1, argv + 1);
@@ -95,6 +108,11 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "check")) {
             fputs(cli_check_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 &&
+            (!strcmp(argv[2], "auth") || !strcmp(argv[2], "user") || !strcmp(argv[2], "role"))) {
+            fputs(cli_auth_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "member")) {

@@ -33,6 +33,7 @@ struct net_client {
     uint64_t client_id, next_seq, next_id;
     uint8_t *in;
     size_t in_len, in_cap;
+    char *user, *password; /* the login said in every Hello (NULL: anonymous) */
     char err[256];
 };
 
@@ -83,7 +84,15 @@ int net_client_open(struct net_client **out, const struct net_client_config *cfg
         snprintf(err, err_len, "no endpoints given");
         rc = EINVAL;
     }
+    if (!rc && cfg->user &&
+        (!(c->user = strdup(cfg->user)) ||
+         (cfg->password && !(c->password = strdup(cfg->password))))) {
+        snprintf(err, err_len, "out of memory");
+        rc = ENOMEM;
+    }
     if (rc) {
+        free(c->user);
+        free(c->password);
         free(c);
         return rc;
     }
@@ -116,6 +125,11 @@ void net_client_close(struct net_client *c)
         return;
     disconnect(c);
     free(c->in);
+    free(c->user);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
     free(c);
 }
 
@@ -250,6 +264,14 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
     Raftfs__Hello hello = RAFTFS__HELLO__INIT;
     hello.protocol_version = NET_WIRE_VERSION;
     hello.cluster_id = c->cluster_id;
+    if (c->user) {
+        hello.has_user = true;
+        hello.user.data = (uint8_t *)c->user;
+        hello.user.len = strlen(c->user);
+        hello.has_password = c->password != NULL;
+        hello.password.data = (uint8_t *)c->password;
+        hello.password.len = c->password ? strlen(c->password) : 0;
+    }
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     if ((rc = send_env(c, &env, deadline)))
@@ -262,9 +284,14 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
                 reply->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY && reply->hello_reply->error
                     ? reply->hello_reply->error
                     : "unexpected answer");
+        /* A refused login is final: every member would refuse it. */
+        rc = reply->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY &&
+                     reply->hello_reply->has_err && reply->hello_reply->err == EPERM
+                 ? EPERM
+                 : EPROTO;
         net_wire_free(reply);
         disconnect(c);
-        return EPROTO;
+        return rc;
     }
     net_wire_free(reply);
     c->cur = i;
@@ -357,6 +384,8 @@ static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__Client
             stay = false;
             if ((rc = connect_ep(c, i, deadline))) {
                 c->cur = i;
+                if (rc == EPERM)
+                    return rc;
                 /* Every endpoint failed once: wait a little before the next round. */
                 if (attempt && attempt % c->n_eps == 0) {
                     struct timespec ts = {0, (long)backoff_ms * 1000000};

@@ -25,6 +25,9 @@ struct net_client_config {
     uint64_t cluster_id;   /* 0: any cluster */
     int timeout_ms;        /* for one whole call, retries included (default 5000) */
     size_t max_frame;      /* largest response accepted (default 80 MiB) */
+    /* A login said in every Hello (access control); NULL: anonymous. A
+     * refused login is EPROTO ("authentication failed"). */
+    const char *user, *password;
 };
 
 /* Parses the endpoints (no connection yet). EINVAL with a reason in err. */

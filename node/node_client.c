@@ -21,6 +21,7 @@
 
 #include "net_conn.h"
 #include "net_wire.h"
+#include "node_auth.h"
 #include "node_internal.h"
 #include "node_wire.h"
 
@@ -34,6 +35,11 @@ struct client {
     uint64_t peer_id;     /* a member's connection: its id */
     uint64_t incarnation; /* ... and its Hello's incarnation (0: none) */
     unsigned pending;     /* requests waiting for the node */
+    bool authing;         /* its Hello's password is being checked */
+    /* The user its Hello logged in as (empty: anonymous): every command it
+     * sends carries it, every read is checked against it (store_auth.c). */
+    char user[STORE_AUTH_NAME_MAX + 1];
+    size_t user_len;
     struct client *prev, *next;
 };
 
@@ -44,6 +50,7 @@ struct node_server {
     struct net_conn_limits limits;
     struct client *clients;
     uint64_t own_client_id, next_seq; /* for writes that came without an id */
+    struct node_auth *auth;           /* password checks and hashes */
 };
 
 /* A request waiting for the node: a write, or a read after its barrier. */
@@ -149,7 +156,30 @@ static void write_done(void *ctx, int rc, const struct store_result *res)
     free(w);
 }
 
-static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
+/* Whether c's user may do want (STORE_PERM_*; 0: only be a user) on path
+ * (NULL: what only the role root may), as this member's state says: 0,
+ * EPERM (anonymous, or no such user), EACCES, or an error of the store. */
+static int client_may(struct client *c, const char *path, size_t len, unsigned want)
+{
+    struct store_txn *t;
+    int rc = store_txn_begin(c->srv->n->store, &t);
+    if (rc)
+        return rc;
+    rc = path ? store_auth_allowed(t, c->user, c->user_len, path, len, want)
+              : store_auth_root(t, c->user, c->user_len);
+    store_txn_end(t);
+    return rc;
+}
+
+static const char *refusal(int err)
+{
+    return err == EPERM    ? "not logged in (or no such user) while access control is enabled"
+           : err == EACCES ? "permission denied"
+                           : NULL;
+}
+
+/* Stamps a client's command and hands it to the node. */
+static void submit_write(struct client *c, const Raftfs__ClientRequest *req)
 {
     struct node_server *s = c->srv;
     struct node *n = s->n;
@@ -159,8 +189,10 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
     }
     Raftfs__Command *cmd = req->write;
     /* The member that takes the write is its proposer: it stamps the time
-     * unless the client chose one. The client's (client_id, seq) make it
-     * exactly once across retries; a client without one gets ours. */
+     * unless the client chose one, and always the connection's user, which
+     * apply checks (store_auth.c): a client cannot speak for another. The
+     * client's (client_id, seq) make it exactly once across retries; a
+     * client without one gets ours. */
     if (!cmd->time_ns)
         cmd->time_ns = node_now_ns();
     uint64_t cid = req->has_client_id && req->client_id ? req->client_id : 0;
@@ -174,16 +206,24 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
     cmd->has_client_id = cmd->has_seq = true;
     cmd->client_id = cid;
     cmd->seq = seq;
+    ProtobufCBinaryData sent_user = cmd->user;
+    protobuf_c_boolean sent_has_user = cmd->has_user;
+    cmd->has_user = true;
+    cmd->user.data = (uint8_t *)c->user;
+    cmd->user.len = c->user_len;
     size_t len = raftfs__command__get_packed_size(cmd);
     void *data = malloc(len ? len : 1);
     struct write_ctx *w = calloc(1, sizeof(*w));
+    if (data && w)
+        raftfs__command__pack(cmd, data);
+    cmd->user = sent_user; /* the envelope frees what it unpacked */
+    cmd->has_user = sent_has_user;
     if (!data || !w) {
         free(data);
         free(w);
         respond_err(c, req->id, ENOMEM, "out of memory");
         return;
     }
-    raftfs__command__pack(cmd, data);
     w->c = c;
     w->id = req->id;
     /* Answered early: this client's next request is served on the loop
@@ -195,6 +235,97 @@ static void handle_write(struct client *c, const Raftfs__ClientRequest *req)
         return;
     }
     c->pending++;
+}
+
+/* A job dropped at close: what it held goes (the client goes elsewhere). */
+static void drop_write_job(struct node_auth_job *j)
+{
+    struct write_ctx *w = j->ctx;
+    net_wire_free(w->env);
+    free(w);
+    free(j);
+}
+
+/* A new password's hash is made: the AUTH change goes on with it (and
+ * without the password, which the log never holds). */
+static void password_hashed(struct node_auth_job *j)
+{
+    struct write_ctx *w = j->ctx;
+    struct client *c = w->c;
+    c->pending--;
+    if (c->conn && j->result) {
+        respond_err(c, w->id, j->result, "cannot hash the password");
+    } else if (c->conn) {
+        Raftfs__AuthChange *au = w->req->write->auth;
+        au->has_password_hash = true;
+        au->password_hash.data = (uint8_t *)j->hash;
+        au->password_hash.len = strlen(j->hash);
+        submit_write(c, w->req);
+        au->has_password_hash = false; /* not the envelope's to free */
+        au->password_hash.data = NULL;
+        au->password_hash.len = 0;
+    } else if (c->pending == 0) {
+        client_unlink_free(c);
+    }
+    explicit_bzero(j->hash, sizeof(j->hash));
+    drop_write_job(j);
+}
+
+#define CLIENT_PASSWORD_MAX 1024
+
+static bool password_ok(const ProtobufCBinaryData *p)
+{
+    return p->len && p->len <= CLIENT_PASSWORD_MAX && !memchr(p->data, 0, p->len);
+}
+
+/* A write. An AUTH change with a password has it hashed first (off the
+ * loop: node_auth.c), taking the envelope over (returns true). */
+static bool handle_write(struct client *c, Raftfs__Envelope *env)
+{
+    Raftfs__ClientRequest *req = env->request;
+    Raftfs__Command *cmd = req->write;
+    if (cmd->op_case != RAFTFS__COMMAND__OP_AUTH || !cmd->auth->has_password) {
+        if (cmd->op_case == RAFTFS__COMMAND__OP_AUTH && cmd->auth->has_password_hash)
+            respond_err(c, req->id, EINVAL, "the member makes the hash: send the password");
+        else
+            submit_write(c, req);
+        return false;
+    }
+    Raftfs__AuthChange *au = cmd->auth;
+    if (au->has_password_hash || !password_ok(&au->password)) {
+        respond_err(c, req->id, EINVAL, "a password is 1 to 1024 bytes, without NUL");
+        return false;
+    }
+    if (c->pending >= CLIENT_MAX_PENDING) {
+        respond_err(c, req->id, EAGAIN, "too many requests in flight on this connection");
+        return false;
+    }
+    struct node_auth_job *j = calloc(1, sizeof(*j));
+    struct write_ctx *w = calloc(1, sizeof(*w));
+    char *pw = malloc(au->password.len + 1);
+    if (!j || !w || !pw) {
+        free(j);
+        free(w);
+        free(pw);
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return false;
+    }
+    memcpy(pw, au->password.data, au->password.len);
+    pw[au->password.len] = 0;
+    explicit_bzero(au->password.data, au->password.len);
+    au->has_password = false;
+    w->c = c;
+    w->id = req->id;
+    w->req = req;
+    w->env = env;
+    j->kind = NODE_AUTH_HASH;
+    j->password = pw;
+    j->done = password_hashed;
+    j->drop = drop_write_job;
+    j->ctx = w;
+    c->pending++;
+    node_auth_submit(c->srv->auth, j);
+    return true;
 }
 
 static void serve_read(struct client *c, const Raftfs__ClientRequest *req);
@@ -273,7 +404,10 @@ static void handle_get(struct client *c, const Raftfs__ClientRequest *req)
     resp.id = req->id;
     int rc = 0;
     if (!(rc = store_txn_begin(n->store, &t))) {
-        rc = store_resolve(t, (const char *)g->path.data, g->path.len, &a);
+        rc = store_auth_allowed(t, c->user, c->user_len, (const char *)g->path.data, g->path.len,
+                                STORE_PERM_READ);
+        if (!rc)
+            rc = store_resolve(t, (const char *)g->path.data, g->path.len, &a);
         if (!rc) {
             node_attr_to_wire(&a, &attr);
             resp.attr = &attr;
@@ -343,7 +477,10 @@ static void handle_list(struct client *c, const Raftfs__ClientRequest *req)
     acc.names = malloc(acc.limit * STORE_MAX_NAME_BYTES_BOUND);
     int rc = !acc.ents || !acc.ptrs || !acc.names ? ENOMEM : 0;
     if (!rc && !(rc = store_txn_begin(n->store, &t))) {
-        rc = store_resolve(t, (const char *)lr->path.data, lr->path.len, &a);
+        rc = store_auth_allowed(t, c->user, c->user_len, (const char *)lr->path.data, lr->path.len,
+                                STORE_PERM_READ);
+        if (!rc)
+            rc = store_resolve(t, (const char *)lr->path.data, lr->path.len, &a);
         if (!rc && a.type != STORE_TYPE_DIR)
             rc = ENOTDIR;
         if (!rc)
@@ -540,6 +677,11 @@ static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
         respond_members(c, req->id, 0, NULL);
         return;
     }
+    int may = client_may(c, NULL, 0, 0);
+    if (may) {
+        respond_err(c, req->id, may, refusal(may));
+        return;
+    }
     static const enum node_member_op ops[] = {
         [RAFTFS__MEMBER_REQUEST__OP__ADD] = NODE_MEMBER_ADD,
         [RAFTFS__MEMBER_REQUEST__OP__ADD_LEARNER] = NODE_MEMBER_ADD_LEARNER,
@@ -596,7 +738,11 @@ static void handle_lease(struct client *c, const Raftfs__ClientRequest *req)
     Raftfs__LeaseStatus one = RAFTFS__LEASE_STATUS__INIT, *ptr = &one;
     struct store_lease l;
     int64_t left = 0;
-    int rc;
+    int rc = client_may(c, "/", 1, 0);
+    if (rc) {
+        respond_err(c, req->id, rc, refusal(rc));
+        return;
+    }
     if (lr->op == RAFTFS__LEASE_REQUEST__OP__KEEP_ALIVE) {
         rc = node_lease_keep_alive(n, lr->id, &l, &left);
     } else if (lr->op == RAFTFS__LEASE_REQUEST__OP__TIME_TO_LIVE) {
@@ -653,6 +799,122 @@ static void handle_lease(struct client *c, const Raftfs__ClientRequest *req)
     respond(c, &resp);
 }
 
+/* Users or roles, copied out of the store for one reply: one block each. */
+struct auth_acc {
+    bool roles;
+    Raftfs__AuthItem **items;
+    size_t n, cap;
+};
+
+static int auth_item(void *ctx, const struct store_auth_item *it)
+{
+    struct auth_acc *acc = ctx;
+    if (acc->n == acc->cap) {
+        size_t cap = acc->cap ? 2 * acc->cap : 16;
+        Raftfs__AuthItem **p = realloc(acc->items, cap * sizeof(*p));
+        if (!p)
+            return ENOMEM;
+        acc->items = p;
+        acc->cap = cap;
+    }
+    size_t bytes = it->name_len;
+    for (size_t i = 0; i < it->n_items; i++)
+        bytes += it->item_lens[i];
+    size_t n = it->n_items;
+    /* item | roles[n] | perms[n] | perm ptrs[n] | bytes */
+    size_t head = sizeof(Raftfs__AuthItem) +
+                  n * (sizeof(ProtobufCBinaryData) + sizeof(Raftfs__AuthPermission) +
+                       sizeof(Raftfs__AuthPermission *));
+    unsigned char *blk = malloc(head + bytes + 1);
+    if (!blk)
+        return ENOMEM;
+    Raftfs__AuthItem *item = (Raftfs__AuthItem *)blk;
+    ProtobufCBinaryData *roles = (ProtobufCBinaryData *)(item + 1);
+    Raftfs__AuthPermission *perms = (Raftfs__AuthPermission *)(roles + n);
+    Raftfs__AuthPermission **pptrs = (Raftfs__AuthPermission **)(perms + n);
+    unsigned char *b = blk + head;
+    raftfs__auth_item__init(item);
+    memcpy(b, it->name, it->name_len);
+    item->name.data = b;
+    item->name.len = it->name_len;
+    b += it->name_len;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b, it->items[i], it->item_lens[i]);
+        ProtobufCBinaryData d = {.len = it->item_lens[i], .data = b};
+        b += it->item_lens[i];
+        roles[i] = d;
+        raftfs__auth_permission__init(&perms[i]);
+        perms[i].prefix = d;
+        perms[i].perm = it->perms[i];
+        pptrs[i] = &perms[i];
+    }
+    if (acc->roles) {
+        item->n_perms = n;
+        item->perms = pptrs;
+    } else {
+        item->has_has_password = true;
+        item->has_password = it->has_password;
+        item->n_roles = n;
+        item->roles = roles;
+    }
+    acc->items[acc->n++] = item;
+    return 0;
+}
+
+/* Reading access control: status and who-am-i for anyone, the rest for
+ * root (once enabled). */
+static void handle_auth(struct client *c, const Raftfs__ClientRequest *req)
+{
+    const Raftfs__AuthRequest *ar = req->auth;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    Raftfs__AuthReply reply = RAFTFS__AUTH_REPLY__INIT;
+    struct auth_acc acc = {0};
+    struct store_txn *t = NULL;
+    resp.id = req->id;
+    int rc = store_txn_begin(c->srv->n->store, &t);
+    bool on = false;
+    if (!rc)
+        rc = store_auth_enabled(t, &on);
+    bool open =
+        ar->op == RAFTFS__AUTH_REQUEST__OP__STATUS || ar->op == RAFTFS__AUTH_REQUEST__OP__WHO_AM_I;
+    if (!rc && !open)
+        rc = store_auth_root(t, c->user, c->user_len);
+    if (!rc && (unsigned)ar->op > RAFTFS__AUTH_REQUEST__OP__ROLE_GET)
+        rc = EINVAL;
+    if (!rc && !open) {
+        bool roles = acc.roles = ar->op == RAFTFS__AUTH_REQUEST__OP__ROLE_LIST ||
+                                 ar->op == RAFTFS__AUTH_REQUEST__OP__ROLE_GET;
+        bool one = ar->op == RAFTFS__AUTH_REQUEST__OP__USER_GET ||
+                   ar->op == RAFTFS__AUTH_REQUEST__OP__ROLE_GET;
+        if (one && !ar->has_name)
+            rc = EINVAL;
+        else
+            rc = store_auth_list(t, roles, one ? (const char *)ar->name.data : NULL,
+                                 one ? ar->name.len : 0, auth_item, &acc);
+    }
+    if (t)
+        store_txn_end(t);
+    if (rc) {
+        respond_err(c, req->id, rc,
+                    rc == ENOENT   ? "no such user or role"
+                    : rc == EINVAL ? "bad request"
+                                   : refusal(rc));
+    } else {
+        reply.has_enabled = true;
+        reply.enabled = on;
+        reply.has_user = true;
+        reply.user.data = (uint8_t *)c->user;
+        reply.user.len = c->user_len;
+        reply.n_items = acc.n;
+        reply.items = acc.items;
+        resp.auth = &reply;
+        respond(c, &resp);
+    }
+    for (size_t i = 0; i < acc.n; i++)
+        free(acc.items[i]);
+    free(acc.items);
+}
+
 static void export_send(void *ctx, Raftfs__ClientResponse *resp)
 {
     respond(ctx, resp);
@@ -665,7 +927,12 @@ static void serve_read(struct client *c, const Raftfs__ClientRequest *req)
     } else if (req->op_case == RAFTFS__CLIENT_REQUEST__OP_EXPORT) {
         Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
         resp.id = req->id;
-        node_export_page(c->srv->n->store, req->export, export_send, c, &resp);
+        int rc = client_may(c, (const char *)req->export->prefix.data, req->export->prefix.len,
+                            STORE_PERM_READ);
+        if (rc)
+            respond_err(c, req->id, rc, refusal(rc));
+        else
+            node_export_page(c->srv->n->store, req->export, export_send, c, &resp);
     } else {
         handle_list(c, req);
     }
@@ -763,6 +1030,144 @@ static int peer_frame(struct client *c, Raftfs__Envelope *env)
     return rc;
 }
 
+/* Sends the HelloReply: ok, or a refusal (why), after which the
+ * connection closes once the reply is out. */
+static int hello_reply_err(struct client *c, const char *why, int err)
+{
+    struct node_server *s = c->srv;
+    Raftfs__Envelope out = RAFTFS__ENVELOPE__INIT;
+    Raftfs__HelloReply reply = RAFTFS__HELLO_REPLY__INIT;
+    out.body_case = RAFTFS__ENVELOPE__BODY_HELLO_REPLY;
+    out.hello_reply = &reply;
+    reply.has_member_id = reply.has_cluster_id = reply.has_protocol_version = true;
+    reply.member_id = s->member_id;
+    reply.cluster_id = s->cluster_id;
+    reply.protocol_version = NET_WIRE_VERSION;
+    reply.ok = why == NULL;
+    reply.error = (char *)why;
+    reply.has_err = err != 0;
+    reply.err = err;
+    int rc = net_wire_send(c->conn, &out);
+    if (why) {
+        net_conn_close(c->conn, EPROTO, true);
+        rc = 0;
+    }
+    return rc;
+}
+
+static int hello_reply(struct client *c, const char *why)
+{
+    return hello_reply_err(c, why, 0);
+}
+
+#define LOGIN_REFUSED "authentication failed"
+
+/* The password of a login is checked: the Hello is answered. */
+static void login_done(struct node_auth_job *j)
+{
+    struct client *c = j->ctx;
+    c->pending--;
+    c->authing = false;
+    if (!c->conn) {
+        if (c->pending == 0)
+            client_unlink_free(c);
+    } else if (j->result) {
+        node_log(NODE_LOG_WARN, "login of user %s from %s refused: wrong password", c->user,
+                 net_conn_peer(c->conn));
+        c->user_len = 0;
+        c->user[0] = 0;
+        hello_reply_err(c, LOGIN_REFUSED, EPERM);
+    } else {
+        c->hello = true;
+        node_log(NODE_LOG_DEBUG, "user %s logged in from %s", c->user, net_conn_peer(c->conn));
+        int rc = hello_reply(c, NULL);
+        if (rc)
+            net_conn_close(c->conn, rc, false);
+    }
+    explicit_bzero(j->hash, sizeof(j->hash));
+    free(j);
+}
+
+static void drop_login_job(struct node_auth_job *j)
+{
+    free(j);
+}
+
+/* A client's Hello with a user: its password is checked against the
+ * user's hash off the loop; the reply waits for that. */
+static int login(struct client *c, const Raftfs__Hello *h)
+{
+    struct node_server *s = c->srv;
+    const char *u = (const char *)h->user.data;
+    size_t ulen = h->user.len;
+    struct node_auth_job *j = calloc(1, sizeof(*j));
+    struct store_txn *t;
+    int rc = j ? store_auth_name_check(u, ulen) : ENOMEM;
+    if (!rc && !(rc = store_txn_begin(s->n->store, &t))) {
+        rc = store_auth_login(t, u, ulen, j->hash, sizeof(j->hash));
+        store_txn_end(t);
+    }
+    if (!rc && (!h->has_password || !password_ok(&h->password)))
+        rc = EPERM;
+    if (!rc && !(j->password = malloc(h->password.len + 1)))
+        rc = ENOMEM;
+    if (rc) {
+        free(j);
+        node_log(NODE_LOG_WARN, "login from %s refused: %s", net_conn_peer(c->conn),
+                 rc == EINVAL   ? "a malformed user name"
+                 : rc == ENOENT ? "no such user"
+                 : rc == ENOKEY ? "the user has no password (certificate only)"
+                 : rc == EPERM  ? "no password given"
+                                : strerror(rc));
+        return hello_reply_err(c, LOGIN_REFUSED, EPERM);
+    }
+    memcpy(j->password, h->password.data, h->password.len);
+    j->password[h->password.len] = 0;
+    explicit_bzero(h->password.data, h->password.len);
+    memcpy(c->user, u, ulen);
+    c->user[ulen] = 0;
+    c->user_len = ulen;
+    j->kind = NODE_AUTH_VERIFY;
+    j->done = login_done;
+    j->drop = drop_login_job;
+    j->ctx = c;
+    c->authing = true;
+    c->pending++;
+    node_auth_submit(s->auth, j);
+    return 0;
+}
+
+/* The first frame of a connection. */
+static int handle_hello(struct client *c, const Raftfs__Envelope *env)
+{
+    struct node_server *s = c->srv;
+    char why[256];
+    if (env->body_case != RAFTFS__ENVELOPE__BODY_HELLO) {
+        node_log(NODE_LOG_WARN, "connection %s: sent something before its Hello: closing",
+                 net_conn_peer(c->conn));
+        return EPROTO;
+    }
+    const Raftfs__Hello *h = env->hello;
+    if (!hello_ok(s, h, why, sizeof(why))) {
+        node_log(NODE_LOG_WARN, "connection from %s refused: %s", net_conn_peer(c->conn), why);
+        return hello_reply(c, why);
+    }
+    bool peer = h->has_member_id && h->member_id;
+    if (!peer && h->has_user)
+        return login(c, h);
+    c->hello = true;
+    if (peer) {
+        c->peer_id = h->member_id;
+        if (h->has_incarnation)
+            c->incarnation = h->incarnation;
+        struct node_peer *p = node_peer_find(s->n, c->peer_id);
+        if (p && c->incarnation)
+            p->incarnation = c->incarnation;            /* for the leader to record */
+        net_conn_set_counters(c->conn, &s->n->peer_io); /* from its Hello on */
+    }
+    return hello_reply(c, NULL);
+}
+
 static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, void *ctx)
 {
     struct client *c = ctx;
@@ -774,40 +1179,14 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
         return EPROTO;
     }
     int rc = 0;
+    if (c->authing) {
+        node_log(NODE_LOG_WARN, "connection %s: sent something before its HelloReply: closing",
+                 net_conn_peer(conn));
+        net_wire_free(env);
+        return EPROTO;
+    }
     if (!c->hello) {
-        char why[256];
-        Raftfs__Envelope out = RAFTFS__ENVELOPE__INIT;
-        Raftfs__HelloReply reply = RAFTFS__HELLO_REPLY__INIT;
-        out.body_case = RAFTFS__ENVELOPE__BODY_HELLO_REPLY;
-        out.hello_reply = &reply;
-        reply.has_member_id = reply.has_cluster_id = reply.has_protocol_version = true;
-        reply.member_id = s->member_id;
-        reply.cluster_id = s->cluster_id;
-        reply.protocol_version = NET_WIRE_VERSION;
-        if (env->body_case != RAFTFS__ENVELOPE__BODY_HELLO) {
-            node_log(NODE_LOG_WARN, "connection %s: sent something before its Hello: closing",
-                     net_conn_peer(conn));
-            rc = EPROTO;
-        } else if (!hello_ok(s, env->hello, why, sizeof(why))) {
-            node_log(NODE_LOG_WARN, "connection from %s refused: %s", net_conn_peer(conn), why);
-            reply.ok = false;
-            reply.error = why;
-            net_wire_send(conn, &out);
-            net_conn_close(conn, EPROTO, true);
-        } else {
-            reply.ok = true;
-            c->hello = true;
-            if (env->hello->has_member_id)
-                c->peer_id = env->hello->member_id;
-            if (c->peer_id && env->hello->has_incarnation)
-                c->incarnation = env->hello->incarnation;
-            struct node_peer *peer = node_peer_find(s->n, c->peer_id);
-            if (peer && c->incarnation)
-                peer->incarnation = c->incarnation; /* for the leader to record */
-            if (c->peer_id)
-                net_conn_set_counters(conn, &s->n->peer_io); /* from its Hello on */
-            rc = net_wire_send(conn, &out);
-        }
+        rc = handle_hello(c, env);
         net_wire_free(env);
         return rc;
     }
@@ -825,7 +1204,8 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
     Raftfs__ClientRequest *req = env->request;
     switch (req->op_case) {
     case RAFTFS__CLIENT_REQUEST__OP_WRITE:
-        handle_write(c, req);
+        if (handle_write(c, env))
+            return 0; /* the envelope waits for the password's hash */
         break;
     case RAFTFS__CLIENT_REQUEST__OP_GET:
     case RAFTFS__CLIENT_REQUEST__OP_LIST:
@@ -842,11 +1222,19 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
     case RAFTFS__CLIENT_REQUEST__OP_LEASE:
         handle_lease(c, req);
         break;
+    case RAFTFS__CLIENT_REQUEST__OP_AUTH:
+        handle_auth(c, req);
+        break;
     case RAFTFS__CLIENT_REQUEST__OP_WATCH: {
         const Raftfs__WatchRequest *wr = req->watch;
-        int err = node_watch_add(s->n, conn, c, req->id, wr->prefix.data, wr->prefix.len,
-                                 wr->has_from_revision ? wr->from_revision : 0,
-                                 wr->has_values && wr->values);
+        int err = client_may(c, (const char *)wr->prefix.data, wr->prefix.len, STORE_PERM_READ);
+        if (err) {
+            respond_err(c, req->id, err, refusal(err));
+            break;
+        }
+        err = node_watch_add(s->n, conn, c, req->id, wr->prefix.data, wr->prefix.len,
+                             wr->has_from_revision ? wr->from_revision : 0,
+                             wr->has_values && wr->values);
         if (err)
             respond_err(c, req->id, err, err == EINVAL ? "bad prefix" : "cannot watch");
         break;
@@ -938,14 +1326,21 @@ int node_server_open(struct node *n, const char *addr, char *err, size_t err_len
     store_get_limits(n->store, &lim);
     s->limits.max_frame =
         4 * ((size_t)lim.max_value_bytes + 2 * (size_t)lim.max_path_bytes) + (2U << 20);
+    if ((rc = node_auth_open(n->loop, &s->auth))) {
+        snprintf(err, err_len, "cannot start the password thread: %s", strerror(rc));
+        free(s);
+        return rc;
+    }
     if ((rc = net_listen(&a, 128, &s->lfd))) {
         snprintf(err, err_len, "cannot listen on %s: %s", addr, strerror(rc));
+        node_auth_close(s->auth);
         free(s);
         return rc;
     }
     if ((rc = net_loop_watch(n->loop, s->lfd, EPOLLIN, on_accept, s))) {
         snprintf(err, err_len, "cannot watch %s: %s", addr, strerror(rc));
         close(s->lfd);
+        node_auth_close(s->auth);
         free(s);
         return rc;
     }
@@ -960,6 +1355,8 @@ void node_server_close(struct node *n)
         return;
     net_loop_unwatch(n->loop, s->lfd);
     close(s->lfd);
+    /* Password jobs still out are dropped; their clients go below. */
+    node_auth_close(s->auth);
     while (s->clients) {
         struct client *c = s->clients;
         if (c->conn)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
     # build
-    gcc make cmake pkg-config libc6-dev
+    gcc make cmake pkg-config libc6-dev libcrypt-dev
     libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler
     # run
     fuse3

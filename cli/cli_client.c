@@ -442,6 +442,8 @@ static int cmd_status(int argc, char **argv)
             o->role = m->role ? m->role : "";
             o->match = m->match;
             o->last_contact_s = m->has_last_contact_s ? m->last_contact_s : -1;
+            snprintf(o->build, sizeof(o->build), "%s", m->build ? m->build : "");
+            o->command_version = m->command_version;
         }
         size_t need = node_status_json(&ns, NULL, 0);
         char *text = malloc(need + 1);

@@ -83,7 +83,7 @@ const char cli_mount_usage[] =
 
 void cli_version(void)
 {
-    printf("raftfs 0.1.0 (store format %u, log format %u, command version %u)\n",
+    printf("raftfs %s (store format %u, log format %u, command version %u)\n", RAFTFS_VERSION,
            STORE_FORMAT_VERSION, STORE_WAL_FORMAT, STORE_CMD_VERSION);
 }
 

@@ -26,7 +26,7 @@ struct net_client_config {
     int timeout_ms;        /* for one whole call, retries included (default 5000) */
     size_t max_frame;      /* largest response accepted (default 80 MiB) */
     /* A login said in every Hello (access control); NULL: anonymous. A
-     * refused login is EPROTO ("authentication failed"). */
+     * refused login is EPERM ("authentication failed"), at once. */
     const char *user, *password;
 };
 
@@ -39,7 +39,8 @@ void net_client_close(struct net_client *c);
  * answer. Returns 0 with *resp (free with net_client_response_free) whose
  * err field carries the member's result, or the errno of the last failure
  * when no endpoint answered within the timeout (ETIMEDOUT, ECONNREFUSED,
- * EPROTO for a refused Hello...), with a reason in the client's last error. */
+ * EPROTO for a refused Hello, EPERM for a refused login...), with a reason in the client's last
+ * error. */
 int net_client_call(struct net_client *c, Raftfs__ClientRequest *req,
                     Raftfs__ClientResponse **resp);
 void net_client_response_free(Raftfs__ClientResponse *resp);

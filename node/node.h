@@ -160,9 +160,11 @@ const char *node_member_addr(struct node *n, uint64_t id, char *buf, size_t len)
 struct node_member_status {
     uint64_t id;
     char addr[128];
-    const char *role;      /* "leader", "follower", "learner", "joining", "leaving" */
-    uint64_t match;        /* leader only: replicated up to */
-    double last_contact_s; /* -1 if never */
+    const char *role;         /* "leader", "follower", "learner", "joining", "leaving" */
+    uint64_t match;           /* leader only: replicated up to */
+    double last_contact_s;    /* -1 if never */
+    char build[32];           /* its raftfs version ("": not heard from yet) */
+    uint32_t command_version; /* the newest command version it applies (0: not known) */
 };
 
 struct node_status {

@@ -188,6 +188,20 @@ static void submit_write(struct client *c, const Raftfs__ClientRequest *req)
         return;
     }
     Raftfs__Command *cmd = req->write;
+    /* A command some member would refuse to apply (it would fail closed
+     * there): refused here, before it is in the log. */
+    char build[32];
+    uint64_t old =
+        cmd->version > STORE_CMD_VERSION_PLAIN ? node_member_too_old(n, cmd->version, build) : 0;
+    if (old) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "member %llu runs raftfs %s, which does not apply commands of version %u: "
+                 "upgrade it first",
+                 (unsigned long long)old, build, cmd->version);
+        respond_err(c, req->id, EPROTONOSUPPORT, msg);
+        return;
+    }
     /* The member that takes the write is its proposer: it stamps the time
      * unless the client chose one, and always the connection's user, which
      * apply checks (store_auth.c): a client cannot speak for another. The
@@ -536,6 +550,9 @@ static void handle_status(struct client *c, const Raftfs__ClientRequest *req)
         ms[i].match = ns.members[i].match;
         ms[i].has_last_contact_s = true;
         ms[i].last_contact_s = ns.members[i].last_contact_s;
+        ms[i].build = ns.members[i].build[0] ? ns.members[i].build : NULL;
+        ms[i].has_command_version = ns.members[i].command_version != 0;
+        ms[i].command_version = ns.members[i].command_version;
         members[i] = &ms[i];
     }
     st.n_members = ns.n_members;
@@ -1047,6 +1064,9 @@ static int hello_reply_err(struct client *c, const char *why, int err)
     reply.error = (char *)why;
     reply.has_err = err != 0;
     reply.err = err;
+    reply.build = RAFTFS_VERSION;
+    reply.has_command_version = true;
+    reply.command_version = STORE_CMD_VERSION;
     int rc = net_wire_send(c->conn, &out);
     if (why) {
         net_conn_close(c->conn, EPROTO, true);
@@ -1162,7 +1182,9 @@ static int handle_hello(struct client *c, const Raftfs__Envelope *env)
             c->incarnation = h->incarnation;
         struct node_peer *p = node_peer_find(s->n, c->peer_id);
         if (p && c->incarnation)
-            p->incarnation = c->incarnation;            /* for the leader to record */
+            p->incarnation = c->incarnation; /* for the leader to record */
+        if (p)
+            node_peer_version(p, h->build, h->has_command_version, h->command_version);
         net_conn_set_counters(c->conn, &s->n->peer_io); /* from its Hello on */
     }
     return hello_reply(c, NULL);

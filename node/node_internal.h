@@ -71,7 +71,17 @@ struct node_peer {
     uint64_t refused_since_ms; /* it refuses us as "not a member" since (0: it does not) */
     bool refused_lost;         /* ... because this member's state was lost (incarnation) */
     uint64_t incarnation;      /* from the Hello of its open connection to us (0: none) */
+    /* Its build and newest command version, from its last Hello or
+     * HelloReply ("" and 0: not heard yet): kept after it disconnects. */
+    char build[32];
+    uint32_t cmd_version;
 };
+
+/* Records what a member said of its build in a Hello or HelloReply. */
+void node_peer_version(struct node_peer *p, const char *build, bool has_cmd, uint32_t cmd);
+/* The first member known to apply commands only up to a version older
+ * than version (its id, else 0), with its build in build. */
+uint64_t node_member_too_old(struct node *n, uint32_t version, char build[32]);
 
 /* What a member's Hello refusal says when the Hello's incarnation is not
  * the one the directory records (node_client.c hello_ok); the refused

@@ -174,7 +174,10 @@ size_t node_status_json(const struct node_status *st, char *buf, size_t cap)
         put_json_string(&o, m->addr);
         put(&o, ", \"role\": ");
         put_json_string(&o, m->role);
-        put(&o, ", \"match\": %" PRIu64 ", \"last_contact_s\": %.3f}", m->match, m->last_contact_s);
+        put(&o, ", \"match\": %" PRIu64 ", \"last_contact_s\": %.3f, \"build\": ", m->match,
+            m->last_contact_s);
+        put_json_string(&o, m->build);
+        put(&o, ", \"command_version\": %" PRIu32 "}", m->command_version);
     }
     put(&o, "]}\n");
     return o.len;

@@ -137,6 +137,9 @@ static void peer_connected(struct net_conn *c, void *ctx)
     hello.to_member_id = p->id;
     hello.has_incarnation = true;
     hello.incarnation = n->incarnation;
+    hello.build = RAFTFS_VERSION;
+    hello.has_command_version = true;
+    hello.command_version = STORE_CMD_VERSION;
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     if (net_wire_send(c, &env))
@@ -157,8 +160,11 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
             p->refused_lost = false;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             p->last_heard_ms = net_now_ms();
-            node_log(NODE_LOG_INFO, "connected to member %llu at %s", (unsigned long long)p->id,
-                     p->name);
+            const Raftfs__HelloReply *hr = env->hello_reply;
+            node_peer_version(p, hr->build, hr->has_command_version, hr->command_version);
+            node_log(NODE_LOG_INFO, "connected to member %llu at %s (raftfs %s, commands up to %u)",
+                     (unsigned long long)p->id, p->name, p->build[0] ? p->build : "unknown",
+                     p->cmd_version);
         } else {
             const char *why = env->hello_reply->error ? env->hello_reply->error : "";
             bool lost = strstr(why, NODE_LOST_STATE_REFUSAL) != NULL;
@@ -300,4 +306,23 @@ void node_peer_forward(struct node *n, uint64_t to, const void *data, size_t len
     }
     send_to(p, buf, blen);
     free(buf);
+}
+
+void node_peer_version(struct node_peer *p, const char *build, bool has_cmd, uint32_t cmd)
+{
+    /* A build from before versions were said applies commands up to 2. */
+    snprintf(p->build, sizeof(p->build), "%s", build && *build ? build : "before 0.1.0");
+    p->cmd_version = has_cmd ? cmd : 2;
+}
+
+uint64_t node_member_too_old(struct node *n, uint32_t version, char build[32])
+{
+    for (size_t i = 0; i < n->n_peers; i++) {
+        const struct node_peer *p = &n->peers[i];
+        if (p->id != n->cfg.id && p->cmd_version && p->cmd_version < version) {
+            snprintf(build, 32, "%s", p->build);
+            return p->id;
+        }
+    }
+    return 0;
 }

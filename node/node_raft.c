@@ -1047,6 +1047,13 @@ static void refresh_status(struct node *n)
         for (size_t j = 0; j < n->cfg.n_members && !m->addr[0]; j++)
             if (n->cfg.members[j].id == ids[i])
                 snprintf(m->addr, sizeof(m->addr), "%s", n->cfg.members[j].addr);
+        if (ids[i] == n->cfg.id) {
+            snprintf(m->build, sizeof(m->build), "%s", RAFTFS_VERSION);
+            m->command_version = STORE_CMD_VERSION;
+        } else if (p) {
+            snprintf(m->build, sizeof(m->build), "%s", p->build);
+            m->command_version = p->cmd_version;
+        }
         if (raft_role(r) == RAFT_LEADER)
             raft_member_match(r, ids[i], &m->match);
         m->last_contact_s = ids[i] == n->cfg.id     ? 0

@@ -198,6 +198,9 @@ teardown() {
         echo "$s" | grep -q '"reads": "linearizable"'
         [ "$(echo "$s" | grep -o '"address": "127.0.0.1:[0-9]*"' | wc -l)" -eq 3 ]
         [ "$(echo "$s" | grep -o '"last_contact_s": [0-9.-]*' | wc -l)" -eq 3 ]
+        # each member's build and command version, said in its Hello
+        v=$("$RAFTFS_BIN" version | sed -E 's/^raftfs ([^ ]+) .*command version ([0-9]+).*/"build": "\1", "command_version": \2/')
+        [ "$(echo "$s" | grep -o "$v" | wc -l)" -eq 3 ]
         # the same line as `raftfs status` prints (but for the clocks)
         a=$(status_of "$k" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match)": [0-9]+/\1/g')
         b=$(echo "$s" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match)": [0-9]+/\1/g')

@@ -299,7 +299,10 @@ static void test_hostile(void)
 
 /* A raw Hello from member `member` (incarnation: 0 = none); returns the
  * reply's error, or NULL for a reply that is ok. */
-static char *hello_as(const char *addr, uint64_t member, uint64_t incarnation)
+/* A member's Hello saying its build and command version (NULL, 0: a
+ * build from before they were said). */
+static char *hello_as_build(const char *addr, uint64_t member, uint64_t incarnation,
+                            const char *build, uint32_t cmd_version)
 {
     Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
     Raftfs__Hello hello = RAFTFS__HELLO__INIT;
@@ -311,6 +314,9 @@ static char *hello_as(const char *addr, uint64_t member, uint64_t incarnation)
     hello.member_id = member;
     hello.has_incarnation = incarnation != 0;
     hello.incarnation = incarnation;
+    hello.build = (char *)build;
+    hello.has_command_version = cmd_version != 0;
+    hello.command_version = cmd_version;
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     size_t len = frame_env(&env, buf);
@@ -324,6 +330,11 @@ static char *hello_as(const char *addr, uint64_t member, uint64_t incarnation)
         CHECK(closed); /* a refusal closes the connection */
     net_wire_free(r);
     return why;
+}
+
+static char *hello_as(const char *addr, uint64_t member, uint64_t incarnation)
+{
+    return hello_as_build(addr, member, incarnation, "0.1.0", STORE_CMD_VERSION);
 }
 
 static void set_member(struct node *n, uint64_t id, const char *addr, uint64_t incarnation)
@@ -399,6 +410,60 @@ static void test_hello_incarnation(void)
     CHECK(f.found);
     CHECK(f.incarnation == inc);
 
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A member says its build in its Hello; status shows it, and a command
+ * newer than a member applies is refused before it reaches the log. */
+static void test_version_guard(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    set_member(n, 5, "127.0.0.1:1", 0);
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command w = RAFTFS__COMMAND__INIT;
+    Raftfs__AuthChange au = RAFTFS__AUTH_CHANGE__INIT;
+    au.op = RAFTFS__AUTH_CHANGE__OP__ROLE_ADD;
+    au.has_name = true;
+    au.name.data = (uint8_t *)"r";
+    au.name.len = 1;
+    w.version = STORE_CMD_VERSION;
+    w.op_case = RAFTFS__COMMAND__OP_AUTH;
+    w.auth = &au;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &w;
+    Raftfs__ClientResponse *r = NULL;
+
+    /* Member 5, not heard from: not known to be old (its Hello will say). */
+    CHECK(hello_as_build(addr, 5, 0, NULL, 0) == NULL); /* a build from before: up to 2 */
+    CHECK_EQ(net_client_call(c, &req, &r), 0);
+    CHECK(r && r->err == EPROTONOSUPPORT);
+    CHECK(r && r->message && strstr(r->message, "member 5 runs raftfs before 0.1.0") &&
+          strstr(r->message, "version 3"));
+    net_client_response_free(r);
+    /* A plain command still goes through (a cluster of one: this member). */
+    r = put(c, "/k", "v");
+    CHECK_EQ(r->err, 0);
+    net_client_response_free(r);
+    struct node_status st;
+    node_get_status(n, &st);
+    CHECK_EQ(st.n_members, 1); /* the directory's member 5 is not a voter */
+
+    /* Upgraded: it says so, and the command goes. */
+    CHECK(hello_as_build(addr, 5, 0, "0.1.0", STORE_CMD_VERSION) == NULL);
+    r = NULL;
+    CHECK_EQ(net_client_call(c, &req, &r), 0);
+    CHECK(r && r->err == 0);
+    net_client_response_free(r);
+    node_get_status(n, &st);
+    CHECK_MEM(st.members[0].build, strlen(st.members[0].build), RAFTFS_VERSION);
+    CHECK_EQ(st.members[0].command_version, STORE_CMD_VERSION);
+    net_client_close(c);
     node_close(n);
     rm_rf(dir);
     free(dir);
@@ -1031,6 +1096,7 @@ int main(void)
     RUN(test_roundtrip);
     RUN(test_hostile);
     RUN(test_hello_incarnation);
+    RUN(test_version_guard);
     RUN(test_client_errors);
     RUN(test_watch);
     RUN(test_watch_compacted);

@@ -7,11 +7,13 @@ set -euo pipefail
 PACKAGES=(
     # build
     gcc make cmake pkg-config libc6-dev libcrypt-dev
-    libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler
+    libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
     # run
     fuse3
     # test
     bats bats-assert bats-support attr util-linux procps diffutils findutils
+    # tests/bats/ops.bats: the --metrics-addr endpoints
+    curl
     # tests/chaos: the driver and checker, network namespaces, partitions
     python3 iproute2 nftables
     # tests/fuzz: clang's libFuzzer (in libclang-rt-14-dev)

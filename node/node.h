@@ -202,6 +202,38 @@ size_t node_status_json(const struct node_status *st, char *buf, size_t cap);
  * list` prints it). */
 size_t node_members_text(const struct node_status *st, char *buf, size_t cap);
 
+/* Health, as GET /health of --metrics-addr answers it. A member is
+ * healthy when it serves: started and not stopping, not failed closed (a
+ * disk error, or removed from the cluster, or refused for a lost data
+ * directory), not refusing writes for want of space, and it knows a
+ * leader of its current term that it heard from within two election
+ * timeouts (the longest a randomised election timeout runs), or is that
+ * leader. A leader cut off from a majority steps down after an election
+ * timeout (CheckQuorum) and a follower cut off becomes a pre-candidate,
+ * which knows no leader: both turn unhealthy; so does a learner that no
+ * longer hears its leader. The first rule that fails is the reason. */
+struct node_health_facts {
+    bool started, stopping;
+    int failed;  /* errno the node failed closed with (ESHUTDOWN: removed, refused) */
+    int stalled; /* ENOSPC: writes refused for want of space */
+    uint64_t id, term, leader;
+    double leader_contact_s; /* as in struct node_status (-1: never) */
+    double election_timeout_s;
+};
+struct node_health {
+    bool healthy;
+    char reason[160]; /* empty when healthy */
+    uint64_t id, term, leader;
+};
+/* The rule above, pure (for tests). */
+void node_health_judge(const struct node_health_facts *f, struct node_health *out);
+/* This member's health now, from any thread. */
+void node_get_health(struct node *n, struct node_health *out);
+/* As JSON, like etcd's: {"health":"true","reason":"","member":1,"term":2,
+ * "leader":1}; "false" and a reason when not healthy. Returns the length
+ * it needs, like snprintf. */
+size_t node_health_json(const struct node_health *h, char *buf, size_t cap);
+
 /* Counters, for status and tests. */
 struct node_stats {
     uint64_t proposals; /* proposals applied */

@@ -28,6 +28,8 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
     return h;
 }
 #include "fs.h"
+#include "net_conn.h"
+#include "net_http.h"
 #include "node.h"
 #include "store.h"
 #include "store_format.h"
@@ -68,6 +70,8 @@ const char cli_mount_usage[] =
     "                            entries (100000)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --metrics-addr HOST:PORT  serve GET /metrics (Prometheus text) and\n"
+    "                            GET /health over HTTP here\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
     "      --history-revisions N revisions of change history kept for watches (100000)\n"
     "      --sync-tree          fsync the tree at every apply (slower; by default only\n"
@@ -134,6 +138,7 @@ struct mount_args {
     const char *peers;
     const char *token;
     const char *join;
+    const char *metrics_addr;
     bool learner;
     char *options; /* joined -o values, malloc'd */
     int foreground;
@@ -282,6 +287,7 @@ enum {
     OPT_MAX_VALUE,
     OPT_MAX_NAME,
     OPT_MAX_PATH,
+    OPT_METRICS_ADDR,
 };
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
@@ -306,6 +312,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
         {"max-name-length", required_argument, NULL, OPT_MAX_NAME},
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
+        {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -378,6 +385,14 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             else
                 return usage_error("bad --log-level '%s' (error, warn, info, debug)", optarg);
             break;
+        case OPT_METRICS_ADDR: {
+            struct net_addr na;
+            char why[256];
+            if (net_addr_parse(optarg, &na, why, sizeof(why)))
+                return usage_error("bad --metrics-addr '%s': %s", optarg, why);
+            a->metrics_addr = optarg;
+            break;
+        }
         case OPT_SYNC_TREE:
             a->node.sync_tree = true;
             break;
@@ -623,6 +638,15 @@ static int serve(struct mount_args *a, struct ready *r)
     struct node *n;
     char err[1024];
     int rc;
+    /* Bound first, so that a busy address refuses the mount before anything
+     * else is done; its thread starts once the mount serves (fs_serve). */
+    struct net_http *http = NULL;
+    if (a->metrics_addr && (rc = net_http_open(&http, a->metrics_addr, err, sizeof(err)))) {
+        char msg[1200];
+        snprintf(msg, sizeof(msg), "--metrics-addr: %s", err);
+        report(r, msg);
+        return 1;
+    }
     /* --join on a first start: become a learner through a member, learn
      * the cluster's id and members. A restart has all that on disk. */
     char store_dir[4200];
@@ -636,6 +660,7 @@ static int serve(struct mount_args *a, struct ready *r)
     else if (a->join &&
              (rc = cli_member_join(a->join, ncfg.id, a->listen, &ncfg, err, sizeof(err)))) {
         report(r, err);
+        net_http_close(http);
         return 1;
     }
     /* A member that joined must never found a cluster of its own: killed
@@ -659,6 +684,7 @@ static int serve(struct mount_args *a, struct ready *r)
             rc = rc ? rc : errno;
             snprintf(err, sizeof(err), "cannot write %.900s: %s", joined_mark, strerror(rc));
             report(r, err);
+            net_http_close(http);
             return 1;
         }
     }
@@ -698,6 +724,7 @@ static int serve(struct mount_args *a, struct ready *r)
     rc = node_open(&n, &ncfg, err, sizeof(err));
     if (rc) {
         report(r, err);
+        net_http_close(http);
         return 1;
     }
     FILE *log = NULL;
@@ -716,6 +743,7 @@ static int serve(struct mount_args *a, struct ready *r)
             snprintf(err, sizeof(err), "cannot write %.900s: %s", r->promote_mark, strerror(rc));
             report(r, err);
             node_close(n);
+            net_http_close(http);
             return 1;
         }
         promote = true;
@@ -737,7 +765,8 @@ static int serve(struct mount_args *a, struct ready *r)
                              .on_ready = on_ready,
                              .ready_ctx = r,
                              .log_path = r->fd >= 0 ? r->log : NULL,
-                             .serializable = ncfg.serializable};
+                             .serializable = ncfg.serializable,
+                             .http = http};
     err[0] = 0;
     rc = fs_serve(&fcfg, err, sizeof(err));
     if (rc) {

@@ -15,6 +15,8 @@
 # Member K keeps its data in DIR/data/K, is mounted at DIR/mnt/K and serves
 # peers and clients on 127.0.0.1:(RAFTFS_BASE_PORT + K) (base 7400). The
 # binary is $RAFTFS_BIN, or build/cli/raftfs (built here if missing).
+# With RAFTFS_METRICS_BASE_PORT set, member K also serves GET /metrics and
+# GET /health on 127.0.0.1:(RAFTFS_METRICS_BASE_PORT + K) (--metrics-addr).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-start}
@@ -58,8 +60,12 @@ start_member() { # K N
     if mountpoint -q "$mnt" 2>/dev/null; then
         return 0
     fi
+    local metrics=()
+    if [ -n "${RAFTFS_METRICS_BASE_PORT:-}" ]; then
+        metrics=(--metrics-addr "127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + k))")
+    fi
     "$(bin)" mount "$mnt" --data "$dir/data/$k" --id "$k" --peers "$(peers "$n")" \
-        --cluster-token "local-cluster" ${RAFTFS_MOUNT_OPTS:-} >/dev/null
+        --cluster-token "local-cluster" "${metrics[@]}" ${RAFTFS_MOUNT_OPTS:-} >/dev/null
 }
 
 wait_leader() { # N

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include "node.h"
 
+struct net_http;
+
 struct fs_config {
     const char *mountpoint;
     struct node *node;
@@ -27,6 +29,10 @@ struct fs_config {
     /* -o consistency=serializable: names may be cached (entry_timeout 1 s
      * by default); linearizable mounts cache none (0) unless told to. */
     bool serializable;
+    /* --metrics-addr: a server opened (bound) by the caller, or NULL.
+     * fs_serve takes it over: it serves /metrics and /health from when the
+     * node runs until the unmount, and is closed whatever happens. */
+    struct net_http *http;
 };
 
 /* Starts cfg->node (which must not be started yet), mounts

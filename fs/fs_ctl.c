@@ -87,6 +87,11 @@ static int render(struct fs *fs, enum ctl_file which, char **out, size_t *len)
     }
 }
 
+int fs_ctl_metrics(struct fs *fs, char **out, size_t *len)
+{
+    return render(fs, CTL_METRICS, out, len);
+}
+
 static int ctl_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 {
     memset(st, 0, sizeof(*st));

@@ -14,6 +14,7 @@
 
 #include "fs.h"
 #include "fs_known.h"
+#include "net_http.h"
 #include "node.h"
 #include "store.h"
 
@@ -175,6 +176,11 @@ size_t fs_inval_metrics(struct fs *fs, char *buf, size_t cap);
 int fs_inval_start(struct fs *fs);
 void fs_inval_stop(struct fs *fs);
 
+/* ---- fs_http.c ---- */
+/* The --metrics-addr handler (net_http_fn; ctx is the struct fs):
+ * GET /metrics and GET /health, 404 for any other path. */
+void fs_http_handle(void *ctx, const char *path, struct net_http_reply *out);
+
 /* ---- fs_file.c ---- */
 /* Grows *buf (of *cap bytes) to hold need bytes, doubling from first. */
 int fs_buf_reserve(char **buf, size_t *cap, size_t need, size_t first);
@@ -263,6 +269,9 @@ void fs_events_release(struct fs_events *h);
 void fs_events_wake(struct fs *fs);
 
 void fs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* The text of .raftfs/metrics, rendered now, into a malloc'd *out (the
+ * caller frees it). ENOMEM. Any thread. */
+int fs_ctl_metrics(struct fs *fs, char **out, size_t *len);
 void fs_ctl_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                  struct fuse_pollhandle *ph);
 void fs_ctl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

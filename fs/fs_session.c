@@ -134,15 +134,19 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
                     .attr_timeout = FS_DEFAULT_TIMEOUT_S};
     int max_threads = FS_DEFAULT_MAX_THREADS;
     char *opts = NULL;
+    struct net_http *http = cfg->http; /* ours: closed on every path */
     int rc;
     store_get_limits(fs.store, &fs.limits);
-    if ((rc = split_options(&fs, cfg->options, &opts, &max_threads, err, err_len)))
+    if ((rc = split_options(&fs, cfg->options, &opts, &max_threads, err, err_len))) {
+        net_http_close(http);
         return rc;
+    }
 
     char *argv[] = {"raftfs", "-o", opts, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     if ((rc = fs_table_init(&fs))) {
         free(opts);
+        net_http_close(http);
         return rc;
     }
     struct store_observer obs = {
@@ -194,6 +198,11 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
         goto out_inval;
     }
+    /* Its thread starts only now, with the node (see the mount above). */
+    if (http && (rc = net_http_start(http, fs_http_handle, &fs))) {
+        snprintf(err, err_len, "cannot start the metrics server: %s", strerror(rc));
+        goto out_node;
+    }
     node_log(NODE_LOG_INFO, "mounted at %s", cfg->mountpoint);
     if (cfg->on_ready)
         cfg->on_ready(cfg->ready_ctx);
@@ -216,6 +225,9 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
     node_log(NODE_LOG_INFO, "unmounting %s", cfg->mountpoint);
 
 out_node:
+    /* before the node stops and fs goes: its handler reads both */
+    net_http_close(http);
+    http = NULL;
     node_stop(fs.node);
 out_inval:
     fs_inval_stop(&fs);
@@ -229,5 +241,6 @@ out_session:
     fuse_session_destroy(fs.se);
 out_table:
     fs_table_fini(&fs);
+    net_http_close(http);
     return rc;
 }

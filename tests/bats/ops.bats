@@ -1,0 +1,189 @@
+#!/usr/bin/env bats
+# Operations: the --metrics-addr HTTP endpoints (/metrics as Prometheus
+# text, /health going 503 when the majority is lost), the strict checker
+# the metrics are held to, structured log lines, values never logged, and
+# the systemd units of examples/systemd.
+
+load helpers
+load cluster_helpers
+
+PROMCHECK="$BATS_TEST_DIRNAME/promcheck.py"
+
+setup() {
+    CL=
+}
+
+teardown() {
+    if [ -n "$CL" ]; then
+        cluster_teardown
+    elif [ -n "${TEST_TMP:-}" ]; then
+        common_teardown
+    fi
+}
+
+# get URL OUT: fetches URL into OUT; prints "STATUS CONTENT-TYPE".
+get() {
+    curl -s --max-time 5 -o "$2" -w '%{http_code} %{content_type}' "$1"
+}
+
+# values_stripped FILE: the text with each sample's value taken off (two
+# renderings differ in their counters, not in their series).
+values_stripped() {
+    sed -E '/^#/!s/ [^ ]+$//' "$1"
+}
+
+@test "--metrics-addr serves /metrics as .raftfs/metrics does, /health, 404 and 405" {
+    common_setup
+    local port=$(( $(test_port_base) + 1 ))
+    local url=http://127.0.0.1:$port
+    raftfs_start --metrics-addr "127.0.0.1:$port"
+    echo v > "$MNT/k"
+
+    run get "$url/metrics" "$TEST_TMP/m.txt"
+    assert_output "200 text/plain; version=0.0.4; charset=utf-8"
+    python3 "$PROMCHECK" "$TEST_TMP/m.txt"
+    grep -q '^raftfs_member_id 1$' "$TEST_TMP/m.txt"
+    grep -q '^raftfs_is_leader 1$' "$TEST_TMP/m.txt"
+    grep -q '^raftfs_kernel_inodes ' "$TEST_TMP/m.txt" # the mount's part too
+    cp "$MNT/.raftfs/metrics" "$TEST_TMP/ctl.txt"
+    diff <(values_stripped "$TEST_TMP/m.txt") <(values_stripped "$TEST_TMP/ctl.txt")
+
+    run get "$url/health" "$TEST_TMP/h.json"
+    assert_output "200 application/json"
+    run cat "$TEST_TMP/h.json"
+    assert_output --regexp '^\{"health":"true","reason":"","member":1,"term":[1-9][0-9]*,"leader":1\}$'
+
+    run get "$url/nothing" "$TEST_TMP/x"
+    assert_output --regexp '^404 '
+    run get "$url/metrics/" "$TEST_TMP/x"
+    assert_output --regexp '^404 '
+    run curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST -d x "$url/metrics"
+    assert_output 405
+    run curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X DELETE "$url/health"
+    assert_output 405
+    run curl -s --max-time 5 -I "$url/health"
+    assert_output --partial "HTTP/1.1 200"
+}
+
+@test "a busy or bad --metrics-addr refuses the mount; the port is free after unmount" {
+    common_setup
+    local port=$(( $(test_port_base) + 1 ))
+    raftfs_start --metrics-addr "127.0.0.1:$port"
+    mkdir "$TEST_TMP/mnt2"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --metrics-addr "127.0.0.1:$port" 3>&- </dev/null
+    assert_failure 1
+    assert_output --partial "--metrics-addr: cannot listen on 127.0.0.1:$port: Address already in use"
+    ! mountpoint -q "$TEST_TMP/mnt2"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --metrics-addr nowhere 3>&- </dev/null
+    assert_failure 2
+    assert_output --partial "bad --metrics-addr 'nowhere'"
+    run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --metrics-addr 127.0.0.1:70000 3>&- </dev/null
+    assert_failure 2
+
+    raftfs_stop
+    run curl -s --max-time 5 "http://127.0.0.1:$port/health"
+    assert_failure 7 # connection refused: nothing listens any more
+    # and it can be had again at once
+    raftfs_start --metrics-addr "127.0.0.1:$port"
+    run get "http://127.0.0.1:$port/health" "$TEST_TMP/h.json"
+    assert_output "200 application/json"
+}
+
+@test "/health of a 3-member cluster: 200 on every member, 503 once the majority is lost" {
+    cluster_setup
+    export RAFTFS_METRICS_BASE_PORT=$((RAFTFS_BASE_PORT + 4))
+    cluster_start
+    local k i code
+    for k in 1 2 3; do
+        for i in $(seq 1 50); do
+            code=$(get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + k))/health" "$TEST_TMP/h$k.json" | cut -d' ' -f1)
+            [ "$code" = 200 ] && break
+            sleep 0.1
+        done
+        [ "$code" = 200 ] || { cat "$TEST_TMP/h$k.json"; false; }
+        grep -q "\"member\":$k," "$TEST_TMP/h$k.json"
+        get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + k))/metrics" "$TEST_TMP/m$k.txt"
+        python3 "$PROMCHECK" "$TEST_TMP/m$k.txt"
+    done
+
+    "$LC" kill "$CL" 2
+    "$LC" kill "$CL" 3
+    for i in $(seq 1 100); do
+        code=$(get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + 1))/health" "$TEST_TMP/h1.json" | cut -d' ' -f1)
+        [ "$code" = 503 ] && break
+        sleep 0.1
+    done
+    cat "$TEST_TMP/h1.json"
+    [ "$code" = 503 ]
+    run cat "$TEST_TMP/h1.json"
+    assert_output --regexp '^\{"health":"false","reason":"(no leader|leader [0-9]+ not heard from for [0-9.]+ s)","member":1,'
+    # the metrics still answer in a minority
+    run get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + 1))/metrics" "$TEST_TMP/m1.txt"
+    assert_output --regexp '^200 '
+    grep -q '^raftfs_is_leader 0$' "$TEST_TMP/m1.txt"
+
+    # and healthy again once a majority is back
+    "$LC" restart "$CL" 2
+    for i in $(seq 1 100); do
+        code=$(get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + 1))/health" "$TEST_TMP/h1.json" | cut -d' ' -f1)
+        [ "$code" = 200 ] && break
+        sleep 0.1
+    done
+    [ "$code" = 200 ]
+}
+
+@test "the metrics checker rejects malformed expositions" {
+    TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)
+    local good=$TEST_TMP/good.txt
+    cat > "$good" <<'TXT'
+# HELP raftfs_term The current Raft term.
+# TYPE raftfs_term gauge
+raftfs_term 3
+# HELP raftfs_x_seconds A histogram.
+# TYPE raftfs_x_seconds histogram
+raftfs_x_seconds_bucket{le="0.1"} 1
+raftfs_x_seconds_bucket{le="+Inf"} 2
+raftfs_x_seconds_sum 0.250000
+raftfs_x_seconds_count 2
+# HELP raftfs_l_total With labels.
+# TYPE raftfs_l_total counter
+raftfs_l_total{a="x",b="q\"\\\n"} 1
+raftfs_l_total{a="y",b="z"} 2 1700000000000
+TXT
+    python3 "$PROMCHECK" "$good"
+    # bad: each line replaced, or added, in turn
+    check_bad() { # SED-SCRIPT WHAT
+        sed -e "$1" "$good" > "$TEST_TMP/bad.txt"
+        run python3 "$PROMCHECK" "$TEST_TMP/bad.txt"
+        [ "$status" = 1 ] || { echo "accepted: $2"; cat "$TEST_TMP/bad.txt"; false; }
+        [ -n "$output" ]
+    }
+    check_bad '2d' "no TYPE"
+    check_bad '1d' "no HELP"
+    check_bad '3s/.*/raftfs_term three/' "a value that is not a number"
+    check_bad '3s/.*/raftfs_term 3 4 5/' "too many fields"
+    check_bad '3s/.*/raftfs_term3/' "no space before the value"
+    check_bad '3a raftfs_term 4' "a duplicate series"
+    check_bad '13a raftfs_l_total{b="z",a="y"} 3' "a duplicate labelled series (labels in another order)"
+    check_bad '12s/.*/raftfs_l_total{a=x} 1/' "an unquoted label value"
+    check_bad '12s/.*/raftfs_l_total{a="x",} 1/' "a trailing comma"
+    check_bad '12s/.*/raftfs_l_total{a="x",a="y"} 1/' "a label twice"
+    check_bad '12s/.*/raftfs_l_total{1a="x"} 1/' "a bad label name"
+    check_bad '12s/.*/raftfs_l_total{a="x\\q"} 1/' "a bad escape"
+    check_bad '12s/.*/raftfs_l_total{a="x" 1/' "unclosed labels"
+    check_bad '12s/.*/raftfs_l_total -1/' "a negative counter"
+    check_bad '2s/.*/# TYPE raftfs_term meter/' "an unknown type"
+    check_bad '3a # TYPE raftfs_term gauge' "TYPE after the samples"
+    check_bad '2a # TYPE raftfs_term gauge' "TYPE twice"
+    check_bad '13a raftfs_term 5' "a family's samples apart"
+    check_bad '7d' "a histogram without +Inf"
+    check_bad '7s/2$/0/' "bucket counts decreasing"
+    check_bad '9s/2$/3/' "_count unlike the +Inf bucket"
+    check_bad '6s/le/lx/' "a bucket without le"
+    check_bad '3s/.*/9raftfs_term 3/' "a bad metric name"
+    printf 'raftfs_term 3' > "$TEST_TMP/bad.txt"
+    run python3 "$PROMCHECK" "$TEST_TMP/bad.txt"
+    assert_failure 1
+    rm -rf "$TEST_TMP"
+    TEST_TMP=
+}

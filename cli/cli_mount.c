@@ -791,6 +791,7 @@ int cli_mount(int argc, char **argv)
     if (rc)
         goto out;
     node_log_set_level(a.log_level);
+    node_log_set_member(a.node.id);
     char *mnt = absolute(a.mountpoint), *data = absolute(a.data);
     if (!mnt || !data) {
         fprintf(stderr, "raftfs mount: cannot resolve %s: %s\n", !mnt ? a.mountpoint : a.data,

@@ -64,9 +64,13 @@ static void guard_log(const struct fs_guard_cfg *g, const char *msg)
     int fd = g->log_path ? open(g->log_path, O_WRONLY | O_APPEND | O_CLOEXEC) : g->log_fd;
     if (fd < 0)
         return;
-    char line[1024];
-    int n = snprintf(line, sizeof(line), "raftfs guard: %s: %s\n", g->mountpoint, msg);
-    if (n > 0 && write(fd, line, (size_t)n) < 0) {
+    char text[900], line[1024];
+    snprintf(text, sizeof(text), "guard: %s: %s", g->mountpoint, msg);
+    size_t n = node_log_format(line, sizeof(line) - 1, NODE_LOG_WARN, text);
+    if (n >= sizeof(line) - 1)
+        n = strlen(line);
+    line[n++] = '\n';
+    if (write(fd, line, n) < 0) {
         /* nowhere else to say it */
     }
     if (g->log_path)
@@ -223,6 +227,7 @@ int fs_guard_start(const struct fs_guard_cfg *g, int *keep_fd)
          * stderr; everything else goes, /dev/fuse and the auto_unmount
          * socket first, and the caller's stdin/stdout/stderr too (a shell
          * that runs `raftfs mount` in $(...) waits for their last copy). */
+        node_log_child();
         if (dup2(p[0], 3) < 0)
             _exit(1);
         int rd = 3, logfd = -1;

@@ -242,13 +242,24 @@ struct node_stats {
 };
 void node_get_stats(struct node *n, struct node_stats *out);
 
-/* ---- logging (one line per event, to stderr) ---- */
+/* ---- logging (one line per event, logfmt: node_log.c) ---- */
 
 enum node_log_level { NODE_LOG_ERROR, NODE_LOG_WARN, NODE_LOG_INFO, NODE_LOG_DEBUG };
 
 void node_log_set_level(enum node_log_level level);
 /* Logs go to f instead of stderr (NULL: back to stderr). Start-up only. */
 void node_log_set_file(FILE *f);
+/* This process's member id, in every line (member=). Start-up only. */
+void node_log_set_member(uint64_t id);
+/* The current term of member (term=); ignored unless member is the one
+ * set above (a process running several nodes: tests). Any thread. */
+void node_log_set_term(uint64_t member, uint64_t term);
+/* In a process forked from the server (fs_guard.c), first thing: it does
+ * not follow the term (lines carry none). */
+void node_log_child(void);
+/* The line node_log writes for msg (without its newline) into buf: the
+ * length it needs, like snprintf. For writers that cannot call node_log. */
+size_t node_log_format(char *buf, size_t cap, enum node_log_level level, const char *msg);
 void node_log(enum node_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -145,7 +145,9 @@ static int st_snapshot_read(void *ctx, uint64_t index, uint64_t term, uint64_t o
 
 static void trace(void *ctx, const char *line)
 {
-    (void)ctx;
+    struct node *n = ctx;
+    if (n->raft) /* NULL while raft_new runs */
+        node_log_set_term(n->cfg.id, raft_term(n->raft));
     node_log(NODE_LOG_DEBUG, "raft: %s", line);
 }
 
@@ -221,6 +223,7 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
                                        .snapshot_meta = st_snapshot_meta,
                                        .snapshot_read = st_snapshot_read};
     rc.trace = trace;
+    rc.trace_ctx = n;
     n->rcfg = rc;
     /* Every applied entry is durable in the log first, which is synced. */
     store_set_lazy_apply(n->store, true);
@@ -228,6 +231,7 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "cannot start Raft: %s", raft_strerror(r));
         return r == RAFT_ENOMEM ? ENOMEM : EIO;
     }
+    node_log_set_term(n->cfg.id, raft_term(n->raft));
     struct store_hard_state hs;
     if ((r = store_log_hard_state(n->store, &hs))) {
         snprintf(err, err_len, "cannot read the hard state: %s", strerror(r));
@@ -1073,6 +1077,7 @@ static void refresh_status(struct node *n)
     st.leader_contact_s = n->leader_heard_ms ? (double)(now - n->leader_heard_ms) / 1000.0 : -1;
     bool campaign = raft_role(r) == RAFT_CANDIDATE && n->role_seen != RAFT_CANDIDATE;
     n->role_seen = raft_role(r);
+    node_log_set_term(n->cfg.id, st.term);
     pthread_mutex_lock(&n->mu);
     st.revision = n->status.revision;
     n->status = st;

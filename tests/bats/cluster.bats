@@ -413,7 +413,7 @@ json_field() {
         wait "$a" "$b" || true
         "$LC" restart "$CL" 3
     done
-    grep "raftfs guard" "$CL/data/3/raftfs.log" || echo "(no kill hit the race this time)"
+    grep "msg=\"guard: " "$CL/data/3/raftfs.log" || echo "(no kill hit the race this time)"
     [ -d "$CL/mnt/3/set" ]
     # A guard that mounted fusectl to abort a connection unmounted it again.
     [ "$(grep -c ' /sys/fs/fuse/connections ' /proc/self/mountinfo || true)" = "$fusectl_before" ]

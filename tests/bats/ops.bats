@@ -187,3 +187,29 @@ TXT
     rm -rf "$TEST_TMP"
     TEST_TMP=
 }
+
+# LOGFMT: one log line as node_log writes it (node/node_log.c).
+LOGFMT='^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z level=(error|warn|info|debug) member=[0-9]+( term=[0-9]+)? msg="([^"\\]|\\.)*"$'
+
+@test "log lines are logfmt: ts, level, member, term once known, one quoted msg" {
+    common_setup
+    # a mountpoint whose name needs escaping inside msg="..."
+    MNT="$TEST_TMP/m \"q\" \\b"
+    mkdir "$MNT"
+    raftfs_start --id 3 --log-level debug
+    echo v > "$MNT/k"
+    cat "$MNT/k" >/dev/null
+    raftfs_stop
+    local log=$DATA/raftfs.log
+    [ "$(wc -l < "$log")" -gt 5 ]
+    run grep -Ev "$LOGFMT" "$log"
+    [ "$status" = 1 ] || { echo "lines not in the format:"; echo "$output"; false; }
+    # every line is member 3's; all but Raft's creation carry the term
+    [ "$(grep -c ' member=3 ' "$log")" = "$(wc -l < "$log")" ]
+    run grep -v ' term=[0-9]' "$log"
+    refute_output --partial 'level=info'
+    grep -q '^ts=.* level=info member=3 term=2 msg="member 3 is the leader of term 2 (this member)"$' "$log"
+    grep -q 'level=debug member=3 term=2 msg="raft: n3 t2 L ' "$log"
+    grep -qF 'msg="mounted at '"$TEST_TMP"'/m \"q\" \\b"' "$log"
+    grep -q 'level=info member=3 term=2 msg="stopped"$' "$log"
+}

@@ -70,6 +70,8 @@ const char cli_mount_usage[] =
     "                            entries (100000)\n"
     "      --log-file FILE       log here in the background (default DIR/raftfs.log)\n"
     "      --log-level LEVEL     error, warn, info (default) or debug\n"
+    "      --log-syslog          log to syslog (daemon facility) instead of stderr or\n"
+    "                            the log file\n"
     "      --metrics-addr HOST:PORT  serve GET /metrics (Prometheus text) and\n"
     "                            GET /health over HTTP here\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
@@ -139,6 +141,7 @@ struct mount_args {
     const char *token;
     const char *join;
     const char *metrics_addr;
+    bool log_syslog;
     bool learner;
     char *options; /* joined -o values, malloc'd */
     int foreground;
@@ -288,6 +291,7 @@ enum {
     OPT_MAX_NAME,
     OPT_MAX_PATH,
     OPT_METRICS_ADDR,
+    OPT_LOG_SYSLOG,
 };
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
@@ -313,6 +317,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"max-name-length", required_argument, NULL, OPT_MAX_NAME},
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
         {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
+        {"log-syslog", no_argument, NULL, OPT_LOG_SYSLOG},
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -393,6 +398,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             a->metrics_addr = optarg;
             break;
         }
+        case OPT_LOG_SYSLOG:
+            a->log_syslog = true;
+            break;
         case OPT_SYNC_TREE:
             a->node.sync_tree = true;
             break;
@@ -443,6 +451,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         return usage_error("--join needs --listen HOST:PORT (where the others reach this one)");
     if (a->learner && !a->join)
         return usage_error("--learner goes with --join");
+    if (a->log_syslog && a->log_file)
+        return usage_error("--log-syslog and --log-file exclude each other");
     return parse_cluster(a);
 }
 
@@ -792,6 +802,7 @@ int cli_mount(int argc, char **argv)
         goto out;
     node_log_set_level(a.log_level);
     node_log_set_member(a.node.id);
+    node_log_set_syslog(a.log_syslog);
     char *mnt = absolute(a.mountpoint), *data = absolute(a.data);
     if (!mnt || !data) {
         fprintf(stderr, "raftfs mount: cannot resolve %s: %s\n", !mnt ? a.mountpoint : a.data,

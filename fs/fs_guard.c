@@ -61,6 +61,10 @@ static int newest_connection(const char *mountpoint, unsigned *conn);
 /* Appends one line to the log (the file, or the inherited stderr). */
 static void guard_log(const struct fs_guard_cfg *g, const char *msg)
 {
+    if (node_log_is_syslog()) {
+        node_log(NODE_LOG_WARN, "guard: %s: %s", g->mountpoint, msg);
+        return;
+    }
     int fd = g->log_path ? open(g->log_path, O_WRONLY | O_APPEND | O_CLOEXEC) : g->log_fd;
     if (fd < 0)
         return;

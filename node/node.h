@@ -249,13 +249,18 @@ enum node_log_level { NODE_LOG_ERROR, NODE_LOG_WARN, NODE_LOG_INFO, NODE_LOG_DEB
 void node_log_set_level(enum node_log_level level);
 /* Logs go to f instead of stderr (NULL: back to stderr). Start-up only. */
 void node_log_set_file(FILE *f);
+/* Logs go to syslog(3) (ident "raftfs", facility daemon) instead of a file
+ * or stderr; false: back. Start-up only. */
+void node_log_set_syslog(bool on);
+bool node_log_is_syslog(void);
 /* This process's member id, in every line (member=). Start-up only. */
 void node_log_set_member(uint64_t id);
 /* The current term of member (term=); ignored unless member is the one
  * set above (a process running several nodes: tests). Any thread. */
 void node_log_set_term(uint64_t member, uint64_t term);
 /* In a process forked from the server (fs_guard.c), first thing: it does
- * not follow the term (lines carry none). */
+ * not follow the term (lines carry none), and it drops the parent's
+ * syslog connection before closing descriptors. */
 void node_log_child(void);
 /* The line node_log writes for msg (without its newline) into buf: the
  * length it needs, like snprintf. For writers that cannot call node_log. */

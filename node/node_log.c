@@ -6,11 +6,13 @@
  * until set); term is the member's current term as of the last loop turn
  * (absent until known, and in the guard process); msg is always quoted,
  * with \" \\ \n \r \t and \xHH escapes, so one event is one line whatever
- * it says. To stderr or a file. Never a value's bytes (secrets hygiene): callers log paths and
+ * it says. To stderr, a file, or syslog(3) (without ts: syslog stamps its
+ * own). Never a value's bytes (secrets hygiene): callers log paths and
  * errnos only; tests/bats/ops.bats checks it. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "node.h"
@@ -20,6 +22,7 @@
 /* Set once at start-up, before any thread runs; the term by the loop. */
 static enum node_log_level log_level = NODE_LOG_INFO;
 static FILE *log_file;
+static bool log_to_syslog;
 static uint64_t log_member;
 static _Atomic uint64_t log_term = LOG_TERM_UNKNOWN;
 
@@ -44,9 +47,25 @@ void node_log_set_term(uint64_t member, uint64_t term)
         atomic_store_explicit(&log_term, term, memory_order_relaxed);
 }
 
+void node_log_set_syslog(bool on)
+{
+    if (on && !log_to_syslog)
+        openlog("raftfs", LOG_PID, LOG_DAEMON);
+    else if (!on && log_to_syslog)
+        closelog();
+    log_to_syslog = on;
+}
+
+bool node_log_is_syslog(void)
+{
+    return log_to_syslog;
+}
+
 void node_log_child(void)
 {
     atomic_store_explicit(&log_term, LOG_TERM_UNKNOWN, memory_order_relaxed);
+    if (log_to_syslog)
+        closelog(); /* its socket is the parent's; the next line opens one */
 }
 
 struct line {
@@ -139,6 +158,12 @@ void node_log(enum node_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (log_to_syslog) {
+        static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        format(line, sizeof(line), false, level, msg);
+        syslog(prio[level], "%s", line);
+        return;
+    }
     /* Cut short, a line still ends its quote: one event, one line. */
     if (format(line, sizeof(line), true, level, msg) >= sizeof(line))
         snprintf(line + sizeof(line) - 6, 6, "...\"");

@@ -213,3 +213,53 @@ LOGFMT='^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z lev
     grep -qF 'msg="mounted at '"$TEST_TMP"'/m \"q\" \\b"' "$log"
     grep -q 'level=info member=3 term=2 msg="stopped"$' "$log"
 }
+
+@test "--log-syslog sends every line to syslog(3), daemon facility, and none to the log file" {
+    common_setup
+    run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" --log-syslog --log-file "$TEST_TMP/x.log" 3>&- </dev/null
+    assert_failure 2
+    assert_output --partial "--log-syslog and --log-file exclude each other"
+    # syslog(3) writes to /dev/log: in a mount namespace of its own, the
+    # test puts a listener there (a tmpfs over /dev, once the member is
+    # mounted) and leaves the machine's /dev alone.
+    unshare -m --propagation private true 2>/dev/null || skip "needs unshare -m (root)"
+    cat > "$TEST_TMP/ns.sh" <<'SH'
+set -eu
+T=$1 BIN=$2 MNT=$3 DATA=$4
+mkdir "$T/newdev"
+mount -t tmpfs tmpfs "$T/newdev"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2] + ".ready", "w").close()
+s.settimeout(5)
+with open(sys.argv[2], "ab") as f:
+    while True:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        f.write(d + b"\n")
+        f.flush()
+' "$T/newdev/log" "$T/syslog.txt" &
+listener=$!
+stop() { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true; }
+trap stop EXIT
+for _ in $(seq 1 50); do [ -e "$T/syslog.txt.ready" ] && break; sleep 0.1; done
+"$BIN" mount "$MNT" --data "$DATA" --id 4 --log-syslog 3>&- </dev/null >/dev/null
+mount --bind "$T/newdev" /dev
+echo v > "$MNT/k"
+cat "$MNT/k" >/dev/null
+stop
+wait "$listener"
+SH
+    timeout 60 unshare -m --propagation private bash "$TEST_TMP/ns.sh" "$TEST_TMP" "$RAFTFS_BIN" "$MNT" "$DATA"
+    cat "$TEST_TMP/syslog.txt"
+    # <30>: facility daemon (3 * 8), severity info (6); the line without ts
+    # (lines before /dev changed had no listener: only later ones are there)
+    grep -Eq '^<30>.* raftfs\[[0-9]+\]: level=info member=4 term=2 msg="unmounting [^"]*/mnt"$' "$TEST_TMP/syslog.txt"
+    grep -Eq '^<30>.* raftfs\[[0-9]+\]: level=info member=4 term=2 msg="stopped"$' "$TEST_TMP/syslog.txt"
+    run grep -c 'level=' "$DATA/raftfs.log"
+    assert_output 0
+}

@@ -263,3 +263,65 @@ SH
     run grep -c 'level=' "$DATA/raftfs.log"
     assert_output 0
 }
+
+@test "no value's bytes reach a member's log, at debug level, by any write path" {
+    cluster_setup
+    RAFTFS_MOUNT_OPTS="--log-level debug --snapshot-entries 10" cluster_start
+    local tok s
+    tok=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    s=zq$tok # every value below holds it; no path, id or number does
+    export RAFTFS_ENDPOINTS=$(all_eps)
+    # through the mounts: a new key, a truncating write on a follower, an
+    # append, a read-modify-write, a mv over a key; a value refused (too big)
+    echo "mount-$s" > "$CL/mnt/1/a"
+    echo "follower-$s" > "$CL/mnt/2/b"
+    echo "append-$s" >> "$CL/mnt/3/a"
+    run "$FSTEST_BIN" write-at "$CL/mnt/2/a" 3 "rmw-$s"
+    assert_output $'pwrite: OK\nclose: OK'
+    echo "tmp-$s" > "$CL/mnt/3/tmp"
+    mv "$CL/mnt/3/tmp" "$CL/mnt/3/b"
+    { printf 'big-%s' "$s"; head -c 2000000 /dev/zero; } > "$CL/mnt/1/big" 2>/dev/null || true
+    # through the client port: put, get, a txn (taken, and refused), a lease
+    "$RAFTFS_BIN" put /c "put-$s"
+    "$RAFTFS_BIN" get /c > /dev/null
+    "$RAFTFS_BIN" txn <<TXN
+if value /c == "put-$s"
+then put /d "txn-$s"
+then append /d "txnappend-$s"
+TXN
+    run "$RAFTFS_BIN" txn <<TXN
+if value /c != "cmp-$s"
+then put /e "fail-$s"
+then put /no/such/dir "fail2-$s"
+TXN
+    [ "$status" = 1 ]
+    lease=$("$RAFTFS_BIN" lease grant 1m)
+    "$RAFTFS_BIN" put /leased "lease-$s" --lease "$lease"
+    # an import (a tar) and an export
+    mkdir -p "$TEST_TMP/imp/sub"
+    echo "import-$s" > "$TEST_TMP/imp/sub/f"
+    tar -C "$TEST_TMP/imp" -cf "$TEST_TMP/imp.tar" .
+    "$RAFTFS_BIN" import "$TEST_TMP/imp.tar" --format tar --to /imported
+    "$RAFTFS_BIN" export / > "$TEST_TMP/export.json"
+    grep -q "import-$s" "$TEST_TMP/export.json" # the values are there...
+    # enough writes for snapshots (sent to a member that was away)
+    "$LC" kill "$CL" 3
+    for i in $(seq 1 30); do echo "many-$i-$s" > "$CL/mnt/1/m$i"; done
+    "$LC" restart "$CL" 3
+    for i in $(seq 1 100); do
+        [ "$(cat "$CL/mnt/3/m30" 2>/dev/null)" = "many-30-$s" ] && break
+        sleep 0.1
+    done
+    [ "$(cat "$CL/mnt/3/m30")" = "many-30-$s" ]
+    [ "$(cat "$CL/mnt/2/imported/sub/f")" = "import-$s" ]
+    # ... and in no log, also with the debug lines
+    local k n
+    for k in 1 2 3; do
+        n=$(grep -c 'level=debug' "$CL/data/$k/raftfs.log")
+        [ "$n" -gt 0 ]
+        if grep -n "$tok" "$CL/data/$k/raftfs.log"; then
+            echo "member $k logged a value"
+            false
+        fi
+    done
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -536,6 +537,9 @@ static void on_ready(void *ctx)
     if (r->fd < 0) {
         fprintf(stderr, "raftfs: serving %s at %s; stop with 'fusermount3 -u %s' or Ctrl-C\n",
                 r->data, r->mnt, r->mnt);
+        /* Under systemd (Type=notify, examples/systemd): started once the
+         * mount serves. Nothing without $NOTIFY_SOCKET. */
+        sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s", r->data, r->mnt);
         return;
     }
     int log = open(r->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -779,6 +783,8 @@ static int serve(struct mount_args *a, struct ready *r)
                              .http = http};
     err[0] = 0;
     rc = fs_serve(&fcfg, err, sizeof(err));
+    if (r->fd < 0)
+        sd_notify(0, "STOPPING=1");
     if (rc) {
         if (r->fd >= 0)
             report(r, err);

@@ -8,6 +8,7 @@ PACKAGES=(
     # build
     gcc make cmake pkg-config libc6-dev libcrypt-dev
     libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
+    libsystemd-dev
     # run
     fuse3
     # test

@@ -11,9 +11,18 @@ PROMCHECK="$BATS_TEST_DIRNAME/promcheck.py"
 
 setup() {
     CL=
+    UNIT_MNTS=
+    UNIT_PIDS=
 }
 
 teardown() {
+    local m p
+    for m in ${UNIT_MNTS:-}; do # the systemd test's mounts and servers
+        fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null || true
+    done
+    for p in ${UNIT_PIDS:-}; do
+        wait_gone "$p" 10 || kill -9 "$p" 2>/dev/null || true
+    done
     if [ -n "$CL" ]; then
         cluster_teardown
     elif [ -n "${TEST_TMP:-}" ]; then
@@ -324,4 +333,135 @@ TXN
             false
         fi
     done
+}
+
+# unit_command UNIT KEY NAME: the unit's KEY= command line for instance NAME,
+# as words (one a line), expanded as systemd does with the variables of
+# the environment: %i is NAME, ${VAR} one word, $VAR split at spaces; the
+# paths moved under TEST_TMP and the binary to RAFTFS_BIN.
+unit_command() {
+    local line
+    line=$(sed -n "s/^$2=-\{0,1\}//p" "$UNITS/$1")
+    line=${line//%i/$3}
+    line=${line//\/usr\/local\/bin\/raftfs/$RAFTFS_BIN}
+    line=${line//\/mnt\/raftfs/$TEST_TMP\/mnt}
+    line=${line//\/var\/lib\/raftfs/$TEST_TMP\/lib}
+    eval "set -- $line"
+    printf '%s\n' "$@"
+}
+
+# load_env FILE: exports its VAR=value lines (systemd's EnvironmentFile),
+# with the example's addresses moved to this test's loopback ports.
+load_env() {
+    local line
+    while IFS= read -r line; do
+        case $line in '#'* | '') continue ;; esac
+        line=$(echo "$line" | sed -E "s/10\.0\.0\.([0-9]):7401/127.0.0.1:$PB\1/g; s/127\.0\.0\.1:9401/127.0.0.1:${PB}9/")
+        export "${line%%=*}=${line#*=}"
+    done < "$1"
+}
+
+@test "examples/systemd: the units verify, and their ExecStart/ExecStop run a cluster and a learner" {
+    common_setup
+    UNITS=$TEST_TMP/units
+    mkdir -p "$UNITS" "$TEST_TMP/mnt" "$TEST_TMP/lib"
+    local src=$BATS_TEST_DIRNAME/../../examples/systemd
+    sed "s|/usr/local/bin/raftfs|$RAFTFS_BIN|" "$src/raftfs-member@.service" > "$UNITS/raftfs-member@.service"
+    sed "s|/usr/local/bin/raftfs|$RAFTFS_BIN|" "$src/raftfs-learner-mount@.service" > "$UNITS/raftfs-learner-mount@.service"
+    if command -v systemd-analyze >/dev/null; then
+        run env SYSTEMD_UNIT_PATH="$UNITS:" systemd-analyze verify \
+            raftfs-member@one.service raftfs-learner-mount@two.service
+        assert_success
+        assert_output "" # no warning either (unknown keys, bad values)
+        # and it does notice a broken unit
+        sed 's/^Restart=on-failure/Restart=sometimes/' "$UNITS/raftfs-member@.service" > "$UNITS/broken@.service"
+        run env SYSTEMD_UNIT_PATH="$UNITS:" systemd-analyze verify broken@one.service
+        assert_output --partial "restart specifier"
+        rm "$UNITS/broken@.service"
+    else
+        echo "# no systemd-analyze: units not verified" >&3
+    fi
+    # the units as systemd runs them (without systemd): three founders from
+    # member.env.example (with --id 2 and 3 for the others), members 1 and
+    # 2 with a notify socket, then a learner from learner.env.example
+    PB=$(( $(test_port_base) / 10 )) # ports PB1..PB4, metrics PB9
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+with open(sys.argv[2], "ab") as f:
+    while True:
+        try:
+            d = s.recv(4096)
+        except socket.timeout:
+            break
+        f.write(d.replace(b"\n", b" ") + b"\n")
+        f.flush()
+' "$TEST_TMP/notify" "$TEST_TMP/notify.txt" &
+    local listener=$! k name words
+    UNIT_PIDS=$listener
+    for i in $(seq 1 50); do [ -S "$TEST_TMP/notify" ] && break; sleep 0.1; done
+    for k in 1 2 3; do
+        name=m$k
+        load_env "$src/member.env.example"
+        RAFTFS_OPTS=${RAFTFS_OPTS/--id 1/--id $k}
+        RAFTFS_OPTS=${RAFTFS_OPTS/--metrics-addr 127.0.0.1:${PB}9/--metrics-addr 127.0.0.1:${PB}$((k + 4))}
+        mapfile -t words < <(unit_command raftfs-member@.service ExecStartPre "$name")
+        [ "${words[*]}" = "/bin/mkdir -p $TEST_TMP/lib $TEST_TMP/mnt/$name" ]
+        "${words[@]}"
+        mapfile -t words < <(unit_command raftfs-member@.service ExecStart "$name")
+        [ "${words[0]}" = "$RAFTFS_BIN" ]
+        [ "${words[3]}" = --data ] && [ "${words[5]}" = --foreground ]
+        UNIT_MNTS="$UNIT_MNTS $TEST_TMP/mnt/$name"
+        if [ "$k" -lt 3 ]; then
+            NOTIFY_SOCKET=$TEST_TMP/notify "${words[@]}" 2>"$TEST_TMP/$name.log" 3>&- &
+        else
+            "${words[@]}" 2>"$TEST_TMP/$name.log" 3>&- &
+        fi
+        UNIT_PIDS="$UNIT_PIDS $!"
+        eval "pid_$k=$!"
+    done
+    for i in $(seq 1 100); do
+        [ "$(grep -c READY=1 "$TEST_TMP/notify.txt" 2>/dev/null)" = 2 ] && break
+        sleep 0.1
+    done
+    cat "$TEST_TMP/notify.txt"
+    [ "$(grep -c "READY=1 STATUS=serving $TEST_TMP/lib/m. at $TEST_TMP/mnt/m." "$TEST_TMP/notify.txt")" = 2 ]
+    echo hello > "$TEST_TMP/mnt/m1/greeting"
+    [ "$(cat "$TEST_TMP/mnt/m2/greeting")" = hello ]
+    grep -q '"health":"true"' <(curl -s --max-time 5 "http://127.0.0.1:${PB}5/health")
+
+    load_env "$src/learner.env.example"
+    RAFTFS_OPTS=${RAFTFS_OPTS/127.0.0.1:${PB}9/127.0.0.1:${PB}8}
+    mapfile -t words < <(unit_command raftfs-learner-mount@.service ExecStartPre l4)
+    "${words[@]}"
+    mapfile -t words < <(unit_command raftfs-learner-mount@.service ExecStart l4)
+    UNIT_MNTS="$UNIT_MNTS $TEST_TMP/mnt/l4"
+    "${words[@]}" 2>"$TEST_TMP/l4.log" 3>&- &
+    UNIT_PIDS="$UNIT_PIDS $!"
+    local pid_4=$!
+    for i in $(seq 1 100); do
+        [ "$(cat "$TEST_TMP/mnt/l4/greeting" 2>/dev/null)" = hello ] && break
+        sleep 0.1
+    done
+    [ "$(cat "$TEST_TMP/mnt/l4/greeting")" = hello ]
+    grep -q '"id": 4, "address": "127.0.0.1:'"${PB}"'4", "role": "learner"' "$TEST_TMP/mnt/m1/.raftfs/status"
+
+    # ExecStop: each server unmounts and exits 0; the notify socket hears
+    # STOPPING=1 from the two that have it
+    mapfile -t words < <(unit_command raftfs-learner-mount@.service ExecStop l4)
+    "${words[@]}"
+    for name in m3 m2 m1; do
+        mapfile -t words < <(unit_command raftfs-member@.service ExecStop "$name")
+        [ "${words[*]}" = "/usr/bin/fusermount3 -u $TEST_TMP/mnt/$name" ]
+        "${words[@]}"
+    done
+    for k in 4 3 2 1; do
+        eval "wait \$pid_$k" || { echo "member $k exited $?"; cat "$TEST_TMP"/*.log; false; }
+    done
+    [ "$(grep -c STOPPING=1 "$TEST_TMP/notify.txt")" = 2 ]
+    kill "$listener" 2>/dev/null || true
+    UNIT_MNTS=
+    UNIT_PIDS=
 }

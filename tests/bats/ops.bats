@@ -461,6 +461,7 @@ with open(sys.argv[2], "ab") as f:
         eval "wait \$pid_$k" || { echo "member $k exited $?"; cat "$TEST_TMP"/*.log; false; }
     done
     [ "$(grep -c STOPPING=1 "$TEST_TMP/notify.txt")" = 2 ]
+    sanitizer_findings "$TEST_TMP"/m?.log "$TEST_TMP/l4.log" # their stderr: not DATA's log
     kill "$listener" 2>/dev/null || true
     UNIT_MNTS=
     UNIT_PIDS=

@@ -73,7 +73,8 @@ teardown() {
     wait_gone "$pid" 10
     for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
     ! in_mountinfo "$MNT"
-    grep -q "auto_unmount left its dead mount behind; unmounted it" "$DATA/raftfs.log"
+    # the guard's line, in the log's form (no term: the guard does not follow it)
+    grep -Eq '^ts=[0-9T:.-]+Z level=warn member=1 msg="guard: '"$MNT"': the server exited and auto_unmount left its dead mount behind; unmounted it"$' "$DATA/raftfs.log"
     raftfs_start
     [ "$(cat "$MNT/k")" = x ]
 }

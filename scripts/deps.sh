@@ -8,9 +8,9 @@ PACKAGES=(
     # build
     gcc make cmake pkg-config libc6-dev libcrypt-dev
     libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
-    libsystemd-dev
-    # run
-    fuse3
+    libsystemd-dev libssl-dev
+    # run; openssl also makes the tests' certificates
+    fuse3 openssl
     # test
     bats bats-assert bats-support attr util-linux procps diffutils findutils
     # tests/bats/ops.bats: the --metrics-addr endpoints

@@ -13,6 +13,10 @@
  * Lifetime: net_conn_close (or an error) calls on_close exactly once; the
  * struct is freed at the end of that turn, so a callback may close its own
  * connection and return safely.
+ * TLS (net_conn_new_tls): the same, over a TLS session. The handshake runs
+ * first; frames queued meanwhile go out once it is done. A handshake (or a
+ * later TLS error) that fails closes the connection with EPROTO (or the
+ * socket's errno) and net_conn_tls_error says why, in OpenSSL's words.
  */
 #ifndef RAFTFS_NET_CONN_H
 #define RAFTFS_NET_CONN_H
@@ -47,6 +51,18 @@ struct net_conn_ops {
 int net_conn_new(struct net_loop *l, int fd, bool connecting, const struct net_conn_limits *lim,
                  const struct net_conn_ops *ops, void *ctx, struct net_conn **out);
 
+struct net_tls;
+
+/* As net_conn_new, but speaking TLS with tls's context (net_tls.h): as
+ * the server for an accepted socket (host NULL), or as the client of a
+ * dialed one, where the server's certificate must name host (an IP
+ * address or a DNS name, no port). on_connect (dialed) comes once the
+ * handshake is done. tls must outlive the connection. On error fd is
+ * closed. ENOMEM, EINVAL (host). */
+int net_conn_new_tls(struct net_loop *l, int fd, bool connecting, const struct net_conn_limits *lim,
+                     const struct net_conn_ops *ops, void *ctx, struct net_tls *tls,
+                     const char *host, struct net_conn **out);
+
 /* Queues one frame. Errors: EPIPE (closed or closing), EMSGSIZE (over
  * max_frame), ENOBUFS (the queue is full: the message is dropped), ENOMEM. */
 int net_conn_send(struct net_conn *c, const void *payload, size_t len);
@@ -68,9 +84,18 @@ void *net_conn_ctx(const struct net_conn *c);
 void net_conn_set_ctx(struct net_conn *c, void *ctx);
 /* The peer's address as text ("127.0.0.1:7000"), for logs. */
 const char *net_conn_peer(const struct net_conn *c);
+/* TLS: the other side presented a certificate that verified against the
+ * CA (set once the handshake is done; false on plaintext). */
+bool net_conn_peer_verified(const struct net_conn *c);
+/* Why TLS failed ("TLS handshake failed: certificate verify failed
+ * (unable to get local issuer certificate)"), or NULL if it did not (or
+ * the connection is plaintext). Valid until the connection is freed (in
+ * on_close, for instance). */
+const char *net_conn_tls_error(const struct net_conn *c);
 
 /* Byte counters a connection adds what it reads and writes to (socket
- * bytes, frame headers included), atomically: another thread may read them
+ * bytes, frame headers included; with TLS, the frames' bytes, not the
+ * records'), atomically: another thread may read them
  * with net_counters_load. Several connections may share one. */
 struct net_counters {
     uint64_t bytes_in, bytes_out;

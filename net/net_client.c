@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "net_conn.h"
 #include "net_frame.h"
 #include "net_wire.h"
@@ -34,7 +37,10 @@ struct net_client {
     uint8_t *in;
     size_t in_len, in_cap;
     char *user, *password; /* the login said in every Hello (NULL: anonymous) */
-    char err[256];
+    struct net_tls *tls; /* NULL: plaintext */
+    SSL *ssl;            /* the connection's TLS session */
+    char why[256];       /* the last failure in words, when strerror says less */
+    char err[512];
 };
 
 static void set_err(struct net_client *c, const char *fmt, ...)
@@ -90,6 +96,11 @@ int net_client_open(struct net_client **out, const struct net_client_config *cfg
         snprintf(err, err_len, "out of memory");
         rc = ENOMEM;
     }
+    if (!rc && net_tls_wanted(&cfg->tls)) {
+        struct net_tls_config tc = cfg->tls;
+        tc.require_client_cert = false;
+        rc = net_tls_new(&tc, &c->tls, err, err_len);
+    }
     if (rc) {
         free(c->user);
         free(c->password);
@@ -107,6 +118,11 @@ int net_client_open(struct net_client **out, const struct net_client_config *cfg
 
 static void disconnect(struct net_client *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl); /* no close_notify: a blocking client may not wait */
+        c->ssl = NULL;
+    }
+    ERR_clear_error();
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -124,6 +140,7 @@ void net_client_close(struct net_client *c)
     if (!c)
         return;
     disconnect(c);
+    net_tls_free(c->tls);
     free(c->in);
     free(c->user);
     if (c->password) {
@@ -162,8 +179,48 @@ static int wait_fd(int fd, short events, int64_t deadline)
     }
 }
 
+/* An SSL call returned ret: 0 to call it again once fd is ready (waited
+ * for here), or the errno that ends the connection, with the reason kept. */
+static int tls_wait(struct net_client *c, int ret, int64_t deadline)
+{
+    int e = SSL_get_error(c->ssl, ret);
+    if (e == SSL_ERROR_WANT_READ)
+        return wait_fd(c->fd, POLLIN, deadline);
+    if (e == SSL_ERROR_WANT_WRITE)
+        return wait_fd(c->fd, POLLOUT, deadline);
+    char why[200];
+    int rc = net_tls_failure(c->ssl, ret, e, why, sizeof(why));
+    if (rc == 0)
+        return ECONNRESET; /* closed (close_notify or end of stream) */
+    if (rc == EPROTO)
+        snprintf(c->why, sizeof(c->why), "TLS: %.160s%s", why,
+                 strstr(why, "certificate required")
+                     ? " (the member wants a client certificate: --cert and --key)"
+                     : "");
+    return rc;
+}
+
+static int tls_write_all(struct net_client *c, const uint8_t *p, size_t len, int64_t deadline)
+{
+    while (len) {
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        int rc = tls_wait(c, n, deadline);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int write_all(struct net_client *c, const uint8_t *p, size_t len, int64_t deadline)
 {
+    if (c->ssl)
+        return tls_write_all(c, p, len, deadline);
     while (len) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -215,8 +272,17 @@ static int recv_env(struct net_client *c, Raftfs__Envelope **out, int64_t deadli
             *out = env;
             return 0;
         }
-        if (rc != EAGAIN)
+        if (rc != EAGAIN) {
+            /* A TLS record where a frame should be: a TLS member. */
+            if (!c->ssl && c->in_len >= 2 && (c->in[0] == 0x15 || c->in[0] == 0x16) &&
+                c->in[1] == 0x03) {
+                snprintf(c->why, sizeof(c->why),
+                         "the member speaks TLS: give its CA with --cacert FILE (and --cert, "
+                         "--key if it asks for a client certificate)");
+                return EPROTO;
+            }
             return rc;
+        }
         if (c->in_cap - c->in_len < 65536) {
             size_t cap = c->in_cap ? c->in_cap * 2 : 65536;
             uint8_t *p = realloc(c->in, cap);
@@ -224,6 +290,16 @@ static int recv_env(struct net_client *c, Raftfs__Envelope **out, int64_t deadli
                 return ENOMEM;
             c->in = p;
             c->in_cap = cap;
+        }
+        if (c->ssl) {
+            size_t room = c->in_cap - c->in_len;
+            ERR_clear_error();
+            int n = SSL_read(c->ssl, c->in + c->in_len, room > INT32_MAX ? INT32_MAX : (int)room);
+            if (n > 0)
+                c->in_len += (size_t)n;
+            else if ((rc = tls_wait(c, n, deadline)))
+                return rc;
+            continue;
         }
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
@@ -241,10 +317,55 @@ static int recv_env(struct net_client *c, Raftfs__Envelope **out, int64_t deadli
     }
 }
 
+/* The reason of a failure with endpoint i: what was kept, or rc's text. */
+static void fail_err(struct net_client *c, size_t i, int rc)
+{
+    if (c->why[0])
+        set_err(c, "%s: %s", c->names[i], c->why);
+    else
+        set_err(c, "%s: %s", c->names[i], strerror(rc));
+    c->why[0] = 0;
+}
+
+/* The TLS handshake with endpoint i, whose certificate must name its host. */
+static int tls_handshake(struct net_client *c, size_t i, int64_t deadline)
+{
+    char host[128];
+    if (net_tls_host_of(c->names[i], host, sizeof(host))) {
+        snprintf(c->why, sizeof(c->why), "no host to check its certificate against");
+        return EINVAL;
+    }
+    char why[200];
+    int rc = net_tls_session_new(c->tls, c->fd, host, &c->ssl, why, sizeof(why));
+    if (rc) {
+        snprintf(c->why, sizeof(c->why), "%s", why);
+        return rc;
+    }
+    for (;;) {
+        ERR_clear_error();
+        int ret = SSL_do_handshake(c->ssl);
+        if (ret == 1)
+            return 0;
+        if ((rc = tls_wait(c, ret, deadline))) {
+            if (!c->why[0] && rc != ETIMEDOUT)
+                snprintf(c->why, sizeof(c->why),
+                         "TLS handshake failed: %s (is the member speaking TLS?)",
+                         rc == ECONNRESET ? "the member closed the connection" : strerror(rc));
+            else if (!strncmp(c->why, "TLS: ", 5)) {
+                char copy[sizeof(c->why)];
+                snprintf(copy, sizeof(copy), "%s", c->why + 5);
+                snprintf(c->why, sizeof(c->why), "TLS handshake failed: %.220s", copy);
+            }
+            return rc;
+        }
+    }
+}
+
 /* Connects to endpoint i and says Hello. */
 static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
 {
     int fd;
+    c->why[0] = 0;
     int rc = net_dial(&c->eps[i], &fd);
     if (rc) {
         set_err(c, "%s: %s", c->names[i], strerror(rc));
@@ -260,6 +381,8 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
         rc = soerr;
         goto fail;
     }
+    if (c->tls && (rc = tls_handshake(c, i, deadline)))
+        goto fail;
     Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
     Raftfs__Hello hello = RAFTFS__HELLO__INIT;
     hello.protocol_version = NET_WIRE_VERSION;
@@ -274,11 +397,23 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
     }
     env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
-    if ((rc = send_env(c, &env, deadline)))
-        goto fail;
     Raftfs__Envelope *reply;
-    if ((rc = recv_env(c, &reply, deadline)))
+    if ((rc = send_env(c, &env, deadline)) || (rc = recv_env(c, &reply, deadline))) {
+        /* A TLS 1.3 member that refuses this client's certificate (or its
+         * lack of one) says so after the client's handshake is done: the
+         * Hello may fail to go out first. Its alert may be waiting. */
+        if (c->ssl && !c->why[0] && (rc == ECONNRESET || rc == EPIPE)) {
+            Raftfs__Envelope *late = NULL;
+            if (recv_env(c, &late, mono_ms() + 100) == 0)
+                net_wire_free(late);
+        }
+        /* A TLS member drops a plaintext Hello at its handshake. */
+        if (!c->tls && !c->why[0] && (rc == ECONNRESET || rc == EPIPE))
+            snprintf(c->why, sizeof(c->why),
+                     "%s at the Hello (if the member uses TLS, give its CA with --cacert FILE)",
+                     strerror(rc));
         goto fail;
+    }
     if (reply->body_case != RAFTFS__ENVELOPE__BODY_HELLO_REPLY || !reply->hello_reply->ok) {
         set_err(c, "%s refused the connection: %s", c->names[i],
                 reply->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY && reply->hello_reply->error
@@ -297,7 +432,7 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
     c->cur = i;
     return 0;
 fail:
-    set_err(c, "%s: %s", c->names[i], strerror(rc));
+    fail_err(c, i, rc);
     disconnect(c);
     return rc;
 }
@@ -351,7 +486,7 @@ int net_client_next(struct net_client *c, uint64_t id, int timeout_ms, Raftfs__C
         int rc = recv_env(c, &reply, deadline);
         if (rc) {
             if (rc != ETIMEDOUT) {
-                set_err(c, "%s: %s", c->names[c->cur], strerror(rc));
+                fail_err(c, c->cur, rc);
                 disconnect(c);
             }
             return rc;
@@ -396,7 +531,7 @@ static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__Client
             }
         }
         if ((rc = send_env(c, &env, deadline))) {
-            set_err(c, "%s: %s", c->names[c->cur], strerror(rc));
+            fail_err(c, c->cur, rc);
             disconnect(c);
             continue;
         }
@@ -411,7 +546,7 @@ static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__Client
             reply = NULL;
         }
         if (rc) {
-            set_err(c, "%s: %s", c->names[c->cur], strerror(rc));
+            fail_err(c, c->cur, rc);
             disconnect(c);
             continue;
         }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net_tls.h"
 #include "raftfs.pb-c.h"
 
 #define NET_CLIENT_MAX_ENDPOINTS 16
@@ -28,9 +29,16 @@ struct net_client_config {
     /* A login said in every Hello (access control); NULL: anonymous. A
      * refused login is EPERM ("authentication failed"), at once. */
     const char *user, *password;
+    /* TLS when a CA or a certificate is given (net_tls_wanted): the
+     * member's certificate is verified against tls.ca_file (else the
+     * system's CAs) and the endpoint's host; tls.cert_file/key_file are
+     * shown to members that ask for a client certificate. */
+    struct net_tls_config tls;
 };
 
-/* Parses the endpoints (no connection yet). EINVAL with a reason in err. */
+/* Parses the endpoints and, with TLS, reads the certificate files (no
+ * connection yet). EINVAL (or EACCES: a key file others may read) with a
+ * reason in err. */
 int net_client_open(struct net_client **out, const struct net_client_config *cfg, char *err,
                     size_t err_len);
 void net_client_close(struct net_client *c);
@@ -39,8 +47,8 @@ void net_client_close(struct net_client *c);
  * answer. Returns 0 with *resp (free with net_client_response_free) whose
  * err field carries the member's result, or the errno of the last failure
  * when no endpoint answered within the timeout (ETIMEDOUT, ECONNREFUSED,
- * EPROTO for a refused Hello, EPERM for a refused login...), with a reason in the client's last
- * error. */
+ * EPROTO for a refused Hello or a failed TLS handshake, EPERM for a refused
+ * login...), with a reason in the client's last error. */
 int net_client_call(struct net_client *c, Raftfs__ClientRequest *req,
                     Raftfs__ClientResponse **resp);
 void net_client_response_free(Raftfs__ClientResponse *resp);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "net_tls.h"
 #include "node_internal.h"
 
 static uint64_t random64(void)
@@ -48,6 +49,33 @@ static int incarnation_new(uint64_t *out)
     if (!v)
         return EIO;
     *out = v;
+    return 0;
+}
+
+/* TLS for the port and the peers when its files are given. */
+static int tls_open(struct node *n, char *err, size_t err_len)
+{
+    const struct node_config *cfg = &n->cfg;
+    if (cfg->tls_cert_file || cfg->tls_key_file || cfg->tls_ca_file) {
+        if (!cfg->tls_cert_file || !cfg->tls_key_file || !cfg->tls_ca_file) {
+            snprintf(err, err_len,
+                     "TLS needs this member's certificate, its key and the CA that signs the "
+                     "members' certificates (--cert-file, --key-file, --trusted-ca-file): all "
+                     "three");
+            return EINVAL;
+        }
+        struct net_tls_config tc = {.cert_file = cfg->tls_cert_file,
+                                    .key_file = cfg->tls_key_file,
+                                    .ca_file = cfg->tls_ca_file,
+                                    .require_client_cert = cfg->tls_client_cert_auth};
+        return net_tls_new(&tc, &n->tls, err, err_len);
+    }
+    if (cfg->tls_client_cert_auth) {
+        snprintf(err, err_len,
+                 "--client-cert-auth needs TLS (--cert-file, --key-file, "
+                 "--trusted-ca-file)");
+        return EINVAL;
+    }
     return 0;
 }
 
@@ -144,6 +172,8 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
      * without --listen, it listens where the others reach it. */
     if (!listen)
         listen = node_member_addr(n, cfg->id, own, sizeof(own));
+    if ((rc = tls_open(n, err, err_len)))
+        goto fail;
     if (listen && (rc = node_server_open(n, listen, err, err_len)))
         goto fail;
     node_members_sync(n); /* members that joined later, from the directory */
@@ -271,6 +301,7 @@ void node_close(struct node *n)
         net_loop_free(n->loop);
     }
     node_raft_fini(n);
+    net_tls_free(n->tls); /* after every connection's session */
     store_close(n->store);
     while (n->free_lanes) {
         struct node_lane *l = n->free_lanes;

@@ -60,6 +60,13 @@ struct node_config {
      * log is, and a store another boot left open is rebuilt from the
      * snapshot image and the log: store_config.unsynced_apply). */
     bool sync_tree;
+    /* TLS on the port and on the connections to peers: this member's
+     * certificate (served, and shown when dialing a peer), its key, and
+     * the CA that signs every member's and client's certificate. All
+     * three, or none (plaintext). Peers must show a certificate of the CA
+     * (mutual TLS); clients too with tls_client_cert_auth. */
+    const char *tls_cert_file, *tls_key_file, *tls_ca_file;
+    bool tls_client_cert_auth;
 };
 
 #define NODE_DEFAULT_TICK_MS        50
@@ -69,8 +76,9 @@ struct node_config {
 #define NODE_DEFAULT_SNAP_ENTRIES   100000
 
 /* Opens the data directory (refusing foreign, damaged or busy ones, and
- * one recorded for another cluster or member id) and binds the listen
- * port, so that start-up errors come out here, with a reason in err.
+ * one recorded for another cluster or member id), reads the TLS files
+ * (refusing a key others may read) and binds the listen port, so that start-up errors come out
+ * here, with a reason in err.
  * Starts nothing: node_start runs the loop in the process that serves. */
 int node_open(struct node **out, const struct node_config *cfg, char *err, size_t err_len);
 

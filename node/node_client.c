@@ -9,6 +9,12 @@
  * body the role may not send closes that connection with a log line and
  * touches nothing else. Writes go through the node like the mount's;
  * linearizable reads wait for a read barrier, serializable ones do not.
+ *
+ * With TLS (node.tls) every connection is TLS. The port serves members
+ * and clients alike, so the handshake always asks for a certificate and
+ * verifies one that is shown (a bad one is refused there, with a log
+ * line); clients may come without one unless --client-cert-auth, but a
+ * Hello that says it is a member's needs a verified certificate.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -1004,6 +1010,21 @@ static bool hello_ok(struct node_server *s, const Raftfs__Hello *h, char *why, s
     return true;
 }
 
+/* With TLS, a member's Hello needs a verified certificate (mutual TLS
+ * between members), whether or not clients must show one. Any certificate
+ * of the CA will do: the CA vouches for members and clients alike. */
+static bool hello_tls_ok(struct node_server *s, struct net_conn *conn, const Raftfs__Hello *h,
+                         char *why, size_t len)
+{
+    if (!s->n->tls || !(h->has_member_id && h->member_id) || net_conn_peer_verified(conn))
+        return true;
+    snprintf(why, len,
+             "member %llu showed no certificate: members must (mutual TLS, with this "
+             "member's --cert-file)",
+             (unsigned long long)h->member_id);
+    return false;
+}
+
 /* A frame on a member's connection: a Raft message from it, or a command it
  * forwards. Nothing is ever sent back on this connection (only the
  * HelloReply was): answers go out on this member's own connection to that
@@ -1168,7 +1189,7 @@ static int handle_hello(struct client *c, const Raftfs__Envelope *env)
         return EPROTO;
     }
     const Raftfs__Hello *h = env->hello;
-    if (!hello_ok(s, h, why, sizeof(why))) {
+    if (!hello_tls_ok(s, c->conn, h, why, sizeof(why)) || !hello_ok(s, h, why, sizeof(why))) {
         node_log(NODE_LOG_WARN, "connection from %s refused: %s", net_conn_peer(c->conn), why);
         return hello_reply(c, why);
     }
@@ -1287,7 +1308,12 @@ static void peer_conn_gone(struct client *c)
 static void client_close(struct net_conn *conn, int err, void *ctx)
 {
     struct client *c = ctx;
-    if (err && err != ECONNRESET && err != EPIPE)
+    const char *tls = net_conn_tls_error(conn);
+    if (tls)
+        node_log(NODE_LOG_WARN, "connection from %s %s: %s%s", net_conn_peer(conn),
+                 strncmp(tls, "TLS handshake", 13) ? "closed" : "refused", tls,
+                 strstr(tls, "wrong version number") ? " (not TLS: a plaintext client?)" : "");
+    else if (err && err != ECONNRESET && err != EPIPE)
         node_log(NODE_LOG_INFO, "client %s closed: %s", net_conn_peer(conn), strerror(err));
     c->conn = NULL;
     node_watch_drop_owner(c->srv->n, c);
@@ -1318,7 +1344,9 @@ static void on_accept(struct net_loop *l, int fd, uint32_t events, void *ctx)
             continue;
         }
         c->srv = s;
-        if (net_conn_new(l, cfd, false, &s->limits, &client_ops, c, &c->conn)) {
+        if (s->n->tls ? net_conn_new_tls(l, cfd, false, &s->limits, &client_ops, c, s->n->tls, NULL,
+                                         &c->conn)
+                      : net_conn_new(l, cfd, false, &s->limits, &client_ops, c, &c->conn)) {
             free(c);
             continue;
         }

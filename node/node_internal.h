@@ -75,6 +75,7 @@ struct node_peer {
      * HelloReply ("" and 0: not heard yet): kept after it disconnects. */
     char build[32];
     uint32_t cmd_version;
+    char tls_why[200];         /* the last TLS failure logged (logged again when it changes) */
 };
 
 /* Records what a member said of its build in a Hello or HelloReply. */
@@ -104,6 +105,7 @@ struct node {
     struct node_config cfg;
     struct store *store;
     struct net_loop *loop;
+    struct net_tls *tls; /* TLS for the port and the peers, or NULL: plaintext */
     pthread_t thread;
     struct node_server *server;
     struct node_watcher *watchers; /* watches of the client protocol */

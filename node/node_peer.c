@@ -13,11 +13,18 @@
  * came back under its old id is refused so by every member that recorded
  * its incarnation (node_client.c hello_ok), which isolates it; refused by
  * most of the others, it stops (check_removed).
+ *
+ * With TLS (node.tls) the connection is TLS: this member shows its
+ * certificate, and the peer's must be signed by the CA and name the host
+ * of the peer's address (its IP address, or its DNS name). A failed
+ * handshake is logged once per reason, naming the peer and OpenSSL's
+ * reason, and dialed again with backoff.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net_tls.h"
 #include "net_wire.h"
 #include "node_internal.h"
 #include "node_wire.h"
@@ -160,6 +167,7 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
             p->refused_lost = false;
             p->backoff_ms = PEER_BACKOFF_MIN_MS;
             p->last_heard_ms = net_now_ms();
+            p->tls_why[0] = 0;
             const Raftfs__HelloReply *hr = env->hello_reply;
             node_peer_version(p, hr->build, hr->has_command_version, hr->command_version);
             node_log(NODE_LOG_INFO, "connected to member %llu at %s (raftfs %s, commands up to %u)",
@@ -199,7 +207,12 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
 static void peer_closed(struct net_conn *c, int err, void *ctx)
 {
     struct node_peer *p = ctx;
-    (void)c;
+    const char *tls = net_conn_tls_error(c);
+    if (tls && strcmp(tls, p->tls_why)) {
+        node_log(NODE_LOG_WARN, "connection to member %llu at %s refused: %s",
+                 (unsigned long long)p->id, p->name, tls);
+        snprintf(p->tls_why, sizeof(p->tls_why), "%s", tls);
+    }
     if (p->ready)
         node_log(NODE_LOG_INFO, "lost the connection to member %llu (%s)",
                  (unsigned long long)p->id, err ? strerror(err) : "closed");
@@ -249,8 +262,15 @@ void node_peers_tick(struct node *n)
             continue;
         int fd;
         struct net_conn_limits lim = {.max_queued = PEER_MAX_QUEUED};
+        char host[128];
+        if (n->tls && net_tls_host_of(p->name, host, sizeof(host))) {
+            p->next_dial_ms = now + PEER_BACKOFF_MAX_MS;
+            continue;
+        }
         if (net_dial(&p->addr, &fd) ||
-            net_conn_new(n->loop, fd, true, &lim, &peer_ops, p, &p->conn)) {
+            (n->tls
+                 ? net_conn_new_tls(n->loop, fd, true, &lim, &peer_ops, p, n->tls, host, &p->conn)
+                 : net_conn_new(n->loop, fd, true, &lim, &peer_ops, p, &p->conn))) {
             p->conn = NULL;
             p->next_dial_ms = now + p->backoff_ms;
         } else {

@@ -81,6 +81,27 @@ void cli_version(void);
 
 /* The members to talk to: $RAFTFS_ENDPOINTS, else CLI_DEFAULT_ENDPOINTS. */
 const char *cli_endpoints(void);
+
+/* TLS for the client commands, as etcdctl names it: --cacert FILE (the CA
+ * that signs the members' certificates), --cert FILE and --key FILE (a
+ * client certificate, for members that want one), else $RAFTFS_CACERT,
+ * $RAFTFS_CERT and $RAFTFS_KEY. TLS is used when a CA or a certificate is
+ * given. One set per process, as the endpoints. The options' getopt
+ * values, for each command's table, and their help lines: */
+enum { CLI_OPT_CACERT = 0x7f00, CLI_OPT_CERT, CLI_OPT_KEY };
+#define CLI_TLS_HELP                                                                               \
+    "  --cacert FILE                TLS: the CA that signs the members' certificates\n"            \
+    "                               (default $RAFTFS_CACERT)\n"                                    \
+    "  --cert FILE, --key FILE      TLS: a client certificate and its key, for members\n"          \
+    "                               that want one (default $RAFTFS_CERT, $RAFTFS_KEY)\n"
+/* Takes one of the CLI_OPT_* options (opt) and its file. */
+void cli_tls_option(int opt, const char *file);
+/* Sets the TLS files given so far, for what cli_tls_config returns (the
+ * mount: its own certificate, for --join and for promoting itself). */
+void cli_tls_set(const char *cacert, const char *cert, const char *key);
+/* Fills cfg->tls from the options, else the environment. */
+struct net_client_config;
+void cli_tls_config(struct net_client_config *cfg);
 /* A --timeout in seconds, more than 0 and at most 3600. 0 or EINVAL. */
 int cli_parse_timeout(const char *s, double *out);
 

@@ -71,7 +71,8 @@ const char cli_bench_usage[] =
     "Before get and sget it writes every key once (with 256 writers at least).\n"
     "\n"
     "Exit status: 0 if every measured request succeeded, 1 if any failed (the\n"
-    "result is still printed, with the failures by errno), 2 on a usage error.\n";
+    "result is still printed, with the failures by errno), 2 on a usage error.\n"
+    "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
 enum bench_op { OP_PUT, OP_GET, OP_SGET };
 static const char *const op_names[] = {"put", "get", "sget"};
@@ -491,6 +492,7 @@ static int open_client(struct worker *w, struct net_client **c)
     struct net_client_config cfg = {.endpoints = w->b->endpoints,
                                     .timeout_ms = (int)(w->b->timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     char err[200];
     int rc = net_client_open(c, &cfg, err, sizeof(err));
     if (rc)
@@ -850,6 +852,9 @@ static int parse_args(int argc, char **argv, struct bench *b)
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
         {"requests", required_argument, NULL, 'r'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -937,6 +942,11 @@ static int parse_args(int argc, char **argv, struct bench *b)
             b->requests = v;
             break;
         }
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
+            break;
         case 'h':
             fputs(cli_bench_usage, stdout);
             return -1;

@@ -32,7 +32,7 @@ const char cli_client_usage[] =
     "  --lease ID                   put: attach the key to this lease (raftfs lease),\n"
     "                               0 to none; without it a key keeps its own\n"
     "  --user NAME[:PASSWORD]       log in (access control; default $RAFTFS_USER)\n"
-    "  --password-file FILE         the password, its first line ($RAFTFS_PASSWORD)\n";
+    "  --password-file FILE         the password, its first line ($RAFTFS_PASSWORD)\n" CLI_TLS_HELP;
 
 struct client_args {
     const char *endpoints;
@@ -45,6 +45,40 @@ struct client_args {
     const char *path;
     const char *value;
 };
+
+static struct {
+    const char *cacert, *cert, *key;
+} tls_files;
+
+void cli_tls_option(int opt, const char *file)
+{
+    if (opt == CLI_OPT_CACERT)
+        tls_files.cacert = file;
+    else if (opt == CLI_OPT_CERT)
+        tls_files.cert = file;
+    else if (opt == CLI_OPT_KEY)
+        tls_files.key = file;
+}
+
+void cli_tls_set(const char *cacert, const char *cert, const char *key)
+{
+    tls_files.cacert = cacert;
+    tls_files.cert = cert;
+    tls_files.key = key;
+}
+
+static const char *env_or(const char *given, const char *name)
+{
+    const char *e = getenv(name);
+    return given ? given : e && *e ? e : NULL;
+}
+
+void cli_tls_config(struct net_client_config *cfg)
+{
+    cfg->tls.ca_file = env_or(tls_files.cacert, "RAFTFS_CACERT");
+    cfg->tls.cert_file = env_or(tls_files.cert, "RAFTFS_CERT");
+    cfg->tls.key_file = env_or(tls_files.key, "RAFTFS_KEY");
+}
 
 const char *cli_endpoints(void)
 {
@@ -77,6 +111,9 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
         {"serializable", no_argument, NULL, 's'},
         {"mode", required_argument, NULL, 'm'},
         {"lease", required_argument, NULL, 'l'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -114,6 +151,11 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
                 return client_usage_error(cmd, "bad --lease (a lease id: hex, or 0 for none)");
             a->lease_set = true;
             break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
+            break;
         case 'h':
             fputs(cli_client_usage, stdout);
             exit(0);
@@ -138,8 +180,9 @@ static struct net_client *connect_or_die(const char *cmd, const struct client_ar
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
-    char err[256];
+    char err[512];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {
         fprintf(stderr, "raftfs %s: %s\n", cmd, err);
         exit(2);

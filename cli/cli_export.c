@@ -47,7 +47,8 @@ const char cli_export_usage[] =
     "keeping mode, uid and gid (not times). By default as one txn: all or\n"
     "nothing, and only if the target does not exist yet (at most 4096 entries,\n"
     "and one command's size, about the largest value). --batch N: txns of N\n"
-    "entries, NOT atomic: a failure leaves the entries before it in place.\n";
+    "entries, NOT atomic: a failure leaves the entries before it in place.\n"
+    "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
 struct xargs {
     const char *endpoints;
@@ -78,6 +79,9 @@ static int xparse(int argc, char **argv, struct xargs *a, bool import)
         {"to", required_argument, NULL, 'T'},
         {"batch", required_argument, NULL, 'b'},
         {"page-bytes", required_argument, NULL, 'p'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +142,11 @@ static int xparse(int argc, char **argv, struct xargs *a, bool import)
                 return xusage(cmd, "bad --page-bytes (1 to 8388608)");
             a->page_bytes = (uint32_t)v;
             break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
+            break;
         case 'h':
             fputs(cli_export_usage, stdout);
             exit(0);
@@ -163,6 +172,7 @@ static struct net_client *xconnect(const char *cmd, const struct xargs *a)
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

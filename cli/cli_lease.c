@@ -29,7 +29,8 @@ const char cli_lease_usage[] =
     "TTL: 500ms, 10s, 2m, 1h (a number alone is seconds), at most 1000000s.\n"
     "ID: 1 to 16 hex digits. Attach keys with raftfs put --lease ID, or through\n"
     "a mount: setfattr -n user.raftfs.lease -v ID FILE.\n"
-    "options: --endpoints HOST:PORT[,...] --timeout SECONDS (default 5)\n";
+    "options: --endpoints HOST:PORT[,...] --timeout SECONDS (default 5)\n"
+    "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
 static volatile sig_atomic_t stop;
 
@@ -89,6 +90,7 @@ static struct net_client *lconnect(const struct largs *a)
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {
@@ -269,6 +271,9 @@ int cli_lease(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},
         {"id", required_argument, NULL, 'i'},
         {"once", no_argument, NULL, 'o'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -291,6 +296,11 @@ int cli_lease(int argc, char **argv)
             break;
         case 'o':
             a.once = true;
+            break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(o, optarg);
             break;
         case 'h':
             fputs(cli_lease_usage, stdout);

@@ -26,7 +26,8 @@ const char cli_member_usage[] =
     "\n"
     "A member added with add or add-learner is then started with\n"
     "'raftfs mount MNT --data DIR --id ID --listen HOST:PORT --join ENDPOINTS'\n"
-    "(which can also do the adding itself) and catches up by snapshot.\n";
+    "(which can also do the adding itself) and catches up by snapshot.\n"
+    "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
 /* Sends one member request; on success *resp (caller frees). Returns an
  * exit status and prints failures. */
@@ -35,6 +36,7 @@ static int member_call(const char *endpoints, double timeout_s, Raftfs__MemberRe
 {
     struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     char err[256];
     *resp = NULL;
@@ -88,6 +90,9 @@ int cli_member(int argc, char **argv)
 {
     static const struct option longopts[] = {{"endpoints", required_argument, NULL, 'e'},
                                              {"timeout", required_argument, NULL, 't'},
+                                             {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+                                             {"cert", required_argument, NULL, CLI_OPT_CERT},
+                                             {"key", required_argument, NULL, CLI_OPT_KEY},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *endpoints = getenv("RAFTFS_ENDPOINTS");
@@ -109,6 +114,11 @@ int cli_member(int argc, char **argv)
                 fprintf(stderr, "raftfs member: bad --timeout\n");
                 return 2;
             }
+            break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
             break;
         case 'h':
             fputs(cli_member_usage, stdout);

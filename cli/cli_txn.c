@@ -45,7 +45,8 @@ const char cli_txn_usage[] =
     "\n"
     "Prints SUCCESS or FAILURE (which branch ran) and the revision. Exit status:\n"
     "0 the compares held and `then` was applied; 3 they did not and `else` was\n"
-    "applied; 1 a change failed (nothing applied) or no member answered; 2 usage.\n";
+    "applied; 1 a change failed (nothing applied) or no member answered; 2 usage.\n"
+    "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
 /* A parsed txn: its compares and commands point into `text`. */
 struct txn_text {
@@ -432,6 +433,9 @@ int cli_txn(int argc, char **argv)
         {"file", required_argument, NULL, 'f'},
         {"endpoints", required_argument, NULL, 'e'},
         {"timeout", required_argument, NULL, 't'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -453,6 +457,11 @@ int cli_txn(int argc, char **argv)
                 fprintf(stderr, "raftfs txn: bad --timeout (seconds, up to 3600)\n");
                 return 2;
             }
+            break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(o, optarg);
             break;
         case 'h':
             fputs(cli_txn_usage, stdout);
@@ -490,6 +499,7 @@ int cli_txn(int argc, char **argv)
                             .n_else = t.n_else};
     struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

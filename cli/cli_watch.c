@@ -54,7 +54,7 @@ const char cli_watch_usage[] =
     "                      environment: RAFTFS_REVISION, RAFTFS_EVENTS, RAFTFS_PATHS\n"
     "  --debounce MS       quiet time that ends a burst (default 200)\n"
     "  --endpoints HOST:PORT[,...]  members to talk to (default $RAFTFS_ENDPOINTS, or\n"
-    "                      " CLI_DEFAULT_ENDPOINTS ")\n";
+    "                      " CLI_DEFAULT_ENDPOINTS ")\n" CLI_TLS_HELP;
 
 struct watch_args {
     const char *endpoints, *prefix, *exec;
@@ -231,6 +231,9 @@ static int parse(int argc, char **argv, struct watch_args *a)
         {"values", no_argument, NULL, 'v'},
         {"exec", required_argument, NULL, 'x'},
         {"debounce", required_argument, NULL, 'd'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -265,6 +268,11 @@ static int parse(int argc, char **argv, struct watch_args *a)
             if (cli_parse_size(optarg, 3600000, &v))
                 return usage_error("bad --debounce (milliseconds, up to 3600000)");
             a->debounce_ms = (int)v;
+            break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
             break;
         case 'h':
             fputs(cli_watch_usage, stdout);
@@ -323,6 +331,7 @@ int cli_watch(int argc, char **argv)
         return rc;
     struct net_client_config cfg = {.endpoints = a.endpoints, .timeout_ms = 5000};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     char err[256];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {

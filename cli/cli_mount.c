@@ -31,6 +31,7 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
 #include "fs.h"
 #include "net_conn.h"
 #include "net_http.h"
+#include "net_tls.h"
 #include "node.h"
 #include "store.h"
 #include "store_format.h"
@@ -80,6 +81,14 @@ const char cli_mount_usage[] =
     "      --sync-tree          fsync the tree at every apply (slower; by default only\n"
     "                           the Raft log is, and after a system crash the tree is\n"
     "                           rebuilt from the snapshot image and the log)\n"
+    "\n"
+    "TLS (for peers and clients, on the one port; docs/operations.md, \"TLS\"):\n"
+    "      --cert-file FILE      this member's certificate (PEM), served to peers and\n"
+    "                            clients and shown when dialing a peer\n"
+    "      --key-file FILE       its private key (PEM; readable by its owner only)\n"
+    "      --trusted-ca-file FILE  the CA that signs members' (and clients')\n"
+    "                            certificates; peers must show one (mutual TLS)\n"
+    "      --client-cert-auth    clients must show a certificate of that CA too\n"
     "\n"
     "limits, fixed when DIR is created (given again later, they must match):\n"
     "      --max-value-size SIZE   largest value (1M; at most 64M)\n"
@@ -293,6 +302,10 @@ enum {
     OPT_MAX_PATH,
     OPT_METRICS_ADDR,
     OPT_LOG_SYSLOG,
+    OPT_CERT_FILE,
+    OPT_KEY_FILE,
+    OPT_CA_FILE,
+    OPT_CLIENT_CERT_AUTH,
 };
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
@@ -319,6 +332,10 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
         {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
         {"log-syslog", no_argument, NULL, OPT_LOG_SYSLOG},
+        {"cert-file", required_argument, NULL, OPT_CERT_FILE},
+        {"key-file", required_argument, NULL, OPT_KEY_FILE},
+        {"trusted-ca-file", required_argument, NULL, OPT_CA_FILE},
+        {"client-cert-auth", no_argument, NULL, OPT_CLIENT_CERT_AUTH},
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -405,6 +422,18 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         case OPT_SYNC_TREE:
             a->node.sync_tree = true;
             break;
+        case OPT_CERT_FILE:
+            a->node.tls_cert_file = optarg;
+            break;
+        case OPT_KEY_FILE:
+            a->node.tls_key_file = optarg;
+            break;
+        case OPT_CA_FILE:
+            a->node.tls_ca_file = optarg;
+            break;
+        case OPT_CLIENT_CERT_AUTH:
+            a->node.tls_client_cert_auth = true;
+            break;
         case OPT_HISTORY:
             if (cli_parse_size(optarg, 1ULL << 40, &v) || v == 0)
                 return usage_error("bad --history-revisions '%s' (1 or more)", optarg);
@@ -454,6 +483,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         return usage_error("--learner goes with --join");
     if (a->log_syslog && a->log_file)
         return usage_error("--log-syslog and --log-file exclude each other");
+    const struct node_config *nc = &a->node;
+    bool tls = nc->tls_cert_file || nc->tls_key_file || nc->tls_ca_file;
+    if (tls && !(nc->tls_cert_file && nc->tls_key_file && nc->tls_ca_file))
+        return usage_error("TLS needs --cert-file, --key-file and --trusted-ca-file, all three");
+    if (nc->tls_client_cert_auth && !tls)
+        return usage_error("--client-cert-auth needs TLS (--cert-file, --key-file, "
+                           "--trusted-ca-file)");
     return parse_cluster(a);
 }
 
@@ -479,6 +515,36 @@ static char *absolute(const char *p)
     if (!out)
         errno = ENOENT;
     return out;
+}
+
+/* The TLS files, made absolute (the server in the background runs in /),
+ * read once here so that a bad one (missing, not matching, a key others
+ * may read) is refused before anything starts. Also what --join and the
+ * promotion use as a client. 0, or the exit status. */
+static int check_tls(struct node_config *nc, char *paths[3])
+{
+    if (!nc->tls_cert_file)
+        return 0;
+    const char **files[3] = {&nc->tls_cert_file, &nc->tls_key_file, &nc->tls_ca_file};
+    for (int i = 0; i < 3; i++) {
+        paths[i] = absolute(*files[i]);
+        if (!paths[i]) {
+            fprintf(stderr, "raftfs mount: cannot use %s: %s\n", *files[i], strerror(errno));
+            return 1;
+        }
+        *files[i] = paths[i];
+    }
+    struct net_tls_config tc = {
+        .cert_file = nc->tls_cert_file, .key_file = nc->tls_key_file, .ca_file = nc->tls_ca_file};
+    struct net_tls *t;
+    char err[512];
+    if (net_tls_new(&tc, &t, err, sizeof(err))) {
+        fprintf(stderr, "raftfs mount: %s\n", err);
+        return 1;
+    }
+    net_tls_free(t);
+    cli_tls_set(nc->tls_ca_file, nc->tls_cert_file, nc->tls_key_file);
+    return 0;
 }
 
 /* Refuses mountpoints that cannot work, with a message that says why. */
@@ -803,6 +869,7 @@ static int serve(struct mount_args *a, struct ready *r)
 int cli_mount(int argc, char **argv)
 {
     struct mount_args a = {0};
+    char *tls_paths[3] = {NULL, NULL, NULL};
     int rc = parse_args(argc, argv, &a);
     if (rc)
         goto out;
@@ -820,7 +887,7 @@ int cli_mount(int argc, char **argv)
     }
     a.mountpoint = mnt;
     a.data = data;
-    if ((rc = check_mountpoint(mnt)))
+    if ((rc = check_mountpoint(mnt)) || (rc = check_tls(&a.node, tls_paths)))
         goto out_paths;
 
     struct ready r = {.fd = -1, .mnt = mnt, .data = data};
@@ -897,6 +964,8 @@ out_log:
 out_paths:
     free(mnt);
     free(data);
+    for (int i = 0; i < 3; i++)
+        free(tls_paths[i]);
 out:
     free(a.options);
     return rc;

@@ -29,6 +29,9 @@ const char cli_member_usage[] =
     "(which can also do the adding itself) and catches up by snapshot.\n"
     "TLS options (for members that use TLS):\n" CLI_TLS_HELP;
 
+/* Why the last member_call found no member to answer (for --join). */
+static char last_error[512];
+
 /* Sends one member request; on success *resp (caller frees). Returns an
  * exit status and prints failures. */
 static int member_call(const char *endpoints, double timeout_s, Raftfs__MemberRequest__Op op,
@@ -62,6 +65,7 @@ static int member_call(const char *endpoints, double timeout_s, Raftfs__MemberRe
     if (rc) {
         if (!quiet)
             fprintf(stderr, "raftfs member: %s\n", net_client_error(c));
+        snprintf(last_error, sizeof(last_error), "%s", net_client_error(c));
         net_client_close(c);
         return 1;
     }
@@ -182,6 +186,7 @@ int cli_member_join(const char *endpoints, uint64_t id, const char *listen, stru
         snprintf(err, err_len, "cannot join through %s: %s", endpoints,
                  resp && resp->message ? resp->message
                  : resp                ? strerror(resp->err)
+                 : last_error[0]       ? last_error
                                        : "no member answered");
         net_client_response_free(resp);
         return EPROTO;

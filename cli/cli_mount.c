@@ -89,6 +89,8 @@ const char cli_mount_usage[] =
     "      --trusted-ca-file FILE  the CA that signs members' (and clients')\n"
     "                            certificates; peers must show one (mutual TLS)\n"
     "      --client-cert-auth    clients must show a certificate of that CA too\n"
+    "      --allow-plaintext     serve without TLS on an address that is not loopback\n"
+    "                            (refused otherwise)\n"
     "\n"
     "limits, fixed when DIR is created (given again later, they must match):\n"
     "      --max-value-size SIZE   largest value (1M; at most 64M)\n"
@@ -306,6 +308,7 @@ enum {
     OPT_KEY_FILE,
     OPT_CA_FILE,
     OPT_CLIENT_CERT_AUTH,
+    OPT_ALLOW_PLAINTEXT,
 };
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
@@ -336,6 +339,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"key-file", required_argument, NULL, OPT_KEY_FILE},
         {"trusted-ca-file", required_argument, NULL, OPT_CA_FILE},
         {"client-cert-auth", no_argument, NULL, OPT_CLIENT_CERT_AUTH},
+        {"allow-plaintext", no_argument, NULL, OPT_ALLOW_PLAINTEXT},
         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -433,6 +437,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
             break;
         case OPT_CLIENT_CERT_AUTH:
             a->node.tls_client_cert_auth = true;
+            break;
+        case OPT_ALLOW_PLAINTEXT:
+            a->node.allow_plaintext = true;
             break;
         case OPT_HISTORY:
             if (cli_parse_size(optarg, 1ULL << 40, &v) || v == 0)
@@ -544,6 +551,42 @@ static int check_tls(struct node_config *nc, char *paths[3])
     }
     net_tls_free(t);
     cli_tls_set(nc->tls_ca_file, nc->tls_cert_file, nc->tls_key_file);
+    return 0;
+}
+
+/* Plaintext off loopback (--listen, --peers, --join) is refused before
+ * anything is made or sent; node_open checks again on every start (a
+ * restart may take its address from the member directory). 0, or the
+ * exit status. */
+static int check_plaintext(const struct mount_args *a)
+{
+    const struct node_config *nc = &a->node;
+    if (nc->tls_cert_file || nc->allow_plaintext)
+        return 0;
+    const char *lists[2] = {a->listen, a->join};
+    for (size_t i = 0; i < nc->n_members + 2; i++) {
+        const char *addrs = i < 2 ? lists[i] : nc->members[i - 2].addr;
+        char *copy = addrs ? strdup(addrs) : NULL, *save = NULL;
+        for (char *e = copy ? strtok_r(copy, ",", &save) : NULL; e;
+             e = strtok_r(NULL, ",", &save)) {
+            struct net_addr addr;
+            char why[256];
+            if (net_addr_parse(e, &addr, why, sizeof(why)) || net_addr_is_loopback(&addr))
+                continue;
+            fprintf(stderr,
+                    "raftfs mount: refusing to %s %s in plaintext: it is not a loopback address, "
+                    "and anyone who can reach it could read the tree and speak as a member. Give "
+                    "--cert-file, --key-file and --trusted-ca-file for TLS (docs/operations.md, "
+                    "\"TLS\"), or --allow-plaintext to accept that\n",
+                    i == 0   ? "serve"
+                    : i == 1 ? "join through"
+                             : "talk to a peer at",
+                    e);
+            free(copy);
+            return 1;
+        }
+        free(copy);
+    }
     return 0;
 }
 
@@ -887,7 +930,8 @@ int cli_mount(int argc, char **argv)
     }
     a.mountpoint = mnt;
     a.data = data;
-    if ((rc = check_mountpoint(mnt)) || (rc = check_tls(&a.node, tls_paths)))
+    if ((rc = check_mountpoint(mnt)) || (rc = check_tls(&a.node, tls_paths)) ||
+        (rc = check_plaintext(&a)))
         goto out_paths;
 
     struct ready r = {.fd = -1, .mnt = mnt, .data = data};

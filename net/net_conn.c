@@ -672,6 +672,21 @@ void net_addr_format(const struct net_addr *a, char *buf, size_t len)
     }
 }
 
+bool net_addr_is_loopback(const struct net_addr *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->sa.ss_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(v6))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127;
+    }
+    return false;
+}
+
 static void nodelay(int fd)
 {
     int one = 1;

@@ -116,6 +116,8 @@ struct net_addr {
 int net_addr_parse(const char *s, struct net_addr *out, char *err, size_t err_len);
 /* Text form of an address. */
 void net_addr_format(const struct net_addr *a, char *buf, size_t len);
+/* Is a in 127.0.0.0/8 or ::1 (or ::ffff:127.0.0.0/104)? 0.0.0.0 is not. */
+bool net_addr_is_loopback(const struct net_addr *a);
 
 /* A listening, non-blocking socket bound to addr (SO_REUSEADDR). errno. */
 int net_listen(const struct net_addr *addr, int backlog, int *out_fd);

@@ -52,8 +52,10 @@ static int incarnation_new(uint64_t *out)
     return 0;
 }
 
-/* TLS for the port and the peers when its files are given. */
-static int tls_open(struct node *n, char *err, size_t err_len)
+/* TLS for the port and the peers when its files are given. Otherwise
+ * plaintext, which only loopback addresses get unless allowed: anyone who
+ * can reach a port in plaintext can read the tree and speak as a member. */
+static int tls_open(struct node *n, const char *listen, char *err, size_t err_len)
 {
     const struct node_config *cfg = &n->cfg;
     if (cfg->tls_cert_file || cfg->tls_key_file || cfg->tls_ca_file) {
@@ -76,7 +78,31 @@ static int tls_open(struct node *n, char *err, size_t err_len)
                  "--trusted-ca-file)");
         return EINVAL;
     }
-    return 0;
+    if (cfg->allow_plaintext)
+        return 0;
+    const char *what = NULL;
+    char addr[160];
+    struct net_addr a;
+    char why[256];
+    if (listen && net_addr_parse(listen, &a, why, sizeof(why)) == 0 && !net_addr_is_loopback(&a)) {
+        what = "serve";
+        snprintf(addr, sizeof(addr), "%s", listen);
+    }
+    for (size_t i = 0; i < n->n_peers && !what; i++) {
+        if (n->peers[i].id && !net_addr_is_loopback(&n->peers[i].addr)) {
+            what = "talk to a peer at";
+            snprintf(addr, sizeof(addr), "%s", n->peers[i].name);
+        }
+    }
+    if (!what)
+        return 0;
+    snprintf(err, err_len,
+             "refusing to %s %s in plaintext: it is not a loopback address, and anyone who can "
+             "reach it could read the tree and speak as a member. Give --cert-file, --key-file "
+             "and --trusted-ca-file for TLS (docs/operations.md, \"TLS\"), or --allow-plaintext "
+             "to accept that",
+             what, addr);
+    return EPERM;
 }
 
 int node_open(struct node **out, const struct node_config *cfg_in, char *err, size_t err_len)
@@ -172,7 +198,7 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
      * without --listen, it listens where the others reach it. */
     if (!listen)
         listen = node_member_addr(n, cfg->id, own, sizeof(own));
-    if ((rc = tls_open(n, err, err_len)))
+    if ((rc = tls_open(n, listen, err, err_len)))
         goto fail;
     if (listen && (rc = node_server_open(n, listen, err, err_len)))
         goto fail;

@@ -67,6 +67,9 @@ struct node_config {
      * (mutual TLS); clients too with tls_client_cert_auth. */
     const char *tls_cert_file, *tls_key_file, *tls_ca_file;
     bool tls_client_cert_auth;
+    /* Plaintext on an address that is not loopback (the port, or a peer's)
+     * is refused at open unless this is set. */
+    bool allow_plaintext;
 };
 
 #define NODE_DEFAULT_TICK_MS        50
@@ -77,7 +80,8 @@ struct node_config {
 
 /* Opens the data directory (refusing foreign, damaged or busy ones, and
  * one recorded for another cluster or member id), reads the TLS files
- * (refusing a key others may read) and binds the listen port, so that start-up errors come out
+ * (refusing a key others may read, and plaintext off loopback unless
+ * allowed) and binds the listen port, so that start-up errors come out
  * here, with a reason in err.
  * Starts nothing: node_start runs the loop in the process that serves. */
 int node_open(struct node **out, const struct node_config *cfg, char *err, size_t err_len);

@@ -37,6 +37,7 @@ const char cli_auth_usage[] =
     "  --user NAME[:PASSWORD]   or $RAFTFS_USER (without it: anonymous)\n"
     "  --password-file FILE     its first line is the password (else $RAFTFS_PASSWORD)\n"
     "  --endpoints HOST:PORT[,...]  --timeout SECONDS  as for 'raftfs help client'\n"
+    "  --cacert FILE, --cert FILE, --key FILE  TLS, as for 'raftfs help client'\n"
     "\n"
     "Exit status: 0, 1 with the member's reason (Permission denied: not allowed;\n"
     "Operation not permitted: not logged in; ...), 2 usage error.\n";
@@ -166,6 +167,9 @@ static int aparse(int argc, char **argv, struct aargs *a)
         {"timeout", required_argument, NULL, 't'},
         {"new-password-file", required_argument, NULL, 'p'},
         {"no-password", no_argument, NULL, 'n'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -189,6 +193,11 @@ static int aparse(int argc, char **argv, struct aargs *a)
         case 'n':
             a->no_password = true;
             break;
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
+            break;
         case 'h':
             fputs(cli_auth_usage, stdout);
             exit(0);
@@ -206,8 +215,9 @@ static struct net_client *aconnect(const char *cmd, const struct aargs *a)
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
     cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
-    char err[256];
+    char err[512];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {
         fprintf(stderr, "raftfs %s: %s\n", cmd, err);
         return NULL;

@@ -597,6 +597,11 @@ bool net_conn_peer_verified(const struct net_conn *c)
     return c->peer_verified;
 }
 
+int net_conn_peer_cn(const struct net_conn *c, char *buf, size_t len)
+{
+    return c->ssl && c->peer_verified ? net_tls_peer_cn(c->ssl, buf, len) : ENOENT;
+}
+
 const char *net_conn_tls_error(const struct net_conn *c)
 {
     return c->tls_err[0] ? c->tls_err : NULL;

@@ -87,6 +87,10 @@ const char *net_conn_peer(const struct net_conn *c);
 /* TLS: the other side presented a certificate that verified against the
  * CA (set once the handshake is done; false on plaintext). */
 bool net_conn_peer_verified(const struct net_conn *c);
+/* TLS: the common name of that verified certificate (net_tls_peer_cn):
+ * 0, or ENOENT (none: plaintext, no certificate, no single CN), EINVAL,
+ * ERANGE. */
+int net_conn_peer_cn(const struct net_conn *c, char *buf, size_t len);
 /* Why TLS failed ("TLS handshake failed: certificate verify failed
  * (unable to get local issuer certificate)"), or NULL if it did not (or
  * the connection is plaintext). Valid until the connection is freed (in

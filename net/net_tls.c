@@ -331,3 +331,25 @@ bool net_tls_peer_verified(SSL *s)
     X509 *cert = SSL_get0_peer_certificate(s);
     return cert && SSL_get_verify_result(s) == X509_V_OK;
 }
+
+int net_tls_peer_cn(SSL *s, char *buf, size_t len)
+{
+    if (!net_tls_peer_verified(s))
+        return ENOENT;
+    X509_NAME *name = X509_get_subject_name(SSL_get0_peer_certificate(s));
+    int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return ENOENT; /* none, or two: which would it be? */
+    const ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    int n = ASN1_STRING_length(d);
+    const unsigned char *p = ASN1_STRING_get0_data(d);
+    if (n < 0 || !p)
+        return ENOENT;
+    if ((size_t)n >= len)
+        return ERANGE;
+    if (memchr(p, 0, (size_t)n))
+        return EINVAL;
+    memcpy(buf, p, (size_t)n);
+    buf[n] = 0;
+    return 0;
+}

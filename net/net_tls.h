@@ -73,6 +73,11 @@ int net_tls_failure(struct ssl_st *s, int ret, int ssl_err, char *why, size_t wh
 /* Did the other side present a certificate that verified against the CA? */
 bool net_tls_peer_verified(struct ssl_st *s);
 
+/* The common name of the other side's verified certificate into buf
+ * (NUL-terminated): 0, or ENOENT (no verified certificate, or no CN, or
+ * more than one), EINVAL (a CN with a NUL byte), ERANGE (too long). */
+int net_tls_peer_cn(struct ssl_st *s, char *buf, size_t len);
+
 /* The host part of "HOST:PORT" or "[V6]:PORT" into buf (for the server's
  * certificate check). EINVAL if it does not fit or has no port. */
 int net_tls_host_of(const char *addr, char *buf, size_t len);

@@ -1196,6 +1196,17 @@ static int handle_hello(struct client *c, const Raftfs__Envelope *env)
     bool peer = h->has_member_id && h->member_id;
     if (!peer && h->has_user)
         return login(c, h);
+    /* A client that logs in by certificate: its common name is its user
+     * (as etcd's --client-cert-auth does); one that is not a valid name is
+     * no user at all. */
+    char cn[STORE_AUTH_NAME_MAX + 1];
+    if (!peer && !net_conn_peer_cn(c->conn, cn, sizeof(cn)) &&
+        !store_auth_name_check(cn, strlen(cn))) {
+        memcpy(c->user, cn, strlen(cn) + 1);
+        c->user_len = strlen(cn);
+        node_log(NODE_LOG_DEBUG, "user %s logged in from %s by certificate", c->user,
+                 net_conn_peer(c->conn));
+    }
     c->hello = true;
     if (peer) {
         c->peer_id = h->member_id;

@@ -268,3 +268,48 @@ start_cluster() { # [OPTIONS...] for every member
     assert_output --partial "refusing to talk to a peer at 192.0.2.1:$((BASE + 2)) in plaintext"
     ! mountpoint -q "$TEST_TMP/mnt1"
 }
+
+@test "access control: a client certificate's common name is its user" {
+    (
+        cd "$PKI"
+        for n in alice mallory; do
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$n.key" &&
+                openssl req -new -key "$n.key" -out "$n.csr" -subj "/CN=$n" &&
+                printf 'extendedKeyUsage=clientAuth\n' >"$n.ext" &&
+                openssl x509 -req -in "$n.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                    -extfile "$n.ext" -out "$n.crt" && chmod 600 "$n.key"
+        done
+    ) >/dev/null 2>&1
+    start_cluster
+    as() { # CERTNAME ARGS...: a client showing that certificate
+        local n=$1
+        shift
+        "$RAFTFS_BIN" "$@" --endpoints "$(ep 1)" --cacert "$PKI/ca.crt" --cert "$PKI/$n.crt" \
+            --key "$PKI/$n.key"
+    }
+    echo root-pw | as client user add root
+    as client user add alice --no-password
+    as client role add app
+    as client role grant app readwrite /app
+    as client user grant-role alice app
+    as client mkdir /app
+    as client put /secret s
+    as client auth enable --user root:root-pw
+    run as alice auth whoami
+    assert_output alice
+    as alice put /app/k v
+    [ "$(cat "$TEST_TMP/mnt2/app/k")" = v ]
+    run as alice get /secret
+    [ "$status" -eq 1 ]
+    assert_output --partial "Permission denied"
+    # no user of that name: as good as anonymous
+    run as mallory get /app/k
+    [ "$status" -eq 1 ]
+    assert_output --partial "Operation not permitted"
+    # a password login wins over the certificate's name
+    run as alice auth whoami --user root:root-pw
+    assert_output root
+    # a user without a password cannot log in with one
+    run as mallory get /app/k --user alice:guess
+    assert_output --partial "authentication failed"
+}

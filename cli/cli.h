@@ -4,6 +4,7 @@
 #define RAFTFS_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The members of examples/local-cluster.sh. */
@@ -74,6 +75,14 @@ int cli_auth_take_options(int *argc, char **argv);
 /* Sets cfg's login from them (NULL: anonymous). */
 struct net_client_config;
 void cli_auth_config(struct net_client_config *cfg);
+/* --peers ID=HOST:PORT,... into members (NODE_MAX_MEMBERS at most);
+ * non-zero with a reason in err (a usage error). cli_peers.c. */
+struct node_member;
+int cli_parse_peers(const char *peers, struct node_member *members, size_t *n, char *err,
+                    size_t err_len);
+/* The cluster id of a cluster founded by members (none: a member alone)
+ * with token (NULL: none), as `raftfs mount` derives it. */
+uint64_t cli_cluster_id(const struct node_member *members, size_t n, const char *token);
 
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);

@@ -17,17 +17,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-/* FNV-1a, 64 bits: the cluster id is a digest of the founding members. */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < len; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 #include "fs.h"
 #include "net_conn.h"
 #include "net_http.h"
@@ -194,33 +183,9 @@ static int parse_cluster(struct mount_args *a)
 {
     struct node_config *nc = &a->node;
     if (a->peers) {
-        char *list = strdup(a->peers), *save = NULL;
-        if (!list)
-            return 1;
-        int rc = 0;
-        for (char *e = strtok_r(list, ",", &save); e && !rc; e = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(e, '=');
-            char *end;
-            unsigned long long id = eq ? strtoull(e, &end, 10) : 0;
-            if (!eq || end != eq || id == 0 || strlen(eq + 1) == 0 ||
-                strlen(eq + 1) >= sizeof(nc->members[0].addr)) {
-                rc = usage_error("bad --peers entry '%s' (want ID=HOST:PORT)", e);
-                break;
-            }
-            if (nc->n_members == NODE_MAX_MEMBERS) {
-                rc = usage_error("more than %d members in --peers", NODE_MAX_MEMBERS);
-                break;
-            }
-            for (size_t i = 0; i < nc->n_members; i++)
-                if (nc->members[i].id == id)
-                    rc = usage_error("member %llu twice in --peers", id);
-            struct node_member *m = &nc->members[nc->n_members++];
-            m->id = id;
-            snprintf(m->addr, sizeof(m->addr), "%s", eq + 1);
-        }
-        free(list);
-        if (rc)
-            return rc;
+        char why[256];
+        if (cli_parse_peers(a->peers, nc->members, &nc->n_members, why, sizeof(why)))
+            return usage_error("%s", why);
         bool self = false;
         for (size_t i = 0; i < nc->n_members; i++)
             self |= nc->members[i].id == nc->id;
@@ -228,27 +193,7 @@ static int parse_cluster(struct mount_args *a)
             return usage_error("--peers does not name this member (--id %llu)",
                                (unsigned long long)nc->id);
     }
-    /* The cluster id: a digest of the founding members (sorted by id) and
-     * the optional token, the same on every founder. */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const char *tok = a->token ? a->token : "";
-    const char *kind = nc->n_members ? "raftfs-cluster" : "raftfs-single";
-    h = fnv1a(h, kind, strlen(kind) + 1);
-    h = fnv1a(h, tok, strlen(tok) + 1);
-    for (uint64_t next = 1, done = 0; done < nc->n_members; next++) {
-        for (size_t i = 0; i < nc->n_members; i++) {
-            if (nc->members[i].id != next)
-                continue;
-            char line[160];
-            int len = snprintf(line, sizeof(line), "%llu=%s", (unsigned long long)next,
-                               nc->members[i].addr);
-            h = fnv1a(h, line, (size_t)len + 1);
-            done++;
-        }
-        if (next > NODE_MAX_MEMBERS * 1000ULL)
-            break;
-    }
-    nc->cluster_id = h;
+    nc->cluster_id = cli_cluster_id(nc->members, nc->n_members, a->token);
     /* Restarted without --peers or --join: the directory's own cluster. */
     nc->cluster_id_loose = !a->peers && !a->join;
     nc->listen = a->listen;

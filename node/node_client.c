@@ -33,6 +33,10 @@
 
 #define CLIENT_MAX_PENDING 1024 /* writes in flight per connection */
 #define CLIENT_LIST_MAX    1000 /* entries per list page */
+/* Backup images (SnapshotRequest) held at once, and their chunks. */
+#define CLIENT_BACKUPS_MAX    2
+#define CLIENT_SNAP_CHUNK     (1U << 20)
+#define CLIENT_SNAP_CHUNK_MAX (4U << 20)
 
 struct client {
     struct node_server *srv;
@@ -46,6 +50,11 @@ struct client {
      * sends carries it, every read is checked against it (store_auth.c). */
     char user[STORE_AUTH_NAME_MAX + 1];
     size_t user_len;
+    /* The image of a SnapshotRequest being served (backup_fd > 0: calloc
+     * makes 0 mean none; an fd of 0 is stdin, never an image). */
+    int backup_fd;
+    struct store_snapshot_info backup;
+    uint64_t backup_term;
     struct client *prev, *next;
 };
 
@@ -57,6 +66,7 @@ struct node_server {
     struct client *clients;
     uint64_t own_client_id, next_seq; /* for writes that came without an id */
     struct node_auth *auth;           /* password checks and hashes */
+    unsigned backups;                 /* clients holding a backup image */
 };
 
 /* A request waiting for the node: a write, or a read after its barrier. */
@@ -70,6 +80,10 @@ struct write_ctx {
 static void client_unlink_free(struct client *c)
 {
     struct node_server *s = c->srv;
+    if (c->backup_fd > 0) { /* client_close dropped it, unless never closed */
+        close(c->backup_fd);
+        s->backups--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -936,6 +950,97 @@ static void handle_auth(struct client *c, const Raftfs__ClientRequest *req)
     for (size_t i = 0; i < acc.n; i++)
         free(acc.items[i]);
     free(acc.items);
+static void backup_drop(struct client *c)
+{
+    if (c->backup_fd <= 0)
+        return;
+    close(c->backup_fd);
+    c->backup_fd = 0;
+    c->srv->backups--;
+}
+
+/* SnapshotRequest: a new image at offset 0, then its bytes. The image is
+ * written on the loop thread, like the log's own (node_snap.c note 5): a
+ * large tree holds the loop for as long as that takes. */
+static void handle_snapshot(struct client *c, const Raftfs__ClientRequest *req)
+{
+    const Raftfs__SnapshotRequest *sr = req->snapshot;
+    uint64_t off = sr->has_offset ? sr->offset : 0;
+    size_t limit = sr->has_limit_bytes && sr->limit_bytes ? sr->limit_bytes : CLIENT_SNAP_CHUNK;
+    if (limit > CLIENT_SNAP_CHUNK_MAX)
+        limit = CLIENT_SNAP_CHUNK_MAX;
+    if (limit > c->srv->limits.max_frame / 2)
+        limit = c->srv->limits.max_frame / 2;
+    Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
+    Raftfs__SnapshotInfo info = RAFTFS__SNAPSHOT_INFO__INIT;
+    resp.id = req->id;
+    /* A backup holds every key, and access control too: root's alone. */
+    int may = client_may(c, NULL, 0, 0);
+    if (may) {
+        respond_err(c, req->id, may, refusal(may));
+        return;
+    }
+    if (off == 0) {
+        backup_drop(c);
+        if (c->srv->backups >= CLIENT_BACKUPS_MAX) {
+            respond_err(c, req->id, EBUSY, "too many snapshot images being served: try later");
+            return;
+        }
+        int rc = node_snap_backup(c->srv->n, &c->backup_fd, &c->backup, &c->backup_term);
+        if (rc) {
+            c->backup_fd = 0;
+            node_log(NODE_LOG_WARN, "client %s: cannot write a snapshot image: %s",
+                     net_conn_peer(c->conn), strerror(rc));
+            respond_err(c, req->id, rc, "cannot write a snapshot image");
+            return;
+        }
+        c->srv->backups++;
+        node_log(NODE_LOG_INFO,
+                 "client %s: a snapshot image at index %llu (%llu bytes) for a "
+                 "backup",
+                 net_conn_peer(c->conn), (unsigned long long)c->backup.applied_index,
+                 (unsigned long long)c->backup.bytes);
+        info.index = c->backup.applied_index;
+        info.term = c->backup_term;
+        info.revision = c->backup.revision;
+        info.size = c->backup.bytes;
+        info.has_records = true;
+        info.records = c->backup.records;
+        resp.snapshot = &info;
+    }
+    if (c->backup_fd <= 0 || off > c->backup.bytes) {
+        respond_err(c, req->id, ESTALE, "no snapshot image here at that offset: start again");
+        return;
+    }
+    size_t want = c->backup.bytes - off < limit ? (size_t)(c->backup.bytes - off) : limit;
+    uint8_t *buf = malloc(want ? want : 1);
+    if (!buf) {
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k = pread(c->backup_fd, buf + got, want - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got < want) {
+        free(buf);
+        respond_err(c, req->id, EIO, "cannot read the snapshot image");
+        return;
+    }
+    resp.has_value = true;
+    resp.value.data = buf;
+    resp.value.len = want;
+    resp.has_more = true;
+    resp.more = off + want < c->backup.bytes;
+    resp.has_revision = true;
+    resp.revision = c->backup.revision;
+    respond(c, &resp);
+    free(buf);
 }
 
 static void export_send(void *ctx, Raftfs__ClientResponse *resp)
@@ -1279,6 +1384,9 @@ static int client_frame(struct net_conn *conn, const uint8_t *p, size_t len, voi
     case RAFTFS__CLIENT_REQUEST__OP_AUTH:
         handle_auth(c, req);
         break;
+    case RAFTFS__CLIENT_REQUEST__OP_SNAPSHOT:
+        handle_snapshot(c, req);
+        break;
     case RAFTFS__CLIENT_REQUEST__OP_WATCH: {
         const Raftfs__WatchRequest *wr = req->watch;
         int err = client_may(c, (const char *)wr->prefix.data, wr->prefix.len, STORE_PERM_READ);
@@ -1327,6 +1435,7 @@ static void client_close(struct net_conn *conn, int err, void *ctx)
     else if (err && err != ECONNRESET && err != EPIPE)
         node_log(NODE_LOG_INFO, "client %s closed: %s", net_conn_peer(conn), strerror(err));
     c->conn = NULL;
+    backup_drop(c);
     node_watch_drop_owner(c->srv->n, c);
     if (c->peer_id)
         peer_conn_gone(c);

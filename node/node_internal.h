@@ -229,6 +229,12 @@ int node_snap_read(struct node *n, uint64_t index, uint64_t term, uint64_t offse
 /* A received chunk, durable on return; and installing the whole image. */
 int node_snap_chunk(struct node *n, const struct raft_snapshot_chunk *c);
 int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
+/* An image of the applied state for an online backup (SnapshotRequest),
+ * in an unnamed file of DIR/snapshots: *fd (the caller closes it) at
+ * offset 0 of nothing in particular (read it with pread), *info its
+ * index, revision and size, *term the term of its index. Errors of
+ * store_snapshot_write and store_log_term, errnos of mkostemp. */
+int node_snap_backup(struct node *n, int *fd, struct store_snapshot_info *info, uint64_t *term);
 
 /* node_member.c */
 /* The outcome of a configuration change proposed with cookie. */

@@ -6,6 +6,9 @@
  *                        the one raft sends; older ones are removed
  *   incoming-INDEX-TERM  an image being received, chunk by chunk
  *   *.tmp                an image being written
+ *   .backup-XXXXXX       an image for an online backup, unlinked as soon
+ *                        as it is made (node_snap_backup): it lives as
+ *                        long as the client connection that holds it
  * The store's log records the current one (store_log_snapshot); any other
  * file found at start is a leftover of a crash and is removed.
  *
@@ -33,6 +36,12 @@
  *    failed the member closed (found by tests/chaos, seed 1 in CI). A chunk
  *    past offset 0 therefore never creates the file: a missing beginning
  *    is an error, not zeros.
+ * 5. An image for a backup (`raftfs snapshot save`) is written like one
+ *    taken for compaction (one read transaction on the loop thread, the
+ *    same format), but it is not the log's: it has no name (so note 4's
+ *    clean-ups and a crash leave nothing behind), it compacts nothing, and
+ *    its index is whatever the store has committed, looked up in the log
+ *    for its term.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -313,5 +322,26 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
     n->applied_conf = meta->conf;
     node_log(NODE_LOG_INFO, "installed a snapshot at index %llu (%llu records)",
              (unsigned long long)meta->index, (unsigned long long)info.records);
+    return 0;
+}
+
+int node_snap_backup(struct node *n, int *fd, struct store_snapshot_info *info, uint64_t *term)
+{
+    char path[4500];
+    snprintf(path, sizeof(path), "%s/snapshots/.backup-XXXXXX", n->cfg.data_dir);
+    int f = mkostemp(path, O_CLOEXEC);
+    if (f < 0)
+        return errno;
+    unlink(path);
+    /* store_snapshot_write commits a deferred apply first (store_begin):
+     * the image is of committed state, and its index is in the log. */
+    int rc = store_snapshot_write(n->store, f, info);
+    if (!rc)
+        rc = store_log_term(n->store, info->applied_index, term);
+    if (rc) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
     return 0;
 }

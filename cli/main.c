@@ -36,6 +36,8 @@ static const char usage_text[] =
     "                                         its users and roles\n"
     "  check --data DIR [--json]              check a stopped member's data directory\n"
     "                                         and print a digest of its state\n"
+    "  snapshot save|status|restore FILE ...  back up a running cluster, check a backup,\n"
+    "                                         seed a new cluster's data directory from one\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
@@ -66,6 +68,8 @@ int main(int argc, char **argv)
         return cli_watch(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "snapshot"))
+        return cli_snapshot(argc - 1, argv + 1);
     if (!strcmp(cmd, "txn"))
         return cli_txn(argc - 1, argv + 1);
     if (!strcmp(cmd, "lease"))
@@ -113,6 +117,10 @@ int main(int argc, char **argv)
         if (argc > 2 &&
             (!strcmp(argv[2], "auth") || !strcmp(argv[2], "user") || !strcmp(argv[2], "role"))) {
             fputs(cli_auth_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "snapshot")) {
+            fputs(cli_snapshot_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "member")) {

@@ -84,9 +84,12 @@ int cli_parse_peers(const char *peers, struct node_member *members, size_t *n, c
  * with token (NULL: none), as `raftfs mount` derives it. */
 uint64_t cli_cluster_id(const struct node_member *members, size_t n, const char *token);
 
-/* raftfs snapshot save|status|restore (argv[0] is "snapshot"). */
+/* raftfs snapshot save|status|restore (argv[0] is "snapshot") and raftfs
+ * recover (argv[0] is "recover"). */
 extern const char cli_snapshot_usage[];
 int cli_snapshot(int argc, char **argv);
+extern const char cli_recover_usage[];
+int cli_recover(int argc, char **argv);
 
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);

@@ -38,6 +38,8 @@ static const char usage_text[] =
     "                                         and print a digest of its state\n"
     "  snapshot save|status|restore FILE ...  back up a running cluster, check a backup,\n"
     "                                         seed a new cluster's data directory from one\n"
+    "  recover --force-new-cluster --data DIR  make a stopped member a cluster of one\n"
+    "                                         (when a majority is lost for good)\n"
     "  version                                print the version and formats\n"
     "  help [COMMAND]                         show help\n"
     "\n"
@@ -70,6 +72,8 @@ int main(int argc, char **argv)
         return cli_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "snapshot"))
         return cli_snapshot(argc - 1, argv + 1);
+    if (!strcmp(cmd, "recover"))
+        return cli_recover(argc - 1, argv + 1);
     if (!strcmp(cmd, "txn"))
         return cli_txn(argc - 1, argv + 1);
     if (!strcmp(cmd, "lease"))
@@ -121,6 +125,10 @@ int main(int argc, char **argv)
         }
         if (argc > 2 && !strcmp(argv[2], "snapshot")) {
             fputs(cli_snapshot_usage, stdout);
+            return 0;
+        }
+        if (argc > 2 && !strcmp(argv[2], "recover")) {
+            fputs(cli_recover_usage, stdout);
             return 0;
         }
         if (argc > 2 && !strcmp(argv[2], "member")) {

@@ -42,6 +42,10 @@
  *    clean-ups and a crash leave nothing behind), it compacts nothing, and
  *    its index is whatever the store has committed, looked up in the log
  *    for its term.
+ * 6. At start the image the log starts after is checked whole
+ *    (store_snapshot_check: a read of the file): a damaged one would be
+ *    sent to every follower that needs it, refused by each, and would
+ *    make a rebuild after a system crash fail.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -97,6 +101,39 @@ static void remove_others(const struct node *n, const char *keep, bool keep_inco
     closedir(d);
 }
 
+/* The image the log starts after is the only copy of the state up to its
+ * index (the entries before are gone): what a lagging follower is sent,
+ * what a tree not trusted after a system crash is rebuilt from. A start
+ * on a damaged or missing one is refused (note 6), as for a damaged log. */
+static int image_verify(struct node *n, const struct store_log_snapshot *snap, char *err,
+                        size_t err_len)
+{
+    char path[4500], why[256] = "";
+    path_of(n, path, sizeof(path), "snap", snap->index, snap->term);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, err_len,
+                 "the snapshot image the log starts after (%s) cannot be opened: "
+                 "%s: refusing to start",
+                 path, strerror(e));
+        return e == ENOENT ? EPROTO : e;
+    }
+    struct store_snapshot_info info;
+    int rc = store_snapshot_check(fd, &info, why, sizeof(why));
+    close(fd);
+    if (!rc && (info.applied_index != snap->index || info.bytes != snap->size)) {
+        snprintf(why, sizeof(why), "it is at index %llu, %llu bytes; the log says %llu, %llu",
+                 (unsigned long long)info.applied_index, (unsigned long long)info.bytes,
+                 (unsigned long long)snap->index, (unsigned long long)snap->size);
+        rc = EPROTO;
+    }
+    if (rc)
+        snprintf(err, err_len, "the snapshot image %s is damaged (%s): refusing to start", path,
+                 why);
+    return rc;
+}
+
 int node_snap_init(struct node *n, char *err, size_t err_len)
 {
     char dir[4200];
@@ -112,6 +149,8 @@ int node_snap_init(struct node *n, char *err, size_t err_len)
         return rc;
     }
     n->snap_index = snap.index;
+    if (snap.index && snap.size && (rc = image_verify(n, &snap, err, err_len)))
+        return rc;
     char keep[128];
     snprintf(keep, sizeof(keep), "snap-%llu-%llu", (unsigned long long)snap.index,
              (unsigned long long)snap.term);

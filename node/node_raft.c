@@ -203,6 +203,17 @@ int node_raft_init(struct node *n, char *err, size_t err_len)
         snprintf(err, err_len, "the Raft log is damaged (%s): refusing to start", strerror(r));
         return r;
     }
+    /* Every applied entry was durable in the log first: a log that ends
+     * before the applied index lost entries after they were applied (a
+     * damaged last batch, discarded as torn). raft_new would refuse it
+     * too, as "storage inconsistent"; say what it is. */
+    if (last > 0 && ss.applied_index > last) {
+        snprintf(err, err_len,
+                 "the store applied entry %llu but the Raft log ends at %llu (its last batch "
+                 "damaged, or the log cut short): refusing to start (raftfs check --data DIR)",
+                 (unsigned long long)ss.applied_index, (unsigned long long)last);
+        return EPROTO;
+    }
     if (ss.applied_index > 0 && last == 0) {
         struct store_log_snapshot snap = {.index = ss.applied_index, .term = 1};
         snap.conf_len = raft_conf_encoded_size(&rc.bootstrap);

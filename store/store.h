@@ -689,6 +689,7 @@ struct store_check_report {
      * the snapshot image and the log (another boot, or a failed sync). */
     char open_boot[STORE_BOOT_ID_MAX];
     bool rebuild_at_start;
+    struct store_limits limits; /* as recorded (the bounds if damaged) */
 };
 
 /* Checks the store in data directory dir, of a stopped member, without

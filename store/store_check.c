@@ -553,6 +553,7 @@ int store_check(const char *dir, struct store_check_report *out,
     check_history(&c);
     store_check_log(&c);
     out->digest = store_digest_final(&c);
+    out->limits = c.lim;
 out:
     if (c.txn)
         mdb_txn_abort(c.txn);

@@ -91,6 +91,15 @@ int cli_snapshot(int argc, char **argv);
 extern const char cli_recover_usage[];
 int cli_recover(int argc, char **argv);
 
+/* Rebuilds the replicated state of stopped member dir (checked: r) from
+ * its snapshot image and log up to r->applied, in a scratch directory
+ * under $TMPDIR, and gives its digest. ENOENT (with the reason in err):
+ * there is nothing to rebuild from; other errnos: it failed.
+ * cli_check_rebuild.c. */
+struct store_check_report;
+int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint64_t *digest,
+                      char *err, size_t err_len);
+
 /* argv[0] is "mount". */
 int cli_mount(int argc, char **argv);
 void cli_version(void);

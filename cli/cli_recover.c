@@ -22,8 +22,8 @@
  *    received, are gone.
  * 4. The member keeps its id, its cluster id and its data directory's
  *    incarnation: new members join it with `raftfs member add` / --join.
- *    The member directory still lists the lost members; `raftfs member
- *    list` shows them without a role until they are removed there.
+ *    Once it leads, it deletes the lost members from the replicated member
+ *    directory itself, as for any member no longer in the configuration.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -91,12 +91,14 @@ static int force_new_cluster(const char *dir)
     }
     uint64_t cluster, member, incarnation, first, last, last_term = 0;
     struct store_hard_state hs;
+    struct store_stats ss;
     if ((rc = store_identity_get(s, &cluster, &member, &incarnation)) || (!cluster && !member)) {
         seterr(err, sizeof(err), "cannot read its identity: %s",
                rc ? strerror(rc) : "none recorded (never started)");
         goto fail;
     }
-    if ((rc = store_log_hard_state(s, &hs)) || (rc = store_log_bounds(s, &first, &last)) ||
+    if ((rc = store_get_stats(s, &ss)) || (rc = store_log_hard_state(s, &hs)) ||
+        (rc = store_log_bounds(s, &first, &last)) ||
         (last && (rc = store_log_term(s, last, &last_term)))) {
         seterr(err, sizeof(err), "cannot read the Raft log: %s", strerror(rc));
         goto fail;
@@ -118,12 +120,13 @@ static int force_new_cluster(const char *dir)
             "raftfs recover: WARNING: forcing a new cluster: member %llu of %s becomes the only "
             "voter of cluster %016llx.\n"
             "raftfs recover: WARNING: writes committed only on the other members are LOST; the "
-            "%llu entries of this member's log after its applied state are kept and applied, "
-            "also any that were never committed.\n"
+            "%llu entries of this member's log after its applied index %llu are kept and will "
+            "be applied, also any that were never committed.\n"
             "raftfs recover: WARNING: never start the old members again on their old data "
             "directories; add new ones with 'raftfs member add' / --join.\n",
             (unsigned long long)member, dir, (unsigned long long)cluster,
-            (unsigned long long)(last >= first ? last - first + 1 : 0));
+            (unsigned long long)(last > ss.applied_index ? last - ss.applied_index : 0),
+            (unsigned long long)ss.applied_index);
     if ((rc = store_log_persist(s, &nhs, &e, 1, true))) {
         seterr(err, sizeof(err), "cannot write the log: %s", strerror(rc));
         goto fail;

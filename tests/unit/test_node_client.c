@@ -3,8 +3,10 @@
  * status, errors), and hostile connections (garbage, oversized and
  * truncated frames, requests before Hello, wrong version or cluster) that
  * must close only themselves while the member keeps serving; a member's
- * Hello with another incarnation than the directory records is refused. */
+ * Hello with another incarnation than the directory records is refused;
+ * backup images (SnapshotRequest) within their bounds. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -1069,6 +1071,119 @@ static void test_learns_unknown_member(void)
     free(dir_b);
 }
 
+/* One SnapshotRequest on c: the member's errno, the response in *out. */
+static int snap_req(struct net_client *c, uint64_t offset, uint32_t limit,
+                    Raftfs__ClientResponse **out)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__SnapshotRequest sr = RAFTFS__SNAPSHOT_REQUEST__INIT;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_SNAPSHOT;
+    req.snapshot = &sr;
+    sr.has_offset = true;
+    sr.offset = offset;
+    if (limit) {
+        sr.has_limit_bytes = true;
+        sr.limit_bytes = limit;
+    }
+    int rc = net_client_call(c, &req, out);
+    CHECK_EQ(rc, 0);
+    return rc ? rc : (*out)->err;
+}
+
+/* SnapshotRequest: an image of one applied index, read in chunks bounded
+ * by the member (at most 4 MiB and half its frame limit) while writes go
+ * on, that passes store_snapshot_check; ESTALE past its end or without
+ * one; at most two images at once (EBUSY), freed with their connection. */
+static void test_snapshot_request(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 5000};
+    struct net_client *c[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(net_client_open(&c[i], &cfg, err, sizeof(err)), 0);
+    /* Values of 900 KiB: an image of more than one largest chunk. */
+    char *big = malloc(900 * 1024 + 1);
+    memset(big, 'v', 900 * 1024);
+    big[900 * 1024] = 0;
+    char path[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(path, sizeof(path), "/big%d", i);
+        net_client_response_free(put(c[0], path, big));
+    }
+    /* Without an image, and before the first request, there is none. */
+    Raftfs__ClientResponse *r;
+    CHECK_EQ(snap_req(c[0], 10, 0, &r), ESTALE);
+    net_client_response_free(r);
+    CHECK_EQ(snap_req(c[0], 0, 64U << 20, &r), 0);
+    CHECK(r->snapshot != NULL);
+    uint64_t size = 0, index = 0, revision = 0;
+    if (r->snapshot) {
+        size = r->snapshot->size;
+        index = r->snapshot->index;
+        revision = r->snapshot->revision;
+        CHECK(r->snapshot->term >= 1);
+    }
+    CHECK(size > 4U << 20);
+    CHECK(r->value.len <= 4U << 20 && r->value.len >= 1U << 20); /* capped, not the 64 MiB asked */
+    CHECK(r->has_more && r->more);
+    char *image_dir = tmpdir_make(), image_path[4200];
+    snprintf(image_path, sizeof(image_path), "%s/image", image_dir);
+    int fd = open(image_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    uint64_t off = 0;
+    bool more = true;
+    /* Writes go on meanwhile: the image stays the one of its index. */
+    net_client_response_free(put(c[1], "/after", "x"));
+    while (more) {
+        if (off) {
+            CHECK_EQ(snap_req(c[0], off, 0, &r), 0);
+            CHECK(r->snapshot == NULL);
+            CHECK(r->value.len <= 1U << 20); /* the default chunk */
+        }
+        CHECK_EQ(pwrite(fd, r->value.data, r->value.len, (off_t)off), (ssize_t)r->value.len);
+        off += r->value.len;
+        more = r->has_more && r->more;
+        CHECK(r->value.len > 0 || !more);
+        net_client_response_free(r);
+        if (off > size)
+            break;
+    }
+    CHECK_EQ(off, size);
+    struct store_snapshot_info info;
+    char why[256];
+    CHECK_EQ(store_snapshot_check(fd, &info, why, sizeof(why)), 0);
+    CHECK_EQ(info.applied_index, index);
+    CHECK_EQ(info.revision, revision);
+    CHECK_EQ(info.bytes, size);
+    close(fd);
+    CHECK_EQ(snap_req(c[0], size + 1, 0, &r), ESTALE);
+    net_client_response_free(r);
+    /* Two images at once, not three; a closed connection frees its own. */
+    CHECK_EQ(snap_req(c[1], 0, 0, &r), 0);
+    CHECK(r->snapshot && r->snapshot->revision > revision);
+    net_client_response_free(r);
+    CHECK_EQ(snap_req(c[2], 0, 0, &r), EBUSY);
+    net_client_response_free(r);
+    net_client_close(c[0]);
+    int got = EBUSY;
+    for (int i = 0; i < 100 && got == EBUSY; i++) {
+        got = snap_req(c[2], 0, 0, &r);
+        net_client_response_free(r);
+        if (got == EBUSY)
+            usleep(10000);
+    }
+    CHECK_EQ(got, 0);
+    net_client_close(c[1]);
+    net_client_close(c[2]);
+    free(big);
+    rm_rf(image_dir);
+    free(image_dir);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_client_errors(void)
 {
     char err[256];
@@ -1104,5 +1219,6 @@ int main(void)
     RUN(test_export);
     RUN(test_leases);
     RUN(test_learns_unknown_member);
+    RUN(test_snapshot_request);
     CHECK_DONE();
 }

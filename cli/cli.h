@@ -88,6 +88,13 @@ uint64_t cli_cluster_id(const struct node_member *members, size_t n, const char 
  * recover (argv[0] is "recover"). */
 extern const char cli_snapshot_usage[];
 int cli_snapshot(int argc, char **argv);
+/* raftfs snapshot restore FILE --data DIR --id N --peers ... (cli_restore.c):
+ * the exit status. */
+struct cli_restore_args {
+    const char *file, *data, *peers, *token;
+    uint64_t id;
+};
+int cli_snapshot_restore(const struct cli_restore_args *a);
 extern const char cli_recover_usage[];
 int cli_recover(int argc, char **argv);
 

@@ -100,8 +100,10 @@ int cli_recover(int argc, char **argv);
 
 /* Rebuilds the replicated state of stopped member dir (checked: r) from
  * its snapshot image and log up to r->applied, in a scratch directory
- * under $TMPDIR, and gives its digest. ENOENT (with the reason in err):
- * there is nothing to rebuild from; other errnos: it failed.
+ * under $TMPDIR, and gives its digest. With the reason in err: ENOENT,
+ * there is nothing to rebuild from; EAGAIN, the scratch directory could
+ * not be made or filled (room, memory); other errnos: the rebuild failed
+ * on what dir holds.
  * cli_check_rebuild.c. */
 struct store_check_report;
 int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint64_t *digest,

@@ -102,7 +102,7 @@ static void json_string(const char *s)
 }
 
 static void print_json(const char *dir, int rc, const char *err, const struct store_check_report *r,
-                       const struct problems *p)
+                       const struct problems *p, bool compared, const char *note)
 {
     bool ok = !rc && !r->problems;
     printf("{\"dir\": ");
@@ -117,6 +117,12 @@ static void print_json(const char *dir, int rc, const char *err, const struct st
                (unsigned long long)r->applied, (unsigned long long)r->log_first,
                (unsigned long long)r->log_last, (unsigned long long)r->log_term,
                (unsigned long long)r->digest);
+    if (!rc)
+        printf(", \"rebuilt\": %s", compared ? "true" : "false");
+    if (!rc && *note) {
+        printf(", \"note\": ");
+        json_string(note);
+    }
     if (!rc && r->open_boot[0]) {
         printf(", \"open_boot\": ");
         json_string(r->open_boot);
@@ -210,11 +216,13 @@ int cli_check(int argc, char **argv)
     }
     int rc = store_check(dir, &r, on_problem, &p, err, sizeof(err));
     char note[600] = "";
+    bool compared = false; /* the tree was compared with the rebuilt state */
     if (!rc && !r.problems && rebuild && !r.rebuild_at_start) {
         uint64_t want;
         char why[512];
         int rrc = cli_check_rebuild(dir, &r, &want, why, sizeof(why));
-        if (rrc == ENOENT) {
+        compared = rrc == 0;
+        if (rrc == ENOENT || rrc == EAGAIN) {
             snprintf(note, sizeof(note), "not compared with its image and log: %s", why);
         } else if (rrc) {
             char msg[600];
@@ -237,7 +245,7 @@ int cli_check(int argc, char **argv)
     if (!json && !rc && *note)
         printf("raftfs check: %s: note: %s\n", dir, note);
     if (json) {
-        print_json(dir, rc, err, &r, &p);
+        print_json(dir, rc, err, &r, &p, compared, note);
     } else if (rc) {
         fprintf(stderr, "raftfs check: %s: %s\n", dir, err);
     } else if (print_note(dir, &r), r.problems) {

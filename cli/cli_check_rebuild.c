@@ -195,8 +195,9 @@ int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint6
     snprintf(scratch, sizeof(scratch), "%s/raftfs-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(scratch)) {
         int e = errno;
-        seterr(err, err_len, "cannot make a scratch directory: %s", strerror(e));
-        return e;
+        seterr(err, err_len, "cannot make a scratch directory in %s: %s",
+               tmp && *tmp ? tmp : "/tmp", strerror(e));
+        return EAGAIN;
     }
     struct store_config cfg = {.limits = r->limits};
     struct stat st;
@@ -206,12 +207,16 @@ int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint6
     if (!stat(mdb, &st) && (uint64_t)st.st_size * 2 > cfg.map_bytes)
         cfg.map_bytes = (uint64_t)st.st_size * 2;
     struct store *s = NULL;
+    /* Failures to set the scratch directory up are the machine's
+     * (EAGAIN: not compared), not damage of dir. */
     int rc = store_open(&s, scratch, &cfg, err, err_len);
     if (!rc) {
         store_close(s);
         s = NULL;
         rc = copy_wal(dir, scratch, err, err_len);
     }
+    if (rc)
+        rc = EAGAIN;
     if (!rc)
         rc = store_open(&s, scratch, &cfg, err, err_len);
     if (!rc)
@@ -225,5 +230,5 @@ int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint6
             *digest = got.digest;
     }
     nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return rc;
+    return rc == ENOSPC || rc == EDQUOT || rc == ENOMEM ? EAGAIN : rc;
 }

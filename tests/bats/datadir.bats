@@ -117,7 +117,12 @@ last_nonzero() { # FILE: offset of its last byte that is not zero
     run "$RAFTFS_BIN" check --data "$COPY" --json
     assert_failure 1
     assert_output --partial '"ok": false'
-    # the directory checked is left as it was
-    run "$RAFTFS_BIN" check --data "$DATA"
+    # the directory checked is left as it was, and compared
+    run "$RAFTFS_BIN" check --data "$DATA" --json
     assert_success
+    assert_output --partial '"rebuilt": true'
+    # no room for the rebuild: said, not taken for damage
+    run env TMPDIR="$TEST_TMP/none" "$RAFTFS_BIN" check --data "$COPY"
+    assert_success
+    assert_output --partial "note: not compared with its image and log: cannot make a scratch directory"
 }

@@ -242,8 +242,8 @@ static int snapshot_save(const struct save_args *a)
         rc = save_once(c, fd, &b, err, sizeof(err));
         /* A member lost mid-way, or an image that went with its
          * connection: again, from the next endpoint. */
-        if (!rc || (rc != ESTALE && rc != ETIMEDOUT && rc != ECONNRESET && rc != ECONNREFUSED &&
-                    rc != EPIPE && rc != ENOTCONN))
+        if (!rc || (rc != ESTALE && rc != EAGAIN && rc != ETIMEDOUT && rc != ECONNRESET &&
+                    rc != ECONNREFUSED && rc != EPIPE && rc != ENOTCONN))
             break;
         if (attempt < SAVE_ATTEMPTS) {
             fprintf(stderr, "raftfs snapshot save: %s: starting again\n", err);

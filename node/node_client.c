@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +57,7 @@ struct client {
     int backup_fd;
     struct store_snapshot_info backup;
     uint64_t backup_term;
+    bool backup_writing; /* a backup_job of this client runs */
     struct client *prev, *next;
 };
 
@@ -66,7 +69,27 @@ struct node_server {
     struct client *clients;
     uint64_t own_client_id, next_seq; /* for writes that came without an id */
     struct node_auth *auth;           /* password checks and hashes */
-    unsigned backups;                 /* clients holding a backup image */
+    unsigned backups;                 /* backup images, being written or held */
+    /* Backup images being written, each on its own thread (backup_main);
+     * a finished one is told through backup_efd. */
+    int backup_efd;
+    pthread_mutex_t backup_mu;
+    struct backup_job *jobs; /* under backup_mu */
+};
+
+/* A backup image being written off the loop: its client's pending count
+ * keeps the client until the loop has taken the result (backup_ready). */
+struct backup_job {
+    struct node *n;
+    struct client *c;
+    uint64_t id; /* of the request */
+    uint32_t limit;
+    pthread_t thread;
+    bool done; /* under backup_mu; then rc, fd, info and term are set */
+    int rc, fd;
+    struct store_snapshot_info info;
+    uint64_t term;
+    struct backup_job *next;
 };
 
 /* A request waiting for the node: a write, or a read after its barrier. */
@@ -959,63 +982,30 @@ static void backup_drop(struct client *c)
     c->srv->backups--;
 }
 
-/* SnapshotRequest: a new image at offset 0, then its bytes. The image is
- * written on the loop thread, like the log's own (node_snap.c note 5): a
- * large tree holds the loop for as long as that takes. */
-static void handle_snapshot(struct client *c, const Raftfs__ClientRequest *req)
+/* Answers id with the bytes of c's image from off (at most limit), and
+ * with its description if info. */
+static void backup_send(struct client *c, uint64_t id, uint64_t off, size_t limit, bool info)
 {
-    const Raftfs__SnapshotRequest *sr = req->snapshot;
-    uint64_t off = sr->has_offset ? sr->offset : 0;
-    size_t limit = sr->has_limit_bytes && sr->limit_bytes ? sr->limit_bytes : CLIENT_SNAP_CHUNK;
-    if (limit > CLIENT_SNAP_CHUNK_MAX)
-        limit = CLIENT_SNAP_CHUNK_MAX;
-    if (limit > c->srv->limits.max_frame / 2)
-        limit = c->srv->limits.max_frame / 2;
     Raftfs__ClientResponse resp = RAFTFS__CLIENT_RESPONSE__INIT;
-    Raftfs__SnapshotInfo info = RAFTFS__SNAPSHOT_INFO__INIT;
-    resp.id = req->id;
-    /* A backup holds every key, and access control too: root's alone. */
-    int may = client_may(c, NULL, 0, 0);
-    if (may) {
-        respond_err(c, req->id, may, refusal(may));
-        return;
-    }
-    if (off == 0) {
-        backup_drop(c);
-        if (c->srv->backups >= CLIENT_BACKUPS_MAX) {
-            respond_err(c, req->id, EBUSY, "too many snapshot images being served: try later");
-            return;
-        }
-        int rc = node_snap_backup(c->srv->n, &c->backup_fd, &c->backup, &c->backup_term);
-        if (rc) {
-            c->backup_fd = 0;
-            node_log(NODE_LOG_WARN, "client %s: cannot write a snapshot image: %s",
-                     net_conn_peer(c->conn), strerror(rc));
-            respond_err(c, req->id, rc, "cannot write a snapshot image");
-            return;
-        }
-        c->srv->backups++;
-        node_log(NODE_LOG_INFO,
-                 "client %s: a snapshot image at index %llu (%llu bytes) for a "
-                 "backup",
-                 net_conn_peer(c->conn), (unsigned long long)c->backup.applied_index,
-                 (unsigned long long)c->backup.bytes);
-        info.index = c->backup.applied_index;
-        info.term = c->backup_term;
-        info.revision = c->backup.revision;
-        info.size = c->backup.bytes;
-        info.has_records = true;
-        info.records = c->backup.records;
-        resp.snapshot = &info;
-    }
+    Raftfs__SnapshotInfo si = RAFTFS__SNAPSHOT_INFO__INIT;
+    resp.id = id;
     if (c->backup_fd <= 0 || off > c->backup.bytes) {
-        respond_err(c, req->id, ESTALE, "no snapshot image here at that offset: start again");
+        respond_err(c, id, ESTALE, "no snapshot image here at that offset: start again");
         return;
+    }
+    if (info) {
+        si.index = c->backup.applied_index;
+        si.term = c->backup_term;
+        si.revision = c->backup.revision;
+        si.size = c->backup.bytes;
+        si.has_records = true;
+        si.records = c->backup.records;
+        resp.snapshot = &si;
     }
     size_t want = c->backup.bytes - off < limit ? (size_t)(c->backup.bytes - off) : limit;
     uint8_t *buf = malloc(want ? want : 1);
     if (!buf) {
-        respond_err(c, req->id, ENOMEM, "out of memory");
+        respond_err(c, id, ENOMEM, "out of memory");
         return;
     }
     size_t got = 0;
@@ -1029,7 +1019,7 @@ static void handle_snapshot(struct client *c, const Raftfs__ClientRequest *req)
     }
     if (got < want) {
         free(buf);
-        respond_err(c, req->id, EIO, "cannot read the snapshot image");
+        respond_err(c, id, EIO, "cannot read the snapshot image");
         return;
     }
     resp.has_value = true;
@@ -1041,6 +1031,137 @@ static void handle_snapshot(struct client *c, const Raftfs__ClientRequest *req)
     resp.revision = c->backup.revision;
     respond(c, &resp);
     free(buf);
+}
+
+/* The image is written on a thread of its own, from one read transaction
+ * of the committed state (node_snap.c note 5), so that a large tree does
+ * not hold the loop: Raft ticks, writes and reads go on meanwhile. */
+static void *backup_main(void *arg)
+{
+    struct backup_job *j = arg;
+    int fd = -1;
+    struct store_snapshot_info info;
+    uint64_t term = 0;
+    int rc = node_snap_backup(j->n, &fd, &info, &term);
+    struct node_server *s = j->n->server;
+    pthread_mutex_lock(&s->backup_mu);
+    j->rc = rc;
+    j->fd = rc ? -1 : fd;
+    j->info = info;
+    j->term = term;
+    j->done = true;
+    pthread_mutex_unlock(&s->backup_mu);
+    uint64_t one = 1;
+    ssize_t w = write(s->backup_efd, &one, sizeof(one));
+    (void)w; /* a full counter already wakes the loop */
+    return NULL;
+}
+
+/* Takes a finished job (its thread has ended or is ending): joined, its
+ * client answered (or gone: the image is dropped), freed. */
+static void backup_finish(struct node_server *s, struct backup_job *j)
+{
+    pthread_join(j->thread, NULL);
+    struct client *c = j->c;
+    c->pending--;
+    c->backup_writing = false;
+    if (j->rc || !c->conn) {
+        if (j->fd >= 0)
+            close(j->fd);
+        s->backups--;
+        if (j->rc) {
+            node_log(NODE_LOG_WARN, "a snapshot image for a backup: %s", strerror(j->rc));
+            /* ERANGE: the log was compacted past the image's index
+             * meanwhile (its term is gone): a new image will do. */
+            respond_err(c, j->id, j->rc == ERANGE ? EAGAIN : j->rc,
+                        "cannot write a snapshot image");
+        }
+    } else {
+        c->backup_fd = j->fd;
+        c->backup = j->info;
+        c->backup_term = j->term;
+        node_log(NODE_LOG_INFO,
+                 "client %s: a snapshot image at index %llu (%llu bytes) for a backup",
+                 net_conn_peer(c->conn), (unsigned long long)j->info.applied_index,
+                 (unsigned long long)j->info.bytes);
+        backup_send(c, j->id, 0, j->limit, true);
+    }
+    if (!c->conn && c->pending == 0)
+        client_unlink_free(c);
+    free(j);
+}
+
+static void backup_ready(struct net_loop *l, int fd, uint32_t events, void *ctx)
+{
+    struct node_server *s = ctx;
+    (void)l, (void)events;
+    uint64_t count;
+    ssize_t r = read(fd, &count, sizeof(count));
+    (void)r;
+    for (;;) {
+        struct backup_job *done = NULL;
+        pthread_mutex_lock(&s->backup_mu);
+        for (struct backup_job **p = &s->jobs; *p; p = &(*p)->next)
+            if ((*p)->done) {
+                done = *p;
+                *p = done->next;
+                break;
+            }
+        pthread_mutex_unlock(&s->backup_mu);
+        if (!done)
+            break;
+        backup_finish(s, done);
+    }
+}
+
+/* SnapshotRequest: a new image at offset 0 (answered once written), then
+ * its bytes. */
+static void handle_snapshot(struct client *c, const Raftfs__ClientRequest *req)
+{
+    struct node_server *s = c->srv;
+    const Raftfs__SnapshotRequest *sr = req->snapshot;
+    uint64_t off = sr->has_offset ? sr->offset : 0;
+    /* A backup holds every key, and access control too: root's alone. */
+    int may = client_may(c, NULL, 0, 0);
+    if (may) {
+        respond_err(c, req->id, may, refusal(may));
+        return;
+    }
+    size_t limit = sr->has_limit_bytes && sr->limit_bytes ? sr->limit_bytes : CLIENT_SNAP_CHUNK;
+    if (limit > CLIENT_SNAP_CHUNK_MAX)
+        limit = CLIENT_SNAP_CHUNK_MAX;
+    if (limit > s->limits.max_frame / 2)
+        limit = s->limits.max_frame / 2;
+    if (off) {
+        backup_send(c, req->id, off, limit, false);
+        return;
+    }
+    backup_drop(c);
+    if (c->backup_writing || s->backups >= CLIENT_BACKUPS_MAX) {
+        respond_err(c, req->id, EBUSY, "too many snapshot images being served: try later");
+        return;
+    }
+    struct backup_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        respond_err(c, req->id, ENOMEM, "out of memory");
+        return;
+    }
+    *j = (struct backup_job){.n = s->n, .c = c, .id = req->id, .limit = (uint32_t)limit, .fd = -1};
+    pthread_mutex_lock(&s->backup_mu);
+    int rc = pthread_create(&j->thread, NULL, backup_main, j);
+    if (!rc) {
+        j->next = s->jobs;
+        s->jobs = j;
+    }
+    pthread_mutex_unlock(&s->backup_mu);
+    if (rc) {
+        free(j);
+        respond_err(c, req->id, rc, "cannot start writing a snapshot image");
+        return;
+    }
+    s->backups++;
+    c->pending++;
+    c->backup_writing = true;
 }
 
 static void export_send(void *ctx, Raftfs__ClientResponse *resp)
@@ -1514,6 +1635,19 @@ int node_server_open(struct node *n, const char *addr, char *err, size_t err_len
         free(s);
         return rc;
     }
+    s->backup_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->backup_efd < 0 ||
+        (rc = net_loop_watch(n->loop, s->backup_efd, EPOLLIN, backup_ready, s))) {
+        rc = s->backup_efd < 0 ? errno : rc;
+        snprintf(err, err_len, "cannot make the backup images' eventfd: %s", strerror(rc));
+        if (s->backup_efd >= 0)
+            close(s->backup_efd);
+        net_loop_unwatch(n->loop, s->lfd);
+        close(s->lfd);
+        free(s);
+        return rc;
+    }
+    pthread_mutex_init(&s->backup_mu, NULL);
     n->server = s;
     return 0;
 }
@@ -1527,6 +1661,16 @@ void node_server_close(struct node *n)
     close(s->lfd);
     /* Password jobs still out are dropped; their clients go below. */
     node_auth_close(s->auth);
+    /* Images still being written: waited for (the store stays open until
+     * they are), their clients then closed with the others. */
+    while (s->jobs) {
+        struct backup_job *j = s->jobs;
+        s->jobs = j->next;
+        backup_finish(s, j);
+    }
+    net_loop_unwatch(n->loop, s->backup_efd);
+    close(s->backup_efd);
+    pthread_mutex_destroy(&s->backup_mu);
     while (s->clients) {
         struct client *c = s->clients;
         if (c->conn)

@@ -232,8 +232,9 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta);
 /* An image of the applied state for an online backup (SnapshotRequest),
  * in an unnamed file of DIR/snapshots: *fd (the caller closes it) at
  * offset 0 of nothing in particular (read it with pread), *info its
- * index, revision and size, *term the term of its index. Errors of
- * store_snapshot_write and store_log_term, errnos of mkostemp. */
+ * index, revision and size, *term the term of its index. Runs on any
+ * thread (node_client.c gives it one). Errors of store_snapshot_write and
+ * store_log_term (ERANGE: compacted meanwhile), errnos of mkostemp. */
 int node_snap_backup(struct node *n, int *fd, struct store_snapshot_info *info, uint64_t *term);
 
 /* node_member.c */

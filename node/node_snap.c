@@ -37,11 +37,13 @@
  *    past offset 0 therefore never creates the file: a missing beginning
  *    is an error, not zeros.
  * 5. An image for a backup (`raftfs snapshot save`) is written like one
- *    taken for compaction (one read transaction on the loop thread, the
- *    same format), but it is not the log's: it has no name (so note 4's
- *    clean-ups and a crash leave nothing behind), it compacts nothing, and
- *    its index is whatever the store has committed, looked up in the log
- *    for its term.
+ *    taken for compaction (one read transaction, the same format), but it
+ *    is not the log's: it has no name (so note 4's clean-ups and a crash
+ *    leave nothing behind), it compacts nothing, it is written on a thread
+ *    of its own (node_client.c), so the loop goes on meanwhile, and its
+ *    index is whatever the store had committed when its transaction
+ *    began, looked up in the log for its term (ERANGE if the log was
+ *    compacted past it meanwhile: rare, and a new image will do).
  * 6. At start the image the log starts after is checked whole
  *    (store_snapshot_check: a read of the file): a damaged one would be
  *    sent to every follower that needs it, refused by each, and would
@@ -372,8 +374,9 @@ int node_snap_backup(struct node *n, int *fd, struct store_snapshot_info *info, 
     if (f < 0)
         return errno;
     unlink(path);
-    /* store_snapshot_write commits a deferred apply first (store_begin):
-     * the image is of committed state, and its index is in the log. */
+    /* Off the loop thread, store_begin commits nothing: the image is of
+     * the committed state, whose index is in the log unless a compaction
+     * passed it meanwhile (ERANGE). */
     int rc = store_snapshot_write(n->store, f, info);
     if (!rc)
         rc = store_log_term(n->store, info->applied_index, term);

@@ -1184,6 +1184,72 @@ static void test_snapshot_request(void)
     free(dir);
 }
 
+/* Hello and a SnapshotRequest at offset 0 on a new socket, not waiting
+ * for the answer: the caller closes the socket (or the node) while the
+ * image may still be written. */
+static int snapshot_ask_raw(const char *addr)
+{
+    struct net_addr a;
+    char err[128];
+    net_addr_parse(addr, &a, err, sizeof(err));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a.sa, a.len), 0);
+    uint8_t buf[256];
+    Raftfs__Envelope env = RAFTFS__ENVELOPE__INIT;
+    Raftfs__Hello hello = RAFTFS__HELLO__INIT;
+    hello.protocol_version = NET_WIRE_VERSION;
+    hello.cluster_id = 42;
+    env.body_case = RAFTFS__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    size_t len = frame_env(&env, buf);
+    Raftfs__Envelope renv = RAFTFS__ENVELOPE__INIT;
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__SnapshotRequest sr = RAFTFS__SNAPSHOT_REQUEST__INIT;
+    req.id = 1;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_SNAPSHOT;
+    req.snapshot = &sr;
+    renv.body_case = RAFTFS__ENVELOPE__BODY_REQUEST;
+    renv.request = &req;
+    len += frame_env(&renv, buf + len);
+    CHECK_EQ(write(fd, buf, len), (ssize_t)len);
+    return fd;
+}
+
+/* Images being written when their client leaves, or when the node
+ * closes: dropped, nothing leaks or waits for ever (ASan, the timeout). */
+static void test_snapshot_abandoned(void)
+{
+    char *dir, addr[64], err[256];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client_config cfg = {.endpoints = addr, .cluster_id = 42, .timeout_ms = 5000};
+    struct net_client *c;
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    char path[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(path, sizeof(path), "/k%d", i);
+        net_client_response_free(put(c, path, "a value of some bytes"));
+    }
+    for (int i = 0; i < 20; i++)
+        close(snapshot_ask_raw(addr));
+    /* Both slots free again once those are dropped. */
+    Raftfs__ClientResponse *r;
+    int got = EBUSY;
+    for (int i = 0; i < 200 && got == EBUSY; i++) {
+        got = snap_req(c, 0, 0, &r);
+        net_client_response_free(r);
+        if (got == EBUSY)
+            usleep(10000);
+    }
+    CHECK_EQ(got, 0);
+    int fds[2] = {snapshot_ask_raw(addr), snapshot_ask_raw(addr)};
+    net_client_close(c);
+    node_close(n); /* with images maybe still being written */
+    close(fds[0]);
+    close(fds[1]);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_client_errors(void)
 {
     char err[256];
@@ -1220,5 +1286,6 @@ int main(void)
     RUN(test_leases);
     RUN(test_learns_unknown_member);
     RUN(test_snapshot_request);
+    RUN(test_snapshot_abandoned);
     CHECK_DONE();
 }

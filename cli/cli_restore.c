@@ -206,6 +206,12 @@ int cli_snapshot_restore(const struct cli_restore_args *a)
         return 1;
     }
     struct store_config cfg = {0};
+    /* Room for the tree the image holds, whatever its size (LMDB's pages
+     * may be half empty); a later mount's smaller --db-size is raised by
+     * LMDB to the pages the tree uses. */
+    cfg.map_bytes = b.image_bytes * 4 + (64U << 20);
+    if (cfg.map_bytes < STORE_DEFAULT_MAP_BYTES)
+        cfg.map_bytes = STORE_DEFAULT_MAP_BYTES;
     struct store *s = NULL;
     char why[256] = "";
     uint64_t index = b.index, term = b.term ? b.term : 1;

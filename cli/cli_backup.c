@@ -35,7 +35,7 @@
 #include "store_crc.h"
 
 #define BACKUP_MAGIC     "raftfs-backup"
-#define BACKUP_VERSION   1U
+#define BACKUP_VERSION   CLI_BACKUP_VERSION
 #define BACKUP_HDR_LEN   CLI_BACKUP_HDR_LEN
 #define COPY_CHUNK_BYTES (1U << 20)
 

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #define CLI_BACKUP_HDR_LEN 64
+#define CLI_BACKUP_VERSION 1U /* of the file's format (cli_backup.c) */
 
 struct cli_backup {
     uint64_t index, term, revision; /* of the image: the state after entry index */

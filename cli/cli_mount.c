@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_backup.h"
 #include "fs.h"
 #include "net_conn.h"
 #include "net_http.h"
@@ -90,8 +91,10 @@ const char cli_mount_usage[] =
 
 void cli_version(void)
 {
-    printf("raftfs %s (store format %u, log format %u, command version %u)\n", RAFTFS_VERSION,
-           STORE_FORMAT_VERSION, STORE_WAL_FORMAT, STORE_CMD_VERSION);
+    printf("raftfs %s (store format %u, log format %u, command version %u, backup format %u)
+",
+           RAFTFS_VERSION, STORE_FORMAT_VERSION, STORE_WAL_FORMAT, STORE_CMD_VERSION,
+           CLI_BACKUP_VERSION);
 }
 
 int cli_parse_size(const char *s, uint64_t max, uint64_t *out)

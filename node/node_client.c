@@ -15,6 +15,14 @@
  * verifies one that is shown (a bad one is refused there, with a log
  * line); clients may come without one unless --client-cert-auth, but a
  * Hello that says it is a member's needs a verified certificate.
+ *
+ * A backup image (SnapshotRequest) is written on a thread of its own and
+ * held by its connection while the client reads it in chunks.
+ *
+ * Access control (store_auth.c): a client's Hello may log in with a
+ * password (checked off the loop, node_auth.c) or, with TLS, by its
+ * certificate's common name; every write carries the connection's user,
+ * which apply checks, and reads are checked here after their barrier.
  */
 #include <errno.h>
 #include <stdio.h>

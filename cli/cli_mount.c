@@ -91,8 +91,7 @@ const char cli_mount_usage[] =
 
 void cli_version(void)
 {
-    printf("raftfs %s (store format %u, log format %u, command version %u, backup format %u)
-",
+    printf("raftfs %s (store format %u, log format %u, command version %u, backup format %u)\n",
            RAFTFS_VERSION, STORE_FORMAT_VERSION, STORE_WAL_FORMAT, STORE_CMD_VERSION,
            CLI_BACKUP_VERSION);
 }

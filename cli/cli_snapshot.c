@@ -37,12 +37,14 @@
 
 const char cli_snapshot_usage[] =
     "usage: raftfs snapshot save FILE [--endpoints HOST:PORT,...] [--timeout S]\n"
+    "                               [--cacert F --cert F --key F] [--user NAME ...]\n"
     "       raftfs snapshot status FILE [--json]\n"
     "       raftfs snapshot restore FILE --data DIR --id N --peers ID=HOST:PORT,...\n"
     "                               [--cluster-token T]\n"
     "\n"
     "save writes a backup of a running cluster: an image of one member's\n"
-    "applied state (the tree, sessions, member directory, leases) as of one\n"
+    "applied state (the tree, sessions, member directory, leases, access\n"
+    "control: with it enabled, save needs the role root) as of one\n"
     "log index, taken while writes go on. It is written to FILE.part, checked,\n"
     "fsync'ed and renamed to FILE: FILE exists only when it is whole and good.\n"
     "\n"
@@ -218,6 +220,8 @@ static int snapshot_save(const struct save_args *a)
         *slash = 0;
     struct net_client_config cfg = {.endpoints = a->endpoints,
                                     .timeout_ms = (int)(a->timeout_s * 1000)};
+    cli_auth_config(&cfg);
+    cli_tls_config(&cfg);
     struct net_client *c;
     if (net_client_open(&c, &cfg, err, sizeof(err))) {
         fprintf(stderr, "raftfs snapshot save: %s\n", err);
@@ -350,6 +354,9 @@ int cli_snapshot(int argc, char **argv)
         {"id", required_argument, NULL, 'i'},
         {"peers", required_argument, NULL, 'p'},
         {"cluster-token", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, CLI_OPT_CACERT},
+        {"cert", required_argument, NULL, CLI_OPT_CERT},
+        {"key", required_argument, NULL, CLI_OPT_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -372,6 +379,11 @@ int cli_snapshot(int argc, char **argv)
     char *end;
     while ((c = getopt_long(argc - 1, argv + 1, "d:h", longopts, NULL)) != -1) {
         switch (c) {
+        case CLI_OPT_CACERT:
+        case CLI_OPT_CERT:
+        case CLI_OPT_KEY:
+            cli_tls_option(c, optarg);
+            break;
         case 'e':
             if (!save)
                 return susage("--endpoints is save's");

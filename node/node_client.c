@@ -981,6 +981,8 @@ static void handle_auth(struct client *c, const Raftfs__ClientRequest *req)
     for (size_t i = 0; i < acc.n; i++)
         free(acc.items[i]);
     free(acc.items);
+}
+
 static void backup_drop(struct client *c)
 {
     if (c->backup_fd <= 0)

@@ -140,6 +140,13 @@ setup_auth() {
     run as_alice member remove 3
     [ "$status" -eq 1 ]
     assert_output --partial "ermission denied"
+    # a backup holds every key: root's alone
+    run as_alice snapshot save "$TEST_TMP/backup"
+    [ "$status" -eq 1 ]
+    assert_output --partial "ermission denied"
+    [ ! -e "$TEST_TMP/backup" ]
+    as_root snapshot save "$TEST_TMP/backup"
+    "$RAFTFS_BIN" snapshot status "$TEST_TMP/backup"
     run as_root user list
     assert_output "$(printf 'alice\nroot')"
     run as_root role get app

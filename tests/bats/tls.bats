@@ -170,6 +170,12 @@ start_cluster() { # [OPTIONS...] for every member
     done
     grep -q "connection to member 3 at $(ep 3) refused: TLS handshake failed: certificate verify failed" \
         "$TEST_TMP/data1/raftfs.log"
+    # (member 3 dials member 2 on its own schedule: wait for that too)
+    for i in $(seq 1 50); do
+        grep -Eq "connection from 127.0.0.1:[0-9]+ refused: TLS handshake failed: certificate verify failed" \
+            "$TEST_TMP/data2/raftfs.log" && break
+        sleep 0.1
+    done
     grep -Eq "connection from 127.0.0.1:[0-9]+ refused: TLS handshake failed: certificate verify failed" \
         "$TEST_TMP/data2/raftfs.log"
     echo after >"$TEST_TMP/mnt2/k"

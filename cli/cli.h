@@ -136,6 +136,10 @@ void cli_tls_set(const char *cacert, const char *cert, const char *key);
 /* Fills cfg->tls from the options, else the environment. */
 struct net_client_config;
 void cli_tls_config(struct net_client_config *cfg);
+/* A client of endpoints, with this process's login and TLS files (the
+ * options above): NULL after printing "raftfs WHAT: why" (bad endpoints or
+ * files: a usage error for most commands). */
+struct net_client *cli_connect(const char *what, const char *endpoints, double timeout_s);
 /* A --timeout in seconds, more than 0 and at most 3600. 0 or EINVAL. */
 int cli_parse_timeout(const char *s, double *out);
 

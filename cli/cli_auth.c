@@ -212,17 +212,7 @@ static int aparse(int argc, char **argv, struct aargs *a)
 
 static struct net_client *aconnect(const char *cmd, const struct aargs *a)
 {
-    struct net_client_config cfg = {.endpoints = a->endpoints,
-                                    .timeout_ms = (int)(a->timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[512];
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs %s: %s\n", cmd, err);
-        return NULL;
-    }
-    return c;
+    return cli_connect(cmd, a->endpoints, a->timeout_s);
 }
 
 static int report(const char *cmd, int err, const char *msg)

@@ -175,18 +175,25 @@ static int parse(int argc, char **argv, struct client_args *a, int min_pos, int 
     return 0;
 }
 
-static struct net_client *connect_or_die(const char *cmd, const struct client_args *a)
+struct net_client *cli_connect(const char *what, const char *endpoints, double timeout_s)
 {
-    struct net_client_config cfg = {.endpoints = a->endpoints,
-                                    .timeout_ms = (int)(a->timeout_s * 1000)};
+    struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
     cli_auth_config(&cfg);
     cli_tls_config(&cfg);
     struct net_client *c;
     char err[512];
     if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs %s: %s\n", cmd, err);
-        exit(2);
+        fprintf(stderr, "raftfs %s: %s\n", what, err);
+        return NULL;
     }
+    return c;
+}
+
+static struct net_client *connect_or_die(const char *cmd, const struct client_args *a)
+{
+    struct net_client *c = cli_connect(cmd, a->endpoints, a->timeout_s);
+    if (!c)
+        exit(2);
     return c;
 }
 

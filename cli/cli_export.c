@@ -169,17 +169,7 @@ static int xparse(int argc, char **argv, struct xargs *a, bool import)
 
 static struct net_client *xconnect(const char *cmd, const struct xargs *a)
 {
-    struct net_client_config cfg = {.endpoints = a->endpoints,
-                                    .timeout_ms = (int)(a->timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[256];
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs %s: %s\n", cmd, err);
-        return NULL;
-    }
-    return c;
+    return cli_connect(cmd, a->endpoints, a->timeout_s);
 }
 
 static double now_s(void)

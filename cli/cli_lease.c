@@ -87,17 +87,7 @@ static int lusage(const char *msg)
 
 static struct net_client *lconnect(const struct largs *a)
 {
-    struct net_client_config cfg = {.endpoints = a->endpoints,
-                                    .timeout_ms = (int)(a->timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[256];
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs lease: %s\n", err);
-        return NULL;
-    }
-    return c;
+    return cli_connect("lease", a->endpoints, a->timeout_s);
 }
 
 /* A LeaseRequest: 0 with *resp, or the errno (reported unless quiet). */

@@ -37,16 +37,10 @@ static char last_error[512];
 static int member_call(const char *endpoints, double timeout_s, Raftfs__MemberRequest__Op op,
                        uint64_t id, const char *addr, Raftfs__ClientResponse **resp, bool quiet)
 {
-    struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[256];
     *resp = NULL;
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs member: %s\n", err);
+    struct net_client *c = cli_connect("member", endpoints, timeout_s);
+    if (!c)
         return 2;
-    }
     Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
     Raftfs__MemberRequest mr = RAFTFS__MEMBER_REQUEST__INIT;
     mr.op = op;

@@ -218,15 +218,9 @@ static int snapshot_save(const struct save_args *a)
         tmp[1] = 0;
     else
         *slash = 0;
-    struct net_client_config cfg = {.endpoints = a->endpoints,
-                                    .timeout_ms = (int)(a->timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs snapshot save: %s\n", err);
+    struct net_client *c = cli_connect("snapshot save", a->endpoints, a->timeout_s);
+    if (!c)
         return 2;
-    }
     int fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         fprintf(stderr, "raftfs snapshot save: cannot create %s: %s\n", part, strerror(errno));

@@ -497,13 +497,8 @@ int cli_txn(int argc, char **argv)
                             .n_then = t.n_then,
                             .else_ops = t.els,
                             .n_else = t.n_else};
-    struct net_client_config cfg = {.endpoints = endpoints, .timeout_ms = (int)(timeout_s * 1000)};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[256];
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs txn: %s\n", err);
+    struct net_client *c = cli_connect("txn", endpoints, timeout_s);
+    if (!c) {
         txn_text_free(&t);
         return 2;
     }

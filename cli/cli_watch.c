@@ -329,15 +329,9 @@ int cli_watch(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc)
         return rc;
-    struct net_client_config cfg = {.endpoints = a.endpoints, .timeout_ms = 5000};
-    cli_auth_config(&cfg);
-    cli_tls_config(&cfg);
-    struct net_client *c;
-    char err[256];
-    if (net_client_open(&c, &cfg, err, sizeof(err))) {
-        fprintf(stderr, "raftfs watch: %s\n", err);
+    struct net_client *c = cli_connect("watch", a.endpoints, 5);
+    if (!c)
         return 2;
-    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

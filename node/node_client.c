@@ -793,7 +793,10 @@ static void handle_member(struct client *c, const Raftfs__ClientRequest *req)
     if (rc == EAGAIN && redirect(c, req->id))
         return;
     respond_members(c, req->id, rc,
-                    rc == EAGAIN ? "not the leader, or not caught up yet" : strerror(rc));
+                    rc == EAGAIN  ? "not the leader, or not caught up yet"
+                    : rc == EPERM ? "this cluster speaks plaintext, and that address is not "
+                                    "loopback: members off loopback need TLS (or --allow-plaintext)"
+                                  : strerror(rc));
 }
 
 /* Leases: the leader's clocks (node_lease.c). */

@@ -218,6 +218,20 @@ int node_member_change(struct node *n, enum node_member_op op, uint64_t id, cons
         return raft_errno(raft_transfer_leader(n->raft, id));
     if ((op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER) && in_conf(conf, id))
         return EEXIST;
+    /* A member in plaintext dials only loopback addresses unless allowed
+     * (node.c, tls_open): it would send the tree to the new member in the
+     * clear. The new member refuses to start there anyway. */
+    struct net_addr na;
+    char nwhy[128];
+    if ((op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER) && !n->tls &&
+        !n->cfg.allow_plaintext && addr && !net_addr_parse(addr, &na, nwhy, sizeof(nwhy)) &&
+        !net_addr_is_loopback(&na)) {
+        node_log(NODE_LOG_WARN,
+                 "refusing to add member %llu at %s: this member speaks plaintext, and that "
+                 "address is not loopback (TLS, or --allow-plaintext)",
+                 (unsigned long long)id, addr);
+        return EPERM;
+    }
     if ((op == NODE_MEMBER_PROMOTE && !raft_conf_is_learner(conf, id)) ||
         (op == NODE_MEMBER_REMOVE && !in_conf(conf, id)))
         return ENOENT;

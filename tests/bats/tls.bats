@@ -273,6 +273,18 @@ start_cluster() { # [OPTIONS...] for every member
     assert_failure 1
     assert_output --partial "refusing to talk to a peer at 192.0.2.1:$((BASE + 2)) in plaintext"
     ! mountpoint -q "$TEST_TMP/mnt1"
+    # a running plaintext member does not add one there either (nothing is
+    # dialed: 192.0.2.1 is only a name here)
+    "$RAFTFS_BIN" mount "$TEST_TMP/mnt1" --data "$TEST_TMP/data1" --listen "$(ep 1)" 3>&- </dev/null
+    for add in add add-learner; do
+        run "$RAFTFS_BIN" member "$add" 2 "192.0.2.1:$((BASE + 2))" --endpoints "$(ep 1)"
+        assert_failure 1
+        assert_output --partial "members off loopback need TLS (or --allow-plaintext)"
+    done
+    grep -q "refusing to add member 2 at 192.0.2.1:$((BASE + 2)): this member speaks plaintext" \
+        "$TEST_TMP/data1/raftfs.log"
+    run "$RAFTFS_BIN" member list --endpoints "$(ep 1)"
+    [ "${#lines[@]}" -eq 1 ]
 }
 
 @test "access control: a client certificate's common name is its user" {

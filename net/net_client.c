@@ -37,9 +37,10 @@ struct net_client {
     uint8_t *in;
     size_t in_len, in_cap;
     char *user, *password; /* the login said in every Hello (NULL: anonymous) */
-    struct net_tls *tls; /* NULL: plaintext */
-    SSL *ssl;            /* the connection's TLS session */
-    char why[256];       /* the last failure in words, when strerror says less */
+    struct net_tls *tls;   /* NULL: plaintext */
+    SSL *ssl;              /* the connection's TLS session */
+    char why[256];         /* the last failure in words, when strerror says less */
+    bool refused;          /* the last connect was refused (TLS or Hello), not failed */
     char err[512];
 };
 
@@ -366,6 +367,7 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
 {
     int fd;
     c->why[0] = 0;
+    c->refused = false;
     int rc = net_dial(&c->eps[i], &fd);
     if (rc) {
         set_err(c, "%s: %s", c->names[i], strerror(rc));
@@ -420,6 +422,7 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
                     ? reply->hello_reply->error
                     : "unexpected answer");
         /* A refused login is final: every member would refuse it. */
+        c->refused = true;
         rc = reply->body_case == RAFTFS__ENVELOPE__BODY_HELLO_REPLY &&
                      reply->hello_reply->has_err && reply->hello_reply->err == EPERM
                  ? EPERM
@@ -432,6 +435,10 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
     c->cur = i;
     return 0;
 fail:
+    /* A handshake OpenSSL failed (EPROTO: a certificate refused one way or
+     * the other, or no TLS on the other side), not one the network broke
+     * off (a member going down, a timeout). */
+    c->refused = rc == EPROTO && !strncmp(c->why, "TLS handshake failed", 20);
     fail_err(c, i, rc);
     disconnect(c);
     return rc;
@@ -512,14 +519,19 @@ static int call(struct net_client *c, Raftfs__ClientRequest *req, Raftfs__Client
     int rc = ETIMEDOUT;
     int backoff_ms = 10;
     c->err[0] = 0;
-    bool stay = true; /* the next connection goes to c->cur, not the one after */
+    bool stay = true;    /* the next connection goes to c->cur, not the one after */
+    size_t refusals = 0; /* endpoints in a row that refused us (TLS, Hello) */
     for (size_t attempt = 0; mono_ms() < deadline; attempt++) {
         if (c->fd < 0) {
             size_t i = stay ? c->cur : (c->cur + 1) % c->n_eps;
             stay = false;
             if ((rc = connect_ep(c, i, deadline))) {
                 c->cur = i;
-                if (rc == EPERM)
+                /* Refused by every endpoint in turn (a certificate, a
+                 * cluster, a login): trying again until the deadline would
+                 * only say the same later. */
+                refusals = c->refused ? refusals + 1 : 0;
+                if (rc == EPERM || refusals >= c->n_eps)
                     return rc;
                 /* Every endpoint failed once: wait a little before the next round. */
                 if (attempt && attempt % c->n_eps == 0) {

@@ -6,7 +6,10 @@
  * requests. When an endpoint fails (refused, reset, timed out) it tries the
  * next one; when a member answers with a leader hint it goes there. A write
  * keeps its (client_id, seq) across those retries, so that a member that
- * deduplicates applies it once.
+ * deduplicates applies it once. It stops before the timeout when every
+ * endpoint in turn refused it outright: a TLS handshake that OpenSSL
+ * failed (a certificate, or no TLS there), or a refused Hello; a refused
+ * login stops it at once.
  */
 #ifndef RAFTFS_NET_CLIENT_H
 #define RAFTFS_NET_CLIENT_H

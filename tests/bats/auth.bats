@@ -109,12 +109,12 @@ setup_auth() {
     assert_success
     run "$RAFTFS_BIN" auth status
     assert_output enabled
-    # A wrong password: refused at the Hello, at once (no retrying).
-    start=$(date +%s%N)
-    run "$RAFTFS_BIN" get /app --user alice:wrong --timeout 5
+    # A wrong password: refused at the Hello, once: the client does not try
+    # again, here or at another member.
+    run "$RAFTFS_BIN" get /app --user alice:wrong --timeout 30
     [ "$status" -eq 1 ]
     assert_output --partial "authentication failed"
-    [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 3000 ]
+    [ "$(cat "$CL"/data/*/raftfs.log | grep -c "login of user alice from .* refused: wrong password")" -eq 1 ]
     run "$RAFTFS_BIN" get /app --user nobody:x
     assert_output --partial "authentication failed"
     run as_alice auth whoami
@@ -122,7 +122,6 @@ setup_auth() {
     # The environment works as the options do.
     RAFTFS_USER=alice RAFTFS_PASSWORD=alice-Secret-2 run "$RAFTFS_BIN" get /shared/motd
     assert_output hello
-    grep -q "login of user alice from .* refused: wrong password" "$CL"/data/*/raftfs.log
 }
 
 @test "only root manages access control, and a revocation holds at once" {

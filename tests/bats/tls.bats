@@ -232,6 +232,14 @@ start_cluster() { # [OPTIONS...] for every member
     run "$RAFTFS_BIN" status --endpoints "$(ep 2)" --cacert "$PKI/ca.crt" --timeout 1
     assert_failure 1
     assert_output --partial "TLS handshake failed"
+    # a client that cannot verify the member (another CA) gives up after
+    # one handshake per endpoint, not at its --timeout: the member saw one
+    before=$(grep -c "refused: TLS handshake failed" "$TEST_TMP/data1/raftfs.log")
+    run "$RAFTFS_BIN" get /k --endpoints "$(ep 1)" --cacert "$PKI/other.crt" --timeout 30
+    assert_failure 1
+    assert_output --partial "certificate verify failed"
+    after=$(grep -c "refused: TLS handshake failed" "$TEST_TMP/data1/raftfs.log")
+    [ "$after" -eq $((before + 1)) ]
 }
 
 @test "a key file its group or others may read is refused, for a member and for a client" {

@@ -30,7 +30,7 @@ static const char usage_text[] =
     "                                         change or show the members\n"
     "  bench [--op put|get|sget] [--clients N] [--value-size B] [--duration S]\n"
     "                                         measure ops/s and latency (closed loop)\n"
-    "  auth enable|disable|status|whoami     access control on the client protocol\n"
+    "  auth enable|disable|status|whoami      access control on the client protocol\n"
     "  user add|delete|passwd|grant-role|revoke-role|list|get ...\n"
     "  role add|delete|grant|revoke|list|get ...\n"
     "                                         its users and roles\n"

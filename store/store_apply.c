@@ -446,6 +446,7 @@ static int cmd_put(struct applier *a, struct store_result *res)
     if (p.exists) {
         touch(a, &p.node, true);
         p.node.attr.size = c->value_len;
+        p.node.value_crc = store_value_crc(c->value, c->value_len);
         if ((rc = data_put(a, p.node.attr.ino, c->value, c->value_len)) ||
             (rc = inode_put(a, &p.node)) ||
             (rc = change_add(a, STORE_CHANGE_INODE, p.node.attr.ino, 0, NULL, 0)) ||
@@ -457,6 +458,7 @@ static int cmd_put(struct applier *a, struct store_result *res)
     struct store_inode in;
     new_inode(a, &in, STORE_TYPE_FILE, &p);
     in.attr.size = c->value_len;
+    in.value_crc = store_value_crc(c->value, c->value_len);
     if ((rc = inode_put(a, &in)) || (rc = data_put(a, in.attr.ino, c->value, c->value_len)) ||
         (rc = dirent_put(a, p.parent.attr.ino, p.name, p.name_len, in.attr.ino, STORE_TYPE_FILE)) ||
         (rc = dir_changed(a, &p.parent, 0)) ||
@@ -504,6 +506,7 @@ static int cmd_append(struct applier *a, struct store_result *res)
             memcpy(dst, tmp, old);
         if (c->value_len)
             memcpy((char *)dst + old, c->value, c->value_len);
+        p.node.value_crc = store_value_crc(dst, old + c->value_len);
     }
     free(tmp);
     if (rc)
@@ -781,6 +784,7 @@ static int cmd_setattr(struct applier *a, struct store_result *res)
                 memcpy(dst, tmp, keep);
             if (c->size > keep)
                 memset((char *)dst + keep, 0, (size_t)c->size - keep);
+            node->value_crc = store_value_crc(dst, (size_t)c->size);
         }
         free(tmp);
         if (rc)

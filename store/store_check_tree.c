@@ -141,9 +141,10 @@ static void check_attr(struct store_checker *c, const struct store_attr *a, cons
                             (unsigned long long)a->size, c->lim.max_value_bytes, where);
 }
 
-/* A file's value: present, as long as the inode says; hashed. */
-static void check_value(struct store_checker *c, const struct store_attr *a, const char *path,
-                        size_t path_len, const char *where)
+/* A file's value: present, as long as the inode says, matching the
+ * inode's checksum of it (when it has one); hashed. */
+static void check_value(struct store_checker *c, const struct store_attr *a, uint32_t crc,
+                        const char *path, size_t path_len, const char *where)
 {
     unsigned char kb[STORE_VALUE_KEY_LEN];
     store_value_key(a->ino, kb);
@@ -157,6 +158,8 @@ static void check_value(struct store_checker *c, const struct store_attr *a, con
     else if (v.mv_size != a->size)
         store_check_problem(c, "value of %zu bytes, the inode says %llu (%s)", v.mv_size,
                             (unsigned long long)a->size, where);
+    else if (crc && store_value_crc(v.mv_data, v.mv_size) != crc)
+        store_check_problem(c, "value does not match its checksum: damaged (%s)", where);
     store_digest_entry(c, path, path_len, a, v.mv_data, v.mv_size);
 }
 
@@ -278,7 +281,7 @@ static int check_dir(struct store_checker *c, const struct dir_item *d, struct d
                 break;
         } else {
             c->rep->files++;
-            check_value(c, &in.attr, path, len, where);
+            check_value(c, &in.attr, in.value_crc, path, len, where);
         }
     }
     mdb_cursor_close(cur);

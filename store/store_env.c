@@ -543,6 +543,58 @@ bool store_rebuilt(const struct store *s, uint64_t *from_index)
 
 static int identity_open(struct store *s, bool has_tmp, char *err, size_t err_len);
 
+/* Every file's value against its inode record's checksum (records
+ * written by builds from before it have none), in one pass over the
+ * inodes table: a value follows its inode record (store_value_key). EIO
+ * naming the first file that does not match: LMDB keeps no checksum of
+ * its own pages, so this is how a flipped byte in the tree is seen. */
+static int verify_values(struct store *s, char *err, size_t err_len)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = store_begin(s, MDB_RDONLY, &txn);
+    if (rc)
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                          mdb_strerror(rc));
+    if ((rc = mdb_cursor_open(txn, s->inodes, &cur))) {
+        mdb_txn_abort(txn);
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                          mdb_strerror(rc));
+    }
+    MDB_val k, v;
+    uint64_t ino = 0, bad = 0;
+    uint32_t crc = 0; /* of the last file inode read, 0: none to check */
+    while (!bad && !(rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
+        if (k.mv_size == 8) {
+            struct store_inode in;
+            ino = store_u64be_get(k.mv_data);
+            crc = 0;
+            if (store_inode_decode(v.mv_data, v.mv_size, &in))
+                bad = ino; /* the tree's check says more: raftfs check */
+            else if (in.attr.type == STORE_TYPE_FILE)
+                crc = in.value_crc;
+        } else if (store_is_value_key(k.mv_data, k.mv_size) && crc &&
+                   store_u64be_get(k.mv_data) == ino) {
+            if (store_value_crc(v.mv_data, v.mv_size) != crc)
+                bad = ino;
+            crc = 0;
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (bad)
+        return store_fail(
+            err, err_len, EIO,
+            "%s/store/data.mdb: inode %llu's record or value does not match its "
+            "checksum: the store is damaged, refusing to start (raftfs check --data says more; "
+            "restore this member from a backup, or remove it and add it anew)",
+            s->dir, (unsigned long long)bad);
+    if (rc != MDB_NOTFOUND)
+        return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",
+                          mdb_strerror(rc));
+    return 0;
+}
+
 int store_open(struct store **out, const char *dir, const struct store_config *cfg_in, char *err,
                size_t err_len)
 {
@@ -636,6 +688,8 @@ int store_open(struct store **out, const char *dir, const struct store_config *c
     if ((rc = identity_open(s, has_id_tmp, err, err_len)))
         goto fail_free;
     if (untrusted && (rc = store_boot_rebuild(s, err, err_len)))
+        goto fail_free;
+    if (!cfg.no_value_check && (rc = verify_values(s, err, err_len)))
         goto fail_free;
     if (cfg.unsynced_apply) {
         /* Before any unsynced commit: this boot has the store open. */

@@ -1,5 +1,6 @@
 /* store_format.c - encoding and checked decoding of the store's records. */
 #include "store_format.h"
+#include "store_crc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -93,7 +94,7 @@ size_t store_inode_encode(const struct store_inode *in, unsigned char *buf)
     put_u32(buf + 12, a->gid);
     put_u64(buf + 16, a->size);
     put_u32(buf + 24, a->nlink);
-    put_u32(buf + 28, 0);
+    put_u32(buf + 28, a->type == STORE_TYPE_FILE ? in->value_crc : 0);
     put_u64(buf + 32, (uint64_t)a->atime_ns);
     put_u64(buf + 40, (uint64_t)a->mtime_ns);
     put_u64(buf + 48, (uint64_t)a->ctime_ns);
@@ -133,6 +134,7 @@ int store_inode_decode(const void *vbuf, size_t len, struct store_inode *out)
     a->gid = get_u32(buf + 12);
     a->size = get_u64(buf + 16);
     a->nlink = get_u32(buf + 24);
+    out->value_crc = a->type == STORE_TYPE_FILE ? get_u32(buf + 28) : 0;
     a->atime_ns = (int64_t)get_u64(buf + 32);
     a->mtime_ns = (int64_t)get_u64(buf + 40);
     a->ctime_ns = (int64_t)get_u64(buf + 48);
@@ -261,4 +263,10 @@ int store_member_decode(const void *vbuf, size_t len, const char **addr, size_t 
     *addr_len = alen;
     *incarnation = inc;
     return 0;
+}
+
+uint32_t store_value_crc(const void *data, size_t len)
+{
+    uint32_t crc = store_crc32c(0, data, len);
+    return crc ? crc : 0xffffffffU;
 }

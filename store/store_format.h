@@ -51,7 +51,15 @@ struct store_inode {
     struct store_attr attr;
     char name[STORE_MAX_NAME_BYTES_BOUND];
     size_t name_len;
+    /* A file's value checksum (store_value_crc), in bytes 28..31 of the
+     * record, which builds from before it wrote as zeros and never read:
+     * 0 means not known (a record written by such a build). */
+    uint32_t value_crc;
 };
+
+/* The checksum an inode record keeps of its file's value: CRC-32C, and
+ * 0xffffffff where that is 0 (0 means "not known"). */
+uint32_t store_value_crc(const void *data, size_t len);
 
 void store_u64be_put(unsigned char *p, uint64_t v);
 uint64_t store_u64be_get(const unsigned char *p);

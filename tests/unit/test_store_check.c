@@ -488,6 +488,123 @@ static void test_value_size_mismatch(void)
     tstore_fini(&t);
 }
 
+/* A flipped byte in a value (the size unchanged): the inode's checksum
+ * of it finds it, in the check and at open, which refuses the store. A
+ * record written by a build from before checksums (bytes 28..31 zero) is
+ * not checked. */
+static void test_value_checksum(void)
+{
+    struct tstore t;
+    make_member(&t);
+    reopen(&t);
+    uint64_t f = ino_of(&t, "/a/f");
+    store_close(t.s);
+    t.s = NULL;
+    struct store_check_report rep;
+    EXPECT_OK(t.dir, &rep);
+    unsigned char key[STORE_VALUE_KEY_LEN], ikey[8];
+    store_value_key(f, key);
+    store_u64be_put(ikey, f);
+    raw_patch(t.dir, "inodes", key, sizeof(key), 1, NULL, 1); /* "hello" -> "h%llo" */
+    EXPECT_PROBLEM(t.dir, "value does not match its checksum: damaged (/a/f)");
+    struct store *s;
+    char err[512];
+    CHECK_EQ(store_open(&s, t.dir, NULL, err, sizeof(err)), EIO);
+    CHECK(strstr(err, "does not match its checksum: the store is damaged") != NULL);
+    char want[64];
+    snprintf(want, sizeof(want), "inode %llu's", (unsigned long long)f);
+    CHECK(strstr(err, want) != NULL);
+    struct store_config cfg = {.no_value_check = true};
+    CHECK_EQ(store_open(&s, t.dir, &cfg, err, sizeof(err)), 0);
+    store_close(s);
+    /* the checksum's own bytes damaged: found the same way */
+    raw_patch(t.dir, "inodes", key, sizeof(key), 1, NULL, 1); /* the value as it was */
+    EXPECT_OK(t.dir, &rep);
+    raw_patch(t.dir, "inodes", ikey, sizeof(ikey), 29, NULL, 1);
+    EXPECT_PROBLEM(t.dir, "value does not match its checksum: damaged (/a/f)");
+    CHECK_EQ(store_open(&s, t.dir, NULL, err, sizeof(err)), EIO);
+    /* no checksum (an older build's record): nothing to compare */
+    raw_patch(t.dir, "inodes", ikey, sizeof(ikey), 28, "\0\0\0\0", 4);
+    raw_patch(t.dir, "inodes", key, sizeof(key), 1, NULL, 1);
+    EXPECT_OK(t.dir, &rep);
+    CHECK_EQ(store_open(&s, t.dir, NULL, err, sizeof(err)), 0);
+    store_close(s);
+    tstore_fini(&t);
+}
+
+/* Every way a value is written keeps its inode's checksum right: put,
+ * replace, append, truncate and extend, a txn, an image installed. */
+static void test_value_checksum_kept(void)
+{
+    struct tstore t;
+    tstore_init(&t);
+    CHECK_EQ(t_put(&t, "/f", "one"), 0);
+    CHECK_EQ(t_put(&t, "/f", "two, longer"), 0);
+    struct store_cmd ap = {.op = STORE_OP_APPEND, .path = "/f", .value = "+", .value_len = 1};
+    CHECK_EQ(tapply(&t, &ap, NULL), 0);
+    struct store_cmd tr = {
+        .op = STORE_OP_SETATTR, .path = "/f", .set_mask = STORE_SET_SIZE, .size = 3};
+    CHECK_EQ(tapply(&t, &tr, NULL), 0);
+    CHECK_EQ(t_put(&t, "/g", "g"), 0);
+    tr.path = "/g";
+    tr.size = 100;
+    CHECK_EQ(tapply(&t, &tr, NULL), 0);
+    CHECK_EQ(t_mkdir(&t, "/d"), 0);
+    struct store_cmd then = {.op = STORE_OP_PUT,
+                             .path = "/d/t",
+                             .path_len = 4,
+                             .value = "in txn",
+                             .value_len = 6,
+                             .mode = 0644};
+    struct store_cmd txn = {.op = STORE_OP_TXN, .then_ops = &then, .n_then = 1};
+    CHECK_EQ(tapply(&t, &txn, NULL), 0);
+    CHECK_EQ(t_rename(&t, "/f", "/d/f", 0), 0);
+    struct store_cmd mode = {
+        .op = STORE_OP_SETATTR, .path = "/g", .set_mask = STORE_SET_MODE, .mode = 0600};
+    CHECK_EQ(tapply(&t, &mode, NULL), 0);
+    store_close(t.s);
+    t.s = NULL;
+    struct store_check_report rep;
+    EXPECT_OK(t.dir, &rep);
+    /* the values are really checked: one flipped byte is found */
+    t.s = open_store(t.dir);
+    uint64_t g = ino_of(&t, "/g");
+    store_close(t.s);
+    t.s = NULL;
+    unsigned char key[STORE_VALUE_KEY_LEN];
+    store_value_key(g, key);
+    raw_patch(t.dir, "inodes", key, sizeof(key), 50, NULL, 1);
+    EXPECT_PROBLEM(t.dir, "value does not match its checksum: damaged (/g)");
+    raw_patch(t.dir, "inodes", key, sizeof(key), 50, NULL, 1);
+    /* an image installed elsewhere keeps them */
+    t.s = open_store(t.dir);
+    struct tstore b;
+    tstore_init(&b);
+    char img[600], *imgdir = tmpdir_make();
+    snprintf(img, sizeof(img), "%s/img", imgdir);
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    struct store_snapshot_info info;
+    CHECK_EQ(store_snapshot_write(t.s, fd, &info), 0);
+    CHECK_EQ(store_snapshot_install(b.s, fd, &info, (char[256]){0}, 256), 0);
+    close(fd);
+    rm_rf(imgdir);
+    free(imgdir);
+    store_close(b.s);
+    b.s = NULL;
+    EXPECT_OK(b.dir, &rep);
+    g = 0;
+    b.s = open_store(b.dir);
+    g = ino_of(&b, "/d/t");
+    store_close(b.s);
+    b.s = NULL;
+    store_value_key(g, key);
+    raw_patch(b.dir, "inodes", key, sizeof(key), 0, NULL, 1);
+    EXPECT_PROBLEM(b.dir, "value does not match its checksum: damaged (/d/t)");
+    tstore_fini(&b); /* (b.s is NULL: closed above) */
+    tstore_fini(&t);
+}
+
 static void test_stray_value_and_dirent(void)
 {
     struct tstore t;
@@ -844,6 +961,8 @@ int main(void)
     RUN(test_inode_reached_twice);
     RUN(test_inode_wrong_name);
     RUN(test_value_size_mismatch);
+    RUN(test_value_checksum);
+    RUN(test_value_checksum_kept);
     RUN(test_stray_value_and_dirent);
     RUN(test_directory_nlink);
     RUN(test_revision_above_store);

@@ -67,6 +67,8 @@ const char cli_mount_usage[] =
     "      --metrics-addr HOST:PORT  serve GET /metrics (Prometheus text) and\n"
     "                            GET /health over HTTP here\n"
     "      --db-size SIZE        LMDB map size, the most the store can hold (4G)\n"
+    "      --no-value-check      start without reading every value against its\n"
+    "                            checksum (a start reads the whole tree by default)\n"
     "      --history-revisions N revisions of change history kept for watches (100000)\n"
     "      --sync-tree          fsync the tree at every apply (slower; by default only\n"
     "                           the Raft log is, and after a system crash the tree is\n"
@@ -251,6 +253,7 @@ enum {
     OPT_MAX_PATH,
     OPT_METRICS_ADDR,
     OPT_LOG_SYSLOG,
+    OPT_NO_VALUE_CHECK,
     OPT_CERT_FILE,
     OPT_KEY_FILE,
     OPT_CA_FILE,
@@ -282,6 +285,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         {"max-path-length", required_argument, NULL, OPT_MAX_PATH},
         {"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
         {"log-syslog", no_argument, NULL, OPT_LOG_SYSLOG},
+        {"no-value-check", no_argument, NULL, OPT_NO_VALUE_CHECK},
         {"cert-file", required_argument, NULL, OPT_CERT_FILE},
         {"key-file", required_argument, NULL, OPT_KEY_FILE},
         {"trusted-ca-file", required_argument, NULL, OPT_CA_FILE},
@@ -369,6 +373,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
         }
         case OPT_LOG_SYSLOG:
             a->log_syslog = true;
+            break;
+        case OPT_NO_VALUE_CHECK:
+            a->store.no_value_check = true;
             break;
         case OPT_SYNC_TREE:
             a->node.sync_tree = true;

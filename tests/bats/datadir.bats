@@ -2,8 +2,8 @@
 # Data-dir health: one flipped byte in each kind of file of a stopped
 # member's data directory (a copy of it) is found by raftfs check, which
 # names the problem, and, where a start can find it, refuses the mount.
-# A byte of a value in the LMDB tree is found only by check's rebuild
-# (docs/operations.md, "Data-dir health"): a start does not read the tree.
+# A byte of a value in the LMDB tree is found by its inode's checksum of
+# it, by check and at start (docs/operations.md, "Data-dir health").
 
 load helpers
 
@@ -93,14 +93,15 @@ last_nonzero() { # FILE: offset of its last byte that is not zero
     refused "beyond the log's last entry" "but the Raft log ends at"
 }
 
-@test "a flipped byte in the LMDB tree: its header refuses the mount, a value is found by check" {
+@test "a flipped byte in the LMDB tree: its header, or a value, refuses the mount and fails check" {
     # the environment's meta page
     fresh_copy
     flip "$COPY/store/data.mdb" 20
     refused "store/data.mdb is not a usable LMDB file" "data.mdb is not a usable LMDB file"
     # a byte of a value, in every copy of its page LMDB holds (the live
-    # one among them): the tree still decodes and walks, only the rebuild
-    # from the image and the log shows it
+    # one among them): the tree still decodes and walks, and the inode's
+    # checksum of the value finds it, at start and in check (with or
+    # without its rebuild from the image and the log)
     fresh_copy
     offsets=()
     for o in $(grep -boa "MARKER-QQQQ" "$COPY/store/data.mdb" | cut -d: -f1); do
@@ -108,20 +109,26 @@ last_nonzero() { # FILE: offset of its last byte that is not zero
     done
     [ "${#offsets[@]}" -gt 0 ]
     flip "$COPY/store/data.mdb" "${offsets[@]}"
+    refused "value does not match its checksum: damaged (/dir/marked)" \
+        "record or value does not match its checksum: the store is damaged"
     run "$RAFTFS_BIN" check --data "$COPY" --no-rebuild
-    assert_success
-    run "$RAFTFS_BIN" check --data "$COPY"
     assert_failure 1
-    assert_output --partial "the tree is not the state its snapshot image and log give"
-    assert_output --partial "damaged (store/data.mdb)"
+    assert_output --partial "value does not match its checksum: damaged (/dir/marked)"
     run "$RAFTFS_BIN" check --data "$COPY" --json
     assert_failure 1
     assert_output --partial '"ok": false'
+    # --no-value-check starts on it (the operator's choice, for a large tree)
+    "$RAFTFS_BIN" mount "$MNT2" --data "$COPY" --no-value-check 3>&- </dev/null
+    mountpoint -q "$MNT2"
+    pid=$(cat "$COPY/raftfs.lock")
+    fusermount3 -u "$MNT2"
+    wait_gone "$pid"
     # the directory checked is left as it was, and compared
     run "$RAFTFS_BIN" check --data "$DATA" --json
     assert_success
     assert_output --partial '"rebuilt": true'
     # no room for the rebuild: said, not taken for damage
+    fresh_copy
     run env TMPDIR="$TEST_TMP/none" "$RAFTFS_BIN" check --data "$COPY"
     assert_success
     assert_output --partial "note: not compared with its image and log: cannot make a scratch directory"

@@ -147,7 +147,7 @@ start_cluster() { # [OPTIONS...] for every member
     start_cluster
     echo before >"$TEST_TMP/mnt1/k"
     # shellcheck disable=SC2046
-    members=$("$RAFTFS_BIN" member list --endpoints "$(ep 1)" $(client_tls))
+    members=$("$RAFTFS_BIN" member list --endpoints "$(ep 1)" $(client_tls) | cut -d' ' -f1,2)
     # a new member with such a certificate cannot join
     mkdir -p "$TEST_TMP/mnt4"
     # shellcheck disable=SC2046
@@ -185,7 +185,8 @@ start_cluster() { # [OPTIONS...] for every member
     assert_success
     assert_output before
     # shellcheck disable=SC2046
-    [ "$("$RAFTFS_BIN" member list --endpoints "$(ep 1)" $(client_tls))" = "$members" ]
+    # (ids and addresses: which one leads may change when member 3 restarts)
+    [ "$("$RAFTFS_BIN" member list --endpoints "$(ep 1)" $(client_tls) | cut -d' ' -f1,2)" = "$members" ]
 }
 
 @test "--client-cert-auth: a client without a certificate is refused, and let in without the option" {

@@ -552,6 +552,32 @@ static int verify_values(struct store *s, char *err, size_t err_len)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
+    /* The map is opened without readahead (MDB_NORDAHEAD: random access
+     * later, and LMDB's descriptor is marked so), so a cold scan would
+     * fault in one page at a time. Read the used part of the file into the
+     * page cache first, through a descriptor of our own: a 260 MB tree
+     * took 4.4 s cold without this, about 1 s with it. */
+    MDB_envinfo info;
+    MDB_stat st;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s/data.mdb", s->dir, STORE_ENV_DIR);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = malloc(1U << 20);
+    if (fd >= 0 && buf && !mdb_env_info(s->env, &info) && !mdb_env_stat(s->env, &st)) {
+        /* readahead(2) only starts reads that may not be done when the scan
+         * gets there (measured: no gain); a plain sequential read is. */
+        uint64_t used = (info.me_last_pgno + 1) * (uint64_t)st.ms_psize;
+        (void)posix_fadvise(fd, 0, (off_t)used, POSIX_FADV_SEQUENTIAL);
+        for (uint64_t off = 0; off < used;) {
+            ssize_t n = pread(fd, buf, 1U << 20, (off_t)off);
+            if (n <= 0)
+                break; /* the scan reads what is left its own way */
+            off += (uint64_t)n;
+        }
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
     int rc = store_begin(s, MDB_RDONLY, &txn);
     if (rc)
         return store_fail(err, err_len, store_mdb_errno(rc), "cannot read the store: %s",

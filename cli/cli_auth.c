@@ -210,11 +210,6 @@ static int aparse(int argc, char **argv, struct aargs *a)
     return 0;
 }
 
-static struct net_client *aconnect(const char *cmd, const struct aargs *a)
-{
-    return cli_connect(cmd, a->endpoints, a->timeout_s);
-}
-
 static int report(const char *cmd, int err, const char *msg)
 {
     fprintf(stderr, "raftfs %s: %s%s%s\n", cmd, strerror(err), msg && *msg ? ": " : "",
@@ -222,12 +217,31 @@ static int report(const char *cmd, int err, const char *msg)
     return 1;
 }
 
+/* Sends req to a member: 0 with *resp (the caller frees it) when the member
+ * served it, else 1 after printing why. */
+static int auth_call(const char *cmd, const struct aargs *a, Raftfs__ClientRequest *req,
+                     Raftfs__ClientResponse **resp)
+{
+    struct net_client *c = cli_connect(cmd, a->endpoints, a->timeout_s);
+    if (!c)
+        return 1;
+    int rc = 0;
+    *resp = NULL;
+    if (net_client_call(c, req, resp)) {
+        fprintf(stderr, "raftfs %s: %s\n", cmd, net_client_error(c));
+        rc = 1;
+    } else if ((*resp)->err) {
+        rc = report(cmd, (*resp)->err, (*resp)->message);
+        net_client_response_free(*resp);
+        *resp = NULL;
+    }
+    net_client_close(c);
+    return rc;
+}
+
 /* Sends one AuthChange; prints nothing on success. */
 static int change(const char *cmd, const struct aargs *a, Raftfs__AuthChange *au)
 {
-    struct net_client *c = aconnect(cmd, a);
-    if (!c)
-        return 1;
     Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
     Raftfs__Command w = RAFTFS__COMMAND__INIT;
     w.version = STORE_CMD_VERSION;
@@ -235,35 +249,23 @@ static int change(const char *cmd, const struct aargs *a, Raftfs__AuthChange *au
     w.auth = au;
     req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
     req.write = &w;
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = 0;
-    if (net_client_call(c, &req, &resp)) {
-        fprintf(stderr, "raftfs %s: %s\n", cmd, net_client_error(c));
-        rc = 1;
-    } else if (resp->err) {
-        rc = report(cmd, resp->err, resp->message);
-    }
+    Raftfs__ClientResponse *resp;
+    int rc = auth_call(cmd, a, &req, &resp);
     net_client_response_free(resp);
-    net_client_close(c);
     return rc;
 }
 
-static Raftfs__AuthChange *bytes(ProtobufCBinaryData *b, protobuf_c_boolean *has, const char *s,
-                                 Raftfs__AuthChange *au)
+static void bytes(ProtobufCBinaryData *b, protobuf_c_boolean *has, const char *s)
 {
     *has = true;
     b->data = (uint8_t *)s;
     b->len = strlen(s);
-    return au;
 }
 
 /* Reads access control; prints what came back. */
 static int query(const char *cmd, const struct aargs *a, Raftfs__AuthRequest__Op op,
                  const char *name)
 {
-    struct net_client *c = aconnect(cmd, a);
-    if (!c)
-        return 1;
     Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
     Raftfs__AuthRequest ar = RAFTFS__AUTH_REQUEST__INIT;
     ar.op = op;
@@ -274,17 +276,12 @@ static int query(const char *cmd, const struct aargs *a, Raftfs__AuthRequest__Op
     }
     req.op_case = RAFTFS__CLIENT_REQUEST__OP_AUTH;
     req.auth = &ar;
-    Raftfs__ClientResponse *resp = NULL;
-    int rc = 0;
-    if (net_client_call(c, &req, &resp)) {
-        fprintf(stderr, "raftfs %s: %s\n", cmd, net_client_error(c));
-        rc = 1;
-    } else if (resp->err) {
-        rc = report(cmd, resp->err, resp->message);
-    } else if (!resp->auth) {
+    Raftfs__ClientResponse *resp;
+    int rc = auth_call(cmd, a, &req, &resp);
+    if (!rc && !resp->auth) {
         fprintf(stderr, "raftfs %s: the member sent no answer\n", cmd);
         rc = 1;
-    } else {
+    } else if (!rc) {
         const Raftfs__AuthReply *r = resp->auth;
         static const char *const perm_names[] = {"none", "read", "write", "readwrite"};
         switch (op) {
@@ -323,7 +320,6 @@ static int query(const char *cmd, const struct aargs *a, Raftfs__AuthRequest__Op
         }
     }
     net_client_response_free(resp);
-    net_client_close(c);
     return rc;
 }
 
@@ -432,12 +428,12 @@ int cli_auth(int argc, char **argv)
     if (!is_change)
         return query(cmd, &a, q, name);
     if (name)
-        bytes(&au.name, &au.has_name, name, &au);
+        bytes(&au.name, &au.has_name, name);
     if (au.op == RAFTFS__AUTH_CHANGE__OP__USER_GRANT_ROLE ||
         au.op == RAFTFS__AUTH_CHANGE__OP__USER_REVOKE_ROLE) {
         if (store_auth_name_check(a.pos[2], strlen(a.pos[2])))
             return ausage(cmd, "a bad role name");
-        bytes(&au.role, &au.has_role, a.pos[2], &au);
+        bytes(&au.role, &au.has_role, a.pos[2]);
     }
     if (au.op == RAFTFS__AUTH_CHANGE__OP__ROLE_GRANT) {
         int p = perm_of(a.pos[2]);
@@ -445,16 +441,16 @@ int cli_auth(int argc, char **argv)
             return ausage(cmd, "the permission is read, write or readwrite");
         au.has_perm = true;
         au.perm = (uint32_t)p;
-        bytes(&au.prefix, &au.has_prefix, a.pos[3], &au);
+        bytes(&au.prefix, &au.has_prefix, a.pos[3]);
     }
     if (au.op == RAFTFS__AUTH_CHANGE__OP__ROLE_REVOKE)
-        bytes(&au.prefix, &au.has_prefix, a.pos[2], &au);
+        bytes(&au.prefix, &au.has_prefix, a.pos[2]);
     if (au.has_prefix && au.prefix.data[0] != '/')
         return ausage(cmd, "PREFIX must be absolute (start with /)");
     if (pw_op && (rc = new_password(cmd, &a, &pw)))
         return rc;
     if (pw)
-        bytes(&au.password, &au.has_password, pw, &au);
+        bytes(&au.password, &au.has_password, pw);
     rc = change(cmd, &a, &au);
     if (pw) {
         explicit_bzero(pw, strlen(pw));

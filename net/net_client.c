@@ -357,6 +357,10 @@ static int tls_handshake(struct net_client *c, size_t i, int64_t deadline)
                 snprintf(copy, sizeof(copy), "%s", c->why + 5);
                 snprintf(c->why, sizeof(c->why), "TLS handshake failed: %.220s", copy);
             }
+            /* OpenSSL failed it (a certificate refused one way or the
+             * other, or no TLS there), not the network (a member going
+             * down, a timeout): every retry would say the same. */
+            c->refused = rc == EPROTO;
             return rc;
         }
     }
@@ -435,10 +439,6 @@ static int connect_ep(struct net_client *c, size_t i, int64_t deadline)
     c->cur = i;
     return 0;
 fail:
-    /* A handshake OpenSSL failed (EPROTO: a certificate refused one way or
-     * the other, or no TLS on the other side), not one the network broke
-     * off (a member going down, a timeout). */
-    c->refused = rc == EPROTO && !strncmp(c->why, "TLS handshake failed", 20);
     fail_err(c, i, rc);
     disconnect(c);
     return rc;

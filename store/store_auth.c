@@ -173,63 +173,58 @@ int store_auth_role_decode(const void *v, size_t len, Raftfs__AuthRoleRecord **o
     return 0;
 }
 
-/* ENOENT if there is no such user. */
-static int user_load(struct store *s, MDB_txn *txn, const char *name, size_t len,
-                     Raftfs__AuthUserRecord **out)
+/* The record of user or role (kind) name: ENOENT if there is none. */
+static int record_get(struct store *s, MDB_txn *txn, char kind, const char *name, size_t len,
+                      MDB_val *v)
 {
     unsigned char kb[1 + STORE_AUTH_NAME_MAX];
     if (store_auth_name_check(name, len))
         return ENOENT;
-    MDB_val k = auth_key(kb, AUTH_USER, name, len), v;
-    int rc = mdb_get(txn, s->auth, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return ENOENT;
-    if (rc)
-        return store_mdb_errno(rc);
-    return store_auth_user_decode(v.mv_data, v.mv_size, out);
+    MDB_val k = auth_key(kb, kind, name, len);
+    int rc = mdb_get(txn, s->auth, &k, v);
+    return rc == MDB_NOTFOUND ? ENOENT : store_mdb_errno(rc);
 }
 
-static int role_load(struct store *s, MDB_txn *txn, const char *name, size_t len,
-                     Raftfs__AuthRoleRecord **out)
+/* Packs msg under the key of user or role (kind) name. */
+static int record_put(struct store *s, MDB_txn *txn, char kind, const char *name, size_t len,
+                      const ProtobufCMessage *msg)
 {
     unsigned char kb[1 + STORE_AUTH_NAME_MAX];
-    if (store_auth_name_check(name, len))
-        return ENOENT;
-    MDB_val k = auth_key(kb, AUTH_ROLE, name, len), v;
-    int rc = mdb_get(txn, s->auth, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return ENOENT;
-    if (rc)
-        return store_mdb_errno(rc);
-    return store_auth_role_decode(v.mv_data, v.mv_size, out);
-}
-
-/* Packs msg (of the given descriptor's kind) and puts it under key. */
-static int put_msg(struct store *s, MDB_txn *txn, MDB_val *k, const ProtobufCMessage *msg)
-{
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    MDB_val v = {.mv_size = len};
-    int rc = mdb_put(txn, s->auth, k, &v, MDB_RESERVE);
+    MDB_val k = auth_key(kb, kind, name, len);
+    MDB_val v = {.mv_size = protobuf_c_message_get_packed_size(msg)};
+    int rc = mdb_put(txn, s->auth, &k, &v, MDB_RESERVE);
     if (rc)
         return store_mdb_errno(rc);
     protobuf_c_message_pack(msg, v.mv_data);
     return 0;
 }
 
+static int user_load(struct store *s, MDB_txn *txn, const char *name, size_t len,
+                     Raftfs__AuthUserRecord **out)
+{
+    MDB_val v;
+    int rc = record_get(s, txn, AUTH_USER, name, len, &v);
+    return rc ? rc : store_auth_user_decode(v.mv_data, v.mv_size, out);
+}
+
+static int role_load(struct store *s, MDB_txn *txn, const char *name, size_t len,
+                     Raftfs__AuthRoleRecord **out)
+{
+    MDB_val v;
+    int rc = record_get(s, txn, AUTH_ROLE, name, len, &v);
+    return rc ? rc : store_auth_role_decode(v.mv_data, v.mv_size, out);
+}
+
 static int user_save(struct store *s, MDB_txn *txn, const char *name, size_t len,
                      const Raftfs__AuthUserRecord *u)
 {
-    unsigned char kb[1 + STORE_AUTH_NAME_MAX];
-    MDB_val k = auth_key(kb, AUTH_USER, name, len);
-    return put_msg(s, txn, &k, &u->base);
+    return record_put(s, txn, AUTH_USER, name, len, &u->base);
 }
 
 static int role_save(struct store *s, MDB_txn *txn, const char *name, size_t len,
                      const Raftfs__AuthRoleRecord *r)
 {
-    unsigned char kb[1 + STORE_AUTH_NAME_MAX];
-    MDB_val k = auth_key(kb, AUTH_ROLE, name, len);
-    return put_msg(s, txn, &k, &r->base);
+    return record_put(s, txn, AUTH_ROLE, name, len, &r->base);
 }
 
 static int del_key(struct store *s, MDB_txn *txn, char kind, const char *name, size_t len)
@@ -551,11 +546,10 @@ int store_auth_apply(struct store *s, MDB_txn *txn, const struct store_cmd *c, i
         return *err = EINVAL, 0;
     bool user_op = c->auth_op <= STORE_AUTH_USER_REVOKE_ROLE;
     if (c->auth_op == STORE_AUTH_USER_ADD || c->auth_op == STORE_AUTH_ROLE_ADD) {
-        unsigned char kb[1 + STORE_AUTH_NAME_MAX];
-        MDB_val k = auth_key(kb, user_op ? AUTH_USER : AUTH_ROLE, name, nlen), v;
-        rc = mdb_get(txn, s->auth, &k, &v);
-        if (rc != MDB_NOTFOUND)
-            return rc ? store_mdb_errno(rc) : (*err = EEXIST, 0);
+        MDB_val v;
+        rc = record_get(s, txn, user_op ? AUTH_USER : AUTH_ROLE, name, nlen, &v);
+        if (rc != ENOENT)
+            return rc ? rc : (*err = EEXIST, 0);
         if (!user_op) {
             Raftfs__AuthRoleRecord r = RAFTFS__AUTH_ROLE_RECORD__INIT;
             return role_save(s, txn, name, nlen, &r);

@@ -18,6 +18,8 @@
 #include "node.h"
 #include "store_util.h"
 
+#define CLIENT_PASSWORD_MAX_TEST 1024 /* node_client.c's CLIENT_PASSWORD_MAX */
+
 static uint64_t start_history; /* store_config.history_revisions of the next start_node */
 /* The next start_node's id and members (0: a cluster of one, id 1). */
 static uint64_t start_id;
@@ -466,6 +468,135 @@ static void test_version_guard(void)
     CHECK_MEM(st.members[0].build, strlen(st.members[0].build), RAFTFS_VERSION);
     CHECK_EQ(st.members[0].command_version, STORE_CMD_VERSION);
     net_client_close(c);
+    node_close(n);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* An AUTH change through c (password: a client's, which the member hashes;
+ * hash: one the client made itself, which the member must refuse). */
+static int auth_change(struct net_client *c, Raftfs__AuthChange__Op op, const char *name,
+                       const void *password, size_t pw_len, const char *hash,
+                       Raftfs__ClientResponse **resp)
+{
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command w = RAFTFS__COMMAND__INIT;
+    Raftfs__AuthChange au = RAFTFS__AUTH_CHANGE__INIT;
+    au.op = op;
+    au.has_name = name != NULL;
+    au.name.data = (uint8_t *)name;
+    au.name.len = name ? strlen(name) : 0;
+    au.has_password = password != NULL;
+    au.password.data = (uint8_t *)password;
+    au.password.len = pw_len;
+    au.has_password_hash = hash != NULL;
+    au.password_hash.data = (uint8_t *)hash;
+    au.password_hash.len = hash ? strlen(hash) : 0;
+    w.version = STORE_CMD_VERSION;
+    w.op_case = RAFTFS__COMMAND__OP_AUTH;
+    w.auth = &au;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &w;
+    *resp = NULL;
+    return net_client_call(c, &req, resp);
+}
+
+/* A client logged in as user (NULL: anonymous) with password. */
+static struct net_client *login_as(const char *addr, const char *user, const char *password)
+{
+    struct net_client_config cfg = {.endpoints = addr,
+                                    .cluster_id = 42,
+                                    .timeout_ms = 3000,
+                                    .user = user,
+                                    .password = password};
+    struct net_client *c;
+    char err[256];
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    return c;
+}
+
+/* Bad input on the client port under access control: malformed logins,
+ * passwords and hashes a client may not send, and a command forging
+ * another user; each refused, nothing changed, the member still serving. */
+static void test_auth_bad_input(void)
+{
+    char *dir, addr[64];
+    struct node *n = start_node(&dir, addr, sizeof(addr));
+    struct net_client *anon = login_as(addr, NULL, NULL);
+    Raftfs__ClientResponse *r;
+    char big[CLIENT_PASSWORD_MAX_TEST + 2];
+    memset(big, 'p', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    /* passwords a member refuses to hash; a hash it refuses to take */
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", "", 0, NULL, &r), 0);
+    CHECK(r && r->err == EINVAL);
+    net_client_response_free(r);
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", "a\0b", 3, NULL, &r), 0);
+    CHECK(r && r->err == EINVAL);
+    net_client_response_free(r);
+    CHECK_EQ(
+        auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", big, strlen(big), NULL, &r),
+        0);
+    CHECK(r && r->err == EINVAL);
+    net_client_response_free(r);
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", NULL, 0, "$6$x$y", &r),
+             0);
+    CHECK(r && r->err == EINVAL);
+    net_client_response_free(r);
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", "pw", 2, "$6$x$y", &r),
+             0);
+    CHECK(r && r->err == EINVAL);
+    net_client_response_free(r);
+    /* none of them made the user: a good one now */
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__USER_ADD, "root", "pw", 2, NULL, &r), 0);
+    CHECK(r && r->err == 0);
+    net_client_response_free(r);
+    CHECK_EQ(auth_change(anon, RAFTFS__AUTH_CHANGE__OP__ENABLE, NULL, NULL, 0, NULL, &r), 0);
+    CHECK(r && r->err == 0);
+    net_client_response_free(r);
+    /* malformed logins: refused at the Hello, as a wrong password is */
+    const char *bad[][2] = {{"a b", "pw"}, {"a:b", "pw"},     {"", "pw"},      {"root", NULL},
+                            {"root", ""},  {"root", "wrong"}, {"nobody", "pw"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        struct net_client *c = login_as(addr, bad[i][0], bad[i][1]);
+        CHECK_EQ(client_put(c, "/x", "v", &r), EPERM);
+        CHECK(strstr(net_client_error(c), "authentication failed") != NULL);
+        net_client_close(c);
+    }
+    /* a command that names another user: the member stamps its own */
+    Raftfs__ClientRequest req = RAFTFS__CLIENT_REQUEST__INIT;
+    Raftfs__Command cmd = RAFTFS__COMMAND__INIT;
+    Raftfs__Put p = RAFTFS__PUT__INIT;
+    cmd.version = STORE_CMD_VERSION_PLAIN;
+    p.path.data = (uint8_t *)"/forged";
+    p.path.len = 7;
+    p.value.data = (uint8_t *)"v";
+    p.value.len = 1;
+    p.mode = 0644;
+    cmd.op_case = RAFTFS__COMMAND__OP_PUT;
+    cmd.put = &p;
+    cmd.has_user = true;
+    cmd.user.data = (uint8_t *)"root";
+    cmd.user.len = 4;
+    req.op_case = RAFTFS__CLIENT_REQUEST__OP_WRITE;
+    req.write = &cmd;
+    r = NULL;
+    CHECK_EQ(net_client_call(anon, &req, &r), 0);
+    CHECK(r && r->err == EPERM);
+    net_client_response_free(r);
+    /* root may; the anonymous connection still may not, and nothing forged */
+    struct net_client *root = login_as(addr, "root", "pw");
+    CHECK_EQ(client_put(root, "/x", "v", &r), 0);
+    CHECK(r && r->err == 0);
+    net_client_response_free(r);
+    CHECK_EQ(client_get(root, "/forged", &r), 0);
+    CHECK(r && r->err == ENOENT);
+    net_client_response_free(r);
+    CHECK_EQ(client_get(anon, "/x", &r), 0);
+    CHECK(r && r->err == EPERM);
+    net_client_response_free(r);
+    net_client_close(root);
+    net_client_close(anon);
     node_close(n);
     rm_rf(dir);
     free(dir);
@@ -1278,6 +1409,7 @@ int main(void)
     RUN(test_hostile);
     RUN(test_hello_incarnation);
     RUN(test_version_guard);
+    RUN(test_auth_bad_input);
     RUN(test_client_errors);
     RUN(test_watch);
     RUN(test_watch_compacted);

@@ -28,6 +28,10 @@ teardown() {
     echo deep > "$CL/mnt/3/a/b/c"
     mv "$CL/mnt/1/a" "$CL/mnt/1/z"
     [ "$(cat "$CL/mnt/2/z/b/c")" = deep ]
+    # a name is gone on a member once it applied the rename (README,
+    # Consistency): the open here waits for that (its read barrier), a
+    # bare stat of a name it still has does not
+    [ "$(cat "$CL/mnt/3/z/b/c")" = deep ]
     [ ! -e "$CL/mnt/3/a" ]
 }
 

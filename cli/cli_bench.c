@@ -466,7 +466,7 @@ static int check_response(const struct worker *w, enum bench_op op, unsigned k,
 static void note_error(struct worker *w, const char *key, int rc, const char *why)
 {
     if (!w->first_error[0])
-        snprintf(w->first_error, sizeof(w->first_error), "%s: %s%s%s", key, strerror(rc),
+        snprintf(w->first_error, sizeof(w->first_error), "%.200s: %s%s%.200s", key, strerror(rc),
                  why && *why ? ": " : "", why && *why ? why : "");
 }
 

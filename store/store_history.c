@@ -81,7 +81,7 @@ int store_history_reset(struct store *s, MDB_txn *txn, uint64_t revision)
 
 int store_history_open(struct store *s, MDB_txn *txn, uint64_t revision)
 {
-    uint64_t compacted, complete;
+    uint64_t compacted = 0, complete = 0;
     int rc = meta_load(s, txn, &compacted, &complete);
     if (rc == ENOENT || (!rc && complete != revision))
         return store_history_reset(s, txn, revision);

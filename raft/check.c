@@ -135,9 +135,15 @@ int raft_check(const struct raft *r, char *why, size_t why_len)
             CHECK(r->props[i].index > r->log.applied, "applied proposal still pending");
             CHECK(i == 0 || r->props[i].index > r->props[i - 1].index, "proposals unordered");
         }
-        if (r->ro.active) {
-            CHECK(r->ro.round_index <= r->log.committed, "read round beyond commit");
+        for (uint32_t i = 0; i < r->ro.n_rounds; i++) {
+            const struct read_round *rr = raft_readonly_round_at(&r->ro, i);
+            CHECK(rr->index <= r->log.committed, "read round beyond commit");
+            if (i > 0) {
+                const struct read_round *prev = raft_readonly_round_at(&r->ro, i - 1);
+                CHECK(rr->ctx > prev->ctx && rr->index >= prev->index, "read rounds unordered");
+            }
         }
+        CHECK(r->ro.n_rounds <= r->cfg.max_read_rounds, "too many read rounds");
         if (r->transfer_target != 0) {
             CHECK(raft_conf_is_voter(&r->conf, r->transfer_target), "transfer to non-voter");
         }
@@ -148,7 +154,7 @@ int raft_check(const struct raft *r, char *why, size_t why_len)
         /* fallthrough */
     case RAFT_PRE_CANDIDATE:
     case RAFT_FOLLOWER:
-        CHECK(r->n_prs == 0 && r->n_props == 0 && !r->ro.active && r->ro.n_wait == 0 &&
+        CHECK(r->n_prs == 0 && r->n_props == 0 && r->ro.n_rounds == 0 && r->ro.n_wait == 0 &&
                   r->transfer_target == 0,
               "leader state held by a non-leader");
         if (r->role != RAFT_FOLLOWER) {

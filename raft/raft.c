@@ -64,6 +64,7 @@ void raft_config_init(struct raft_config *cfg)
     cfg->max_snapshot_chunk = 256 << 10;
     cfg->max_apply_bytes = 4 << 20;
     cfg->max_pending_reads = 4096;
+    cfg->max_read_rounds = 1;
     cfg->max_pending_proposals = 65536;
     cfg->promote_max_lag = 0;
 }
@@ -191,9 +192,10 @@ void raft_fail_pending(struct raft *r, int status)
     }
     r->n_props = 0;
     struct readonly *ro = &r->ro;
-    for (int pass = 0; pass < 2; pass++) {
-        struct read_req *reqs = pass == 0 ? ro->round : ro->wait;
-        size_t n = pass == 0 ? ro->n_round : ro->n_wait;
+    for (uint32_t k = 0; k <= ro->n_rounds; k++) {
+        const struct read_round *rr = k < ro->n_rounds ? raft_readonly_round_at(ro, k) : NULL;
+        const struct read_req *reqs = rr ? rr->reqs : ro->wait;
+        size_t n = rr ? rr->n : ro->n_wait;
         for (size_t i = 0; i < n; i++) {
             if (reqs[i].from == 0) {
                 raft_push_read_state(r, reqs[i].cookie, 0, status);
@@ -207,8 +209,7 @@ void raft_fail_pending(struct raft *r, int status)
             }
         }
     }
-    raft_readonly_round_end(ro);
-    ro->n_wait = 0;
+    raft_readonly_reset(ro);
 }
 
 /* Legal role transitions (see impl.h). */
@@ -432,8 +433,13 @@ int raft_new(const struct raft_config *cfg, struct raft **out)
     DEFAULT(max_snapshot_chunk);
     DEFAULT(max_apply_bytes);
     DEFAULT(max_pending_reads);
+    DEFAULT(max_read_rounds);
     DEFAULT(max_pending_proposals);
 #undef DEFAULT
+    if (r->cfg.max_read_rounds > RAFT_READ_ROUNDS_MAX) {
+        rc = RAFT_EINVAL;
+        goto err_free;
+    }
     r->id = cfg->id;
     r->rng = cfg->seed ^ (cfg->id * 0xD6E8FEB86659FD93ull);
     r->role = RAFT_FOLLOWER;

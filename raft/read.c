@@ -5,13 +5,14 @@
 bool raft_read_round_due(struct raft *r)
 {
     struct readonly *ro = &r->ro;
-    return r->role == RAFT_LEADER && !ro->active && ro->n_wait > 0 && raft_committed_in_term(r);
+    return r->role == RAFT_LEADER && ro->n_wait > 0 && ro->n_rounds < r->cfg.max_read_rounds &&
+           raft_committed_in_term(r);
 }
 
 int raft_read_maybe_start_round(struct raft *r)
 {
     struct readonly *ro = &r->ro;
-    if (r->role != RAFT_LEADER || ro->active || ro->n_wait == 0) {
+    if (r->role != RAFT_LEADER || ro->n_wait == 0 || ro->n_rounds >= r->cfg.max_read_rounds) {
         return 0;
     }
 #ifndef RAFT_MUTATE_READ_BEFORE_NOOP
@@ -21,17 +22,18 @@ int raft_read_maybe_start_round(struct raft *r)
         return 0;
     }
 #endif
-    uint64_t ctx = raft_readonly_round_start(ro, r->log.committed, r->id);
+    size_t n = ro->n_wait;
+    uint64_t ctx = raft_readonly_round_start(ro, r->log.committed);
     raft_trace_event(r, "read round ctx=%llu index=%llu n=%zu", (unsigned long long)ctx,
-                     (unsigned long long)ro->round_index, ro->n_round);
+                     (unsigned long long)r->log.committed, n);
 #ifdef RAFT_MUTATE_READ_NO_ROUND
     for (uint32_t i = 0; i < r->n_prs; i++) {
-        raft_readonly_round_ack(ro, r->prs[i].id, ctx);
+        raft_readonly_ack(ro, r->prs[i].id, ctx);
     }
 #endif
     int rc = raft_read_check_round(r);
-    if (rc != 0 || !ro->active) {
-        return rc;
+    if (rc != 0 || raft_readonly_newest_ctx(ro) != ctx) {
+        return rc; /* done already (a single voter) */
     }
     /* Heartbeats carrying the context confirm that we are still the leader (trap 2). */
     for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -52,40 +54,51 @@ int raft_read_maybe_start_round(struct raft *r)
     return 0;
 }
 
+/* Has a quorum answered ctx, or a later context? The leader counts itself. */
+static bool round_confirmed(struct raft *r, uint64_t ctx)
+{
+    const struct raft_conf *c = &r->conf;
+    uint32_t yes = 0, yes_old = 0;
+    for (int half = 0; half < 2; half++) {
+        const uint64_t *ids = half == 0 ? c->voters : c->voters_old;
+        uint32_t n = half == 0 ? c->n_voters : c->n_voters_old;
+        uint32_t *count = half == 0 ? &yes : &yes_old;
+        for (uint32_t i = 0; i < n; i++) {
+#ifndef RAFT_MUTATE_READ_ACK_ANY_ROUND
+            *count += ids[i] == r->id || raft_readonly_acked(&r->ro, ids[i]) >= ctx;
+#else
+            *count += ids[i] == r->id || raft_readonly_acked(&r->ro, ids[i]) != 0;
+#endif
+        }
+    }
+    return raft_quorum_joint_vote(raft_quorum_majority_vote(c->n_voters, yes, 0),
+                                  raft_quorum_majority_vote(c->n_voters_old, yes_old, 0)) ==
+           QUORUM_WON;
+}
+
 int raft_read_check_round(struct raft *r)
 {
     struct readonly *ro = &r->ro;
-    if (!ro->active) {
-        return 0;
-    }
-    const struct raft_conf *c = &r->conf;
-    uint32_t yes = 0, yes_old = 0;
-    for (uint32_t i = 0; i < ro->n_acks; i++) {
-        yes += raft_conf_set_has(c->voters, c->n_voters, ro->acks[i]);
-        yes_old += raft_conf_set_has(c->voters_old, c->n_voters_old, ro->acks[i]);
-    }
-    enum quorum_result res =
-        raft_quorum_joint_vote(raft_quorum_majority_vote(c->n_voters, yes, 0),
-                               raft_quorum_majority_vote(c->n_voters_old, yes_old, 0));
-    if (res != QUORUM_WON) {
-        return 0;
-    }
     int rc = 0;
-    for (size_t i = 0; i < ro->n_round && rc == 0; i++) {
-        struct read_req *q = &ro->round[i];
-        if (q->from == 0) {
-            rc = raft_push_read_state(r, q->cookie, ro->round_index, 0);
-        } else {
-            struct raft_message m = {0};
-            m.type = RAFT_MSG_READ_INDEX_RESP;
-            m.to = q->from;
-            m.context = q->context;
-            m.index = ro->round_index;
-            rc = raft_send_msg(r, &m);
+    /* Oldest first: a quorum for a round is one for every older round too. */
+    struct read_round *rr;
+    while (rc == 0 && (rr = raft_readonly_round_front(ro)) != NULL && round_confirmed(r, rr->ctx)) {
+        for (size_t i = 0; i < rr->n && rc == 0; i++) {
+            struct read_req *q = &rr->reqs[i];
+            if (q->from == 0) {
+                rc = raft_push_read_state(r, q->cookie, rr->index, 0);
+            } else {
+                struct raft_message m = {0};
+                m.type = RAFT_MSG_READ_INDEX_RESP;
+                m.to = q->from;
+                m.context = q->context;
+                m.index = rr->index;
+                rc = raft_send_msg(r, &m);
+            }
         }
+        raft_trace_event(r, "read round done ctx=%llu", (unsigned long long)rr->ctx);
+        raft_readonly_round_pop(ro);
     }
-    raft_trace_event(r, "read round done ctx=%llu", (unsigned long long)ro->round_ctx);
-    raft_readonly_round_end(ro);
     return rc;
 }
 

@@ -10,10 +10,15 @@
 #include "raft.h"
 
 /*
- * §6.4 ReadIndex on the leader. Reads that arrive while a round is in flight wait for the
- * next round: a heartbeat sent before a read arrived proves nothing about leadership at the
- * time of that read. Every round gets a fresh context (trap 2) so that a late answer to an
- * earlier round never completes a later one. At most one round is in flight.
+ * §6.4 ReadIndex on the leader. A read joins the next round the leader starts; a heartbeat
+ * sent before a read arrived proves nothing about leadership at the time of that read. Up to
+ * max_read_rounds rounds are in flight at once, so that a read arriving while one is out
+ * starts its own at once instead of waiting for it to end. Every round gets a fresh context
+ * (trap 2), larger than every earlier one: an answer to context c, sent after round c
+ * started, confirms the leadership for round c and for every round started before it, and
+ * for no later one. So the leader keeps, per member, the largest context it answered in
+ * this term, and a round ends when a quorum answered its context or a later one. Rounds end
+ * in the order they started, and their indexes never decrease.
  *
  * Followers forward reads to the leader under a context of their own and remember them in fwd
  * until the answer, a change of leader or term, or a timeout.
@@ -31,17 +36,30 @@ struct fwd_read {
     uint32_t age_ticks;
 };
 
+/* The most rounds in flight at once (raft_config.max_read_rounds is at most this). */
+#define RAFT_READ_ROUNDS_MAX 16
+
+struct read_round {
+    uint64_t ctx;
+    uint64_t index; /* the commit index when it started */
+    struct read_req *reqs;
+    size_t n;
+    size_t cap;
+};
+
+struct read_ack {
+    uint64_t id;
+    uint64_t ctx; /* the largest context the member answered in this term */
+};
+
 struct readonly {
-    struct read_req *wait;
+    struct read_req *wait; /* reads for the next round */
     size_t n_wait;
     size_t cap_wait;
-    bool active;
-    uint64_t round_ctx;
-    uint64_t round_index;
-    struct read_req *round;
-    size_t n_round;
-    size_t cap_round;
-    uint64_t acks[3 * RAFT_CONF_MAX];
+    struct read_round rounds[RAFT_READ_ROUNDS_MAX]; /* a ring: first, then n_rounds */
+    uint32_t first;
+    uint32_t n_rounds;
+    struct read_ack acks[3 * RAFT_CONF_MAX];
     uint32_t n_acks;
     uint64_t next_ctx; /* rounds: never reused within the life of the core */
     /* Forwarded reads: never reused across restarts either (the answer to a read forwarded
@@ -58,13 +76,24 @@ void raft_readonly_init(struct readonly *ro, uint64_t fwd_base);
 void raft_readonly_close(struct readonly *ro);
 size_t raft_readonly_pending(const struct readonly *ro);
 int raft_readonly_wait_add(struct readonly *ro, const struct read_req *req);
-/* Moves every waiting read into a new round at index; returns the round context. */
-uint64_t raft_readonly_round_start(struct readonly *ro, uint64_t index, uint64_t self);
-/* Records that id answered the round with context ctx; false if ctx is not the live round. */
-bool raft_readonly_round_ack(struct readonly *ro, uint64_t id, uint64_t ctx);
-bool raft_readonly_round_acked_by(const struct readonly *ro, uint64_t id);
-/* Ends the round (caller has consumed ro->round[0..n_round)). */
-void raft_readonly_round_end(struct readonly *ro);
+/* Moves every waiting read into a new round at index, the newest in flight (the caller
+ * checked that there is room); returns the round's context. */
+uint64_t raft_readonly_round_start(struct readonly *ro, uint64_t index);
+/* The oldest round in flight, or NULL. */
+struct read_round *raft_readonly_round_front(struct readonly *ro);
+/* The i-th round in flight, oldest first (i < n_rounds). */
+struct read_round *raft_readonly_round_at(const struct readonly *ro, uint32_t i);
+/* The newest round's context, or 0 without one. */
+uint64_t raft_readonly_newest_ctx(const struct readonly *ro);
+/* Ends the oldest round (the caller has consumed its reads). */
+void raft_readonly_round_pop(struct readonly *ro);
+/* Records that id answered context ctx. False, and nothing recorded, if ctx is not one of
+ * this core's rounds (0, or never given out: late, forged or corrupt). */
+bool raft_readonly_ack(struct readonly *ro, uint64_t id, uint64_t ctx);
+/* The largest context id answered (0: none). */
+uint64_t raft_readonly_acked(const struct readonly *ro, uint64_t id);
+/* Forgets every round (their reads included), every waiting read and every answer. */
+void raft_readonly_reset(struct readonly *ro);
 int raft_readonly_fwd_add(struct readonly *ro, uint64_t cookie, uint64_t leader, uint64_t *context);
 /* Removes the forwarded read with context; returns false if unknown (late or forged). */
 bool raft_readonly_fwd_take(struct readonly *ro, uint64_t context, struct fwd_read *out);

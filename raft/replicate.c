@@ -279,7 +279,7 @@ int raft_leader_bcast_heartbeat(struct raft *r)
         m.to = pr->id;
         /* Only what the member is known to hold may be declared committed to it. */
         m.commit = pr->match < r->log.committed ? pr->match : r->log.committed;
-        m.context = r->ro.active ? r->ro.round_ctx : 0;
+        m.context = raft_readonly_newest_ctx(&r->ro);
         int rc = raft_send_msg(r, &m);
         if (rc != 0) {
             return rc;
@@ -393,10 +393,9 @@ int raft_recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false;
     }
-    if (m->context != 0 && m->context == r->ro.round_ctx) {
+    if (raft_readonly_ack(&r->ro, m->from, m->context)) {
         /* Checked even for a repeated answer: a configuration change since the last one
          * may have made the acknowledgements already collected a quorum. */
-        raft_readonly_round_ack(&r->ro, m->from, m->context);
         return raft_read_check_round(r);
     }
     return 0;

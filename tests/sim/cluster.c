@@ -282,6 +282,9 @@ static void node_start(struct sim *s, uint32_t i)
     cfg.max_snapshot_chunk = s->p.max_chunk;
     cfg.max_apply_bytes = 256;
     cfg.max_pending_reads = 64;
+    /* One read round at a time (the default) or pipelined ones, by seed; not drawn from the
+     * generator, so that every seed's history stays what it was. */
+    cfg.max_read_rounds = (uint32_t)(s->seed % 4) + 1;
     cfg.promote_max_lag = 4;
     if (n->founder) {
         cfg.bootstrap = s->initial;

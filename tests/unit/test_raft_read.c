@@ -264,6 +264,152 @@ static void test_late_answer_to_a_read_forwarded_before_a_restart(void)
     th_free(&t);
 }
 
+/* The heartbeats of member 1 to member to, with context ctx, in the queue. */
+static size_t count_heartbeats(struct th *t, uint64_t to, uint64_t ctx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nq; i++) {
+        n += t->q[i].type == RAFT_MSG_HEARTBEAT && t->q[i].from == 1 && t->q[i].to == to &&
+             t->q[i].context == ctx;
+    }
+    return n;
+}
+
+/* Drops the heartbeats of member 1 to member to (0: any) with context ctx. */
+static void drop_heartbeats(struct th *t, uint64_t to, uint64_t ctx)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < t->nq; i++) {
+        const struct raft_message *m = &t->q[i];
+        if (!(m->type == RAFT_MSG_HEARTBEAT && m->from == 1 && (to == 0 || m->to == to) &&
+              m->context == ctx)) {
+            t->q[keep++] = t->q[i]; /* heartbeats own nothing: nothing to free */
+        }
+    }
+    t->nq = keep;
+}
+
+static void four_rounds(struct raft_config *cfg, uint64_t id)
+{
+    cfg->max_read_rounds = 4;
+}
+
+static void test_read_starts_its_round_while_one_is_out(void)
+{
+    /* Pipelined rounds: read 2 arrives while read 1's round is out; its own round starts at
+     * once (a heartbeat with a new context goes out before round 1 is answered). The answer
+     * to round 2 alone ends both, oldest first, each at the commit index of its start. */
+    struct th t;
+    th_init(&t, 3, 3, four_rounds);
+    th_elect(&t, 1);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    th_ready(&t, 1);
+    long k = th_find(&t, RAFT_MSG_HEARTBEAT, 1, 2);
+    CHECK(k >= 0);
+    uint64_t ctx1 = t.q[k].context;
+    uint64_t index1 = raft_commit_index(th_r(&t, 1));
+    th_propose(&t, 1, 77); /* the commit index moves between the two rounds */
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1); /* round 1 was answered meanwhile */
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 2), 0);
+    th_ready(&t, 1);
+    k = th_find(&t, RAFT_MSG_HEARTBEAT, 1, 2);
+    CHECK(k >= 0);
+    uint64_t ctx2 = t.q[k].context;
+    CHECK(ctx2 > ctx1);
+    /* Round 2 out; read 3 comes: round 3 starts without waiting for round 2. */
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 3), 0);
+    th_ready(&t, 1);
+    CHECK_EQ(count_heartbeats(&t, 2, ctx2), 1);
+    CHECK_EQ(count_heartbeats(&t, 2, ctx2 + 1), 1);
+    CHECK_EQ(count_heartbeats(&t, 3, ctx2 + 1), 1);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    /* Round 2's heartbeats are lost; member 3 answers round 3. */
+    drop_heartbeats(&t, 0, ctx2);
+    drop_heartbeats(&t, 2, ctx2 + 1);
+    CHECK_EQ(t.nq, 1);
+    th_deliver(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    th_ready_all(&t);
+    th_deliver(&t);
+    th_ready(&t, 1);
+    CHECK_EQ(t.nodes[1].n_reads, 3);
+    CHECK_EQ(t.nodes[1].reads[0].index, index1);
+    for (size_t i = 1; i < 3; i++) {
+        CHECK_EQ(t.nodes[1].reads[i].cookie, i + 1);
+        CHECK_EQ(t.nodes[1].reads[i].status, 0);
+        CHECK_EQ(t.nodes[1].reads[i].index, raft_commit_index(th_r(&t, 1)));
+    }
+    CHECK(t.nodes[1].reads[1].index > index1);
+    th_free(&t);
+}
+
+static void two_rounds(struct raft_config *cfg, uint64_t id)
+{
+    cfg->max_read_rounds = 2;
+}
+
+static void test_rounds_in_flight_bounded(void)
+{
+    /* With two rounds out, a third read waits for the oldest to end, then goes out. */
+    struct th t;
+    th_init(&t, 3, 3, two_rounds);
+    th_elect(&t, 1);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    for (uint64_t c = 1; c <= 3; c++) {
+        CHECK_EQ(raft_read_index(th_r(&t, 1), c), 0);
+        th_ready(&t, 1);
+    }
+    CHECK_EQ(t.nq, 4); /* two rounds, two followers: read 3 waits */
+    CHECK(!raft_has_ready(th_r(&t, 1)));
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 3);
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_EQ(t.nodes[1].reads[i].cookie, i + 1);
+        CHECK_EQ(t.nodes[1].reads[i].status, 0);
+    }
+    th_free(&t);
+}
+
+static void test_answer_to_an_unknown_context_ignored(void)
+{
+    /* A heartbeat answer whose context this leader never gave out (corrupt, forged, or
+     * from a later core's numbering) must not end any round, now or later. */
+    struct th t;
+    cluster(&t);
+    CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
+    th_ready(&t, 1);
+    long k = th_find(&t, RAFT_MSG_HEARTBEAT, 1, 2);
+    CHECK(k >= 0);
+    uint64_t ctx = t.q[k].context;
+    th_drop(&t, 0, 0, 0);
+    for (uint64_t from = 2; from <= 3; from++) {
+        struct raft_message m = {0};
+        m.type = RAFT_MSG_HEARTBEAT_RESP;
+        m.from = from;
+        m.to = 1;
+        m.term = raft_term(th_r(&t, 1));
+        m.context = ctx + 1000;
+        CHECK_EQ(raft_step(th_r(&t, 1), &m), 0);
+    }
+    th_ready(&t, 1);
+    CHECK_EQ(t.nodes[1].n_reads, 0);
+    /* Later rounds (contexts up to ctx + 1000) are not ended by it either. */
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(raft_read_index(th_r(&t, 1), 10 + i), 0);
+        th_ready(&t, 1);
+        th_drop(&t, 0, 0, 0);
+    }
+    CHECK_EQ(t.nodes[1].n_reads, 0);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 4);
+    th_free(&t);
+}
+
 int main(void)
 {
     test_round_completes_when_configuration_shrinks();
@@ -275,6 +421,9 @@ int main(void)
     test_no_lease_read_without_quorum();
     test_pending_reads_bounded();
     test_late_answer_to_a_read_forwarded_before_a_restart();
+    test_read_starts_its_round_while_one_is_out();
+    test_rounds_in_flight_bounded();
+    test_answer_to_an_unknown_context_ignored();
     printf("test_raft_read: ok\n");
     return 0;
 }

@@ -372,6 +372,14 @@ void raft_advance(struct raft *r, struct raft_ready *rd);
  * is pending, advances nothing for them (trap 6). Returns 0 or a storage error. */
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
+/* Hands over the messages the core queued since the last raft_ready(), also while that
+ * ready is held: for example the acknowledgement raft_persisted() queues, which can then
+ * leave before the held ready's rd.committed are applied. They may be sent once everything
+ * contract 1 asks of every ready handed out is durable. *out (NULL when *n is 0) is the
+ * caller's, to release with raft_messages_free(). */
+void raft_take_messages(struct raft *r, struct raft_message **out, size_t *n);
+void raft_messages_free(struct raft_message *m, size_t n);
+
 /* Read-only accessors. */
 uint64_t raft_id(const struct raft *r);
 enum raft_role raft_role(const struct raft *r);

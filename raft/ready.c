@@ -180,16 +180,30 @@ err_committed:
     return rc;
 }
 
+void raft_messages_free(struct raft_message *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        raft_entries_free(m[i].entries, m[i].n_entries);
+        free(m[i].data);
+    }
+    free(m);
+}
+
+void raft_take_messages(struct raft *r, struct raft_message **out, size_t *n)
+{
+    *out = r->msgs;
+    *n = r->n_msgs;
+    r->msgs = NULL;
+    r->n_msgs = 0;
+    r->cap_msgs = 0;
+}
+
 void raft_advance(struct raft *r, struct raft_ready *rd)
 {
     assert(r->ready_out);
     raft_entries_free(rd->entries, rd->n_entries);
     raft_entries_free(rd->committed, rd->n_committed);
-    for (size_t i = 0; i < rd->n_messages; i++) {
-        raft_entries_free(rd->messages[i].entries, rd->messages[i].n_entries);
-        free(rd->messages[i].data);
-    }
-    free(rd->messages);
+    raft_messages_free(rd->messages, rd->n_messages);
     free(rd->reads);
     free(rd->proposals);
     free(rd->snapshot_chunk.data);

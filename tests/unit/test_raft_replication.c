@@ -371,8 +371,49 @@ static void test_notice_of_an_overwritten_write_ignored(void)
     th_free(&t);
 }
 
+static void test_ack_taken_while_the_ready_is_held(void)
+{
+    /* node/ sends a follower's acknowledgement as soon as a ready's entries are durable,
+     * before it applies that ready's committed entries: raft_persisted() while the ready is
+     * held, then raft_take_messages(). The acknowledgement is handed out once. */
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    th_ready(&t, 2); /* its own first entry, out of the way */
+    th_drop(&t, 0, 0, 0);
+    struct raft_entry a[] = {ent(2, 2), ent(3, 2)};
+    struct raft_message m = th_append_msg(1, 2, 2, 1, 1, 1, a, 2);
+    CHECK_EQ(raft_step(th_r(&t, 2), &m), 0);
+    struct raft_ready rd;
+    CHECK_EQ(raft_ready(th_r(&t, 2), &rd), 0);
+    CHECK_EQ(rd.n_entries, 2);
+    for (size_t i = 0; i < rd.n_messages; i++) {
+        CHECK(rd.messages[i].type != RAFT_MSG_APPEND_RESP || rd.messages[i].index < 3);
+    }
+    disk_write(&t.nodes[2].disk, rd.entries, rd.n_entries, 0);
+    uint64_t index = 0, term = 0;
+    CHECK(disk_sync(&t.nodes[2].disk, UINT64_MAX, &index, &term));
+    CHECK(index == 3 && term == 2);
+    CHECK_EQ(raft_persisted(th_r(&t, 2), index, term), 0);
+    struct raft_message *out;
+    size_t n;
+    raft_take_messages(th_r(&t, 2), &out, &n);
+    CHECK_EQ(n, 1);
+    CHECK(out[0].type == RAFT_MSG_APPEND_RESP && out[0].to == 1 && !out[0].reject);
+    CHECK_EQ(out[0].index, 3);
+    raft_messages_free(out, n);
+    raft_take_messages(th_r(&t, 2), &out, &n); /* nothing more */
+    CHECK_EQ(n, 0);
+    CHECK(out == NULL);
+    raft_advance(th_r(&t, 2), &rd);
+    th_drop(&t, 0, 0, 0);
+    th_ready(&t, 2);
+    CHECK_EQ(acked(&t, 2), 0); /* not handed out a second time */
+    th_free(&t);
+}
+
 int main(void)
 {
+    test_ack_taken_while_the_ready_is_held();
     test_single_member_counts_itself_after_sync();
     test_leader_counts_itself_after_sync();
     test_stale_persist_notice_ignored();

@@ -4,13 +4,20 @@
 
 #include "test_raft_harness.h"
 
-static struct th *cluster(struct th *t)
+/* Three members, member 1 the leader, its no-op committed; tune (may be NULL) adjusts each
+ * member's configuration. */
+static struct th *cluster_with(struct th *t, void (*tune)(struct raft_config *, uint64_t))
 {
-    th_init(t, 3, 3, NULL);
+    th_init(t, 3, 3, tune);
     th_elect(t, 1);
     th_tick(t, 1, 1);
     th_settle(t);
     return t;
+}
+
+static struct th *cluster(struct th *t)
+{
+    return cluster_with(t, NULL);
 }
 
 static void test_reads_share_one_round(void)
@@ -300,10 +307,7 @@ static void test_read_starts_its_round_while_one_is_out(void)
      * once (a heartbeat with a new context goes out before round 1 is answered). The answer
      * to round 2 alone ends both, oldest first, each at the commit index of its start. */
     struct th t;
-    th_init(&t, 3, 3, four_rounds);
-    th_elect(&t, 1);
-    th_tick(&t, 1, 1);
-    th_settle(&t);
+    cluster_with(&t, four_rounds);
     CHECK_EQ(raft_read_index(th_r(&t, 1), 1), 0);
     th_ready(&t, 1);
     long k = th_find(&t, RAFT_MSG_HEARTBEAT, 1, 2);
@@ -355,10 +359,7 @@ static void test_rounds_in_flight_bounded(void)
 {
     /* With two rounds out, a third read waits for the oldest to end, then goes out. */
     struct th t;
-    th_init(&t, 3, 3, two_rounds);
-    th_elect(&t, 1);
-    th_tick(&t, 1, 1);
-    th_settle(&t);
+    cluster_with(&t, two_rounds);
     for (uint64_t c = 1; c <= 3; c++) {
         CHECK_EQ(raft_read_index(th_r(&t, 1), c), 0);
         th_ready(&t, 1);

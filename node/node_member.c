@@ -80,12 +80,25 @@ static int raft_errno(int rc)
     }
 }
 
+/* The completion of a directory write whose task is gone: nothing to do. */
+static void orphan_done(void *ctx, int rc, const struct store_result *res)
+{
+    (void)ctx, (void)rc, (void)res;
+}
+
 static void finish(struct node *n, struct node_member_task *m, int rc)
 {
     for (struct node_member_task **pp = &n->member_ops; *pp; pp = &(*pp)->next)
         if (*pp == m) {
             *pp = m->next;
             break;
+        }
+    /* A directory write of the task may still be pending (a task finished
+     * early, by node_member_removed): its completion must not reach m. */
+    for (struct node_req *r = n->pending; r; r = r->next)
+        if (r->ctx == m) {
+            r->done = orphan_done;
+            r->ctx = NULL;
         }
     m->done(m->ctx, rc, NULL);
     free(m);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_json.h"
 #include "store.h"
 
 const char cli_check_usage[] =
@@ -89,16 +90,7 @@ static void on_problem(void *ctx, const char *msg)
 /* s as a JSON string (messages are ASCII: store_check escapes names). */
 static void json_string(const char *s)
 {
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
+    cli_json_put_string(stdout, (const uint8_t *)s, strlen(s));
 }
 
 static void print_json(const char *dir, int rc, const char *err, const struct store_check_report *r,

@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +26,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_backup.h"
 #include "raft.h"
 #include "store.h"
 #include "store_log.h"
 
 #define REBUILD_BATCH 256
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -99,13 +89,13 @@ static int copy_wal(const char *dir, const char *scratch, char *err, size_t err_
     nftw(to, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (mkdir(to, 0700)) {
         int e = errno;
-        seterr(err, err_len, "cannot make %s: %s", to, strerror(e));
+        cli_seterr(err, err_len, "cannot make %s: %s", to, strerror(e));
         return e;
     }
     DIR *d = opendir(from);
     if (!d) {
         int e = errno;
-        seterr(err, err_len, "cannot read %s: %s", from, strerror(e));
+        cli_seterr(err, err_len, "cannot read %s: %s", from, strerror(e));
         return e;
     }
     int rc = 0;
@@ -117,7 +107,7 @@ static int copy_wal(const char *dir, const char *scratch, char *err, size_t err_
         snprintf(a, sizeof(a), "%s/%s", from, e->d_name);
         snprintf(b, sizeof(b), "%s/%s", to, e->d_name);
         if ((rc = copy_file(a, b)))
-            seterr(err, err_len, "cannot copy %s: %s", a, strerror(rc));
+            cli_seterr(err, err_len, "cannot copy %s: %s", a, strerror(rc));
     }
     closedir(d);
     return rc;
@@ -129,11 +119,11 @@ static int rebuild(struct store *s, const char *dir, uint64_t applied, char *err
     struct store_log_snapshot snap;
     int rc = store_log_snapshot(s, &snap);
     if (rc) {
-        seterr(err, err_len, "cannot read the log's snapshot: %s", strerror(rc));
+        cli_seterr(err, err_len, "cannot read the log's snapshot: %s", strerror(rc));
         return rc;
     }
     if (snap.index && !snap.size) {
-        seterr(err, err_len, "the log starts after a state adopted without an image");
+        cli_seterr(err, err_len, "the log starts after a state adopted without an image");
         return ENOENT;
     }
     if (snap.index) {
@@ -143,13 +133,13 @@ static int rebuild(struct store *s, const char *dir, uint64_t applied, char *err
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             rc = errno;
-            seterr(err, err_len, "cannot open %s: %s", path, strerror(rc));
+            cli_seterr(err, err_len, "cannot open %s: %s", path, strerror(rc));
             return rc;
         }
         rc = store_snapshot_install(s, fd, NULL, why, sizeof(why));
         close(fd);
         if (rc) {
-            seterr(err, err_len, "cannot install %s: %s", path, why);
+            cli_seterr(err, err_len, "cannot install %s: %s", path, why);
             return rc;
         }
     }
@@ -160,8 +150,8 @@ static int rebuild(struct store *s, const char *dir, uint64_t applied, char *err
         struct store_log_entry *e;
         size_t k;
         if ((rc = store_log_entries(s, i, hi, 4U << 20, &e, &k))) {
-            seterr(err, err_len, "cannot read the log at %llu: %s", (unsigned long long)i,
-                   strerror(rc));
+            cli_seterr(err, err_len, "cannot read the log at %llu: %s", (unsigned long long)i,
+                       strerror(rc));
             return rc;
         }
         for (size_t j = 0; j < k; j++)
@@ -172,8 +162,8 @@ static int rebuild(struct store *s, const char *dir, uint64_t applied, char *err
         rc = store_apply_batch(s, batch, k, res);
         free(e);
         if (rc) {
-            seterr(err, err_len, "cannot apply the log at %llu: %s", (unsigned long long)i,
-                   strerror(rc));
+            cli_seterr(err, err_len, "cannot apply the log at %llu: %s", (unsigned long long)i,
+                       strerror(rc));
             return rc;
         }
         i += k;
@@ -195,8 +185,8 @@ int cli_check_rebuild(const char *dir, const struct store_check_report *r, uint6
     snprintf(scratch, sizeof(scratch), "%s/raftfs-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(scratch)) {
         int e = errno;
-        seterr(err, err_len, "cannot make a scratch directory in %s: %s",
-               tmp && *tmp ? tmp : "/tmp", strerror(e));
+        cli_seterr(err, err_len, "cannot make a scratch directory in %s: %s",
+                   tmp && *tmp ? tmp : "/tmp", strerror(e));
         return EAGAIN;
     }
     struct store_config cfg = {.limits = r->limits};

@@ -27,13 +27,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cli_backup.h"
 #include "raft.h"
 #include "store.h"
 #include "store_log.h"
@@ -54,17 +54,6 @@ const char cli_recover_usage[] =
     "cluster with the same id.\n"
     "\n"
     "DIR must not be in use by a running member.\n";
-
-/* snprintf into an error buffer, where a long path may cut the message. */
-static void seterr(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 static int rusage(const char *msg)
 {
@@ -93,14 +82,14 @@ static int force_new_cluster(const char *dir)
     struct store_hard_state hs;
     struct store_stats ss;
     if ((rc = store_identity_get(s, &cluster, &member, &incarnation)) || (!cluster && !member)) {
-        seterr(err, sizeof(err), "cannot read its identity: %s",
-               rc ? strerror(rc) : "none recorded (never started)");
+        cli_seterr(err, sizeof(err), "cannot read its identity: %s",
+                   rc ? strerror(rc) : "none recorded (never started)");
         goto fail;
     }
     if ((rc = store_get_stats(s, &ss)) || (rc = store_log_hard_state(s, &hs)) ||
         (rc = store_log_bounds(s, &first, &last)) ||
         (last && (rc = store_log_term(s, last, &last_term)))) {
-        seterr(err, sizeof(err), "cannot read the Raft log: %s", strerror(rc));
+        cli_seterr(err, sizeof(err), "cannot read the Raft log: %s", strerror(rc));
         goto fail;
     }
     struct raft_conf conf;
@@ -128,7 +117,7 @@ static int force_new_cluster(const char *dir)
             (unsigned long long)(last > ss.applied_index ? last - ss.applied_index : 0),
             (unsigned long long)ss.applied_index);
     if ((rc = store_log_persist(s, &nhs, &e, 1, true))) {
-        seterr(err, sizeof(err), "cannot write the log: %s", strerror(rc));
+        cli_seterr(err, sizeof(err), "cannot write the log: %s", strerror(rc));
         goto fail;
     }
     store_close(s);

@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "cli_backup.h"
+#include "cli_json.h"
 #include "net_client.h"
 #include "store.h"
 
@@ -281,18 +282,9 @@ static int snapshot_save(const struct save_args *a)
 
 /* ---- status ---- */
 
-static void json_str(const char *s)
+static void json_put(const char *s)
 {
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
-    }
-    putchar('"');
+    cli_json_put_string(stdout, (const uint8_t *)s, strlen(s));
 }
 
 static int snapshot_status(const char *file, bool json)
@@ -308,10 +300,10 @@ static int snapshot_status(const char *file, bool json)
     }
     if (json) {
         printf("{\"file\": ");
-        json_str(file);
+        json_put(file);
         if (rc) {
             printf(", \"ok\": false, \"error\": ");
-            json_str(err);
+            json_put(err);
         } else {
             printf(", \"ok\": true, \"index\": %llu, \"term\": %llu, \"revision\": %llu, "
                    "\"entries\": %llu, \"files\": %llu, \"dirs\": %llu, \"bytes\": %llu, "

@@ -92,16 +92,6 @@ int store_boot_read(const char *dir, char boot[STORE_BOOT_ID_MAX], struct store_
     return 0;
 }
 
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) ? errno : 0;
-    close(fd);
-    return rc;
-}
-
 int store_boot_write(const char *dir, const char *boot, const struct store_limits *lim)
 {
     unsigned char b[BOOT_LEN] = {0};
@@ -121,7 +111,7 @@ int store_boot_clear(const char *dir)
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_BOOT_FILE);
     if (unlink(path) && errno != ENOENT)
         return errno;
-    return sync_dir(dir);
+    return store_fsync_path(dir);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -142,7 +132,7 @@ int store_boot_set_aside(const char *dir, char *err, size_t err_len)
     if (rename(from, to))
         return store_fail(err, err_len, errno, "cannot move %s aside to %s: %s", from, to,
                           strerror(errno));
-    if ((rc = sync_dir(dir)))
+    if ((rc = store_fsync_path(dir)))
         return store_fail(err, err_len, rc, "cannot sync %s: %s", dir, strerror(rc));
     return 0;
 }

@@ -96,7 +96,7 @@ static int limits_check(const struct store_limits *l)
     return 0;
 }
 
-static int fsync_path(const char *path)
+int store_fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -326,7 +326,7 @@ static int create_store(const char *dir, const struct store_limits *lim, uint64_
     if (rename(tmp, final))
         return store_fail(err, err_len, errno, "cannot rename %s to %s: %s", tmp, final,
                           strerror(errno));
-    if ((rc = fsync_path(dir)))
+    if ((rc = store_fsync_path(dir)))
         return store_fail(err, err_len, rc, "cannot sync %s: %s", dir, strerror(rc));
     return 0;
 

@@ -90,12 +90,7 @@ int store_file_replace(const char *dir, const char *name, const char *tmpname, c
         unlink(tmp);
         return rc;
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return errno;
-    rc = fsync(dfd) ? errno : 0;
-    close(dfd);
-    return rc;
+    return store_fsync_path(dir);
 }
 
 int store_identity_file_write(const char *dir, const struct store_identity *id)

@@ -93,6 +93,8 @@ void store_log_close(struct store *s);
 struct store_identity {
     uint64_t cluster_id, member_id, incarnation;
 };
+/* fsync of a file or directory by its path: 0 or the errno. */
+int store_fsync_path(const char *path);
 /* Replaces DIR/name with buf durably: written as DIR/tmpname, fsync'ed,
  * renamed, the directory fsync'ed. */
 int store_file_replace(const char *dir, const char *name, const char *tmpname, const void *buf,

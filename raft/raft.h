@@ -332,6 +332,16 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t cookie, 
  */
 int raft_read_index(struct raft *r, uint64_t cookie);
 
+/* The index a ReadIndex round of this leader would start from, without the
+ * round: its commit index, once it has committed an entry of its term
+ * (before that, an earlier leader may have answered reads past it). Not a
+ * read point by itself: a leader deposed without knowing it yet would read
+ * behind. For callers that confirm leadership in another way (a write of
+ * theirs that this leader commits in this term, after the call). Returns
+ * false on a follower, a candidate, or a leader that has not yet committed
+ * an entry of its term. */
+bool raft_leader_commit_point(struct raft *r, uint64_t *index);
+
 enum raft_change_type {
     RAFT_CHANGE_ADD_VOTER = 1,   /* add a voter, or promote a learner */
     RAFT_CHANGE_ADD_LEARNER = 2, /* add a learner, or demote a voter */

@@ -128,6 +128,15 @@ int raft_read_index(struct raft *r, uint64_t cookie)
     return raft_send_msg(r, &m);
 }
 
+bool raft_leader_commit_point(struct raft *r, uint64_t *index)
+{
+    if (r->role != RAFT_LEADER || !raft_committed_in_term(r)) {
+        return false;
+    }
+    *index = r->log.committed;
+    return true;
+}
+
 int raft_recv_read_index(struct raft *r, const struct raft_message *m)
 {
     /* A member outside the configuration (e.g. removed while partitioned) would wait

@@ -411,6 +411,77 @@ static void test_answer_to_an_unknown_context_ignored(void)
     th_free(&t);
 }
 
+/* raft_leader_commit_point: false on a follower and on a new leader whose no-op is not committed
+ * (trap 1); the commit index after. It is no read point by itself: a leader cut off while the
+ * others elect a new one and commit still gives its old index; but no entry it proposes after
+ * that can commit in its term, which is what a caller relying on it (fs/ write-only opens)
+ * checks through its own write. */
+static void test_leader_commit_point(void)
+{
+    struct th t;
+    uint64_t point = 0;
+    th_init(&t, 3, 3, NULL);
+    for (int i = 0; i < 40 && raft_role(th_r(&t, 1)) != RAFT_LEADER; i++) {
+        th_tick(&t, 1, 1);
+        th_deliver(&t);
+        th_ready_all(&t);
+        th_drop(&t, RAFT_MSG_APPEND, 0, 0);
+    }
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
+    CHECK(!raft_leader_commit_point(th_r(&t, 1), &point)); /* no-op not committed */
+    th_drop(&t, 0, 0, 0);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK(raft_leader_commit_point(th_r(&t, 1), &point));
+    CHECK_EQ(point, raft_commit_index(th_r(&t, 1)));
+    CHECK(!raft_leader_commit_point(th_r(&t, 2), &point));
+    th_propose(&t, 1, 7);
+    th_settle(&t);
+    CHECK(raft_leader_commit_point(th_r(&t, 1), &point));
+    CHECK_EQ(point, 3);
+
+    /* Member 1 cut off; 2 and 3 elect one of them, which commits a write. */
+    uint64_t old_term = raft_term(th_r(&t, 1)), nl = 0;
+    for (int i = 0; i < 200 && !nl; i++) {
+        th_tick(&t, 2, 1);
+        th_tick(&t, 3, 1);
+        th_ready(&t, 2);
+        th_ready(&t, 3);
+        th_drop(&t, 0, 1, 0);
+        th_drop(&t, 0, 0, 1);
+        th_deliver(&t);
+        nl = raft_role(th_r(&t, 2)) == RAFT_LEADER   ? 2
+             : raft_role(th_r(&t, 3)) == RAFT_LEADER ? 3
+                                                     : 0;
+    }
+    CHECK(nl != 0);
+    th_propose(&t, nl, 8);
+    for (int i = 0; i < 20; i++) {
+        th_ready(&t, 2);
+        th_ready(&t, 3);
+        th_drop(&t, 0, 1, 0);
+        th_drop(&t, 0, 0, 1);
+        th_deliver(&t);
+    }
+    CHECK(raft_commit_index(th_r(&t, nl)) > 3);
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
+    CHECK(raft_leader_commit_point(th_r(&t, 1), &point));
+    CHECK_EQ(point, 3); /* behind: not a read point without a confirmation */
+
+    /* What member 1 proposes now never commits in its term. */
+    uint64_t mine = th_propose(&t, 1, 9);
+    th_ready(&t, 1);
+    th_settle(&t);
+    CHECK(raft_role(th_r(&t, 1)) != RAFT_LEADER);
+    for (uint64_t id = 1; id <= 3; id++) {
+        uint64_t term = 0;
+        if (raft_commit_index(th_r(&t, id)) >= mine &&
+            raft_log_term(th_r(&t, id), mine, &term) == 0)
+            CHECK(term != old_term);
+    }
+    th_free(&t);
+}
+
 int main(void)
 {
     test_round_completes_when_configuration_shrinks();
@@ -425,6 +496,7 @@ int main(void)
     test_read_starts_its_round_while_one_is_out();
     test_rounds_in_flight_bounded();
     test_answer_to_an_unknown_context_ignored();
+    test_leader_commit_point();
     printf("test_raft_read: ok\n");
     return 0;
 }

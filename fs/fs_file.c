@@ -76,8 +76,10 @@ static int handle_make(struct fs *fs, fuse_req_t req, const struct store_attr *a
     if (h->writable) {
         if (created || (fi->flags & O_TRUNC)) {
             /* The new value starts empty; O_TRUNC is committed even if
-             * nothing is written (at release, see trunc_only). */
-            h->dirty = !created && a->size > 0;
+             * nothing is written (at release, see trunc_only), also for a
+             * file that was empty (Linux moves its mtime too), and so
+             * whatever size a leader's read without a round saw. */
+            h->dirty = !created;
             h->trunc_only = h->dirty;
         } else if (fi->flags & O_APPEND) {
             h->append = true;
@@ -124,7 +126,16 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct store_attr a;
     struct store_txn *t;
     struct fs_handle *h;
-    int rc = fs_node_errno(node_read_barrier(fs->node));
+    /* A write-only O_TRUNC open reads nothing but that the inode exists,
+     * and its commit names the inode again (expected_ino): if that commit
+     * finds it, it existed all along, since this member holds only
+     * committed state and inode numbers are never reused. So the leader
+     * skips the heartbeat round here (node_read_barrier_for_write); should
+     * it have been deposed unawares and the file deleted elsewhere, the
+     * close answers ESTALE instead of the open, and nothing is written. */
+    bool write_over = (fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & O_TRUNC);
+    int rc = fs_node_errno(write_over ? node_read_barrier_for_write(fs->node)
+                                      : node_read_barrier(fs->node));
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);

@@ -485,7 +485,7 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
     return rc;
 }
 
-int node_read_barrier(struct node *n)
+static int read_barrier(struct node *n, bool leader_local)
 {
     if (n->cfg.serializable) {
         pthread_mutex_lock(&n->mu);
@@ -495,7 +495,20 @@ int node_read_barrier(struct node *n)
     }
     struct sync_wait w = {0};
     sem_init(&w.done, 0, 0);
-    return wait_for(&w, node_submit_barrier(n, sync_done, &w));
+    struct node_req *r = node_req_barrier_new(sync_done, &w);
+    if (r)
+        r->leader_local = leader_local;
+    return wait_for(&w, r ? enqueue(n, r) : ENOMEM);
+}
+
+int node_read_barrier(struct node *n)
+{
+    return read_barrier(n, false);
+}
+
+int node_read_barrier_for_write(struct node *n)
+{
+    return read_barrier(n, true);
 }
 
 void node_get_stats(struct node *n, struct node_stats *out)

@@ -147,6 +147,17 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
  * ESHUTDOWN, EIO. */
 int node_read_barrier(struct node *n);
 
+/* As node_read_barrier, for a caller whose read only checks what its own
+ * next write checks again when that write applies (a write-only O_TRUNC
+ * open: the inode must exist; the commit's expected inode checks it
+ * again). On the leader, once it has committed an entry of its term, the
+ * read point is its commit index, without a heartbeat round: the leader
+ * has every write acknowledged so far. A leader deposed without knowing it
+ * yet may read behind; the caller's write then applies on the real state
+ * (or is refused), never on what it read. Elsewhere, and in serializable
+ * mode, exactly node_read_barrier. */
+int node_read_barrier_for_write(struct node *n);
+
 /* Membership changes, asked of the leader (loop thread only: the client
  * server calls them). done(ctx, rc, NULL) comes once the configuration
  * entry is committed, or with an error: EAGAIN (not the leader, or a
@@ -248,9 +259,11 @@ size_t node_health_json(const struct node_health *h, char *buf, size_t cap);
 
 /* Counters, for status and tests. */
 struct node_stats {
-    uint64_t proposals; /* proposals applied */
-    uint64_t batches;   /* apply transactions */
-    uint64_t failed;    /* requests that ended with a node error */
+    uint64_t proposals;   /* proposals applied */
+    uint64_t batches;     /* apply transactions */
+    uint64_t failed;      /* requests that ended with a node error */
+    uint64_t read_rounds; /* read barriers asked of raft (ReadIndex) */
+    uint64_t read_local;  /* read barriers a leader answered from its commit index */
 };
 void node_get_stats(struct node *n, struct node_stats *out);
 

@@ -30,6 +30,7 @@ struct node_req {
     uint64_t cookie;      /* BARRIER: the ReadIndex request's cookie */
     uint64_t read_index;  /* BARRIER: known once the leader answered */
     bool read_known;
+    bool leader_local;     /* BARRIER: node_read_barrier_for_write */
     uint64_t start_us;     /* when it was submitted, for the latency metrics */
     bool early;            /* PROPOSE: answered before its batch commits (node_submit) */
     struct node_req *next; /* inbox, or the pending list */
@@ -75,7 +76,7 @@ struct node_peer {
      * HelloReply ("" and 0: not heard yet): kept after it disconnects. */
     char build[32];
     uint32_t cmd_version;
-    char tls_why[200];         /* the last TLS failure logged (logged again when it changes) */
+    char tls_why[200]; /* the last TLS failure logged (logged again when it changes) */
 };
 
 /* Records what a member said of its build in a Hello or HelloReply. */

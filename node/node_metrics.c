@@ -113,6 +113,11 @@ size_t node_metrics_render(struct node *n, char *buf, size_t cap)
     counter(&o, "proposals_applied_total", "Commands applied here.", stats.proposals);
     counter(&o, "proposals_failed_total", "Requests that ended with a node error.", stats.failed);
     counter(&o, "apply_batches_total", "Apply transactions.", stats.batches);
+    counter(&o, "read_rounds_total", "Read barriers asked of the leader (ReadIndex).",
+            stats.read_rounds);
+    counter(&o, "read_local_total",
+            "Read barriers of write-only opens this leader answered from its commit index.",
+            stats.read_local);
     counter(&o, "elections_total", "Elections this member started (as a candidate).", m.elections);
     counter(&o, "leader_changes_total", "Times this member saw a new leader.", m.leader_changes);
     counter(&o, "snapshots_taken_total", "Snapshots taken here (log compactions).",

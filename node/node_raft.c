@@ -311,6 +311,19 @@ static void submit(struct node *n, struct node_req *r, uint64_t now)
 {
     uint64_t leader = raft_leader(n->raft);
     if (r->kind == NODE_REQ_BARRIER) {
+        uint64_t point;
+        bool local = r->leader_local && raft_leader_commit_point(n->raft, &point);
+        pthread_mutex_lock(&n->mu);
+        if (local)
+            n->stats.read_local++;
+        else
+            n->stats.read_rounds++;
+        pthread_mutex_unlock(&n->mu);
+        if (local) {
+            r->read_known = true; /* completed by sweep_pending */
+            r->read_index = point;
+            return;
+        }
         r->cookie = ++n->next_cookie;
         int rc = raft_read_index(n->raft, r->cookie);
         r->retry_ms = now + (rc ? n->cfg.tick_ms : retry_interval_ms(n));

@@ -35,6 +35,43 @@ teardown() {
     [ ! -e "$CL/mnt/3/a" ]
 }
 
+@test "a write-only O_TRUNC open takes no read round on the leader, one on a follower" {
+    cluster_start
+    l=$(leader)
+    f=$(( l % 3 + 1 ))
+    metric() { awk -v n="$2" '$1 == n {print $2}' "$CL/mnt/$1/.raftfs/metrics"; }
+    echo first > "$CL/mnt/$l/k"
+    [ "$(cat "$CL/mnt/$f/k")" = first ]
+    rounds0=$(metric "$l" raftfs_read_rounds_total)
+    local0=$(metric "$l" raftfs_read_local_total)
+    flocal0=$(metric "$f" raftfs_read_local_total)
+    frounds0=$(metric "$f" raftfs_read_rounds_total)
+    for i in $(seq 1 20); do
+        echo "v$i" > "$CL/mnt/$l/k"
+        # every write is there for the next reader, on any member
+        [ "$(cat "$CL/mnt/$f/k")" = "v$i" ]
+    done
+    # the leader's opens (echo's O_WRONLY|O_CREAT|O_TRUNC) read from its
+    # commit index, without a heartbeat round (docs/architecture.md)
+    [ $(( $(metric "$l" raftfs_read_local_total) - local0 )) -ge 20 ]
+    [ $(( $(metric "$l" raftfs_read_rounds_total) - rounds0 )) -lt 20 ]
+    # a follower's read opens above each asked the leader
+    [ $(( $(metric "$f" raftfs_read_rounds_total) - frounds0 )) -ge 20 ]
+    for i in $(seq 1 5); do echo "f$i" > "$CL/mnt/$f/k"; done
+    [ "$(metric "$f" raftfs_read_local_total)" = "$flocal0" ]
+    [ "$(cat "$CL/mnt/$l/k")" = f5 ]
+    # truncating without writing commits too (at release), also when the
+    # file is empty already (as Linux moves the mtime)
+    : > "$CL/mnt/$l/k"
+    rev() { getfattr --only-values -n user.raftfs.revision "$CL/mnt/$f/k"; }
+    for _ in $(seq 1 50); do [ -z "$(cat "$CL/mnt/$f/k")" ] && break; sleep 0.1; done
+    [ -z "$(cat "$CL/mnt/$f/k")" ]
+    rev0=$(rev)
+    : > "$CL/mnt/$l/k"
+    for _ in $(seq 1 50); do [ "$(rev)" -gt "$rev0" ] && break; sleep 0.1; done
+    [ "$(rev)" -gt "$rev0" ]
+}
+
 @test "the kernel hears of remote changes to what it holds, and of nothing else" {
     # names and attributes cached for 60 s: only an invalidation refreshes them
     RAFTFS_MOUNT_OPTS="-o attr_timeout=60,entry_timeout=60" cluster_start

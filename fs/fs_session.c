@@ -214,7 +214,10 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         goto out_node;
     }
     fuse_loop_cfg_set_max_threads(lc, (unsigned)max_threads);
-    fuse_loop_cfg_set_idle_threads(lc, 10);
+    /* Threads that go idle stay (up to max_threads): with fewer kept,
+     * libfuse ends and starts a thread for nearly every request under a
+     * steady load of more concurrent callers (issue 6, docs/profile.md). */
+    fuse_loop_cfg_set_idle_threads(lc, (unsigned)max_threads);
     int lrc = fuse_session_loop_mt(fs.se, lc);
     fuse_loop_cfg_destroy(lc);
     /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a

@@ -16,25 +16,39 @@ failed=0
 summary=()
 logdir=$(mktemp -d /tmp/raftfs-tests.XXXXXX)
 
-run_ctest() { # BUILD-DIR LABEL
-    local out="$logdir/ctest-$2.log"
-    ctest --test-dir "$1" --output-on-failure -j 2 >"$out" 2>&1
+run_ctest() { # BUILD-DIR LABEL [ENV=VALUE...]
+    local dir=$1 out="$logdir/ctest-$2.log"
+    local label=$2
+    shift 2
+    env "$@" ctest --test-dir "$dir" --output-on-failure -j 2 >"$out" 2>&1
     local rc=$?
     local line
     line=$(grep -E '[0-9]+% tests passed' "$out" | tail -1)
     local total pass
     total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
     pass=$(( total - $(echo "$line" | sed -E 's/.*, ([0-9]+) tests failed.*/\1/') ))
-    echo "ctest ($2): $line"
+    echo "ctest ($label): $line"
     [ $rc -eq 0 ] || { failed=1; cat "$out"; }
-    summary+=("ctest $2 $pass/$total")
+    summary+=("ctest $label $pass/$total")
 }
 
-run_bats() { # BUILD-DIR LABEL
-    local out="$logdir/bats-$2.tap"
-    RAFTFS_BIN="$root/$1/cli/raftfs" FSTEST_BIN="$root/$1/tests/bats/fstest" \
-        bats --tap tests/bats >"$out" 2>&1
+# The two bats runs (normal and sanitizer builds) go at once: their tests
+# mostly wait (elections, timers, the kernel), and one after the other they
+# took about 13 of the suite's 15 minutes on two CPUs. Each draws its ports
+# from its own part of the range (test_port_base in tests/bats/helpers.bash).
+bats_start() { # BUILD-DIR LABEL SLOT [ENV=VALUE...]
+    local dir=$1 label=$2 slot=$3
+    shift 3
+    env "$@" RAFTFS_TEST_PORT_SLOTS=2 RAFTFS_TEST_PORT_SLOT="$slot" \
+        RAFTFS_BIN="$root/$dir/cli/raftfs" FSTEST_BIN="$root/$dir/tests/bats/fstest" \
+        bats --tap tests/bats >"$logdir/bats-$label.tap" 2>&1 &
+    bats_pids+=($!)
+}
+
+bats_collect() { # PID LABEL
+    wait "$1"
     local rc=$?
+    local out="$logdir/bats-$2.tap"
     local ok notok
     ok=$(grep -c '^ok ' "$out")
     notok=$(grep -c '^not ok ' "$out")
@@ -44,14 +58,31 @@ run_bats() { # BUILD-DIR LABEL
 }
 
 # The fuzz targets' clang build and their runs use one CPU at the lowest
-# priority while the normal build's tests run: those mostly wait (elections,
+# priority while the other tests run: those mostly wait (elections,
 # timers, the kernel), and the suite fits its time on two CPUs only so.
 fuzz_out="$logdir/fuzz.log"
 FUZZ_JOBS=1 nice -n 19 tests/fuzz/run all 10 >"$fuzz_out" 2>&1 &
 fuzz_pid=$!
 
+# Sanitizer reports of every process (the servers run in the background,
+# their stderr goes to logs that tests delete): one file per ASan report.
+# UBSan's reports ignore log_path in this GCC's combined runtime and go to
+# stderr (a server's log, which a failed bats test prints); halt_on_error
+# (and -fno-sanitize-recover) makes the process exit 1, so the test that
+# ran it fails. Only the sanitizer build's runs get these settings.
+san="$logdir/sanitizers"
+mkdir -p "$san"
+san_env=("ASAN_OPTIONS=log_path=$san/asan:detect_leaks=1"
+    "UBSAN_OPTIONS=log_path=$san/ubsan:print_stacktrace=1:halt_on_error=1")
+
 run_ctest build normal
-run_bats build normal
+run_ctest build-asan sanitizer "${san_env[@]}"
+
+bats_pids=()
+bats_start build normal 0
+bats_start build-asan sanitizer 1 "${san_env[@]}"
+bats_collect "${bats_pids[0]}" normal
+bats_collect "${bats_pids[1]}" sanitizer
 
 # A real cluster under every kind of fault (tests/chaos/run; docs/testing.md):
 # 3 members in network namespaces, 90 s, a fixed seed so that a failure's
@@ -82,18 +113,6 @@ else
     tail -60 "$fuzz_out"
 fi
 
-# Sanitizer reports of every process (the servers run in the background,
-# their stderr goes to logs that tests delete): one file per ASan report.
-# UBSan's reports ignore log_path in this GCC's combined runtime and go to
-# stderr (a server's log, which a failed bats test prints); halt_on_error
-# (and -fno-sanitize-recover) makes the process exit 1, so the test that
-# ran it fails.
-san="$logdir/sanitizers"
-mkdir -p "$san"
-export ASAN_OPTIONS="log_path=$san/asan:detect_leaks=1"
-export UBSAN_OPTIONS="log_path=$san/ubsan:print_stacktrace=1:halt_on_error=1"
-run_ctest build-asan sanitizer
-run_bats build-asan sanitizer
 reports=$(find "$san" -type f | wc -l)
 if [ "$reports" -ne 0 ]; then
     failed=1

@@ -60,13 +60,18 @@ raftfs_stop() {
 }
 
 # test_port_base: a random base for the ports of one test (base+1 ..
-# base+9), below the kernel's ephemeral range: a port in that range may be
-# held by any outgoing connection, and then cannot be listened on.
+# base+19), below the kernel's ephemeral range: a port in that range may be
+# held by any outgoing connection, and then cannot be listened on. Suites
+# that run at once (tests/run-all.sh: RAFTFS_TEST_PORT_SLOTS=N and each its
+# own RAFTFS_TEST_PORT_SLOT=0..N-1) draw from separate parts of the range,
+# so that they never pick the same ports.
 test_port_base() {
     local lo
     lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || lo=32768
     [ "$lo" -gt 12000 ] || lo=32768 # an unusual range: stay in the default's gap
-    echo $((10000 + (RANDOM % ((lo - 10000) / 10 - 1)) * 10))
+    local slots=${RAFTFS_TEST_PORT_SLOTS:-1} slot=${RAFTFS_TEST_PORT_SLOT:-0}
+    local per=$(( ((lo - 10000) / 20 - 1) / slots ))
+    echo $((10000 + (slot * per + RANDOM % per) * 20))
 }
 
 # show_logs FILE...: after a failed test, the end of each server log (bats

@@ -8,8 +8,8 @@
 #
 # The steps run in two lanes at once, each in order, and print their
 # results in a fixed order at the end:
-#   normal build:    ctest, bats, then the chaos run
-#   sanitizer build: ctest, bats
+#   lane 1: the sanitizer build's ctest, the normal build's bats, the chaos run
+#   lane 2: the normal build's ctest, the sanitizer build's bats
 # plus the fuzz targets in the background at the lowest priority. Most of
 # the bats and chaos time is waiting (elections, timers, the kernel): one
 # after the other the steps took 17-20 minutes on two CPUs, over the 15
@@ -109,20 +109,23 @@ mkdir -p "$san"
 san_env=("ASAN_OPTIONS=log_path=$san/asan:detect_leaks=1"
     "UBSAN_OPTIONS=log_path=$san/ubsan:print_stacktrace=1:halt_on_error=1")
 
+# The sanitizer build's bats run is the longest step (8-10 minutes): it
+# starts after the short ctest run; the other lane takes the longer ctest
+# run, the normal bats run and the chaos run.
 run_fuzz &
 fuzz_pid=$!
 {
-    run_ctest build normal
+    run_ctest build-asan sanitizer "${san_env[@]}"
     run_bats build normal 0
     run_chaos
 } &
-normal_pid=$!
+lane1_pid=$!
 {
-    run_ctest build-asan sanitizer "${san_env[@]}"
+    run_ctest build normal
     run_bats build-asan sanitizer 1 "${san_env[@]}"
 } &
-sanitizer_pid=$!
-wait "$normal_pid" "$sanitizer_pid" "$fuzz_pid"
+lane2_pid=$!
+wait "$lane1_pid" "$lane2_pid" "$fuzz_pid"
 
 failed=0
 summary=()

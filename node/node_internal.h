@@ -33,6 +33,7 @@ struct node_req {
     bool leader_local;     /* BARRIER: node_read_barrier_for_write */
     uint64_t start_us;     /* when it was submitted, for the latency metrics */
     bool early;            /* PROPOSE: answered before its batch commits (node_submit) */
+    uint32_t handed;       /* PROPOSE: times proposed to raft or forwarded to a leader */
     struct node_req *next; /* inbox, or the pending list */
 };
 

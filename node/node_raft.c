@@ -330,6 +330,14 @@ static void submit(struct node *n, struct node_req *r, uint64_t now)
         return;
     }
     if (!take_room(n, r->len)) {
+        if (r->handed) {
+            /* An earlier submission may still commit (found by tests/chaos
+             * seed 1: a retry refused here was answered ENOSPC, and the
+             * first one applied). Only its apply or the deadline
+             * (ETIMEDOUT: outcome unknown) answers it now. */
+            r->retry_ms = now + n->cfg.tick_ms;
+            return;
+        }
         r->retry_ms = UINT64_MAX;
         r->deadline_ms = 0;
         r->answer = ENOSPC; /* given by sweep_pending */
@@ -344,10 +352,13 @@ static void submit(struct node *n, struct node_req *r, uint64_t now)
             r->answer = EFBIG;
             return;
         }
+        if (!rc)
+            r->handed++;
         r->retry_ms = now + (rc ? n->cfg.tick_ms : retry_interval_ms(n));
         return;
     }
     if (leader && leader != n->cfg.id) {
+        r->handed++;
         node_peer_forward(n, leader, r->data, r->len);
         r->retry_ms = now + retry_interval_ms(n);
         return;
@@ -431,6 +442,14 @@ static struct node_req *find_pending(struct node *n, enum node_req_kind kind, ui
 {
     for (struct node_req *r = n->pending; r; r = r->next)
         if (r->kind == kind && r->cookie == cookie)
+            return r;
+    return NULL;
+}
+
+static struct node_req *find_pending_cmd(struct node *n, uint64_t client_id, uint64_t seq)
+{
+    for (struct node_req *r = n->pending; r; r = r->next)
+        if (r->kind == NODE_REQ_PROPOSE && r->client_id == client_id && r->seq == seq)
             return r;
     return NULL;
 }
@@ -791,8 +810,12 @@ static int drop_unpersisted(struct node *n, struct raft_ready *rd)
         struct store_cmd_decoded d;
         if (store_cmd_decode(rd->entries[i].data, rd->entries[i].len, &d))
             continue;
-        struct node_req *r =
-            take_pending(n, NODE_REQ_PROPOSE, d.cmd.client_id, d.cmd.seq, 0, false);
+        struct node_req *r = find_pending_cmd(n, d.cmd.client_id, d.cmd.seq);
+        /* Proposed or forwarded before this time too: that one may commit. */
+        if (r && r->handed <= 1)
+            r = take_pending(n, NODE_REQ_PROPOSE, d.cmd.client_id, d.cmd.seq, 0, false);
+        else
+            r = NULL;
         store_cmd_decoded_free(&d);
         if (r)
             node_req_finish(n, r, ENOSPC, NULL);

@@ -55,6 +55,7 @@ const char *fault_site_name(enum fault_site site)
         [FAULT_ALLOC] = "alloc",
         [FAULT_NET_SEND] = "net-send",
         [FAULT_NET_RECV] = "net-recv",
+        [FAULT_SPACE] = "space",
     };
     return (unsigned)site < FAULT_N_SITES ? names[site] : "?";
 }

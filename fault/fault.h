@@ -32,6 +32,7 @@ enum fault_site {
     FAULT_ALLOC,       /* malloc on the write path */
     FAULT_NET_SEND,    /* write to a peer or client connection */
     FAULT_NET_RECV,    /* read from a peer or client connection */
+    FAULT_SPACE,       /* the room check's fstatvfs (store_space): the disk looks full */
     FAULT_N_SITES
 };
 

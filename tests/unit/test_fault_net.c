@@ -75,6 +75,23 @@ static int put(struct net_client *c, const char *path, const char *value)
     return rc;
 }
 
+/* Starts cl and a client of it; returns the client once a first write went
+ * through. */
+static struct net_client *cluster_up(struct cluster *cl)
+{
+    cluster_start(cl);
+    struct net_client_config cfg = {
+        .endpoints = cl->endpoints, .cluster_id = 42, .timeout_ms = 3000};
+    struct net_client *c;
+    char err[256];
+    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
+    int rc = ETIMEDOUT;
+    for (int i = 0; i < 10 && rc; i++)
+        rc = put(c, "/ready", "yes");
+    CHECK_EQ(rc, 0);
+    return c;
+}
+
 /* A linearizable get of path from one member: 0 if it holds value. */
 static int get_from(const char *addr, const char *path, const char *value)
 {
@@ -144,16 +161,7 @@ static void sleep_ms(long ms)
 static void test_no_room_on_a_retry(void)
 {
     struct cluster cl;
-    cluster_start(&cl);
-    struct net_client_config cfg = {
-        .endpoints = cl.endpoints, .cluster_id = 42, .timeout_ms = 3000};
-    struct net_client *c;
-    char err[256];
-    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
-    int rc = ETIMEDOUT;
-    for (int i = 0; i < 10 && rc; i++)
-        rc = put(c, "/ready", "yes");
-    CHECK_EQ(rc, 0);
+    struct net_client *c = cluster_up(&cl);
     net_client_close(c);
     int leader = -1;
     for (int i = 0; i < MEMBERS; i++) {
@@ -200,17 +208,7 @@ int main(void)
     const char *runs_env = getenv("RAFTFS_FAULT_NET_RUNS");
     uint64_t max_n = runs_env ? strtoull(runs_env, NULL, 10) : 40;
     struct cluster cl;
-    cluster_start(&cl);
-    struct net_client_config cfg = {
-        .endpoints = cl.endpoints, .cluster_id = 42, .timeout_ms = 3000};
-    struct net_client *c;
-    char err[256];
-    CHECK_EQ(net_client_open(&c, &cfg, err, sizeof(err)), 0);
-    /* The cluster is up: a first write goes through. */
-    int rc = ETIMEDOUT;
-    for (int i = 0; i < 10 && rc; i++)
-        rc = put(c, "/ready", "yes");
-    CHECK_EQ(rc, 0);
+    struct net_client *c = cluster_up(&cl);
 
     static char acked[MAX_ACK][32];
     size_t n_acked = 0;
@@ -231,7 +229,7 @@ int main(void)
             fired += fault_fired();
             fault_disarm();
             /* Whatever broke, the cluster takes a write again soon. */
-            rc = ETIMEDOUT;
+            int rc = ETIMEDOUT;
             for (int k = 0; k < 5 && rc; k++)
                 rc = put(c, "/alive", "yes");
             if (rc) {

@@ -20,6 +20,20 @@ static struct th *cluster(struct th *t)
     return cluster_with(t, NULL);
 }
 
+/* Three members, member 1 elected, its no-op appended but not yet committed (every append
+ * dropped). */
+static void elect_before_noop(struct th *t)
+{
+    th_init(t, 3, 3, NULL);
+    for (int i = 0; i < 40 && raft_role(th_r(t, 1)) != RAFT_LEADER; i++) {
+        th_tick(t, 1, 1);
+        th_deliver(t);
+        th_ready_all(t);
+        th_drop(t, RAFT_MSG_APPEND, 0, 0);
+    }
+    CHECK_EQ(raft_role(th_r(t, 1)), RAFT_LEADER);
+}
+
 static void test_reads_share_one_round(void)
 {
     struct th t;
@@ -99,14 +113,7 @@ static void test_new_leader_reads_after_noop(void)
 {
     /* Trap 1: a new leader answers reads only once its no-op is committed. */
     struct th t;
-    th_init(&t, 3, 3, NULL);
-    for (int i = 0; i < 40 && raft_role(th_r(&t, 1)) != RAFT_LEADER; i++) {
-        th_tick(&t, 1, 1);
-        th_deliver(&t);
-        th_ready_all(&t);
-        th_drop(&t, RAFT_MSG_APPEND, 0, 0);
-    }
-    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
+    elect_before_noop(&t);
     CHECK_EQ(raft_read_index(th_r(&t, 1), 5), 0);
     th_ready(&t, 1);
     CHECK_EQ(th_find(&t, RAFT_MSG_HEARTBEAT, 1, 0), -1);
@@ -420,14 +427,7 @@ static void test_leader_commit_point(void)
 {
     struct th t;
     uint64_t point = 0;
-    th_init(&t, 3, 3, NULL);
-    for (int i = 0; i < 40 && raft_role(th_r(&t, 1)) != RAFT_LEADER; i++) {
-        th_tick(&t, 1, 1);
-        th_deliver(&t);
-        th_ready_all(&t);
-        th_drop(&t, RAFT_MSG_APPEND, 0, 0);
-    }
-    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_LEADER);
+    elect_before_noop(&t);
     CHECK(!raft_leader_commit_point(th_r(&t, 1), &point)); /* no-op not committed */
     th_drop(&t, 0, 0, 0);
     th_tick(&t, 1, 1);

@@ -44,11 +44,11 @@ eps2() {
 }
 
 json_field() { # FIELD: from the one JSON object on standard input
-    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+    "$PYTHON3" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
 export_rev() { # FILE: an export's revision
-    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["revision"])' "$1"
+    "$PYTHON3" -c 'import json, sys; print(json.load(open(sys.argv[1]))["revision"])' "$1"
 }
 
 # The entries of an export as of revision R, one per line: files and
@@ -56,7 +56,7 @@ export_rev() { # FILE: an export's revision
 # after R fails the comparison), directories by path only (their revision
 # moves with their names).
 export_as_of() { # R FILE
-    python3 - "$1" "$2" <<'EOF'
+    "$PYTHON3" - "$1" "$2" <<'EOF'
 import json, sys
 r = int(sys.argv[1])
 for e in json.load(open(sys.argv[2]))["entries"]:
@@ -190,7 +190,7 @@ EOF
     bad=$TEST_TMP/bad.snap
     flip() { # OFFSET: a copy of the good file with one byte changed there
         cp "$f" "$bad"
-        python3 - "$bad" "$1" <<'EOF'
+        "$PYTHON3" - "$bad" "$1" <<'EOF'
 import sys
 p, off = sys.argv[1], int(sys.argv[2])
 with open(p, "r+b") as f:

@@ -34,7 +34,7 @@ teardown() {
 }
 
 flip() { # FILE OFFSET...: one byte changed at each offset of FILE (in the copy)
-    python3 - "$@" <<'EOF'
+    "$PYTHON3" - "$@" <<'EOF'
 import sys
 with open(sys.argv[1], "r+b") as f:
     for off in map(int, sys.argv[2:]):
@@ -60,7 +60,7 @@ refused() { # PATTERN MOUNT-PATTERN
 }
 
 last_nonzero() { # FILE: offset of its last byte that is not zero
-    python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); print(len(d.rstrip(b"\0")) - 1)' "$1"
+    "$PYTHON3" -c 'import sys; d = open(sys.argv[1], "rb").read(); print(len(d.rstrip(b"\0")) - 1)' "$1"
 }
 
 @test "a flipped byte in the identity file: check and mount refuse it" {

@@ -10,6 +10,10 @@ bats_load_library bats-assert
 : "${RAFTFS_BIN:?RAFTFS_BIN must name the raftfs binary (tests/run-all.sh sets it)}"
 : "${FSTEST_BIN:?FSTEST_BIN must name the fstest helper (tests/run-all.sh sets it)}"
 WIRETEST_BIN=${WIRETEST_BIN:-$(dirname "$FSTEST_BIN")/wiretest}
+# Debian's python3 (scripts/deps.sh installs it), not the first python3 on
+# PATH: a version manager's shim there took 0.3 s to start (against 0.04 s),
+# and some tests start python dozens of times.
+export PYTHON3=${PYTHON3:-/usr/bin/python3} # also for scripts tests write
 
 common_setup() {
     TEST_TMP=$(mktemp -d /tmp/raftfs-bats.XXXXXX)

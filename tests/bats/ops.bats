@@ -50,7 +50,7 @@ values_stripped() {
 
     run get "$url/metrics" "$TEST_TMP/m.txt"
     assert_output "200 text/plain; version=0.0.4; charset=utf-8"
-    python3 "$PROMCHECK" "$TEST_TMP/m.txt"
+    "$PYTHON3" "$PROMCHECK" "$TEST_TMP/m.txt"
     grep -q '^raftfs_member_id 1$' "$TEST_TMP/m.txt"
     grep -q '^raftfs_is_leader 1$' "$TEST_TMP/m.txt"
     grep -q '^raftfs_kernel_inodes ' "$TEST_TMP/m.txt" # the mount's part too
@@ -112,7 +112,7 @@ values_stripped() {
         [ "$code" = 200 ] || { cat "$TEST_TMP/h$k.json"; false; }
         grep -q "\"member\":$k," "$TEST_TMP/h$k.json"
         get "http://127.0.0.1:$((RAFTFS_METRICS_BASE_PORT + k))/metrics" "$TEST_TMP/m$k.txt"
-        python3 "$PROMCHECK" "$TEST_TMP/m$k.txt"
+        "$PYTHON3" "$PROMCHECK" "$TEST_TMP/m$k.txt"
     done
 
     "$LC" kill "$CL" 2
@@ -159,11 +159,11 @@ raftfs_x_seconds_count 2
 raftfs_l_total{a="x",b="q\"\\\n"} 1
 raftfs_l_total{a="y",b="z"} 2 1700000000000
 TXT
-    python3 "$PROMCHECK" "$good"
+    "$PYTHON3" "$PROMCHECK" "$good"
     # bad: each line replaced, or added, in turn
     check_bad() { # SED-SCRIPT WHAT
         sed -e "$1" "$good" > "$TEST_TMP/bad.txt"
-        run python3 "$PROMCHECK" "$TEST_TMP/bad.txt"
+        run "$PYTHON3" "$PROMCHECK" "$TEST_TMP/bad.txt"
         [ "$status" = 1 ] || { echo "accepted: $2"; cat "$TEST_TMP/bad.txt"; false; }
         [ -n "$output" ]
     }
@@ -191,7 +191,7 @@ TXT
     check_bad '6s/le/lx/' "a bucket without le"
     check_bad '3s/.*/9raftfs_term 3/' "a bad metric name"
     printf 'raftfs_term 3' > "$TEST_TMP/bad.txt"
-    run python3 "$PROMCHECK" "$TEST_TMP/bad.txt"
+    run "$PYTHON3" "$PROMCHECK" "$TEST_TMP/bad.txt"
     assert_failure 1
     rm -rf "$TEST_TMP"
     TEST_TMP=
@@ -237,7 +237,7 @@ set -eu
 T=$1 BIN=$2 MNT=$3 DATA=$4
 mkdir "$T/newdev"
 mount -t tmpfs tmpfs "$T/newdev"
-python3 -c '
+"$PYTHON3" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
@@ -385,7 +385,7 @@ load_env() {
     # member.env.example (with --id 2 and 3 for the others), members 1 and
     # 2 with a notify socket, then a learner from learner.env.example
     PB=$(( $(test_port_base) / 10 )) # ports PB1..PB4, metrics PB9
-    python3 -c '
+    "$PYTHON3" -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
     # build
-    gcc make cmake pkg-config libc6-dev libcrypt-dev
+    gcc make cmake ninja-build pkg-config libc6-dev libcrypt-dev
     libfuse3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
     libsystemd-dev libssl-dev
     # run; openssl also makes the tests' certificates

@@ -756,8 +756,9 @@ static int apply(struct node *n, struct raft_ready *rd)
         int rc =
             store_apply_batch_decided(n->store, n->entries, count, n->results, batch_decided, &d);
         if (rc) {
-            /* A failed commit lost the batches deferred before this one
-             * too: those are made again from the log, then this one. */
+            /* A failed batch or commit lost the batches deferred before
+             * this one too: those are made again from the log, then this
+             * one. */
             if (!store_apply_deferred(n->store) &&
                 store_applied_visible(n->store) < decided_before && decided_before > n->reapply_to)
                 n->reapply_to = decided_before;

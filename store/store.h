@@ -469,10 +469,11 @@ int store_apply_batch(struct store *s, const struct store_entry *entries, size_t
  * that later batches join, committed by store_apply_flush, or by the next
  * batch whose decided returns true, or before any other transaction of the
  * store this thread begins (store_apply_flush_error then tells a failure).
- * A batch that fails leaves the earlier deferred ones in place. A commit
- * that fails loses every deferred batch (nothing of them applied: apply
- * them again from the log, from store_applied_visible() + 1). All on one
- * thread; decided NULL commits at once. */
+ * A batch that fails, like a commit that fails, loses every deferred
+ * batch (nothing of them applied: apply them again from the log, from
+ * store_applied_visible() + 1); EINVAL for the caller's bug (indexes that
+ * do not increase, another thread) changes nothing. All on one thread;
+ * decided NULL commits at once. */
 int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
                               struct store_result *results, bool (*decided)(void *ctx), void *ctx);
 

@@ -1228,36 +1228,36 @@ uint64_t store_applied_visible(const struct store *s)
 int store_apply_batch_decided(struct store *s, const struct store_entry *entries, size_t n,
                               struct store_result *results, bool (*decided)(void *ctx), void *ctx)
 {
-    /* With lazy apply, every batch runs in a child of one open transaction
-     * that decided(ctx) may leave open (deferred) for later batches; a
-     * batch that fails aborts only its child. */
+    /* With lazy apply, every batch joins one open transaction that
+     * decided(ctx) may leave open (deferred) for later batches. A batch
+     * used to run in a child of it, so that a failure lost only that
+     * batch; but LMDB allocates 3 MB for each child transaction (its dirty
+     * and free page lists), and merges the child's dirty list into the
+     * parent's at its commit, for every batch. A failure is rare (no room,
+     * a disk error): it now loses the deferred batches too, as a failed
+     * commit of them does, and the caller applies them again from the log. */
     MDB_txn *parent = s->apply_txn;
     if (parent && !pthread_equal(s->apply_owner, pthread_self()))
         return EINVAL; /* the caller's bug: one applying thread */
-    if (!parent && s->lazy_apply) {
-        int rc = mdb_txn_begin(s->env, NULL, 0, &parent);
-        if (rc)
-            return store_mdb_errno(rc);
-        s->apply_txn = parent;
+    for (size_t i = 1; i < n; i++)
+        if (entries[i].index <= entries[i - 1].index)
+            return EINVAL; /* the caller's bug: indexes must increase */
+    struct applier a = {.s = s};
+    int rc;
+    if (parent) {
+        a.txn = parent;
+    } else if ((rc = mdb_txn_begin(s->env, NULL, 0, &a.txn))) {
+        return store_mdb_errno(rc);
+    } else if (s->lazy_apply) {
+        s->apply_txn = a.txn;
         s->apply_owner = pthread_self();
     }
-    struct applier a = {.s = s};
-    int rc = mdb_txn_begin(s->env, parent, 0, &a.txn);
-    if (rc) {
-        rc = store_mdb_errno(rc);
-        goto fail_abort;
-    }
     if ((rc = store_state_load(s, a.txn, &a.st)))
-        goto fail_abort;
-    size_t mark_changes = s->n_changes, mark_names = s->names_len;
+        goto fail;
     uint64_t last = a.st.applied_index;
     bool any = false;
     for (size_t i = 0; i < n; i++) {
         const struct store_entry *e = &entries[i];
-        if (i > 0 && e->index <= entries[i - 1].index) {
-            rc = EINVAL; /* the caller's bug: indexes must increase */
-            goto fail_batch;
-        }
         if (e->index <= a.st.applied_index) {
             memset(&results[i], 0, sizeof(results[i]));
             results[i].skipped = true;
@@ -1265,35 +1265,29 @@ int store_apply_batch_decided(struct store *s, const struct store_entry *entries
             continue;
         }
         if ((rc = apply_one(&a, e, &results[i])))
-            goto fail_batch;
+            goto fail;
         last = e->index;
         any = true;
     }
     if (!any) {
-        mdb_txn_abort(a.txn);
-        if (parent && !s->deferred_index) { /* opened for nothing */
-            mdb_txn_abort(parent);
+        /* Nothing written: one opened for this batch alone goes. */
+        if (!parent) {
+            mdb_txn_abort(a.txn);
             s->apply_txn = NULL;
         }
         return 0;
     }
     a.st.applied_index = last;
     if ((rc = store_history_batch_end(s, a.txn, a.st.revision, a.events)))
-        goto fail_batch;
+        goto fail;
     unsigned char stbuf[STORE_STATE_REC_LEN];
     store_state_encode(&a.st, stbuf);
     MDB_val k = {.mv_size = 5, .mv_data = "state"},
             v = {.mv_size = sizeof(stbuf), .mv_data = stbuf};
     if ((rc = store_mdb_errno(mdb_put(a.txn, s->meta, &k, &v, 0))))
-        goto fail_batch;
-    if (parent) {
-        /* Into the open transaction: no write to the disk yet. */
-        rc = mdb_txn_commit(a.txn);
-        a.txn = NULL;
-        if (rc) {
-            rc = store_mdb_errno(rc);
-            goto fail_batch;
-        }
+        goto fail;
+    if (s->lazy_apply) {
+        /* In the open transaction: no write to the disk yet. */
         s->deferred_index = last;
         bool now = decided ? decided(ctx) : true;
         if (!now)
@@ -1310,19 +1304,11 @@ int store_apply_batch_decided(struct store *s, const struct store_entry *entries
     report_changes(s);
     return 0;
 
-fail_batch:
-    s->n_changes = mark_changes;
-    s->names_len = mark_names;
-fail_abort:
-    if (a.txn)
-        mdb_txn_abort(a.txn);
-    /* The open transaction keeps the batches deferred before this one;
-     * one opened for this batch alone goes. */
-    if (parent && !s->deferred_index) {
-        mdb_txn_abort(parent);
-        s->apply_txn = NULL;
-    }
-    return rc;
+fail:
+    /* Nothing of this batch, nor of the batches deferred before it. */
+    mdb_txn_abort(a.txn);
+    s->apply_txn = NULL;
+    s->deferred_index = 0;
 fail_changes:
     s->n_changes = 0;
     s->names_len = 0;

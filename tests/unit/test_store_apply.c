@@ -810,6 +810,64 @@ static void test_deferred(void)
     tstore_fini(&t);
 }
 
+/* A deferred batch, then one that finds no room in the map: the failure
+ * loses both (no child transaction keeps the first); applied again, from
+ * the first, they commit. */
+static void test_deferred_lost_with_failed_batch(void)
+{
+    char *dir = tmpdir_make();
+    struct store_config cfg = {.map_bytes = 2U << 20};
+    struct store *s = open_store_cfg(dir, &cfg);
+    store_set_lazy_apply(s, true);
+    int calls = 0;
+    size_t len1, lenb;
+    void *p1 = encode_put("/d1", "one", &len1);
+    static char value[400000];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = 0;
+    struct store_entry e[7];
+    void *bigs[6];
+    for (int i = 0; i < 6; i++) {
+        char path[8];
+        snprintf(path, sizeof(path), "/b%d", i);
+        bigs[i] = encode_put(path, value, &lenb);
+        e[1 + i] = (struct store_entry){.index = 2 + (uint64_t)i, .data = bigs[i], .len = lenb};
+    }
+    e[0] = (struct store_entry){.index = 1, .data = p1, .len = len1};
+    struct store_result r[7];
+    CHECK_EQ(store_apply_batch_decided(s, &e[0], 1, r, defer_it, &calls), 0);
+    CHECK(store_apply_deferred(s));
+    /* 2.4 MB of values in a 2 MiB map */
+    CHECK_EQ(store_apply_batch_decided(s, &e[1], 6, r, defer_it, &calls), ENOSPC);
+    CHECK(!store_apply_deferred(s));
+    CHECK_EQ(store_applied_visible(s), 0);
+    CHECK_EQ(seen_by_other(s, "/d1"), 0);
+    struct store_stats st;
+    CHECK_EQ(store_get_stats(s, &st), 0);
+    CHECK_EQ(st.applied_index, 0);
+    /* from the first lost one: not skipped, applied and committed */
+    CHECK_EQ(store_apply_batch_decided(s, &e[0], 2, r, commit_it, &calls), 0);
+    CHECK(!r[0].skipped);
+    CHECK_EQ(r[0].err, 0);
+    CHECK_EQ(r[1].err, 0);
+    CHECK_EQ(store_applied_visible(s), 2);
+    CHECK_EQ(seen_by_other(s, "/d1"), 1);
+    CHECK_EQ(seen_by_other(s, "/b0"), 1);
+    /* the caller's bug changes nothing: what is deferred stays */
+    CHECK_EQ(store_apply_batch_decided(s, &e[2], 1, r, defer_it, &calls), 0);
+    struct store_entry backwards[2] = {e[4], e[3]};
+    CHECK_EQ(store_apply_batch_decided(s, backwards, 2, r, defer_it, &calls), EINVAL);
+    CHECK(store_apply_deferred(s));
+    CHECK_EQ(store_apply_flush(s), 0);
+    CHECK_EQ(store_applied_visible(s), 3);
+    for (int i = 0; i < 6; i++)
+        free(bigs[i]);
+    free(p1);
+    store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* Two stores fed the same commands hold the same tree: same inodes, times,
  * revisions. */
 static void test_deterministic(void)
@@ -998,6 +1056,7 @@ int main(void)
     RUN(test_batch);
     RUN(test_observer);
     RUN(test_deferred);
+    RUN(test_deferred_lost_with_failed_batch);
     RUN(test_deterministic);
     RUN(test_exactly_once);
     RUN(test_sessions_bounded);

@@ -151,11 +151,12 @@ struct node {
      * meant for another id (node_peer.c): until the directory has them. */
     struct node_member learned[NODE_MAX_MEMBERS];
     size_t n_learned;
-    bool peers_resync;                    /* node_members_sync at the next tick */
-    bool removed;                         /* an applied configuration no longer has this member */
-    bool removed_lost;                    /* refused: its data directory is a new one */
-    struct store_space space;             /* store_space, refreshed every tick */
-    bool space_refused;                   /* a write was refused for room: compact early */
+    bool peers_resync;        /* node_members_sync at the next tick */
+    bool removed;             /* an applied configuration no longer has this member */
+    bool election_advanced;   /* node_raft_majority_reached ran its course (once a start) */
+    bool removed_lost;        /* refused: its data directory is a new one */
+    struct store_space space; /* store_space, refreshed every tick */
+    bool space_refused;       /* a write was refused for room: compact early */
     uint64_t next_forward_refusal_log_ms; /* rate of the "no room" log line */
     uint64_t snap_index;                  /* the log starts after this (node_snap.c) */
     uint64_t next_low_snap_ms;            /* compaction for room: not before */
@@ -199,6 +200,9 @@ void node_raft_turn(struct net_loop *l, void *ctx);
 /* Idle hook: commits deferred applies (node_raft.c). */
 void node_raft_idle(struct net_loop *l, void *ctx);
 void node_raft_tick(struct net_loop *l, void *ctx);
+/* A peer connection is ready: at start, once a majority of the voters is
+ * reached and no leader is known, the election timer is moved on. */
+void node_raft_majority_reached(struct node *n);
 /* A message from peer `from` (already checked against the connection). */
 void node_raft_step(struct node *n, const struct raft_message *m);
 /* Adds a request made on the loop thread to the pending ones. */

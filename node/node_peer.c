@@ -173,6 +173,7 @@ static int peer_frame(struct net_conn *c, const uint8_t *payload, size_t len, vo
             node_log(NODE_LOG_INFO, "connected to member %llu at %s (raftfs %s, commands up to %u)",
                      (unsigned long long)p->id, p->name, p->build[0] ? p->build : "unknown",
                      p->cmd_version);
+            node_raft_majority_reached(p->n);
         } else {
             const char *why = env->hello_reply->error ? env->hello_reply->error : "";
             bool lost = strstr(why, NODE_LOST_STATE_REFUSAL) != NULL;

@@ -1219,6 +1219,38 @@ void node_raft_turn(struct net_loop *l, void *ctx)
     node_watch_pump(n);
 }
 
+/* etcd's initial election tick advance: a member that starts and reaches
+ * a majority of the voters (itself included) without hearing of a leader
+ * moves its election timer on to two ticks short of the shortest timeout,
+ * once. A new cluster then elects its leader about as soon as a majority
+ * is up, not an election timeout (0.5-1 s) after its first member started.
+ * A member restarting into a live cluster loses nothing: the leader's
+ * heartbeat comes first, or its pre-vote is refused by members that hear
+ * from a leader (check-quorum). */
+void node_raft_majority_reached(struct node *n)
+{
+    if (n->election_advanced)
+        return;
+    if (raft_leader(n->raft)) {
+        n->election_advanced = true; /* heard of one: nothing to speed up */
+        return;
+    }
+    const struct raft_conf *conf = raft_conf(n->raft);
+    if (conf->n_voters_old || !raft_conf_is_voter(conf, n->cfg.id))
+        return;
+    uint32_t reached = 1;
+    for (size_t i = 0; i < n->n_peers; i++)
+        if (n->peers[i].id && n->peers[i].ready && raft_conf_is_voter(conf, n->peers[i].id))
+            reached++;
+    if (reached * 2 <= conf->n_voters)
+        return;
+    n->election_advanced = true;
+    if (n->cfg.election_ticks > 2 && raft_advance_election(n->raft, n->cfg.election_ticks - 2))
+        node_log(NODE_LOG_DEBUG,
+                 "%u of %u voters reached and no leader known: election timer moved on", reached,
+                 conf->n_voters);
+}
+
 void node_raft_tick(struct net_loop *l, void *ctx)
 {
     struct node *n = ctx;

@@ -553,6 +553,14 @@ int raft_tick(struct raft *r)
     return rc != 0 ? rc : r->log.err;
 }
 
+bool raft_advance_election(struct raft *r, uint32_t ticks)
+{
+    if (r->role != RAFT_FOLLOWER || r->leader != 0)
+        return false;
+    r->election_elapsed += ticks;
+    return true;
+}
+
 static bool from_leader_type(uint32_t type)
 {
     return type == RAFT_MSG_APPEND || type == RAFT_MSG_HEARTBEAT || type == RAFT_MSG_SNAPSHOT;

@@ -198,6 +198,26 @@ static void test_split_vote_then_progress(void)
     th_free(&t);
 }
 
+/* raft_advance_election: a follower without a leader moves its timer on (its next tick
+ * campaigns when moved past the longest timeout, 2 * 10 - 1 ticks); a leader, and a follower
+ * that knows one, are left alone. */
+static void test_advance_election(void)
+{
+    struct th t;
+    th_init(&t, 3, 3, NULL);
+    CHECK(raft_advance_election(th_r(&t, 2), 19));
+    th_tick(&t, 2, 1); /* unmoved, no timeout is under 10 ticks */
+    CHECK_EQ(raft_role(th_r(&t, 2)), RAFT_PRE_CANDIDATE);
+    th_settle(&t);
+    CHECK_EQ(raft_role(th_r(&t, 2)), RAFT_LEADER);
+    CHECK_EQ(raft_leader(th_r(&t, 1)), 2);
+    CHECK(!raft_advance_election(th_r(&t, 2), 19));
+    CHECK(!raft_advance_election(th_r(&t, 1), 19));
+    th_tick(&t, 1, 1);
+    CHECK_EQ(raft_role(th_r(&t, 1)), RAFT_FOLLOWER);
+    th_free(&t);
+}
+
 int main(void)
 {
     test_basic_election();
@@ -208,6 +228,7 @@ int main(void)
     test_check_quorum();
     test_learner_votes_and_never_campaigns();
     test_split_vote_then_progress();
+    test_advance_election();
     printf("test_raft_election: ok\n");
     return 0;
 }

@@ -1236,7 +1236,7 @@ void node_raft_majority_reached(struct node *n)
         return;
     }
     const struct raft_conf *conf = raft_conf(n->raft);
-    if (conf->n_voters_old || !raft_conf_is_voter(conf, n->cfg.id))
+    if (!n->rcfg.pre_vote || conf->n_voters_old || !raft_conf_is_voter(conf, n->cfg.id))
         return;
     uint32_t reached = 1;
     for (size_t i = 0; i < n->n_peers; i++)

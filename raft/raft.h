@@ -316,8 +316,10 @@ int raft_tick(struct raft *r);
 /* Moves a follower's election timer on by `ticks` ticks, as that many ticks would, without
  * the campaign they could start: the next raft_tick campaigns if the timer has run out. For
  * a member that knows no leader and has just reached a majority of the voters at its start
- * (etcd's initial election tick advance). Returns whether it moved: not for a leader, a
- * candidate, or a follower that knows a leader. */
+ * (etcd's initial election tick advance). Use it with PreVote: without, a member restarted
+ * into a live cluster campaigns at once and deposes the leader (tests/sim seed 3584 lost
+ * liveness so). Returns whether it moved: not for a leader, a candidate, or a follower that
+ * knows a leader. */
 bool raft_advance_election(struct raft *r, uint32_t ticks);
 
 /* Processes one message from a peer. Bad or stale input is ignored or answered, never

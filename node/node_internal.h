@@ -3,6 +3,7 @@
 #define RAFTFS_NODE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "net_conn.h"
@@ -120,7 +121,12 @@ struct node {
     struct node_peer peers[NODE_MAX_MEMBERS];
     size_t n_peers;
     int tick_timer;
-    uint64_t applied;           /* applied and visible to readers (committed) */
+    uint64_t applied; /* applied and visible to readers (committed) */
+    /* The leader's commit point (raft_leader_commit_point) as of the ready
+     * being handled, published before anything of that ready is sent or
+     * answered; 0 when this member is not a leader with its no-op
+     * committed. node_read_barrier_for_write reads it from FUSE threads. */
+    _Atomic uint64_t write_point;
     uint64_t counted;           /* last index counted in stats (a batch retried counts once) */
     uint64_t deferred_since_ms; /* applies left uncommitted since (0: none) */
     uint64_t reapply_to;        /* a failed commit lost applies up to here: again from the log */

@@ -717,6 +717,20 @@ static int reapply(struct node *n)
     return 0;
 }
 
+/* Publishes the leader's commit point for node_read_barrier_for_write, as
+ * of the ready just taken: before any of its messages leave (they carry its
+ * commit index) and before anything it commits is answered, so an open that
+ * begins after a write was answered, here or on another member, reads a
+ * point at or past that write. A leader deposed unawares keeps its last
+ * one, as the loop's own local read does (raft_leader_commit_point). */
+static void publish_write_point(struct node *n)
+{
+    uint64_t point;
+    if (!raft_leader_commit_point(n->raft, &point))
+        point = 0;
+    atomic_store_explicit(&n->write_point, point, memory_order_release);
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
@@ -852,6 +866,7 @@ static int persisted_now(struct node *n, const struct raft_ready *rd)
         node_fail(n, EIO, "raft refused what the log holds");
         return EIO;
     }
+    publish_write_point(n); /* a leader's own durability may commit: see there */
     struct raft_message *m;
     size_t k;
     raft_take_messages(n->raft, &m, &k);
@@ -1007,6 +1022,7 @@ static void run_ready(struct node *n)
                 node_fail(n, EIO, raft_strerror(rc));
                 return;
             }
+            publish_write_point(n);
             n->rd_held = true;
             n->rd_stage = 0;
             n->rd_sent_early = false; /* stage 0 may run again: send once */

@@ -485,7 +485,8 @@ bool store_apply_deferred(const struct store *s);
 /* The failure of a commit of deferred batches made before another
  * transaction (store_begin), once; 0 if none. */
 int store_apply_flush_error(struct store *s);
-/* The applied index readers see (committed). */
+/* The applied index readers see (committed); any thread may ask: a read
+ * transaction begun after this returned X sees at least index X. */
 uint64_t store_applied_visible(const struct store *s);
 
 /* Convenience: one entry. */

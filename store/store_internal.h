@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "store.h"
 #include "store_format.h"
@@ -44,10 +45,12 @@ struct store {
     bool lazy_apply;
     /* deferred applies (store_apply_batch_decided): the open transaction,
      * the thread that owns it, the last index applied in it; the index
-     * readers see; a failed commit not yet reported */
+     * readers see (read from any thread: store_applied_visible); a failed
+     * commit not yet reported */
     MDB_txn *apply_txn;
     pthread_t apply_owner;
-    uint64_t deferred_index, visible_index;
+    uint64_t deferred_index;
+    _Atomic uint64_t visible_index; /* set only after the commit that made it so */
     int flush_error;
     int lock_fd;
     /* changes of the batch being applied (only the applying thread) */

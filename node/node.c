@@ -129,11 +129,19 @@ int node_open(struct node **out, const struct node_config *cfg_in, char *err, si
     n->member_client_id = random64();
     n->lease_client_id = random64() | 1;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->vis_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->vis_cv, &ca);
+    pthread_condattr_destroy(&ca);
     struct store_config sc = cfg->store;
     sc.unsynced_apply = !cfg->sync_tree;
     int rc = store_open(&n->store, cfg->data_dir, &sc, err, err_len);
     if (rc) {
         pthread_mutex_destroy(&n->mu);
+        pthread_mutex_destroy(&n->vis_mu);
+        pthread_cond_destroy(&n->vis_cv);
         free(n);
         return rc;
     }
@@ -335,6 +343,8 @@ void node_close(struct node *n)
         free(l);
     }
     pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->vis_mu);
+    pthread_cond_destroy(&n->vis_cv);
     free(n);
 }
 
@@ -513,6 +523,23 @@ int node_read_barrier_for_write(struct node *n)
      * point; store_applied_visible is what a read transaction begun now
      * sees). Otherwise the loop waits for the applies (read_barrier). */
     uint64_t point = atomic_load_explicit(&n->write_point, memory_order_acquire);
+    if (!n->cfg.serializable && point && store_applied_visible(n->store) < point) {
+        /* Other writers' batches are committed, not yet applied: the loop
+         * is applying them. Wait for that here, a tick at most (a stalled
+         * or failing member is the loop's to answer for). */
+        atomic_fetch_add(&n->vis_waiters, 1);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)n->cfg.tick_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&n->vis_mu);
+        while (store_applied_visible(n->store) < point &&
+               pthread_cond_timedwait(&n->vis_cv, &n->vis_mu, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&n->vis_mu);
+        atomic_fetch_sub(&n->vis_waiters, 1);
+    }
     if (!n->cfg.serializable && point && store_applied_visible(n->store) >= point) {
         pthread_mutex_lock(&n->mu);
         int rc = n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;

@@ -127,6 +127,11 @@ struct node {
      * answered; 0 when this member is not a leader with its no-op
      * committed. node_read_barrier_for_write reads it from FUSE threads. */
     _Atomic uint64_t write_point;
+    /* Openers waiting for the applied index to reach write_point: the loop
+     * wakes them when it moves (node_raft_visible_moved). */
+    pthread_mutex_t vis_mu;
+    pthread_cond_t vis_cv;
+    _Atomic uint32_t vis_waiters;
     uint64_t counted;           /* last index counted in stats (a batch retried counts once) */
     uint64_t deferred_since_ms; /* applies left uncommitted since (0: none) */
     uint64_t reapply_to;        /* a failed commit lost applies up to here: again from the log */
@@ -209,6 +214,8 @@ void node_raft_tick(struct net_loop *l, void *ctx);
 /* A peer connection is ready: at start, once a majority of the voters is
  * reached and no leader is known, the election timer is moved on. */
 void node_raft_majority_reached(struct node *n);
+/* The applied (visible) index may have moved: wakes node_read_barrier_for_write's waiters. */
+void node_raft_visible_moved(struct node *n);
 /* A message from peer `from` (already checked against the connection). */
 void node_raft_step(struct node *n, const struct raft_message *m);
 /* Adds a request made on the loop thread to the pending ones. */

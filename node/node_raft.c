@@ -642,8 +642,10 @@ static void after_commit(struct node *n, int rc)
     if (!rc)
         rc = store_apply_flush_error(n->store); /* one made before a read */
     uint64_t vis = store_applied_visible(n->store);
-    if (vis > n->applied)
+    if (vis > n->applied) {
         n->applied = vis;
+        node_raft_visible_moved(n);
+    }
     if (!store_apply_deferred(n->store))
         n->deferred_since_ms = 0;
     if (rc) {
@@ -729,6 +731,15 @@ static void publish_write_point(struct node *n)
     if (!raft_leader_commit_point(n->raft, &point))
         point = 0;
     atomic_store_explicit(&n->write_point, point, memory_order_release);
+}
+
+void node_raft_visible_moved(struct node *n)
+{
+    if (!atomic_load(&n->vis_waiters))
+        return;
+    pthread_mutex_lock(&n->vis_mu);
+    pthread_cond_broadcast(&n->vis_cv);
+    pthread_mutex_unlock(&n->vis_mu);
 }
 
 /* Applies rd's committed entries from rd_applied on, in batches. */

@@ -714,6 +714,7 @@ static int reapply(struct node *n)
         if (rc)
             return rc;
         n->applied = store_applied_visible(n->store);
+        node_raft_visible_moved(n);
     }
     n->reapply_to = 0;
     return 0;

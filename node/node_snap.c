@@ -358,6 +358,7 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
              (unsigned long long)meta->term);
     remove_others(n, keep, false);
     n->applied = meta->index;
+    node_raft_visible_moved(n);
     n->snap_index = meta->index;
     node_metric_add(n, &n->metrics.snapshots_installed, 1);
     n->applied_conf = meta->conf;

@@ -19,9 +19,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 t0=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t0 )); } # seconds since the start
 scripts/deps.sh || exit 1
 scripts/build.sh all || exit 1
-echo "built in $(( $(date +%s) - t0 )) s"
+echo "built in $(elapsed) s"
 
 logdir=$(mktemp -d /tmp/raftfs-tests.XXXXXX)
 
@@ -30,11 +31,11 @@ logdir=$(mktemp -d /tmp/raftfs-tests.XXXXXX)
 # $logdir/NAME.res, its summary entry, and on the second 0 (passed) or 1.
 result() { # NAME SUMMARY-ENTRY RC
     printf '%s\n%s\n' "$2" "$3" >"$logdir/$1.res"
-    echo "  ($1: seconds $4 to $(( $(date +%s) - t0 )) of the run)" >>"$logdir/$1.out"
+    echo "  ($1: seconds $4 to $(elapsed) of the run)" >>"$logdir/$1.out"
 }
 
 run_ctest() { # BUILD-DIR LABEL [ENV=VALUE...]
-    local dir=$1 label=$2 from=$(( $(date +%s) - t0 ))
+    local dir=$1 label=$2 from=$(elapsed)
     shift 2
     local log="$logdir/ctest-$label.log"
     env "$@" ctest --test-dir "$dir" --output-on-failure -j 2 >"$log" 2>&1
@@ -53,7 +54,7 @@ run_ctest() { # BUILD-DIR LABEL [ENV=VALUE...]
 # The two bats runs never share ports: each draws its bases from its own
 # part of the range (test_port_base in tests/bats/helpers.bash).
 run_bats() { # BUILD-DIR LABEL SLOT [ENV=VALUE...]
-    local dir=$1 label=$2 slot=$3 from=$(( $(date +%s) - t0 ))
+    local dir=$1 label=$2 slot=$3 from=$(elapsed)
     shift 3
     local tap="$logdir/bats-$label.tap"
     env "$@" RAFTFS_TEST_PORT_SLOTS=2 RAFTFS_TEST_PORT_SLOT="$slot" \
@@ -75,7 +76,7 @@ run_bats() { # BUILD-DIR LABEL SLOT [ENV=VALUE...]
 # 3 members in network namespaces, 90 s, a fixed seed so that a failure's
 # fault schedule can be replayed. Its summary is printed whole.
 run_chaos() {
-    local log="$logdir/chaos.log" from=$(( $(date +%s) - t0 ))
+    local log="$logdir/chaos.log" from=$(elapsed)
     tests/chaos/run --duration 90 --seed 1 --bin "$root/build/cli/raftfs" >"$log" 2>&1
     local rc=$?
     {
@@ -89,7 +90,7 @@ run_chaos() {
 # (tests/fuzz/run; longer campaigns by hand), on one CPU at the lowest
 # priority.
 run_fuzz() {
-    local log="$logdir/fuzz.log" from=$(( $(date +%s) - t0 ))
+    local log="$logdir/fuzz.log" from=$(elapsed)
     FUZZ_JOBS=1 nice -n 19 tests/fuzz/run all 10 >"$log" 2>&1
     local rc=$?
     if [ $rc -eq 0 ]; then

@@ -495,11 +495,18 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
     return rc;
 }
 
+/* Why a local read is refused now (failed closed, stopping, not started),
+ * or 0. n->mu held. */
+static int local_read_refusal(const struct node *n)
+{
+    return n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;
+}
+
 static int read_barrier(struct node *n, bool leader_local)
 {
     if (n->cfg.serializable) {
         pthread_mutex_lock(&n->mu);
-        int rc = n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;
+        int rc = local_read_refusal(n);
         pthread_mutex_unlock(&n->mu);
         return rc;
     }
@@ -542,7 +549,7 @@ int node_read_barrier_for_write(struct node *n)
     }
     if (!n->cfg.serializable && point && store_applied_visible(n->store) >= point) {
         pthread_mutex_lock(&n->mu);
-        int rc = n->failed ? n->failed : (n->stopping || !n->started) ? ESHUTDOWN : 0;
+        int rc = local_read_refusal(n);
         if (!rc)
             n->stats.read_local++;
         pthread_mutex_unlock(&n->mu);

@@ -550,8 +550,10 @@ int node_read_barrier_for_write(struct node *n)
     if (!n->cfg.serializable && point && store_applied_visible(n->store) >= point) {
         pthread_mutex_lock(&n->mu);
         int rc = local_read_refusal(n);
-        if (!rc)
+        if (!rc) {
             n->stats.read_local++;
+            n->stats.read_published++;
+        }
         pthread_mutex_unlock(&n->mu);
         return rc;
     }

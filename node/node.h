@@ -259,11 +259,12 @@ size_t node_health_json(const struct node_health *h, char *buf, size_t cap);
 
 /* Counters, for status and tests. */
 struct node_stats {
-    uint64_t proposals;   /* proposals applied */
-    uint64_t batches;     /* apply transactions */
-    uint64_t failed;      /* requests that ended with a node error */
-    uint64_t read_rounds; /* read barriers asked of raft (ReadIndex) */
-    uint64_t read_local;  /* read barriers a leader answered from its commit index */
+    uint64_t proposals;      /* proposals applied */
+    uint64_t batches;        /* apply transactions */
+    uint64_t failed;         /* requests that ended with a node error */
+    uint64_t read_rounds;    /* read barriers asked of raft (ReadIndex) */
+    uint64_t read_local;     /* read barriers a leader answered from its commit index */
+    uint64_t read_published; /* of those, answered on the opener's thread (write_point) */
 };
 void node_get_stats(struct node *n, struct node_stats *out);
 

@@ -118,6 +118,9 @@ size_t node_metrics_render(struct node *n, char *buf, size_t cap)
     counter(&o, "read_local_total",
             "Read barriers of write-only opens this leader answered from its commit index.",
             stats.read_local);
+    counter(&o, "read_published_total",
+            "Of those, answered on the opener's own thread from the published commit point.",
+            stats.read_published);
     counter(&o, "elections_total", "Elections this member started (as a candidate).", m.elections);
     counter(&o, "leader_changes_total", "Times this member saw a new leader.", m.leader_changes);
     counter(&o, "snapshots_taken_total", "Snapshots taken here (log compactions).",

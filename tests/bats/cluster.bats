@@ -44,6 +44,7 @@ teardown() {
     [ "$(cat "$CL/mnt/$f/k")" = first ]
     rounds0=$(metric "$l" raftfs_read_rounds_total)
     local0=$(metric "$l" raftfs_read_local_total)
+    pub0=$(metric "$l" raftfs_read_published_total)
     flocal0=$(metric "$f" raftfs_read_local_total)
     frounds0=$(metric "$f" raftfs_read_rounds_total)
     for i in $(seq 1 20); do
@@ -54,6 +55,9 @@ teardown() {
     # the leader's opens (echo's O_WRONLY|O_CREAT|O_TRUNC) read from its
     # commit index, without a heartbeat round (docs/architecture.md)
     [ $(( $(metric "$l" raftfs_read_local_total) - local0 )) -ge 20 ]
+    # one writer at a time: each close returns once its write is applied,
+    # so the next open finds the published point reached (no hand-off)
+    [ $(( $(metric "$l" raftfs_read_published_total) - pub0 )) -ge 10 ]
     [ $(( $(metric "$l" raftfs_read_rounds_total) - rounds0 )) -lt 20 ]
     # a follower's read opens above each asked the leader
     [ $(( $(metric "$f" raftfs_read_rounds_total) - frounds0 )) -ge 20 ]

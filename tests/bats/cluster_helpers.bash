@@ -15,6 +15,10 @@ cluster_start() { # [N]
 
 cluster_teardown() {
     show_logs "$CL"/data/*/raftfs.log
+    local p
+    for p in "$CL"/data/*/raftfs.lock; do # a test stopped one (kill -STOP) and failed
+        [ -s "$p" ] && kill -CONT "$(cat "$p")" 2>/dev/null || true
+    done
     "$LC" stop "$CL" >/dev/null 2>&1 || true
     local k san=0
     sanitizer_findings "$CL"/data/*/raftfs.log || san=1

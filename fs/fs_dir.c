@@ -96,8 +96,6 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct store_txn *t;
     struct store_attr a;
     int rc = fs_node_errno(node_read_barrier(fs->node));
-    if (!rc)
-        rc = fs_walk_end(fs, req, ino); /* the names that led here (fs_walk.h) */
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);

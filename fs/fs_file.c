@@ -134,14 +134,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * it have been deposed unawares and the file deleted elsewhere, the
      * close answers ESTALE instead of the open, and nothing is written. */
     bool write_over = (fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & O_TRUNC);
-    /* The names that led here are checked after the barrier (fs_walk.h);
-     * a point no heartbeat round confirmed cannot vouch for them. */
-    if (write_over && fs_walk_named(fs, req, ino))
-        write_over = false;
     int rc = fs_node_errno(write_over ? node_read_barrier_for_write(fs->node)
                                       : node_read_barrier(fs->node));
-    if (!rc)
-        rc = fs_walk_end(fs, req, ino);
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);
@@ -197,9 +191,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
     bool created = false;
     uint64_t gen = fs_known_gen(&fs->known);
 
-    int rc = fs_walk_here(fs, req);
-    if (!rc)
-        rc = fs_new_owner(fs, req, parent, false, &cmd.mode, &cmd.uid, &cmd.gid);
+    int rc = fs_new_owner(fs, req, parent, false, &cmd.mode, &cmd.uid, &cmd.gid);
     if (!rc)
         rc = fs_path_child(fs, parent, name, &path, &cmd.path_len);
     if (!rc) {

@@ -14,7 +14,6 @@
 
 #include "fs.h"
 #include "fs_known.h"
-#include "fs_walk.h"
 #include "net_http.h"
 #include "node.h"
 #include "store.h"
@@ -103,7 +102,6 @@ struct fs {
     struct store_limits limits;
     struct fuse_session *se;
     double entry_timeout, attr_timeout;
-    bool linearizable; /* not -o consistency=serializable */
 
     pthread_mutex_t mu; /* the inode table */
     struct fs_istate **buckets;
@@ -118,7 +116,6 @@ struct fs {
     size_t inval_count;
     uint64_t inval_dropped, inval_dropped_total;
     struct fs_known known; /* the inodes the kernel holds (fs_known.h) */
-    struct fs_walks walks; /* each caller's path walk, until checked (fs_walk.h) */
 
     /* fs_events.c: open .raftfs/events streams, woken at every change */
     pthread_mutex_t events_mu;
@@ -203,20 +200,6 @@ int fs_path_of(struct fs *fs, uint64_t ino, char **out, size_t *len);
 int fs_path_child(struct fs *fs, uint64_t parent, const char *name, char **out, size_t *len);
 /* Node errors become POSIX errnos a file system may return. */
 int fs_node_errno(int rc);
-/* The end of the caller's path walk (open, opendir, the revision
- * getxattr), after its read barrier: ESTALE if a name the walk went
- * through to ino no longer leads there (fs_walk.h), else 0. The caller's
- * steps are dropped. Always 0 on serializable mounts. */
-int fs_walk_end(struct fs *fs, fuse_req_t req, uint64_t ino);
-/* The start of a change through a name (create, mkdir, unlink, rmdir,
- * rename): the caller's steps checked on this member's state as it is,
- * without a barrier. The command's path is made from the parent inode on
- * that state: if the steps hold, it is the path the caller walked, and the
- * command applies to whatever that path is when it commits; if the member
- * moved on since the lookups, ESTALE (the kernel walks again). */
-int fs_walk_here(struct fs *fs, fuse_req_t req);
-/* Whether the caller's walk to ino has names still to check. */
-bool fs_walk_named(struct fs *fs, fuse_req_t req, uint64_t ino);
 /* Proposes cmd on the entry that is inode ino now, following renames that
  * race with it (cmd->path is filled in; expected_ino is set). */
 int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct store_result *res);

@@ -11,9 +11,6 @@
 
 #define FS_DEFAULT_TIMEOUT_S   1.0
 #define FS_DEFAULT_MAX_THREADS 64
-/* Calling threads with a path walk under way at once; more read their
- * names at a barrier in the lookup (fs_walk.h). */
-#define FS_WALK_THREADS 256
 /* Options every mount gets: the kernel checks permission bits
  * (default_permissions), a crashed daemon never leaves a dead mount
  * (auto_unmount), and mount(8) shows what it is. */
@@ -134,8 +131,7 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
                      * a key that was deleted and made again elsewhere
                      * (found by tests/chaos; docs/architecture.md). */
                     .entry_timeout = cfg->serializable ? FS_DEFAULT_TIMEOUT_S : 0,
-                    .attr_timeout = FS_DEFAULT_TIMEOUT_S,
-                    .linearizable = !cfg->serializable};
+                    .attr_timeout = FS_DEFAULT_TIMEOUT_S};
     int max_threads = FS_DEFAULT_MAX_THREADS;
     char *opts = NULL;
     struct net_http *http = cfg->http; /* ours: closed on every path */
@@ -149,12 +145,6 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
     char *argv[] = {"raftfs", "-o", opts, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     if ((rc = fs_table_init(&fs))) {
-        free(opts);
-        net_http_close(http);
-        return rc;
-    }
-    if ((rc = fs_walks_init(&fs.walks, FS_WALK_THREADS))) {
-        fs_table_fini(&fs);
         free(opts);
         net_http_close(http);
         return rc;
@@ -253,7 +243,6 @@ out_signals:
 out_session:
     fuse_session_destroy(fs.se);
 out_table:
-    fs_walks_free(&fs.walks);
     fs_table_fini(&fs);
     net_http_close(http);
     return rc;

@@ -20,15 +20,11 @@ static bool ours(const char *name)
     return !strncmp(name, "user.raftfs.", 12);
 }
 
-/* ino's attributes and lease, after the read barrier and the check of
- * the names that led to ino (fs_walk.h). */
-static int read_attr(struct fs *fs, fuse_req_t req, uint64_t ino, struct store_attr *a,
-                     uint64_t *lease)
+/* ino's attributes and lease, after the read barrier. */
+static int read_attr(struct fs *fs, uint64_t ino, struct store_attr *a, uint64_t *lease)
 {
     struct store_txn *t;
     int rc = fs_node_errno(node_read_barrier(fs->node));
-    if (!rc)
-        rc = fs_walk_end(fs, req, ino);
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_getattr(t, ino, a);
         if (!rc)
@@ -59,7 +55,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
         fuse_reply_err(req, ENODATA);
         return;
     }
-    int rc = read_attr(fs, req, ino, &a, &lease);
+    int rc = read_attr(fs, ino, &a, &lease);
     if (rc) {
         fuse_reply_err(req, rc);
         return;
@@ -89,7 +85,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     struct fs *fs = fuse_req_userdata(req);
     struct store_attr a;
     uint64_t lease = 0;
-    int rc = read_attr(fs, req, ino, &a, &lease);
+    int rc = read_attr(fs, ino, &a, &lease);
     if (rc) {
         fuse_reply_err(req, rc);
         return;
@@ -151,7 +147,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
     uint64_t lease, have = 0;
     struct store_attr a;
     int rc = parse_lease(value, size, &lease);
-    if (!rc && !(rc = read_attr(fs, req, ino, &a, &have))) {
+    if (!rc && !(rc = read_attr(fs, ino, &a, &have))) {
         if ((flags & XATTR_CREATE) && have)
             rc = EEXIST;
         else if ((flags & XATTR_REPLACE) && !have)
@@ -171,7 +167,7 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     }
     uint64_t have = 0;
     struct store_attr a;
-    int rc = read_attr(fs, req, ino, &a, &have);
+    int rc = read_attr(fs, ino, &a, &have);
     if (!rc && !have)
         rc = ENODATA;
     if (!rc)

@@ -58,10 +58,6 @@ member_pid() { # K
     cat "$CL/data/$1/raftfs.lock"
 }
 
-member_metric() { # K NAME: a metric of member K, through its mount
-    awk -v n="$2" '$1 == n {print $2}' "$CL/mnt/$1/.raftfs/metrics"
-}
-
 exited() { # PID: gone or a zombie
     local st
     st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0

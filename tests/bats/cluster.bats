@@ -38,8 +38,10 @@ teardown() {
 # fs/fs_entry.c fs_op_lookup: a member behind the leader answered a name
 # from its own state, so the open that followed read the inode the name
 # had before: the old value of a file renamed away and made again, a file
-# in a directory renamed away. The member is stopped here, so it is
-# behind when the reader's lookup reaches it.
+# in a directory renamed away, and no such file for one in the directory
+# made again; a removal through the path could remove the file under the
+# directory's new name. The member is stopped here, so it is behind when
+# the lookups reach it.
 @test "a member behind the leader never reads through a name renamed away elsewhere" {
     cluster_start
     l=$(leader)
@@ -49,6 +51,7 @@ teardown() {
     for i in 1 2 3; do
         echo "old$i" > "$L/final"
         echo "dold$i" > "$L/d/x"
+        echo "zold$i" > "$L/d/z"
         [ "$(cat "$F/final")" = "old$i" ]
         [ "$(cat "$F/d/x")" = "dold$i" ]
         kill -STOP "$(member_pid "$f")"
@@ -58,15 +61,23 @@ teardown() {
         mv "$L/d" "$L/d.bak"
         mkdir "$L/d"
         echo "dnew$i" > "$L/d/x"
+        echo "only$i" > "$L/d/y" # in the new d alone
+        echo "znew$i" > "$L/d/z"
         # every write above has returned: a reader must see them all
         cat "$F/final" > "$TEST_TMP/got1" 2>&1 &
         cat "$F/d/x" > "$TEST_TMP/got2" 2>&1 &
+        cat "$F/d/y" > "$TEST_TMP/got3" 2>&1 &
+        rm "$F/d/z" 2> "$TEST_TMP/rm" & # the new d's z, not d.bak's
         sleep 0.3 # the readers' lookups wait for the stopped member
         kill -CONT "$(member_pid "$f")"
         wait
-        echo "round $i: $(cat "$TEST_TMP/got1") $(cat "$TEST_TMP/got2")"
+        echo "round $i: $(cat "$TEST_TMP/got1") $(cat "$TEST_TMP/got2") $(cat "$TEST_TMP/got3")"
         [ "$(cat "$TEST_TMP/got1")" = "new$i" ]
         [ "$(cat "$TEST_TMP/got2")" = "dnew$i" ]
+        [ "$(cat "$TEST_TMP/got3")" = "only$i" ]
+        [ ! -s "$TEST_TMP/rm" ]
+        [ ! -e "$L/d/z" ]
+        [ "$(cat "$L/d.bak/z")" = "zold$i" ]
         rm -rf "$L/final.bak" "$L/d.bak"
     done
 }

@@ -27,12 +27,12 @@ teardown() {
     mkdir -p "$CL/mnt/2/a/b"
     echo deep > "$CL/mnt/3/a/b/c"
     mv "$CL/mnt/1/a" "$CL/mnt/1/z"
-    [ "$(cat "$CL/mnt/2/z/b/c")" = deep ]
-    # a name is gone on a member once it applied the rename (README,
-    # Consistency): the open here waits for that (its read barrier), a
-    # bare stat of a name it still has does not
-    [ "$(cat "$CL/mnt/3/z/b/c")" = deep ]
+    # every lookup takes a read barrier (README, Consistency): right after
+    # the rename returned, even a bare stat elsewhere no longer finds it
     [ ! -e "$CL/mnt/3/a" ]
+    [ ! -e "$CL/mnt/2/a/b/c" ]
+    [ "$(cat "$CL/mnt/2/z/b/c")" = deep ]
+    [ "$(cat "$CL/mnt/3/z/b/c")" = deep ]
 }
 
 # fs/fs_entry.c fs_op_lookup: a member behind the leader answered a name

@@ -186,7 +186,9 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
      * renamed away or deleted elsewhere, and the open of the inode it
      * names would then read (or a write replace) another key's value. A
      * member behind the leader answered the old inode for every such
-     * name (tests/bats/consistency.bats). No-op in serializable mode. */
+     * name (tests/bats/cluster.bats, "a member behind the leader never
+     * reads through a name renamed away elsewhere"). No-op in
+     * serializable mode. */
     int rc = store_name_check(name, len, &fs->limits);
     if (!rc)
         rc = barrier(fs);

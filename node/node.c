@@ -530,7 +530,9 @@ int node_read_barrier_for_write(struct node *n)
      * point; store_applied_visible is what a read transaction begun now
      * sees). Otherwise the loop waits for the applies (read_barrier). */
     uint64_t point = atomic_load_explicit(&n->write_point, memory_order_acquire);
-    if (!n->cfg.serializable && point && store_applied_visible(n->store) < point) {
+    if (n->cfg.serializable || !point)
+        return read_barrier(n, true);
+    if (store_applied_visible(n->store) < point) {
         /* Other writers' batches are committed, not yet applied: the loop
          * is applying them. Wait for that here, a tick at most (a stalled
          * or failing member is the loop's to answer for). */
@@ -547,7 +549,7 @@ int node_read_barrier_for_write(struct node *n)
         pthread_mutex_unlock(&n->vis_mu);
         atomic_fetch_sub(&n->vis_waiters, 1);
     }
-    if (!n->cfg.serializable && point && store_applied_visible(n->store) >= point) {
+    if (store_applied_visible(n->store) >= point) {
         pthread_mutex_lock(&n->mu);
         int rc = local_read_refusal(n);
         if (!rc) {

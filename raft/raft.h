@@ -226,6 +226,8 @@ struct raft_config {
     uint32_t max_pending_reads;     /* queued ReadIndex requests (default 4096) */
     uint32_t max_read_rounds;       /* ReadIndex rounds in flight at once (default 1: a read
                                      * waits for the round out to end; at most 16) */
+    bool read_round_all;            /* a round asks every peer, not only a majority's worth
+                                     * of voters (those that answered last) */
     uint32_t max_pending_proposals; /* tracked proposals awaiting outcome (default 65536) */
     uint64_t promote_max_lag;       /* a learner is promoted only if match + lag >= last index */
     /* Configuration for a brand-new member whose storage is empty (no hard state, entries or

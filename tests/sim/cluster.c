@@ -285,6 +285,7 @@ static void node_start(struct sim *s, uint32_t i)
     /* One read round at a time (the default) or pipelined ones, by seed; not drawn from the
      * generator, so that every seed's history stays what it was. */
     cfg.max_read_rounds = (uint32_t)(s->seed % 4) + 1;
+    cfg.read_round_all = (s->seed / 4) % 2 == 1; /* both fan-outs, every round count */
     cfg.promote_max_lag = 4;
     if (n->founder) {
         cfg.bootstrap = s->initial;

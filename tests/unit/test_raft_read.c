@@ -42,9 +42,8 @@ static void test_reads_share_one_round(void)
     CHECK_EQ(raft_read_index(th_r(&t, 1), 12), 0);
     CHECK_EQ(raft_read_index(th_r(&t, 1), 13), 0);
     th_ready(&t, 1);
-    CHECK_EQ(t.nq, 2); /* one heartbeat per follower, one context */
-    CHECK(t.q[0].type == RAFT_MSG_HEARTBEAT && t.q[0].context != 0);
-    CHECK_EQ(t.q[0].context, t.q[1].context);
+    CHECK_EQ(t.nq, 1); /* one heartbeat, one context: a majority needs one follower */
+    CHECK(t.q[0].type == RAFT_MSG_HEARTBEAT && t.q[0].context != 0 && t.q[0].to == 2);
     th_settle(&t);
     CHECK_EQ(t.nodes[1].n_reads, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -303,9 +302,146 @@ static void drop_heartbeats(struct th *t, uint64_t to, uint64_t ctx)
     t->nq = keep;
 }
 
+/* The heartbeats of member 1 with context ctx in the queue, and to whom (a bit per id). */
+static size_t round_heartbeats(struct th *t, uint64_t ctx, uint32_t *to_bits)
+{
+    size_t n = 0;
+    *to_bits = 0;
+    for (size_t i = 0; i < t->nq; i++) {
+        const struct raft_message *m = &t->q[i];
+        if (m->type == RAFT_MSG_HEARTBEAT && m->from == 1 && m->context == ctx) {
+            n++;
+            *to_bits |= 1u << m->to;
+        }
+    }
+    return n;
+}
+
+/* The context of the round member 1 starts for read cookie, after its ready. */
+static uint64_t start_round(struct th *t, uint64_t cookie)
+{
+    CHECK_EQ(raft_read_index(th_r(t, 1), cookie), 0);
+    th_ready(t, 1);
+    uint64_t ctx = 0;
+    for (size_t i = 0; i < t->nq; i++) {
+        if (t->q[i].type == RAFT_MSG_HEARTBEAT && t->q[i].from == 1 && t->q[i].context > ctx) {
+            ctx = t->q[i].context;
+        }
+    }
+    CHECK(ctx != 0);
+    return ctx;
+}
+
+static void all_peers(struct raft_config *cfg, uint64_t id)
+{
+    cfg->read_round_all = true;
+}
+
+static void test_round_asks_a_majority_only(void)
+{
+    /* A round asks only as many voters as a majority needs besides the leader: 1 of 2
+     * followers, 2 of 4; never a learner; everyone while the configuration is joint or with
+     * read_round_all. Each read still completes. */
+    struct th t;
+    uint32_t to;
+    cluster(&t);
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), 1);
+    CHECK_EQ(to, 1u << 2);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].status, 0);
+    th_free(&t);
+
+    cluster_with(&t, all_peers);
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), 2);
+    CHECK_EQ(to, (1u << 2) | (1u << 3));
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    th_free(&t);
+
+    th_init(&t, 5, 5, NULL);
+    th_elect(&t, 1);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), 2);
+    CHECK_EQ(to, (1u << 2) | (1u << 3));
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].status, 0);
+    th_free(&t);
+
+    /* Three voters and a learner (4), then 4 promoted: joint, everyone asked. */
+    th_init(&t, 3, 4, NULL);
+    th_elect(&t, 1);
+    th_tick(&t, 1, 1);
+    th_settle(&t);
+    struct raft_change add = {RAFT_CHANGE_ADD_LEARNER, 4};
+    CHECK_EQ(raft_conf_change(th_r(&t, 1), &add, 1, 0), 0);
+    th_settle(&t);
+    CHECK(raft_conf_is_learner(raft_conf(th_r(&t, 1)), 4));
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), 1);
+    CHECK_EQ(to, 1u << 2);
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    for (int i = 0; i < 3; i++) { /* the learner catches up: promotion allowed */
+        th_tick(&t, 1, 1);
+        th_settle(&t);
+    }
+    struct raft_change promote = {RAFT_CHANGE_ADD_VOTER, 4};
+    CHECK_EQ(raft_conf_change(th_r(&t, 1), &promote, 1, 0), 0);
+    CHECK(raft_conf_is_joint(raft_conf(th_r(&t, 1))));
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 2), &to), 3);
+    CHECK_EQ(to, (1u << 2) | (1u << 3) | (1u << 4));
+    th_settle(&t);
+    CHECK_EQ(t.nodes[1].n_reads, 2);
+    CHECK_EQ(t.nodes[1].reads[1].status, 0);
+    th_free(&t);
+}
+
+static void test_round_asks_those_that_answer(void)
+{
+    /* The follower a round asks is cut off: the next tick's heartbeats carry the context
+     * to everyone, the other follower's answer ends the round, and later rounds ask it. */
+    struct th t;
+    uint32_t to;
+    cluster(&t);
+    CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), 1);
+    CHECK_EQ(to, 1u << 2);
+    for (int i = 0; i < 5; i++) {
+        th_drop(&t, 0, 0, 2);
+        th_drop(&t, 0, 2, 0);
+        th_deliver(&t);
+        th_ready_all(&t);
+    }
+    CHECK_EQ(t.nodes[1].n_reads, 0); /* no answer without a tick */
+    th_tick(&t, 1, 1);
+    for (int i = 0; i < 5; i++) {
+        th_drop(&t, 0, 0, 2);
+        th_drop(&t, 0, 2, 0);
+        th_deliver(&t);
+        th_ready_all(&t);
+    }
+    CHECK_EQ(t.nodes[1].n_reads, 1);
+    CHECK_EQ(t.nodes[1].reads[0].status, 0);
+    for (uint64_t c = 2; c <= 4; c++) {
+        CHECK_EQ(round_heartbeats(&t, start_round(&t, c), &to), 1);
+        CHECK_EQ(to, 1u << 3);
+        for (int i = 0; i < 5; i++) {
+            th_drop(&t, 0, 0, 2);
+            th_drop(&t, 0, 2, 0);
+            th_deliver(&t);
+            th_ready_all(&t);
+        }
+        CHECK_EQ(t.nodes[1].n_reads, c);
+        CHECK_EQ(t.nodes[1].reads[c - 1].status, 0);
+    }
+    th_free(&t);
+}
+
 static void four_rounds(struct raft_config *cfg, uint64_t id)
 {
     cfg->max_read_rounds = 4;
+    cfg->read_round_all = true; /* member 3 answers a round below */
 }
 
 static void test_read_starts_its_round_while_one_is_out(void)
@@ -371,7 +507,7 @@ static void test_rounds_in_flight_bounded(void)
         CHECK_EQ(raft_read_index(th_r(&t, 1), c), 0);
         th_ready(&t, 1);
     }
-    CHECK_EQ(t.nq, 4); /* two rounds, two followers: read 3 waits */
+    CHECK_EQ(t.nq, 2); /* two rounds, one follower asked each: read 3 waits */
     CHECK(!raft_has_ready(th_r(&t, 1)));
     th_settle(&t);
     CHECK_EQ(t.nodes[1].n_reads, 3);
@@ -497,6 +633,8 @@ int main(void)
     test_rounds_in_flight_bounded();
     test_answer_to_an_unknown_context_ignored();
     test_leader_commit_point();
+    test_round_asks_a_majority_only();
+    test_round_asks_those_that_answer();
     printf("test_raft_read: ok\n");
     return 0;
 }

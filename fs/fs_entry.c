@@ -168,30 +168,23 @@ int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct st
     }
 }
 
-static int barrier(struct fs *fs)
-{
-    return fs_node_errno(node_read_barrier(fs->node));
-}
+/* A lookup's name and where it stands, kept across its barrier. */
+struct lookup_later {
+    struct fs_later l; /* first: run gets &l */
+    fuse_req_t req;
+    fuse_ino_t parent;
+    uint64_t gen;
+    size_t len;
+    char name[];
+};
 
-void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* The lookup after its barrier (rc: the barrier's errno). */
+static void lookup_finish(struct fs *fs, fuse_req_t req, fuse_ino_t parent, const char *name,
+                          size_t len, uint64_t gen, int rc)
 {
-    struct fs *fs = fuse_req_userdata(req);
     struct fuse_entry_param e;
     struct store_attr a;
     struct store_txn *t;
-    size_t len = strlen(name);
-    uint64_t gen = fs_known_gen(&fs->known);
-    /* The name is looked up after a read barrier, like any other read: a
-     * name answered from this member's state alone could be one that was
-     * renamed away or deleted elsewhere, and the open of the inode it
-     * names would then read (or a write replace) another key's value. A
-     * member behind the leader answered the old inode for every such
-     * name (tests/bats/cluster.bats, "a member behind the leader never
-     * reads through a name renamed away elsewhere"). No-op in
-     * serializable mode. */
-    int rc = store_name_check(name, len, &fs->limits);
-    if (!rc)
-        rc = barrier(fs);
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_lookup(t, parent, name, len, &a);
         store_txn_end(t);
@@ -204,6 +197,48 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     }
     fs_entry_hand(fs, &a, gen, &e);
     fuse_reply_entry(req, &e);
+}
+
+static void lookup_run(struct fs_later *l, int rc)
+{
+    struct lookup_later *k = (struct lookup_later *)l;
+    lookup_finish(l->fs, k->req, k->parent, k->name, k->len, k->gen, rc);
+    free(k);
+}
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    size_t len = strlen(name);
+    /* Taken before the barrier, as before any read (fs_entry_hand). */
+    uint64_t gen = fs_known_gen(&fs->known);
+    /* The name is looked up after a read barrier, like any other read: a
+     * name answered from this member's state alone could be one that was
+     * renamed away or deleted elsewhere, and the open of the inode it
+     * names would then read (or a write replace) another key's value. A
+     * member behind the leader answered the old inode for every such
+     * name (tests/bats/cluster.bats, "a member behind the leader never
+     * reads through a name renamed away elsewhere"). No barrier in
+     * serializable mode. The barrier is not waited for here: the lookup
+     * goes on on the later thread (fs_later.c), and this FUSE thread
+     * takes the next request. */
+    int rc = store_name_check(name, len, &fs->limits);
+    struct lookup_later *k = NULL;
+    if (!rc && fs->serializable) /* returns at once, unless the node refuses */
+        rc = fs_node_errno(node_read_barrier(fs->node));
+    else if (!rc && !(k = malloc(sizeof(*k) + len + 1)))
+        rc = ENOMEM;
+    if (rc || !k) {
+        lookup_finish(fs, req, parent, name, len, gen, rc);
+        return;
+    }
+    k->l.run = lookup_run;
+    k->req = req;
+    k->parent = parent;
+    k->gen = gen;
+    k->len = len;
+    memcpy(k->name, name, len + 1);
+    fs_later_after_barrier(fs, &k->l);
 }
 
 /* Inode numbers are stable and never reused, so there is no per-inode

@@ -120,22 +120,13 @@ static int handle_make(struct fs *fs, fuse_req_t req, const struct store_attr *a
     return 0;
 }
 
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The open after its barrier (rc: the barrier's errno). */
+static void open_finish(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                        int rc)
 {
-    struct fs *fs = fuse_req_userdata(req);
     struct store_attr a;
     struct store_txn *t;
     struct fs_handle *h;
-    /* A write-only O_TRUNC open reads nothing but that the inode exists,
-     * and its commit names the inode again (expected_ino): if that commit
-     * finds it, it existed all along, since this member holds only
-     * committed state and inode numbers are never reused. So the leader
-     * skips the heartbeat round here (node_read_barrier_for_write); should
-     * it have been deposed unawares and the file deleted elsewhere, the
-     * close answers ESTALE instead of the open, and nothing is written. */
-    bool write_over = (fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & O_TRUNC);
-    int rc = fs_node_errno(write_over ? node_read_barrier_for_write(fs->node)
-                                      : node_read_barrier(fs->node));
     if (!rc && !(rc = store_txn_begin(fs->store, &t))) {
         rc = store_getattr(t, ino, &a);
         store_txn_end(t);
@@ -170,6 +161,52 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, rc);
     else if (fuse_reply_open(req, fi) == -ENOENT)
         handle_drop(fs, h); /* the opener was interrupted: no release will come */
+}
+
+/* An open kept across its barrier: libfuse's fi lives on the stack of
+ * the handler's caller, so a copy goes to the reply. */
+struct open_later {
+    struct fs_later l; /* first: run gets &l */
+    fuse_req_t req;
+    fuse_ino_t ino;
+    struct fuse_file_info fi;
+};
+
+static void open_run(struct fs_later *l, int rc)
+{
+    struct open_later *o = (struct open_later *)l;
+    open_finish(l->fs, o->req, o->ino, &o->fi, rc);
+    free(o);
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fuse_req_userdata(req);
+    /* A write-only O_TRUNC open reads nothing but that the inode exists,
+     * and its commit names the inode again (expected_ino): if that commit
+     * finds it, it existed all along, since this member holds only
+     * committed state and inode numbers are never reused. So the leader
+     * skips the heartbeat round here (node_read_barrier_for_write); should
+     * it have been deposed unawares and the file deleted elsewhere, the
+     * close answers ESTALE instead of the open, and nothing is written. */
+    bool write_over = (fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & O_TRUNC);
+    /* Other opens wait for a full barrier, on the later thread (as
+     * lookups, fs_later.c), except an O_RDONLY|O_TRUNC one, which then
+     * commits a truncation and would hold that thread meanwhile. */
+    bool later = !fs->serializable && !write_over && !(fi->flags & O_TRUNC);
+    struct open_later *o = later ? malloc(sizeof(*o)) : NULL;
+    if (o) {
+        o->l.run = open_run;
+        o->req = req;
+        o->ino = ino;
+        o->fi = *fi;
+        fs_later_after_barrier(fs, &o->l);
+        return;
+    }
+    int rc = later        ? ENOMEM
+             : write_over ? fs_node_errno(node_read_barrier_for_write(fs->node))
+                          : fs_node_errno(node_read_barrier(fs->node));
+    open_finish(fs, req, ino, fi, rc);
 }
 
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -117,6 +117,14 @@ struct fs {
     uint64_t inval_dropped, inval_dropped_total;
     struct fs_known known; /* the inodes the kernel holds (fs_known.h) */
 
+    /* fs_later.c: requests that finish after a read barrier */
+    bool serializable; /* barriers return at once: nothing to hand over */
+    pthread_t later_thread;
+    bool later_running, later_stop, later_sleeping;
+    pthread_mutex_t later_mu;
+    pthread_cond_t later_cv;
+    struct fs_later *later_head, *later_tail;
+
     /* fs_events.c: open .raftfs/events streams, woken at every change */
     pthread_mutex_t events_mu;
     pthread_cond_t events_cv;
@@ -166,6 +174,22 @@ int fs_guard_connection(const char *mountpoint, unsigned *conn);
 /* Forks the guard (while the process has one thread). *keep_fd is the
  * pipe end to keep open for as long as the server runs. */
 int fs_guard_start(const struct fs_guard_cfg *g, int *keep_fd);
+
+/* ---- fs_later.c ---- */
+/* A request that continues after a read barrier: run(l, rc) answers it
+ * and frees l; rc is 0 or the barrier's errno (fs_node_errno). */
+struct fs_later {
+    struct fs_later *next;
+    struct fs *fs;
+    int rc;
+    void (*run)(struct fs_later *l, int rc);
+};
+int fs_later_start(struct fs *fs);
+/* After node_stop: answers what is queued, then stops the thread. */
+void fs_later_stop(struct fs *fs);
+/* Takes a read barrier for l, then runs l->run on the later thread (or,
+ * if the barrier cannot be submitted, here at once with the error). */
+void fs_later_after_barrier(struct fs *fs, struct fs_later *l);
 
 /* ---- fs_inval.c ---- */
 /* Store observer: queues a change made elsewhere for the notifier. */

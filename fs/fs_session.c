@@ -131,7 +131,8 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
                      * a key that was deleted and made again elsewhere
                      * (found by tests/chaos; docs/architecture.md). */
                     .entry_timeout = cfg->serializable ? FS_DEFAULT_TIMEOUT_S : 0,
-                    .attr_timeout = FS_DEFAULT_TIMEOUT_S};
+                    .attr_timeout = FS_DEFAULT_TIMEOUT_S,
+                    .serializable = cfg->serializable};
     int max_threads = FS_DEFAULT_MAX_THREADS;
     char *opts = NULL;
     struct net_http *http = cfg->http; /* ours: closed on every path */
@@ -194,9 +195,13 @@ int fs_serve(const struct fs_config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "cannot start the invalidation thread: %s", strerror(rc));
         goto out_unmount;
     }
+    if ((rc = fs_later_start(&fs))) {
+        snprintf(err, err_len, "cannot start the barrier thread: %s", strerror(rc));
+        goto out_inval;
+    }
     if ((rc = node_start(fs.node))) {
         snprintf(err, err_len, "cannot start the node: %s", strerror(rc));
-        goto out_inval;
+        goto out_later;
     }
     /* Its thread starts only now, with the node (see the mount above). */
     if (http && (rc = net_http_start(http, fs_http_handle, &fs))) {
@@ -232,6 +237,8 @@ out_node:
     net_http_close(http);
     http = NULL;
     node_stop(fs.node);
+out_later:
+    fs_later_stop(&fs); /* after node_stop: every barrier is finished */
 out_inval:
     fs_inval_stop(&fs);
 out_unmount:

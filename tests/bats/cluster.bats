@@ -170,6 +170,44 @@ teardown() {
     [ "$(metric2 raftfs_kernel_inodes)" -lt "$held" ]
 }
 
+# fs/fs_later.c: a lookup or an open waiting for its read barrier holds no
+# request thread, and a member that stops answers every one of them.
+@test "reads waiting for a majority hold no request thread; a stop answers them all" {
+    RAFTFS_MOUNT_OPTS="--timeout 8 -o max_threads=2" cluster_start
+    for i in 1 2 3 4 5 6; do echo v > "$CL/mnt/1/k$i"; done
+    kill -STOP "$(member_pid 2)" "$(member_pid 3)"
+    pids=()
+    for i in 1 2 3 4 5 6; do # six names: the kernel would hold lookups of one name back
+        cat "$CL/mnt/1/k$i" > "$TEST_TMP/cat$i.out" 2> "$TEST_TMP/cat$i.err" &
+        pids+=($!)
+    done
+    sleep 0.5
+    # Six reads wait for a round no majority answers; with two request
+    # threads, this one is served only if none of them holds a thread.
+    run cat "$CL/mnt/1/.raftfs/status"
+    assert_success
+    assert_output --partial '"id": 1'
+    for p in "${pids[@]}"; do
+        if exited "$p"; then
+            echo "read $p ended before the status was served: $(cat "$TEST_TMP"/cat*.err)"
+            false
+        fi
+    done
+    # A stop (SIGTERM) answers the waiting reads at once and unmounts.
+    m=$(member_pid 1)
+    kill -TERM "$m"
+    for i in $(seq 1 100); do exited "$m" && break; sleep 0.05; done
+    exited "$m"
+    for p in "${pids[@]}"; do
+        st=0
+        wait "$p" || st=$?
+        [ "$st" -ne 0 ]
+    done
+    cat "$TEST_TMP"/cat*.err
+    [ -z "$(cat "$TEST_TMP"/cat*.out)" ]
+    [ "$(grep -c " $CL/mnt/1 " /proc/self/mountinfo || true)" = 0 ]
+}
+
 @test "writes on followers work, and the client port of any member serves" {
     cluster_start
     l=$(leader)

@@ -28,7 +28,7 @@ teardown() {
     [ -n "$pid" ]
     fusermount3 -u "$MNT"
     wait_gone "$pid" 10
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     grep -q "stopped" "$DATA/raftfs.log"
 }
 
@@ -38,7 +38,7 @@ teardown() {
     pid=$(server_pid)
     kill -TERM "$pid"
     wait_gone "$pid" 10
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     grep -q "unmounting" "$DATA/raftfs.log"
     raftfs_start
     [ "$(cat "$MNT/k")" = x ]
@@ -51,7 +51,7 @@ teardown() {
     kill -9 "$pid"
     wait_gone "$pid" 10
     for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     # and it restarts on the same data with the same tree
     raftfs_start
     [ "$(cat "$MNT/k")" = x ]
@@ -72,7 +72,7 @@ teardown() {
     kill -9 "$pid"
     wait_gone "$pid" 10
     for i in $(seq 1 50); do in_mountinfo "$MNT" || break; sleep 0.1; done
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     # the guard's line, in the log's form (no term: the guard does not follow it)
     grep -Eq '^ts=[0-9T:.-]+Z level=warn member=1 msg="guard: '"$MNT"': the server exited and auto_unmount left its dead mount behind; unmounted it"$' "$DATA/raftfs.log"
     raftfs_start
@@ -98,7 +98,7 @@ teardown() {
     assert_failure
     assert_output --partial "notes.txt"
     assert_output --partial "foreign"
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     [ "$(ls -A "$DATA")" = "notes.txt" ]
     [ "$(cat "$DATA/notes.txt")" = precious ]
 }
@@ -114,7 +114,7 @@ teardown() {
     run raftfs_start
     assert_failure
     assert_output --partial "refusing to start"
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     [ "$(md5sum < "$DATA/store/data.mdb")" = "$damaged" ]
     [ "$before" != "$damaged" ]
 }
@@ -125,7 +125,7 @@ teardown() {
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$DATA" 3>&-
     assert_failure
     assert_output --partial "in use"
-    ! in_mountinfo "$TEST_TMP/mnt2"
+    refute in_mountinfo "$TEST_TMP/mnt2"
 }
 
 @test "an occupied or missing mountpoint is refused" {
@@ -178,10 +178,10 @@ teardown() {
     run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o attr_timeout=abc
     [ "$status" -eq 1 ]
     assert_output --partial "bad mount option"
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     run "$RAFTFS_BIN" mount "$MNT" --data "$DATA" -o no_such_fuse_option
     [ "$status" -eq 1 ]
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     run "$RAFTFS_BIN" version
     assert_success
     assert_output --partial "raftfs"

@@ -93,7 +93,7 @@ size_soon() {
     [ "$gone" -eq 1 ]
     run cat "$MNT/new"
     assert_failure
-    ! ls "$MNT" | grep -qx new
+    refute grep -qx new < <(ls "$MNT")
     "$RAFTFS_BIN" mkdir /dir
     [ -d "$MNT/dir" ]
 }
@@ -125,7 +125,7 @@ size_soon() {
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --listen "$RAFTFS_ENDPOINTS" 3>&-
     assert_failure
     assert_output --partial "cannot listen"
-    ! in_mountinfo "$TEST_TMP/mnt2"
+    refute in_mountinfo "$TEST_TMP/mnt2"
 }
 
 @test "watch --json --values: one object per change, values base64 while current" {

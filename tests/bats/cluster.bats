@@ -244,7 +244,7 @@ teardown() {
     for i in $(seq 1 8); do echo "$i" > "$CL/mnt/1/log$i"; done
     RAFTFS_MOUNT_OPTS="--snapshot-entries 40" "$LC" restart "$CL" 3
     [ "$(cat "$CL/mnt/3/log8")" = 8 ]
-    ! grep -q "installed a snapshot" "$CL/data/3/raftfs.log"
+    refute grep -q "installed a snapshot" "$CL/data/3/raftfs.log"
     # Far enough behind that the leader compacted past it.
     "$LC" kill "$CL" 3
     for i in $(seq 1 40); do echo "$i" > "$CL/mnt/1/snap$i"; done
@@ -506,7 +506,7 @@ json_field() {
     echo "$n writes of 100 kB went through member 2: $(cat "$TEST_TMP/err")"
     [ "$n" -lt 40 ]
     grep -q "forwarded write of .* refused: no room here" "$CL/data/1/raftfs.log"
-    ! grep -q "no space for the log or the store" "$CL/data/1/raftfs.log"
+    refute grep -q "no space for the log or the store" "$CL/data/1/raftfs.log"
     # every acknowledged write is on every member; freeing room lets writes in again
     for i in $(seq 0 $((n - 1))); do cmp "$TEST_TMP/blob" "$CL/mnt/3/b$i"; done
     rm -f "$CL"/mnt/2/b*

@@ -56,7 +56,7 @@ refused() { # PATTERN MOUNT-PATTERN
     assert_failure 1
     assert_output --partial "$2"
     assert_output --partial "refusing to start"
-    ! mountpoint -q "$MNT2"
+    refute mountpoint -q "$MNT2"
 }
 
 last_nonzero() { # FILE: offset of its last byte that is not zero

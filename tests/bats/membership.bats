@@ -88,7 +88,7 @@ role_of() { # K: its role as the leader lists it
     run "$RAFTFS_BIN" status --endpoints "$(ep 9)" --timeout 1
     assert_success
     assert_output --partial '"leader": 0'
-    ! grep -q "is the leader" "$CL/data/9/raftfs.log"
+    refute grep -q "is the leader" "$CL/data/9/raftfs.log"
     run bash -c "echo x > '$CL/mnt/9/k'"
     assert_failure
 }
@@ -111,7 +111,7 @@ role_of() { # K: its role as the leader lists it
     # gets the tree; a restart that knew nobody refused every peer
     for i in $(seq 1 50); do [ "$(cat "$CL/mnt/9/k" 2>/dev/null)" = before ] && break; sleep 0.1; done
     [ "$(cat "$CL/mnt/9/k")" = before ]
-    ! grep -q "is not a member this one knows" "$CL/data/9/raftfs.log"
+    refute grep -q "is not a member this one knows" "$CL/data/9/raftfs.log"
     echo after > "$CL/mnt/2/k"
     [ "$(cat "$CL/mnt/9/k")" = after ]
     [ "$(role_of 9)" = learner ]

@@ -233,7 +233,7 @@ teardown() {
     r=$(getfattr --only-values -n user.raftfs.revision "$MNT/a/b/k")
     ino=$(stat -c %i "$MNT/a/b/k")
     raftfs_stop
-    ! in_mountinfo "$MNT"
+    refute in_mountinfo "$MNT"
     raftfs_start
     run cat "$MNT/a/b/k"
     assert_output "v1"

@@ -82,7 +82,7 @@ values_stripped() {
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --metrics-addr "127.0.0.1:$port" 3>&- </dev/null
     assert_failure 1
     assert_output --partial "--metrics-addr: cannot listen on 127.0.0.1:$port: Address already in use"
-    ! mountpoint -q "$TEST_TMP/mnt2"
+    refute mountpoint -q "$TEST_TMP/mnt2"
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt2" --data "$TEST_TMP/data2" --metrics-addr nowhere 3>&- </dev/null
     assert_failure 2
     assert_output --partial "bad --metrics-addr 'nowhere'"

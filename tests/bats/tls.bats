@@ -156,7 +156,7 @@ start_cluster() { # [OPTIONS...] for every member
     assert_failure
     assert_output --partial "cannot join through $(ep 1)"
     assert_output --partial "TLS"
-    ! mountpoint -q "$TEST_TMP/mnt4"
+    refute mountpoint -q "$TEST_TMP/mnt4"
     # once: the refusal is final, the joiner does not try again until its
     # timeout (it did, for 10 s)
     run grep -Ec "connection from 127.0.0.1:[0-9]+ refused: TLS handshake failed: certificate verify failed" \
@@ -255,7 +255,7 @@ start_cluster() { # [OPTIONS...] for every member
     assert_failure 1
     assert_output --partial "key file $PKI/m1.key is accessible by its group (mode 0640)"
     assert_output --partial "chmod 600"
-    ! mountpoint -q "$TEST_TMP/mnt1"
+    refute mountpoint -q "$TEST_TMP/mnt1"
     [ ! -e "$TEST_TMP/data1" ] # refused before anything was made
     chmod 604 "$PKI/m1.key"
     # shellcheck disable=SC2046
@@ -277,14 +277,14 @@ start_cluster() { # [OPTIONS...] for every member
     assert_failure 1
     assert_output --partial "refusing to serve 0.0.0.0:$((BASE + 1)) in plaintext: it is not a loopback address"
     assert_output --partial "--allow-plaintext"
-    ! mountpoint -q "$TEST_TMP/mnt1"
+    refute mountpoint -q "$TEST_TMP/mnt1"
     [ ! -e "$TEST_TMP/data1" ] # refused before anything was made
     # a peer elsewhere: refused before anything is dialed (192.0.2.1 is TEST-NET-1)
     run "$RAFTFS_BIN" mount "$TEST_TMP/mnt1" --data "$TEST_TMP/data1" --id 1 \
         --peers "1=$(ep 1),2=192.0.2.1:$((BASE + 2))" 3>&- </dev/null
     assert_failure 1
     assert_output --partial "refusing to talk to a peer at 192.0.2.1:$((BASE + 2)) in plaintext"
-    ! mountpoint -q "$TEST_TMP/mnt1"
+    refute mountpoint -q "$TEST_TMP/mnt1"
     # a running plaintext member does not add one there either (nothing is
     # dialed: 192.0.2.1 is only a name here)
     "$RAFTFS_BIN" mount "$TEST_TMP/mnt1" --data "$TEST_TMP/data1" --listen "$(ep 1)" 3>&- </dev/null

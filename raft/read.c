@@ -20,25 +20,23 @@ static bool in_ids(const uint64_t *ids, uint32_t n, uint64_t id)
 }
 
 /* Whom a round asks: with a single configuration whose voters include the leader, only as
- * many voters as a majority needs besides the leader, those that answered the newest
- * context (the last round's, most likely: they are up and answering); every other
- * member's answer would cost it a wake-up and change nothing. Any other case, or with
- * read_round_all, every peer. Safety does not depend on the choice: a round still ends
- * only with a majority's answers to its context. Liveness: should the ones asked not
- * answer, the next tick's heartbeats (raft_leader_heartbeat) carry the newest context to
- * every peer, and those that answer it are asked first from then on. */
-static uint32_t read_round_targets(struct raft *r, uint64_t *to)
+ * many voters as a majority needs besides the leader, those whose latest answer is to the
+ * newest context (the ones asked last time, most likely: they are up and answering); every
+ * other member's answer would cost it a wake-up and change nothing. Those go to to[] (at most
+ * RAFT_CONF_MAX - 1) and the count is returned. Any other case, or with read_round_all: *all,
+ * every peer (up to three configurations' worth, more than to[] holds). Safety does not
+ * depend on the choice: a round still ends only with a majority's answers to its context.
+ * Liveness: should the ones asked not answer, the next tick's heartbeats
+ * (raft_leader_heartbeat) carry the newest context to every peer, and those that answer it
+ * are asked first from then on. */
+static uint32_t read_round_targets(struct raft *r, uint64_t *to, bool *all)
 {
     const struct raft_conf *c = &r->conf;
-    uint32_t n = 0;
-    if (r->cfg.read_round_all || c->n_voters_old > 0 || !raft_conf_is_voter(c, r->id)) {
-        for (uint32_t i = 0; i < r->n_prs; i++) {
-            if (r->prs[i].id != r->id) {
-                to[n++] = r->prs[i].id;
-            }
-        }
-        return n;
+    *all = r->cfg.read_round_all || c->n_voters_old > 0 || !raft_conf_is_voter(c, r->id);
+    if (*all) {
+        return 0;
     }
+    uint32_t n = 0;
     uint32_t need = c->n_voters / 2; /* a majority is need + 1, the leader one of them */
     for (uint32_t i = 0; i < c->n_voters; i++) {
         uint64_t id = c->voters[i];
@@ -86,10 +84,11 @@ int raft_read_maybe_start_round(struct raft *r)
     }
     /* Heartbeats carrying the context confirm that we are still the leader (trap 2). */
     uint64_t to[RAFT_CONF_MAX];
-    uint32_t n_to = read_round_targets(r, to);
+    bool all;
+    uint32_t n_to = read_round_targets(r, to, &all);
     for (uint32_t i = 0; i < r->n_prs; i++) {
         struct progress *pr = &r->prs[i];
-        if (pr->id == r->id || !in_ids(to, n_to, pr->id)) {
+        if (pr->id == r->id || (!all && !in_ids(to, n_to, pr->id))) {
             continue;
         }
         struct raft_message m = {0};

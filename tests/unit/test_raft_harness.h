@@ -11,7 +11,7 @@
 #include "raft.h"
 #include "sim.h"
 
-#define TH_MAX 8
+#define TH_MAX 18
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

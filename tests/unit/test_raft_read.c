@@ -398,6 +398,32 @@ static void test_round_asks_a_majority_only(void)
     th_free(&t);
 }
 
+static void test_round_to_every_peer_of_a_large_configuration(void)
+{
+    /* 16 voters and 2 learners, every peer asked: 17 heartbeats (more than a configuration's
+     * voters, which overran the list of whom to ask once: ASan catches it). Without
+     * read_round_all, 8 of the 15 other voters (a majority is 9 with the leader). */
+    struct th t;
+    uint32_t to;
+    for (int all = 0; all < 2; all++) {
+        th_init(&t, 16, 18, all ? all_peers : NULL);
+        th_elect(&t, 1);
+        th_tick(&t, 1, 1);
+        th_settle(&t);
+        for (uint64_t id = 17; id <= 18; id++) {
+            struct raft_change add = {RAFT_CHANGE_ADD_LEARNER, id};
+            CHECK_EQ(raft_conf_change(th_r(&t, 1), &add, 1, 0), 0);
+            th_settle(&t);
+        }
+        CHECK_EQ(raft_conf(th_r(&t, 1))->n_learners, 2);
+        CHECK_EQ(round_heartbeats(&t, start_round(&t, 1), &to), all ? 17 : 8);
+        th_settle(&t);
+        CHECK_EQ(t.nodes[1].n_reads, 1);
+        CHECK_EQ(t.nodes[1].reads[0].status, 0);
+        th_free(&t);
+    }
+}
+
 static void test_round_asks_those_that_answer(void)
 {
     /* The follower a round asks is cut off: the next tick's heartbeats carry the context
@@ -635,6 +661,7 @@ int main(void)
     test_leader_commit_point();
     test_round_asks_a_majority_only();
     test_round_asks_those_that_answer();
+    test_round_to_every_peer_of_a_large_configuration();
     printf("test_raft_read: ok\n");
     return 0;
 }

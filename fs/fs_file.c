@@ -190,10 +190,12 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * it have been deposed unawares and the file deleted elsewhere, the
      * close answers ESTALE instead of the open, and nothing is written. */
     bool write_over = (fi->flags & O_ACCMODE) == O_WRONLY && (fi->flags & O_TRUNC);
-    /* Other opens wait for a full barrier, on the later thread (as
-     * lookups, fs_later.c), except an O_RDONLY|O_TRUNC one, which then
-     * commits a truncation and would hold that thread meanwhile. */
-    bool later = !fs->serializable && !write_over && !(fi->flags & O_TRUNC);
+    /* Other opens wait for a full barrier; a read-only one (without
+     * O_TRUNC, which commits a truncation) on the later thread, as
+     * lookups (fs_later.c). Opens for writing stay on their FUSE thread:
+     * they copy the value into their buffer (up to the value size limit),
+     * and the one later thread would make every lookup wait for that. */
+    bool later = !fs->serializable && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC);
     struct open_later *o = later ? malloc(sizeof(*o)) : NULL;
     if (o) {
         o->l.run = open_run;

@@ -19,6 +19,17 @@ static bool in_ids(const uint64_t *ids, uint32_t n, uint64_t id)
     return false;
 }
 
+/* Did member id forward one of the round's reads? */
+static bool forwarded_by(const struct read_round *rr, uint64_t id)
+{
+    for (size_t i = 0; i < rr->n; i++) {
+        if (rr->reqs[i].from == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Whom a round asks: with a single configuration whose voters include the leader, only as
  * many voters as a majority needs besides the leader, those whose latest answer is to the
  * newest context (the ones asked last time, most likely: they are up and answering); every
@@ -82,13 +93,17 @@ int raft_read_maybe_start_round(struct raft *r)
     if (rc != 0 || raft_readonly_newest_ctx(ro) != ctx) {
         return rc; /* done already (a single voter) */
     }
-    /* Heartbeats carrying the context confirm that we are still the leader (trap 2). */
+    /* Heartbeats carrying the context confirm that we are still the leader (trap 2). A
+     * member that forwarded one of the round's reads gets one too, asked or not: its
+     * commit index must reach the read index before it can serve the read, and the
+     * heartbeat carries it (else it waits for the next append or tick). */
     uint64_t to[RAFT_CONF_MAX];
     bool all;
     uint32_t n_to = read_round_targets(r, to, &all);
+    const struct read_round *rr = raft_readonly_round_at(ro, ro->n_rounds - 1);
     for (uint32_t i = 0; i < r->n_prs; i++) {
         struct progress *pr = &r->prs[i];
-        if (pr->id == r->id || (!all && !in_ids(to, n_to, pr->id))) {
+        if (pr->id == r->id || (!all && !in_ids(to, n_to, pr->id) && !forwarded_by(rr, pr->id))) {
             continue;
         }
         struct raft_message m = {0};

@@ -398,6 +398,47 @@ static void test_round_asks_a_majority_only(void)
     th_free(&t);
 }
 
+static void test_round_tells_the_forwarding_member_the_commit_index(void)
+{
+    /* Member 3 holds a write but has not heard it is committed (everything to it after its
+     * append was lost); it forwards a read. The round asks member 2 only, but a heartbeat
+     * goes to 3 as well: its commit index reaches the read index without waiting for a
+     * tick, so it can serve the read at once. */
+    struct th t;
+    uint32_t to;
+    cluster(&t);
+    uint64_t idx = th_propose(&t, 1, 5);
+    th_ready(&t, 1);
+    th_deliver(&t); /* the appends reach 2 and 3 */
+    th_ready_all(&t);
+    th_deliver(&t); /* their answers reach 1: committed */
+    CHECK_EQ(raft_commit_index(th_r(&t, 1)), idx);
+    for (int i = 0; i < 5; i++) {
+        th_ready_all(&t);
+        th_drop(&t, 0, 0, 3);
+        th_deliver(&t);
+    }
+    CHECK(raft_commit_index(th_r(&t, 3)) < idx);
+    CHECK_EQ(raft_read_index(th_r(&t, 3), 9), 0);
+    th_ready(&t, 3);
+    th_deliver(&t); /* the READ_INDEX reaches 1 */
+    th_ready(&t, 1);
+    uint64_t ctx = 0;
+    for (size_t i = 0; i < t.nq; i++) {
+        if (t.q[i].type == RAFT_MSG_HEARTBEAT && t.q[i].context > ctx) {
+            ctx = t.q[i].context;
+        }
+    }
+    CHECK_EQ(round_heartbeats(&t, ctx, &to), 2);
+    CHECK_EQ(to, (1u << 2) | (1u << 3));
+    th_settle(&t); /* no tick */
+    CHECK_EQ(t.nodes[3].n_reads, 1);
+    CHECK_EQ(t.nodes[3].reads[0].status, 0);
+    CHECK_EQ(t.nodes[3].reads[0].index, idx);
+    CHECK_EQ(raft_commit_index(th_r(&t, 3)), idx);
+    th_free(&t);
+}
+
 static void test_round_to_every_peer_of_a_large_configuration(void)
 {
     /* 16 voters and 2 learners, every peer asked: 17 heartbeats (more than a configuration's
@@ -658,6 +699,7 @@ int main(void)
     test_round_asks_a_majority_only();
     test_round_asks_those_that_answer();
     test_round_to_every_peer_of_a_large_configuration();
+    test_round_tells_the_forwarding_member_the_commit_index();
     printf("test_raft_read: ok\n");
     return 0;
 }

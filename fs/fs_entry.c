@@ -218,17 +218,15 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
      * names would then read (or a write replace) another key's value. A
      * member behind the leader answered the old inode for every such
      * name (tests/bats/cluster.bats, "a member behind the leader never
-     * reads through a name renamed away elsewhere"). No barrier in
-     * serializable mode. The barrier is not waited for here: the lookup
-     * goes on on the later thread (fs_later.c), and this FUSE thread
-     * takes the next request. */
+     * reads through a name renamed away elsewhere"). On a serializable
+     * mount the barrier returns at once and the lookup finishes here;
+     * otherwise it is not waited for here: the lookup goes on on the later
+     * thread (fs_later.c), and this FUSE thread takes the next request. */
     int rc = store_name_check(name, len, &fs->limits);
     struct lookup_later *k = NULL;
-    if (!rc && fs->serializable) /* returns at once, unless the node refuses */
-        rc = fs_node_errno(node_read_barrier(fs->node));
-    else if (!rc && !(k = malloc(sizeof(*k) + len + 1)))
+    if (!rc && !(k = malloc(sizeof(*k) + len + 1)))
         rc = ENOMEM;
-    if (rc || !k) {
+    if (rc) {
         lookup_finish(fs, req, parent, name, len, gen, rc);
         return;
     }

@@ -195,20 +195,22 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * lookups (fs_later.c). Opens for writing stay on their FUSE thread:
      * they copy the value into their buffer (up to the value size limit),
      * and the one later thread would make every lookup wait for that. */
-    bool later = !fs->serializable && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC);
-    struct open_later *o = later ? malloc(sizeof(*o)) : NULL;
-    if (o) {
-        o->l.run = open_run;
-        o->req = req;
-        o->ino = ino;
-        o->fi = *fi;
-        fs_later_after_barrier(fs, &o->l);
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        open_finish(fs, req, ino, fi,
+                    fs_node_errno(write_over ? node_read_barrier_for_write(fs->node)
+                                             : node_read_barrier(fs->node)));
         return;
     }
-    int rc = later        ? ENOMEM
-             : write_over ? fs_node_errno(node_read_barrier_for_write(fs->node))
-                          : fs_node_errno(node_read_barrier(fs->node));
-    open_finish(fs, req, ino, fi, rc);
+    struct open_later *o = malloc(sizeof(*o));
+    if (!o) {
+        open_finish(fs, req, ino, fi, ENOMEM);
+        return;
+    }
+    o->l.run = open_run;
+    o->req = req;
+    o->ino = ino;
+    o->fi = *fi;
+    fs_later_after_barrier(fs, &o->l);
 }
 
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -187,8 +187,9 @@ struct fs_later {
 int fs_later_start(struct fs *fs);
 /* After node_stop: answers what is queued, then stops the thread. */
 void fs_later_stop(struct fs *fs);
-/* Takes a read barrier for l, then runs l->run on the later thread (or,
- * if the barrier cannot be submitted, here at once with the error). */
+/* Takes a read barrier for l, then runs l->run on the later thread; here
+ * at once on a serializable mount (the barrier does not wait) or with the
+ * error if the barrier cannot be submitted. */
 void fs_later_after_barrier(struct fs *fs, struct fs_later *l);
 
 /* ---- fs_inval.c ---- */

@@ -96,7 +96,9 @@ void fs_later_stop(struct fs *fs)
 void fs_later_after_barrier(struct fs *fs, struct fs_later *l)
 {
     l->fs = fs;
-    if (!fs->later_running) { /* no thread: the barrier waited for here */
+    if (fs->serializable || !fs->later_running) {
+        /* Serializable: the barrier returns at once (unless the node
+         * refuses), nothing to wait for. No thread: waited for here. */
         l->run(l, fs_node_errno(node_read_barrier(fs->node)));
         return;
     }

@@ -337,10 +337,12 @@ teardown() {
         # each member's build and command version, said in its Hello
         v=$("$RAFTFS_BIN" version | sed -E 's/^raftfs ([^ ]+) .*command version ([0-9]+).*/"build": "\1", "command_version": \2/')
         [ "$(echo "$s" | grep -o "$v" | wc -l)" -eq 3 ]
-        # the same line as `raftfs status` prints, but for the clocks and
-        # what a follower applying between the two reads moves
-        a=$(status_of "$k" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match|revision)": [0-9]+/\1/g')
-        b=$(echo "$s" | sed -E 's/[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match|revision)": [0-9]+/\1/g')
+        # the same line as `raftfs status` prints, but for the clocks (a
+        # follower may first hear from another follower between the two
+        # reads: -1, "never", then a time) and what a follower applying
+        # between the two reads moves
+        a=$(status_of "$k" | sed -E 's/-?[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match|revision)": [0-9]+/\1/g')
+        b=$(echo "$s" | sed -E 's/-?[0-9]+\.[0-9]{3}/T/g; s/"(commit|applied|match|revision)": [0-9]+/\1/g')
         [ "$a" = "$b" ] || { echo "raftfs status: $a"; echo ".raftfs/status: $b"; false; }
         run cat "$CL/mnt/$k/.raftfs/members"
         assert_line "$l $(ep "$l") leader"

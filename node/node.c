@@ -495,6 +495,46 @@ int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res
     return rc;
 }
 
+/* A node_propose_async in flight: its lane, held until done. */
+struct async_propose {
+    struct node *n;
+    struct node_lane *lane;
+    node_done_fn done;
+    void *ctx;
+};
+
+static void async_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct async_propose *a = ctx;
+    lane_put(a->n, a->lane);
+    a->done(a->ctx, rc, res);
+    free(a);
+}
+
+int node_propose_async(struct node *n, struct store_cmd *cmd, node_done_fn done, void *ctx)
+{
+    struct async_propose *a = malloc(sizeof(*a));
+    if (!a)
+        return ENOMEM;
+    *a = (struct async_propose){.n = n, .lane = lane_take(n), .done = done, .ctx = ctx};
+    if (!a->lane) {
+        free(a);
+        return ENOMEM;
+    }
+    cmd->client_id = a->lane->client_id;
+    cmd->seq = ++a->lane->seq;
+    void *data;
+    size_t len;
+    int rc = store_cmd_encode(cmd, &data, &len);
+    if (!rc)
+        rc = node_submit(n, data, len, cmd->client_id, cmd->seq, false, async_done, a);
+    if (rc) {
+        lane_put(n, a->lane);
+        free(a);
+    }
+    return rc;
+}
+
 /* Why a local read is refused now (failed closed, stopping, not started),
  * or 0. n->mu held. */
 static int local_read_refusal(const struct node *n)

@@ -385,7 +385,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
     /* Explicit times given while a writer holds uncommitted data would be
      * overwritten by its commit: the writer sets them again after it. */
     if (h && (cmd.set_mask & (STORE_SET_ATIME | STORE_SET_MTIME))) {
-        pthread_mutex_lock(&h->mu);
+        fs_handle_lock(h);
         if (h->dirty) {
             if (cmd.set_mask & STORE_SET_MTIME) {
                 h->has_mtime = true;

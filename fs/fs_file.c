@@ -25,9 +25,17 @@
 
 static void handle_free(struct fs_handle *h)
 {
+    pthread_cond_destroy(&h->idle);
     pthread_mutex_destroy(&h->mu);
     free(h->buf);
     free(h);
+}
+
+void fs_handle_lock(struct fs_handle *h)
+{
+    pthread_mutex_lock(&h->mu);
+    while (h->committing)
+        pthread_cond_wait(&h->idle, &h->mu);
 }
 
 /* Unregisters and frees an open handle. */
@@ -72,6 +80,7 @@ static int handle_make(struct fs *fs, fuse_req_t req, const struct store_attr *a
     h->writable = acc != O_RDONLY;
     h->opener = fuse_req_ctx(req)->pid;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->idle, NULL);
     int rc = 0;
     if (h->writable) {
         if (created || (fi->flags & O_TRUNC)) {
@@ -277,7 +286,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 static void read_snapshot(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fs_handle *h,
                           size_t size, off_t off)
 {
-    pthread_mutex_lock(&h->mu);
+    fs_handle_lock(h);
     int rc = 0;
     if (!h->snapshot) {
         struct store_txn *t;
@@ -333,7 +342,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
     }
     if (h->writable && !h->append) {
         /* A read-write handle reads its own uncommitted value. */
-        pthread_mutex_lock(&h->mu);
+        fs_handle_lock(h);
         size_t n = (uint64_t)off < h->len ? h->len - (size_t)off : 0;
         if (n > size)
             n = size;
@@ -374,7 +383,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
     }
     if (h->append) {
         /* O_RDWR|O_APPEND: the committed value, then what is pending. */
-        pthread_mutex_lock(&h->mu);
+        fs_handle_lock(h);
         size_t total = n + h->len;
         size_t m = (uint64_t)off < total ? total - (size_t)off : 0;
         if (m > size)
@@ -420,7 +429,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
     }
     size_t max = fs->limits.max_value_bytes;
     int rc = 0;
-    pthread_mutex_lock(&h->mu);
+    fs_handle_lock(h);
     if (h->write_err) {
         rc = h->write_err;
     } else if (h->append) {
@@ -467,7 +476,7 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
 {
     if (size > fs->limits.max_value_bytes)
         return EFBIG;
-    pthread_mutex_lock(&h->mu);
+    fs_handle_lock(h);
     int rc = reserve(h, (size_t)size);
     if (!rc) {
         if (size > h->len)
@@ -481,29 +490,13 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
     return rc;
 }
 
-/* Commits h's uncommitted value as one command. h->mu held. Returns the
- * errno for close(2)/fsync(2); *committed tells if the store changed. */
-static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool releasing)
+/* After the proposal of h's value (rc, res as fs_propose_ino gives them):
+ * the handle's state, and the errno for close(2)/fsync(2). h->mu held. */
+static int commit_done(struct fs *fs, struct fs_handle *h, int rc, const struct store_result *r,
+                       bool *committed, int64_t time_ns)
 {
+    struct store_result res = *r;
     *committed = false;
-    if (h->write_err) {
-        /* Reported again by every close; the old value stays. */
-        h->dirty = false;
-        return h->write_err;
-    }
-    if (!h->dirty || (h->trunc_only && !releasing))
-        return 0;
-    struct store_cmd cmd = {.op = h->append ? STORE_OP_APPEND : STORE_OP_PUT,
-                            .time_ns = fs_now_ns(),
-                            .value = h->len ? h->buf : "",
-                            .value_len = h->len,
-                            .mode = 0644};
-    if (h->has_expected_revision) {
-        cmd.has_expected_revision = true;
-        cmd.expected_revision = atomic_load(&h->expected_revision);
-    }
-    struct store_result res;
-    int rc = fs_propose_ino(fs, h->ino, &cmd, &res);
     if (!rc && res.err)
         rc = res.err == STORE_ECONFLICT || res.err == ENOENT ? ESTALE : res.err;
     else if (rc == ENOENT)
@@ -531,7 +524,7 @@ static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool rele
     if (h->has_mtime || h->has_atime) {
         /* Times set explicitly while the data was pending (cp -p, rsync). */
         struct store_cmd tc = {.op = STORE_OP_SETATTR,
-                               .time_ns = cmd.time_ns,
+                               .time_ns = time_ns,
                                .mtime_ns = h->mtime_ns,
                                .atime_ns = h->atime_ns};
         tc.set_mask = (h->has_mtime ? STORE_SET_MTIME : 0) | (h->has_atime ? STORE_SET_ATIME : 0);
@@ -546,6 +539,32 @@ static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool rele
     return 0;
 }
 
+/* Commits h's uncommitted value as one command. h->mu held. Returns the
+ * errno for close(2)/fsync(2); *committed tells if the store changed. */
+static int commit(struct fs *fs, struct fs_handle *h, bool *committed, bool releasing)
+{
+    *committed = false;
+    if (h->write_err) {
+        /* Reported again by every close; the old value stays. */
+        h->dirty = false;
+        return h->write_err;
+    }
+    if (!h->dirty || (h->trunc_only && !releasing))
+        return 0;
+    struct store_cmd cmd = {.op = h->append ? STORE_OP_APPEND : STORE_OP_PUT,
+                            .time_ns = fs_now_ns(),
+                            .value = h->len ? h->buf : "",
+                            .value_len = h->len,
+                            .mode = 0644};
+    if (h->has_expected_revision) {
+        cmd.has_expected_revision = true;
+        cmd.expected_revision = atomic_load(&h->expected_revision);
+    }
+    struct store_result res = {0};
+    int rc = fs_propose_ino(fs, h->ino, &cmd, &res);
+    return commit_done(fs, h, rc, &res, committed, cmd.time_ns);
+}
+
 /* After a commit the kernel's cached pages and attributes of ino may hold
  * what another handle read before: drop them before the caller goes on. */
 static void invalidate(struct fs *fs, uint64_t ino)
@@ -557,12 +576,143 @@ static void commit_and_reply(fuse_req_t req, struct fs_handle *h)
 {
     struct fs *fs = fuse_req_userdata(req);
     bool committed;
-    pthread_mutex_lock(&h->mu);
+    fs_handle_lock(h);
     int rc = commit(fs, h, &committed, false);
     pthread_mutex_unlock(&h->mu);
     if (committed || rc)
         invalidate(fs, h->ino);
     fuse_reply_err(req, rc);
+}
+
+/* A flush whose commit is in flight (flush_async). The handle is marked
+ * committing meanwhile: every other use of its value and state waits
+ * (fs_handle_lock), so the value proposed stays as it was. */
+struct flush_later {
+    struct fs_later l; /* first: run gets &l */
+    fuse_req_t req;
+    struct fs_handle *h;
+    struct store_cmd cmd;
+    char *path;
+    size_t path_len;
+    int attempt;
+    struct store_result res;
+};
+
+/* On the node's loop thread: the result goes to the later thread. */
+static void flush_done(void *ctx, int rc, const struct store_result *res)
+{
+    struct flush_later *f = ctx;
+    if (!rc && res)
+        f->res = *res;
+    fs_later_queue(&f->l, rc);
+}
+
+/* Proposes f's value at the inode's path now (as fs_propose_ino does, one
+ * attempt). 0: flush_done will come; else the errno, and it will not. */
+static int flush_submit(struct flush_later *f)
+{
+    struct fs *fs = f->l.fs;
+    free(f->path);
+    f->path = NULL;
+    int rc = fs_path_of(fs, f->h->ino, &f->path, &f->path_len);
+    if (rc)
+        return rc; /* ENOENT: deleted while open (commit_done: ESTALE) */
+    f->cmd.path = f->path;
+    f->cmd.path_len = f->path_len;
+    f->cmd.has_expected_ino = true;
+    f->cmd.expected_ino = f->h->ino;
+    /* Once proposed, f is not touched here again: the answer may already
+     * have run on the later thread and freed it. */
+    return fs_node_errno(node_propose_async(fs->node, &f->cmd, flush_done, f));
+}
+
+/* The end of an asynchronous flush: the handle's state, as commit(), then
+ * the reply. */
+static void flush_finish(struct flush_later *f, int rc)
+{
+    struct fs *fs = f->l.fs;
+    struct fs_handle *h = f->h;
+    bool committed;
+    pthread_mutex_lock(&h->mu);
+    rc = commit_done(fs, h, rc, &f->res, &committed, f->cmd.time_ns);
+    h->committing = false;
+    pthread_cond_broadcast(&h->idle);
+    pthread_mutex_unlock(&h->mu);
+    if (committed || rc)
+        invalidate(fs, h->ino);
+    fuse_reply_err(f->req, rc);
+    free(f->path);
+    free(f);
+}
+
+/* On the later thread, once the node answered. A conflict because the
+ * inode moved between the path's resolution and the apply (a rename)
+ * proposes again at its new path, as fs_propose_ino does. */
+static void flush_run(struct fs_later *l, int rc)
+{
+    struct flush_later *f = (struct flush_later *)l;
+    if (!rc && f->res.err == STORE_ECONFLICT && f->attempt < 3) {
+        char *now;
+        size_t now_len;
+        int prc = fs_path_of(l->fs, f->h->ino, &now, &now_len);
+        bool moved = !prc && (now_len != f->path_len || memcmp(now, f->path, now_len));
+        if (!prc)
+            free(now);
+        if (prc == ENOENT) {
+            f->res.err = ENOENT; /* deleted meanwhile */
+        } else if (prc) {
+            rc = prc;
+        } else if (moved) {
+            f->attempt++;
+            f->res = (struct store_result){0};
+            if (!(rc = flush_submit(f)))
+                return; /* runs again when the node answers */
+        }
+    }
+    flush_finish(f, rc);
+}
+
+/* FLUSH (every close(2)) without holding a FUSE thread for the commit:
+ * the thread proposes the value and goes back to /dev/fuse; the later
+ * thread (fs_later.c) finishes and replies. A FUSE thread waiting out a
+ * commit made libfuse start a thread for each concurrent writer, and each
+ * request then woke a sleeping one (docs/profile.md, "Flushes finish on
+ * the later thread"). What needs more than one proposal (times set while
+ * the data was pending) and what needs none commit here, as before. */
+static void flush_async(struct fs *fs, fuse_req_t req, struct fs_handle *h)
+{
+    fs_handle_lock(h);
+    struct flush_later *f = NULL;
+    if (fs->later_running && !h->write_err && h->dirty && !h->trunc_only && !h->has_mtime &&
+        !h->has_atime)
+        f = calloc(1, sizeof(*f));
+    if (!f) {
+        bool committed;
+        int rc = commit(fs, h, &committed, false);
+        pthread_mutex_unlock(&h->mu);
+        if (committed || rc)
+            invalidate(fs, h->ino);
+        fuse_reply_err(req, rc);
+        return;
+    }
+    f->l.run = flush_run;
+    f->l.fs = fs;
+    f->req = req;
+    f->h = h;
+    f->cmd = (struct store_cmd){.op = h->append ? STORE_OP_APPEND : STORE_OP_PUT,
+                                .time_ns = fs_now_ns(),
+                                .value = h->len ? h->buf : "",
+                                .value_len = h->len,
+                                .mode = 0644};
+    if (h->has_expected_revision) {
+        f->cmd.has_expected_revision = true;
+        f->cmd.expected_revision = atomic_load(&h->expected_revision);
+    }
+    h->committing = true;
+    pthread_mutex_unlock(&h->mu);
+    int rc = flush_submit(f);
+    if (rc)
+        flush_finish(f, rc); /* not proposed: the node will not answer */
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -573,7 +723,7 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EBADF);
         return;
     }
-    commit_and_reply(req, h);
+    flush_async(fuse_req_userdata(req), req, h);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -597,7 +747,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     bool committed;
-    pthread_mutex_lock(&h->mu);
+    fs_handle_lock(h);
     /* Data written after the last flush (mmap writeback at munmap): commit
      * it; nobody is left to report an error to but the log. */
     committed = false;

@@ -59,6 +59,10 @@ struct fs_handle {
     _Atomic uint64_t expected_revision;
 
     pthread_mutex_t mu; /* guards the fields below */
+    /* A flush's commit is in flight (fs_file.c, flush_async): whoever takes
+     * mu to use the fields below waits on idle until it is done. */
+    bool committing;
+    pthread_cond_t idle;
     bool dirty;
     /* O_TRUNC and nothing written yet: committed at RELEASE, not at FLUSH,
      * because shells close a dup of the descriptor before writing
@@ -184,7 +188,12 @@ struct fs_later {
     int rc;
     void (*run)(struct fs_later *l, int rc);
 };
+/* Locks h->mu once no flush's commit is in flight (fs_file.c). */
+void fs_handle_lock(struct fs_handle *h);
 int fs_later_start(struct fs *fs);
+/* Queues l (l->fs set) to run on the later thread with rc: for a node
+ * request's completion (the node's loop thread calls it). */
+void fs_later_queue(struct fs_later *l, int rc);
 /* After node_stop: answers what is queued, then stops the thread. */
 void fs_later_stop(struct fs *fs);
 /* Takes a read barrier for l, then runs l->run on the later thread; here

@@ -18,10 +18,8 @@
 
 #include "fs_internal.h"
 
-static void later_done(void *ctx, int rc, const struct store_result *res)
+void fs_later_queue(struct fs_later *l, int rc)
 {
-    (void)res;
-    struct fs_later *l = ctx;
     struct fs *fs = l->fs;
     l->rc = rc;
     l->next = NULL;
@@ -36,6 +34,12 @@ static void later_done(void *ctx, int rc, const struct store_result *res)
     pthread_mutex_unlock(&fs->later_mu);
     if (wake)
         pthread_cond_signal(&fs->later_cv);
+}
+
+static void later_done(void *ctx, int rc, const struct store_result *res)
+{
+    (void)res;
+    fs_later_queue(ctx, rc);
 }
 
 static void *later_main(void *arg)

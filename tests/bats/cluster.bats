@@ -208,6 +208,49 @@ teardown() {
     [ "$(grep -c " $CL/mnt/1 " /proc/self/mountinfo || true)" = 0 ]
 }
 
+@test "closes waiting for a majority hold no request thread; each commits once it is back" {
+    RAFTFS_MOUNT_OPTS="--timeout 20 -o max_threads=2" cluster_start
+    l=$(leader)
+    cut=$(( l % 3 + 1 )) other=$(( (l + 1) % 3 + 1 ))
+    for i in 1 2 3 4 5 6; do echo old > "$CL/mnt/$l/k$i"; done
+    pids=()
+    for i in 1 2 3 4 5 6; do
+        # opened (and truncated, committed only at close) while a majority
+        # is there; written and closed once it is not
+        (
+            exec 3> "$CL/mnt/$l/k$i"
+            touch "$TEST_TMP/open$i"
+            while [ ! -e "$TEST_TMP/go" ]; do sleep 0.05; done
+            echo "new$i" >&3
+            exec 3>&-
+        ) &
+        pids+=($!)
+    done
+    for i in 1 2 3 4 5 6; do
+        for _ in $(seq 1 100); do [ -e "$TEST_TMP/open$i" ] && break; sleep 0.05; done
+        [ -e "$TEST_TMP/open$i" ]
+    done
+    kill -STOP "$(member_pid "$cut")" "$(member_pid "$other")"
+    touch "$TEST_TMP/go"
+    sleep 0.5
+    # Six closes wait for a commit no majority makes; with two request
+    # threads, this one is served only if none of them holds a thread.
+    run cat "$CL/mnt/$l/.raftfs/status"
+    assert_success
+    assert_output --partial "\"id\": $l"
+    for p in "${pids[@]}"; do
+        if exited "$p"; then
+            echo "close $p ended before the status was served"
+            false
+        fi
+    done
+    kill -CONT "$(member_pid "$cut")" "$(member_pid "$other")"
+    for p in "${pids[@]}"; do wait "$p"; done
+    for i in 1 2 3 4 5 6; do
+        [ "$(cat "$CL/mnt/$cut/k$i")" = "new$i" ]
+    done
+}
+
 @test "writes on followers work, and the client port of any member serves" {
     cluster_start
     l=$(leader)

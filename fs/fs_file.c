@@ -632,14 +632,18 @@ static void flush_finish(struct flush_later *f, int rc)
 {
     struct fs *fs = f->l.fs;
     struct fs_handle *h = f->h;
+    uint64_t ino = h->ino;
     bool committed;
     pthread_mutex_lock(&h->mu);
     rc = commit_done(fs, h, rc, &f->res, &committed, f->cmd.time_ns);
     h->committing = false;
     pthread_cond_broadcast(&h->idle);
     pthread_mutex_unlock(&h->mu);
+    /* h is not used from here on. The kernel sends RELEASE only after the
+     * closing call returned, that is after this reply; this is only so as
+     * not to depend on it. */
     if (committed || rc)
-        invalidate(fs, h->ino);
+        invalidate(fs, ino);
     fuse_reply_err(f->req, rc);
     free(f->path);
     free(f);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void handle_free(struct fs_handle *h)
 {
@@ -641,12 +642,32 @@ static void flush_finish(struct flush_later *f, int rc)
     pthread_mutex_unlock(&h->mu);
     /* h is not used from here on. The kernel sends RELEASE only after the
      * closing call returned, that is after this reply; this is only so as
-     * not to depend on it. */
-    if (committed || rc)
-        invalidate(fs, ino);
-    fuse_reply_err(f->req, rc);
+     * not to depend on it. The invalidation may wait for the kernel, which
+     * may wait for a page lock held by a READ that waits for another
+     * handle's commit to end on this thread: so it is made, and the reply
+     * sent after it, on the notifier thread, which no handler waits for
+     * (fs_inval.c). */
+    fs_inval_then_reply(fs, ino, committed || rc, f->req, rc);
     free(f->path);
     free(f);
+}
+
+/* At most this many asynchronous flushes at once: each holds one of the
+ * node's lanes, which become replicated session records once applied (a
+ * synchronous flush holds a request thread instead, which max_threads
+ * bounds). Beyond it a flush commits on its own thread. */
+#define FS_FLUSHES_MAX 256
+
+void fs_flush_ended(struct fs *fs)
+{
+    atomic_fetch_sub(&fs->flushes, 1);
+}
+
+void fs_flushes_wait(struct fs *fs)
+{
+    /* Each ends by the node's --timeout at the latest (the node runs). */
+    while (atomic_load(&fs->flushes))
+        usleep(10 * 1000);
 }
 
 /* On the later thread, once the node answered. A conflict because the
@@ -688,8 +709,13 @@ static void flush_async(struct fs *fs, fuse_req_t req, struct fs_handle *h)
     fs_handle_lock(h);
     struct flush_later *f = NULL;
     if (fs->later_running && !h->write_err && h->dirty && !h->trunc_only && !h->has_mtime &&
-        !h->has_atime)
-        f = calloc(1, sizeof(*f));
+        !h->has_atime) {
+        /* counted (fs->flushes) from here until its reply */
+        if (atomic_fetch_add(&fs->flushes, 1) < FS_FLUSHES_MAX)
+            f = calloc(1, sizeof(*f));
+        if (!f)
+            fs_flush_ended(fs); /* at the cap, or no memory: not after all */
+    }
     if (!f) {
         bool committed;
         int rc = commit(fs, h, &committed, false);

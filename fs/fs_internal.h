@@ -111,6 +111,8 @@ struct fs {
     struct fs_istate **buckets;
     size_t nbuckets, count;
 
+    /* fs_file.c: flushes whose commit is in flight (flush_async) */
+    _Atomic unsigned flushes;
     /* fs_inval.c: changes made elsewhere, to tell the kernel about */
     pthread_t inval_thread;
     bool inval_running, inval_stop;
@@ -208,6 +210,16 @@ void fs_inval_changed(void *ctx, const struct store_change *c);
  * the bytes it needs, as snprintf. */
 size_t fs_inval_metrics(struct fs *fs, char *buf, size_t cap);
 int fs_inval_start(struct fs *fs);
+/* Invalidates ino's pages and attributes in the kernel (if inval), then
+ * replies rc to req, on the notifier thread: for a flush finished on the
+ * later thread, which must not wait for the kernel (fs_file.c). */
+void fs_inval_then_reply(struct fs *fs, uint64_t ino, bool inval, fuse_req_t req, int rc);
+/* An asynchronous flush was answered (fs->flushes). */
+void fs_flush_ended(struct fs *fs);
+/* Waits until no asynchronous flush is in flight: at the stop, after the
+ * FUSE loop and before the node stops, so that each ends in its real
+ * outcome. */
+void fs_flushes_wait(struct fs *fs);
 void fs_inval_stop(struct fs *fs);
 
 /* ---- fs_http.c ---- */

@@ -8,7 +8,9 @@
  * The notifier thread holds no lock any FUSE handler takes and never runs
  * inside a handler, so a notification that waits for the kernel (which may
  * wait for a handler in the same directory) cannot deadlock: the handlers
- * never wait for this thread. Changes made through this mount are skipped:
+ * never wait for this thread. It also invalidates and answers for flushes
+ * finished on the later thread (fs_inval_then_reply): the closing program
+ * waits for that reply, no handler does. Changes made through this mount are skipped:
  * the kernel performed those operations itself. So are changes to inodes
  * the kernel does not hold, and to names in directories it does not hold
  * (fs_known.h): it has nothing of them to drop.
@@ -25,6 +27,12 @@ struct fs_inval_item {
     struct fs_inval_item *next;
     enum store_change_kind kind;
     uint64_t ino, parent;
+    bool inval; /* tell the kernel (else only the reply below) */
+    /* A flush finished on the later thread: its reply, after the
+     * invalidation (fs_inval_then_reply). */
+    bool reply;
+    fuse_req_t req;
+    int rc;
     size_t name_len;
     char name[];
 };
@@ -41,6 +49,8 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     if (!it)
         return; /* the kernel's cache stays stale until its timeout */
     it->next = NULL;
+    it->inval = true;
+    it->reply = false;
     it->kind = c->kind;
     it->ino = c->ino;
     it->parent = c->parent;
@@ -66,8 +76,51 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     pthread_mutex_unlock(&fs->inval_mu);
 }
 
+/* Queues it whatever the queue holds (a reply is never dropped). */
+static void queue(struct fs *fs, struct fs_inval_item *it)
+{
+    pthread_mutex_lock(&fs->inval_mu);
+    if (fs->inval_tail)
+        fs->inval_tail->next = it;
+    else
+        fs->inval_head = it;
+    fs->inval_tail = it;
+    fs->inval_count++;
+    pthread_cond_signal(&fs->inval_cv);
+    pthread_mutex_unlock(&fs->inval_mu);
+}
+
+void fs_inval_then_reply(struct fs *fs, uint64_t ino, bool inval, fuse_req_t req, int rc)
+{
+    struct fs_inval_item *it = fs->inval_running ? malloc(sizeof(*it) + 1) : NULL;
+    if (!it) {
+        /* No thread or no memory: here, as before there was a later
+         * thread (fs_file.c says when that can wait). */
+        if (inval)
+            fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+        fuse_reply_err(req, rc);
+        fs_flush_ended(fs);
+        return;
+    }
+    *it = (struct fs_inval_item){.kind = STORE_CHANGE_INODE,
+                                 .ino = ino,
+                                 .inval = inval,
+                                 .reply = true,
+                                 .req = req,
+                                 .rc = rc};
+    it->name[0] = 0;
+    queue(fs, it);
+}
+
 static void notify(struct fs *fs, const struct fs_inval_item *it)
 {
+    if (it->reply) {
+        if (it->inval)
+            fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
+        fuse_reply_err(it->req, it->rc);
+        fs_flush_ended(fs);
+        return;
+    }
     switch (it->kind) {
     case STORE_CHANGE_INODE:
     case STORE_CHANGE_INODE_GONE:
@@ -171,6 +224,10 @@ void fs_inval_stop(struct fs *fs)
     while (fs->inval_head) {
         struct fs_inval_item *it = fs->inval_head;
         fs->inval_head = it->next;
+        if (it->reply) { /* every request is answered */
+            fuse_reply_err(it->req, it->rc);
+            fs_flush_ended(fs);
+        }
         free(it);
     }
     pthread_cond_destroy(&fs->inval_cv);

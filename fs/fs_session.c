@@ -236,6 +236,9 @@ out_node:
     /* before the node stops and fs goes: its handler reads both */
     net_http_close(http);
     http = NULL;
+    /* Closes in flight end in their real outcome, not ESHUTDOWN: no new
+     * request comes now, and each ends by --timeout at the latest. */
+    fs_flushes_wait(&fs);
     node_stop(fs.node);
 out_later:
     fs_later_stop(&fs); /* after node_stop: every barrier is finished */

@@ -141,11 +141,12 @@ int node_submit_barrier(struct node *n, node_done_fn done, void *ctx);
  * ENOMEM, EINVAL (cannot be encoded). */
 int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res);
 
-/* As node_propose, without waiting: done runs later on the loop thread
- * (never inside this call) with the outcome node_propose would return and
- * the command's result. cmd is encoded before the call returns: its
- * pointers need not outlive it. A non-zero return (ENOMEM, EINVAL,
- * ESHUTDOWN) means done will not come. */
+/* As node_propose, without waiting: done runs later (never inside this
+ * call) on the loop thread, or on node_stop's at a stop, with the outcome
+ * node_propose would return and the command's result. cmd is encoded
+ * before the call returns: its pointers need not outlive it. A non-zero
+ * return (ENOMEM, EINVAL, ESHUTDOWN, or the errno the node failed closed
+ * with) means done will not come. */
 int node_propose_async(struct node *n, struct store_cmd *cmd, node_done_fn done, void *ctx);
 
 /* Waits until everything committed before the call is applied here

@@ -137,8 +137,8 @@ int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct st
      * makes the inode guard fail. Resolve again and retry while the inode
      * keeps moving; a conflict at an unchanged path is the caller's. */
     for (int attempt = 0;; attempt++) {
-        char *path, *now;
-        size_t len, now_len;
+        char *path;
+        size_t len;
         int rc = fs_path_of(fs, ino, &path, &len);
         if (rc)
             return rc;
@@ -152,11 +152,9 @@ int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct st
             free(path);
             return fs_node_errno(rc);
         }
-        rc = fs_path_of(fs, ino, &now, &now_len);
-        bool moved = !rc && (now_len != len || memcmp(now, path, len));
+        bool moved;
+        rc = fs_ino_moved(fs, ino, path, len, &moved);
         free(path);
-        if (!rc)
-            free(now);
         if (rc == ENOENT) {
             res->err = ENOENT; /* deleted meanwhile */
             return 0;
@@ -166,6 +164,18 @@ int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct st
         if (!moved)
             return 0;
     }
+}
+
+int fs_ino_moved(struct fs *fs, uint64_t ino, const char *path, size_t len, bool *moved)
+{
+    char *now;
+    size_t now_len;
+    int rc = fs_path_of(fs, ino, &now, &now_len);
+    if (rc)
+        return rc;
+    *moved = now_len != len || memcmp(now, path, len);
+    free(now);
+    return 0;
 }
 
 /* A lookup's name and where it stands, kept across its barrier. */

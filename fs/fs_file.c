@@ -573,16 +573,21 @@ static void invalidate(struct fs *fs, uint64_t ino)
     fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-static void commit_and_reply(fuse_req_t req, struct fs_handle *h)
+/* Commits h on this thread and replies; h->mu held (and let go here). */
+static void commit_locked_and_reply(struct fs *fs, fuse_req_t req, struct fs_handle *h)
 {
-    struct fs *fs = fuse_req_userdata(req);
     bool committed;
-    fs_handle_lock(h);
     int rc = commit(fs, h, &committed, false);
     pthread_mutex_unlock(&h->mu);
     if (committed || rc)
         invalidate(fs, h->ino);
     fuse_reply_err(req, rc);
+}
+
+static void commit_and_reply(fuse_req_t req, struct fs_handle *h)
+{
+    fs_handle_lock(h);
+    commit_locked_and_reply(fuse_req_userdata(req), req, h);
 }
 
 /* A flush whose commit is in flight (flush_async). The handle is marked
@@ -597,6 +602,7 @@ struct flush_later {
     size_t path_len;
     int attempt;
     struct store_result res;
+    struct fs_inval_item *reply; /* for the end (fs_inval_then_reply) */
 };
 
 /* On the node's loop thread: the result goes to the later thread. */
@@ -647,7 +653,7 @@ static void flush_finish(struct flush_later *f, int rc)
      * handle's commit to end on this thread: so it is made, and the reply
      * sent after it, on the notifier thread, which no handler waits for
      * (fs_inval.c). */
-    fs_inval_then_reply(fs, ino, committed || rc, f->req, rc);
+    fs_inval_then_reply(fs, f->reply, ino, committed || rc, f->req, rc);
     free(f->path);
     free(f);
 }
@@ -677,12 +683,8 @@ static void flush_run(struct fs_later *l, int rc)
 {
     struct flush_later *f = (struct flush_later *)l;
     if (!rc && f->res.err == STORE_ECONFLICT && f->attempt < 3) {
-        char *now;
-        size_t now_len;
-        int prc = fs_path_of(l->fs, f->h->ino, &now, &now_len);
-        bool moved = !prc && (now_len != f->path_len || memcmp(now, f->path, now_len));
-        if (!prc)
-            free(now);
+        bool moved = false;
+        int prc = fs_ino_moved(l->fs, f->h->ino, f->path, f->path_len, &moved);
         if (prc == ENOENT) {
             f->res.err = ENOENT; /* deleted meanwhile */
         } else if (prc) {
@@ -711,18 +713,16 @@ static void flush_async(struct fs *fs, fuse_req_t req, struct fs_handle *h)
     if (fs->later_running && !h->write_err && h->dirty && !h->trunc_only && !h->has_mtime &&
         !h->has_atime) {
         /* counted (fs->flushes) from here until its reply */
-        if (atomic_fetch_add(&fs->flushes, 1) < FS_FLUSHES_MAX)
-            f = calloc(1, sizeof(*f));
+        if (atomic_fetch_add(&fs->flushes, 1) < FS_FLUSHES_MAX && (f = calloc(1, sizeof(*f))) &&
+            !(f->reply = fs_inval_reply_new())) {
+            free(f);
+            f = NULL;
+        }
         if (!f)
             fs_flush_ended(fs); /* at the cap, or no memory: not after all */
     }
     if (!f) {
-        bool committed;
-        int rc = commit(fs, h, &committed, false);
-        pthread_mutex_unlock(&h->mu);
-        if (committed || rc)
-            invalidate(fs, h->ino);
-        fuse_reply_err(req, rc);
+        commit_locked_and_reply(fs, req, h);
         return;
     }
     f->l.run = flush_run;

@@ -212,8 +212,12 @@ size_t fs_inval_metrics(struct fs *fs, char *buf, size_t cap);
 int fs_inval_start(struct fs *fs);
 /* Invalidates ino's pages and attributes in the kernel (if inval), then
  * replies rc to req, on the notifier thread: for a flush finished on the
- * later thread, which must not wait for the kernel (fs_file.c). */
-void fs_inval_then_reply(struct fs *fs, uint64_t ino, bool inval, fuse_req_t req, int rc);
+ * later thread, which must not wait for the kernel (fs_file.c). it comes
+ * from fs_inval_reply_new, made when the flush began (NULL if no memory),
+ * so that the end needs no allocation; it is taken over. */
+struct fs_inval_item *fs_inval_reply_new(void);
+void fs_inval_then_reply(struct fs *fs, struct fs_inval_item *it, uint64_t ino, bool inval,
+                         fuse_req_t req, int rc);
 /* An asynchronous flush was answered (fs->flushes). */
 void fs_flush_ended(struct fs *fs);
 /* Waits until no asynchronous flush is in flight: at the stop, after the
@@ -249,6 +253,9 @@ int fs_node_errno(int rc);
 /* Proposes cmd on the entry that is inode ino now, following renames that
  * race with it (cmd->path is filled in; expected_ino is set). */
 int fs_propose_ino(struct fs *fs, uint64_t ino, struct store_cmd *cmd, struct store_result *res);
+/* After a conflict of a command at path: has ino another path now (0 and
+ * *moved), or is it gone (ENOENT)? */
+int fs_ino_moved(struct fs *fs, uint64_t ino, const char *path, size_t len, bool *moved);
 int64_t fs_now_ns(void);
 /* Owner of a new entry under parent: the caller, or the group of a setgid
  * parent (a new directory inherits the setgid bit in *mode). ENOTDIR. */

@@ -37,6 +37,28 @@ struct fs_inval_item {
     char name[];
 };
 
+/* Queues it; one that may be dropped is, with the queue full (a reply is
+ * never dropped). */
+static void queue(struct fs *fs, struct fs_inval_item *it, bool may_drop)
+{
+    pthread_mutex_lock(&fs->inval_mu);
+    if (may_drop && fs->inval_count >= FS_INVAL_MAX_QUEUED) {
+        fs->inval_dropped++;
+        fs->inval_dropped_total++;
+        pthread_mutex_unlock(&fs->inval_mu);
+        free(it);
+        return;
+    }
+    if (fs->inval_tail)
+        fs->inval_tail->next = it;
+    else
+        fs->inval_head = it;
+    fs->inval_tail = it;
+    fs->inval_count++;
+    pthread_cond_signal(&fs->inval_cv);
+    pthread_mutex_unlock(&fs->inval_mu);
+}
+
 void fs_inval_changed(void *ctx, const struct store_change *c)
 {
     struct fs *fs = ctx;
@@ -58,46 +80,19 @@ void fs_inval_changed(void *ctx, const struct store_change *c)
     if (c->name_len) /* an inode change has no name (and maybe no pointer) */
         memcpy(it->name, c->name, c->name_len);
     it->name[c->name_len] = 0;
-    pthread_mutex_lock(&fs->inval_mu);
-    if (fs->inval_count >= FS_INVAL_MAX_QUEUED) {
-        fs->inval_dropped++;
-        fs->inval_dropped_total++;
-        pthread_mutex_unlock(&fs->inval_mu);
+    queue(fs, it, true);
+}
+
+struct fs_inval_item *fs_inval_reply_new(void)
+{
+    return malloc(sizeof(struct fs_inval_item) + 1);
+}
+
+void fs_inval_then_reply(struct fs *fs, struct fs_inval_item *it, uint64_t ino, bool inval,
+                         fuse_req_t req, int rc)
+{
+    if (!fs->inval_running) { /* not reached: the notifier outlives the later thread */
         free(it);
-        return;
-    }
-    if (fs->inval_tail)
-        fs->inval_tail->next = it;
-    else
-        fs->inval_head = it;
-    fs->inval_tail = it;
-    fs->inval_count++;
-    pthread_cond_signal(&fs->inval_cv);
-    pthread_mutex_unlock(&fs->inval_mu);
-}
-
-/* Queues it whatever the queue holds (a reply is never dropped). */
-static void queue(struct fs *fs, struct fs_inval_item *it)
-{
-    pthread_mutex_lock(&fs->inval_mu);
-    if (fs->inval_tail)
-        fs->inval_tail->next = it;
-    else
-        fs->inval_head = it;
-    fs->inval_tail = it;
-    fs->inval_count++;
-    pthread_cond_signal(&fs->inval_cv);
-    pthread_mutex_unlock(&fs->inval_mu);
-}
-
-void fs_inval_then_reply(struct fs *fs, uint64_t ino, bool inval, fuse_req_t req, int rc)
-{
-    struct fs_inval_item *it = fs->inval_running ? malloc(sizeof(*it) + 1) : NULL;
-    if (!it) {
-        /* No thread or no memory: here, as before there was a later
-         * thread (fs_file.c says when that can wait). */
-        if (inval)
-            fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
         fuse_reply_err(req, rc);
         fs_flush_ended(fs);
         return;
@@ -109,7 +104,7 @@ void fs_inval_then_reply(struct fs *fs, uint64_t ino, bool inval, fuse_req_t req
                                  .req = req,
                                  .rc = rc};
     it->name[0] = 0;
-    queue(fs, it);
+    queue(fs, it, false);
 }
 
 static void notify(struct fs *fs, const struct fs_inval_item *it)

@@ -475,26 +475,6 @@ static void lane_put(struct node *n, struct node_lane *l)
     pthread_mutex_unlock(&n->mu);
 }
 
-int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res)
-{
-    struct node_lane *lane = lane_take(n);
-    if (!lane)
-        return ENOMEM;
-    cmd->client_id = lane->client_id;
-    cmd->seq = ++lane->seq;
-    void *data;
-    size_t len;
-    int rc = store_cmd_encode(cmd, &data, &len);
-    if (!rc) {
-        struct sync_wait w = {.res = res};
-        sem_init(&w.done, 0, 0);
-        rc =
-            wait_for(&w, node_submit(n, data, len, cmd->client_id, cmd->seq, false, sync_done, &w));
-    }
-    lane_put(n, lane);
-    return rc;
-}
-
 /* A node_propose_async in flight: its lane, held until done. */
 struct async_propose {
     struct node *n;
@@ -533,6 +513,13 @@ int node_propose_async(struct node *n, struct store_cmd *cmd, node_done_fn done,
         free(a);
     }
     return rc;
+}
+
+int node_propose(struct node *n, struct store_cmd *cmd, struct store_result *res)
+{
+    struct sync_wait w = {.res = res};
+    sem_init(&w.done, 0, 0);
+    return wait_for(&w, node_propose_async(n, cmd, sync_done, &w));
 }
 
 /* Why a local read is refused now (failed closed, stopping, not started),

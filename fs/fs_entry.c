@@ -328,6 +328,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct store_attr a;
     struct store_txn *t;
+    struct fs_handle *borrowed = NULL; /* see below */
     int64_t now = fs_now_ns();
     int rc;
 
@@ -339,19 +340,25 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
         goto fail;
 
     /* ftruncate through an open writer, or truncate(2) by the process that
-     * is writing the file: the size belongs to its uncommitted value. */
+     * is writing the file: the size belongs to its uncommitted value. A
+     * handle found by the process (not given by the kernel) is borrowed:
+     * its RELEASE may run meanwhile, and then the size is proposed. */
     struct fs_handle *h = fs_file_handle(fi);
     if (h && !h->writable)
         h = NULL;
     if ((to_set & FUSE_SET_ATTR_SIZE) && a.type == STORE_TYPE_FILE) {
         if (!h)
-            h = fs_table_writer_of(fs, ino, ctx->pid);
+            h = borrowed = fs_table_writer_of(fs, ino, ctx->pid);
         if (h && h->append)
             h = NULL;
         if (h) {
-            if ((rc = fs_handle_truncate(fs, h, (uint64_t)attr->st_size)))
+            rc = fs_handle_truncate(fs, h, (uint64_t)attr->st_size);
+            if (rc == EBADF && h == borrowed)
+                h = NULL; /* closed meanwhile */
+            else if (rc)
                 goto fail;
-            to_set &= ~FUSE_SET_ATTR_SIZE;
+            else
+                to_set &= ~FUSE_SET_ATTR_SIZE;
         }
     }
 
@@ -423,9 +430,13 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
             fs_table_rebase(fs, ino, a.mod_revision, res.attr.mod_revision);
         a = res.attr;
     }
+    if (borrowed)
+        fs_handle_put(fs, borrowed);
     reply_attr(req, fs, &a, fi);
     return;
 fail:
+    if (borrowed)
+        fs_handle_put(fs, borrowed);
     fuse_reply_err(req, rc);
 }
 

@@ -39,11 +39,19 @@ void fs_handle_lock(struct fs_handle *h)
         pthread_cond_wait(&h->idle, &h->mu);
 }
 
-/* Unregisters and frees an open handle. */
-static void handle_drop(struct fs *fs, struct fs_handle *h)
+void fs_handle_drop(struct fs *fs, struct fs_handle *h)
 {
-    fs_table_release(fs, h);
-    handle_free(h);
+    fs_handle_lock(h);
+    h->closed = true;
+    pthread_mutex_unlock(&h->mu);
+    if (fs_table_release(fs, h))
+        handle_free(h);
+}
+
+void fs_handle_put(struct fs *fs, struct fs_handle *h)
+{
+    if (fs_table_writer_unborrow(fs, h))
+        handle_free(h);
 }
 
 int fs_buf_reserve(char **buf, size_t *cap, size_t need, size_t first)
@@ -170,7 +178,7 @@ static void open_finish(struct fs *fs, fuse_req_t req, fuse_ino_t ino, struct fu
     if (rc)
         fuse_reply_err(req, rc);
     else if (fuse_reply_open(req, fi) == -ENOENT)
-        handle_drop(fs, h); /* the opener was interrupted: no release will come */
+        fs_handle_drop(fs, h); /* the opener was interrupted: no release will come */
 }
 
 /* An open kept across its barrier: libfuse's fi lives on the stack of
@@ -275,7 +283,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
     }
     fs_entry_hand(fs, &a, gen, &e);
     if (fuse_reply_create(req, &e, fi) == -ENOENT)
-        handle_drop(fs, h);
+        fs_handle_drop(fs, h);
 }
 
 /* A read-only descriptor reads one version of the value: the one committed
@@ -478,7 +486,7 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
     if (size > fs->limits.max_value_bytes)
         return EFBIG;
     fs_handle_lock(h);
-    int rc = reserve(h, (size_t)size);
+    int rc = h->closed ? EBADF : reserve(h, (size_t)size);
     if (!rc) {
         if (size > h->len)
             memset(h->buf + h->len, 0, (size_t)size - h->len);
@@ -782,12 +790,16 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * it; nobody is left to report an error to but the log. */
     committed = false;
     int rc = h->write_err ? 0 : commit(fs, h, &committed, true);
+    /* From here a truncate(2) that found h by its writer's process
+     * (fs_op_setattr) proposes its size instead of changing a buffer
+     * nobody commits any more. */
+    h->closed = true;
     pthread_mutex_unlock(&h->mu);
     if (rc)
         node_log(NODE_LOG_WARN, "inode %llu: uncommitted data dropped at release: %s",
                  (unsigned long long)ino, strerror(rc));
     if (committed || rc)
         invalidate(fs, h->ino);
-    handle_drop(fs, h);
+    fs_handle_drop(fs, h);
     fuse_reply_err(req, 0);
 }

@@ -51,6 +51,11 @@ struct fs_handle {
     pid_t opener_tgid;             /* its process; 0 until needed */
     struct fs_handle *next_writer; /* in fs_istate.writers (table lock) */
     struct fs_istate *is;
+    /* Table lock: users that found it by fs_table_writer_of and have not
+     * put it back yet, and whether RELEASE has unregistered it meanwhile;
+     * then the last of them frees it (fs_handle_put). */
+    unsigned borrows;
+    bool released;
     /* Compare for commits of handles opened without O_TRUNC: set at open,
      * then after each commit; rebased by local SETATTRs (fs_table_rebase,
      * which must not take mu: a flush holds mu while the node applies, and
@@ -63,6 +68,7 @@ struct fs_handle {
      * mu to use the fields below waits on idle until it is done. */
     bool committing;
     pthread_cond_t idle;
+    bool closed; /* RELEASE (or a failed open) is done with it: nothing more is committed */
     bool dirty;
     /* O_TRUNC and nothing written yet: committed at RELEASE, not at FLUSH,
      * because shells close a dup of the descriptor before writing
@@ -151,12 +157,18 @@ int fs_table_init(struct fs *fs);
 void fs_table_fini(struct fs *fs);
 /* Registers h as open on h->ino (and as a writer if writable). */
 int fs_table_open(struct fs *fs, struct fs_handle *h);
-void fs_table_release(struct fs *fs, struct fs_handle *h);
+/* Unregisters h; true if the caller frees it now, false if a borrower
+ * (fs_table_writer_of) still holds it and will (fs_handle_put). */
+bool fs_table_release(struct fs *fs, struct fs_handle *h);
 /* The size an open writer reports to getattr from `tid` (through handle
  * fh if not 0): true if such a writer exists. */
 bool fs_table_writer_size(struct fs *fs, uint64_t ino, uint64_t fh, pid_t tid, uint64_t *size);
-/* The writer handle of `tid`'s process on ino, or NULL. */
+/* The writer handle of `tid`'s process on ino, or NULL; borrowed: RELEASE
+ * may run meanwhile but does not free it before fs_handle_put. */
 struct fs_handle *fs_table_writer_of(struct fs *fs, uint64_t ino, pid_t tid);
+/* Gives back what fs_table_writer_of lent; true if h was released meanwhile
+ * and this was its last borrower: the caller frees it. */
+bool fs_table_writer_unborrow(struct fs *fs, struct fs_handle *h);
 /* A local SETATTR moved ino from revision old_rev to new_rev without
  * changing its value: writers that were up to date stay up to date. */
 void fs_table_rebase(struct fs *fs, uint64_t ino, uint64_t old_rev, uint64_t new_rev);
@@ -192,6 +204,12 @@ struct fs_later {
 };
 /* Locks h->mu once no flush's commit is in flight (fs_file.c). */
 void fs_handle_lock(struct fs_handle *h);
+/* Puts back a handle from fs_table_writer_of, freeing it if RELEASE came
+ * meanwhile. */
+void fs_handle_put(struct fs *fs, struct fs_handle *h);
+/* Unregisters h, marks it closed and frees it (or leaves that to its last
+ * borrower). */
+void fs_handle_drop(struct fs *fs, struct fs_handle *h);
 int fs_later_start(struct fs *fs);
 /* Queues l (l->fs set) to run on the later thread with rc: for a node
  * request's completion (the node's loop thread calls it). */
@@ -290,7 +308,9 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-/* ftruncate through a handle: applied to its buffer. */
+/* ftruncate through a handle, or truncate(2) by its writer: applied to its
+ * buffer. EBADF: h is closed (a borrowed handle whose RELEASE came first),
+ * its value committed; the caller sets the size by a proposal instead. */
 int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size);
 
 /* ---- fs_dir.c ---- */

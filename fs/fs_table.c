@@ -100,7 +100,7 @@ int fs_table_open(struct fs *fs, struct fs_handle *h)
     return 0;
 }
 
-void fs_table_release(struct fs *fs, struct fs_handle *h)
+bool fs_table_release(struct fs *fs, struct fs_handle *h)
 {
     pthread_mutex_lock(&fs->mu);
     struct fs_istate *is = h->is;
@@ -121,7 +121,10 @@ void fs_table_release(struct fs *fs, struct fs_handle *h)
         free(is);
     }
     h->is = NULL;
+    h->released = true;
+    bool free_now = h->borrows == 0;
     pthread_mutex_unlock(&fs->mu);
+    return free_now;
 }
 
 pid_t fs_tgid_of(pid_t tid)
@@ -183,11 +186,20 @@ struct fs_handle *fs_table_writer_of(struct fs *fs, uint64_t ino, pid_t tid)
     for (struct fs_handle *h = is ? is->writers : NULL; h; h = h->next_writer) {
         if (!h->append && is_callers(h, 0, tid, &tgid)) {
             found = h;
+            h->borrows++;
             break;
         }
     }
     pthread_mutex_unlock(&fs->mu);
     return found;
+}
+
+bool fs_table_writer_unborrow(struct fs *fs, struct fs_handle *h)
+{
+    pthread_mutex_lock(&fs->mu);
+    bool last = --h->borrows == 0 && h->released;
+    pthread_mutex_unlock(&fs->mu);
+    return last;
 }
 
 void fs_table_rebase(struct fs *fs, uint64_t ino, uint64_t old_rev, uint64_t new_rev)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/stat.h>
@@ -379,6 +380,51 @@ static int cmd_mknod_reg(char **argv)
     return result(mknod(argv[0], S_IFREG | 0640, 0));
 }
 
+/* truncate-close-race FILE N: N times, write "0123456789" through a fresh
+ * O_TRUNC descriptor and close it while another thread of this process
+ * truncates the file by path to 4 bytes. Both return before the size is
+ * read, so it must be 4 every time, whichever came first: the truncate
+ * lands in the writer's uncommitted value, or waits for its commit, or
+ * comes after the close and is proposed (fs_op_setattr). Prints how many
+ * rounds ended with another size, and the first error. */
+struct trunc_arg {
+    const char *path;
+    int rc;
+};
+
+static void *trunc_thread(void *p)
+{
+    struct trunc_arg *a = p;
+    a->rc = truncate(a->path, 4) ? errno : 0;
+    return NULL;
+}
+
+static int cmd_truncate_close_race(char **argv)
+{
+    const char *path = argv[0];
+    int n = atoi(argv[1]), wrong = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = open(path, O_WRONLY | O_TRUNC);
+        if (fd < 0 || write(fd, "0123456789", 10) != 10)
+            return result(-1);
+        struct trunc_arg a = {.path = path};
+        pthread_t t;
+        if (pthread_create(&t, NULL, trunc_thread, &a))
+            return result(-1);
+        int crc = close(fd) ? errno : 0;
+        pthread_join(t, NULL);
+        struct stat st;
+        if (crc || a.rc || stat(path, &st)) {
+            printf("round %d: close %s, truncate %s\n", i, ename(crc), ename(a.rc));
+            return 1;
+        }
+        if (st.st_size != 4 && wrong++ == 0)
+            printf("round %d: size %lld\n", i, (long long)st.st_size);
+    }
+    printf("rounds %d, wrong size %d\n", n, wrong);
+    return wrong ? 1 : 0;
+}
+
 struct sub {
     const char *name;
     int argc;
@@ -386,14 +432,23 @@ struct sub {
 };
 
 static const struct sub subs[] = {
-    {"rename2", 3, cmd_rename2},         {"write-fstat", 3, cmd_write_fstat},
-    {"mmap-rw", 1, cmd_mmap_rw},         {"conflict", 1, cmd_conflict},
-    {"chmod-write", 1, cmd_chmod_write}, {"unlink-read", 1, cmd_unlink_read},
-    {"reader", 2, cmd_reader},           {"writer", 2, cmd_writer},
-    {"create-excl", 1, cmd_create_excl}, {"write-at", 3, cmd_write_at},
-    {"mkfifo", 1, cmd_mkfifo},           {"mknod-reg", 1, cmd_mknod_reg},
-    {"symlink", 2, cmd_symlink},         {"link", 2, cmd_link},
-    {"read-split", 1, cmd_read_split},   {"poll-events", 2, cmd_poll_events},
+    {"rename2", 3, cmd_rename2},
+    {"write-fstat", 3, cmd_write_fstat},
+    {"mmap-rw", 1, cmd_mmap_rw},
+    {"conflict", 1, cmd_conflict},
+    {"chmod-write", 1, cmd_chmod_write},
+    {"unlink-read", 1, cmd_unlink_read},
+    {"reader", 2, cmd_reader},
+    {"writer", 2, cmd_writer},
+    {"create-excl", 1, cmd_create_excl},
+    {"write-at", 3, cmd_write_at},
+    {"mkfifo", 1, cmd_mkfifo},
+    {"mknod-reg", 1, cmd_mknod_reg},
+    {"symlink", 2, cmd_symlink},
+    {"link", 2, cmd_link},
+    {"read-split", 1, cmd_read_split},
+    {"poll-events", 2, cmd_poll_events},
+    {"truncate-close-race", 2, cmd_truncate_close_race},
 };
 
 int main(int argc, char **argv)

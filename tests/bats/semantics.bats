@@ -24,6 +24,13 @@ teardown() {
     assert_line "after close: 10"
 }
 
+@test "truncate(2) by the writing process, racing its own close, is never lost" {
+    printf 'x\n' > "$MNT/t"
+    run "$FSTEST_BIN" truncate-close-race "$MNT/t" 1000
+    assert_success
+    assert_line "rounds 1000, wrong size 0"
+}
+
 @test "mmap of a read-write file reads and writes through" {
     run "$FSTEST_BIN" mmap-rw "$MNT/m"
     assert_success

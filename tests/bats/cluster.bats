@@ -251,6 +251,38 @@ teardown() {
     done
 }
 
+@test "a stop lets a close that waits for a majority end in its real outcome" {
+    RAFTFS_MOUNT_OPTS="--timeout 30" cluster_start
+    l=$(leader)
+    cut=$(( l % 3 + 1 )) other=$(( (l + 1) % 3 + 1 ))
+    echo old > "$CL/mnt/$l/k"
+    "$FSTEST_BIN" write-at-go "$CL/mnt/$l/k" new "$TEST_TMP/go" > "$TEST_TMP/w.out" 2>&1 &
+    w=$!
+    for _ in $(seq 1 100); do grep -q open "$TEST_TMP/w.out" && break; sleep 0.05; done
+    grep -q open "$TEST_TMP/w.out"
+    kill -STOP "$(member_pid "$cut")" "$(member_pid "$other")"
+    touch "$TEST_TMP/go"
+    sleep 0.5
+    # Stopped while its close waits: the member keeps the commit going
+    # (no ESHUTDOWN, which would report a failure for a write that may
+    # still commit) until the others are back.
+    m=$(member_pid "$l")
+    kill -TERM "$m"
+    sleep 1
+    if exited "$w"; then
+        echo "the close ended at the stop: $(cat "$TEST_TMP/w.out")"
+        false
+    fi
+    kill -CONT "$(member_pid "$cut")" "$(member_pid "$other")"
+    wait "$w"
+    run cat "$TEST_TMP/w.out"
+    assert_line "close: OK"
+    for _ in $(seq 1 200); do exited "$m" && break; sleep 0.05; done
+    exited "$m"
+    [ "$(cat "$CL/mnt/$cut/k")" = new ]
+    [ "$(cat "$CL/mnt/$other/k")" = new ]
+}
+
 @test "writes on followers work, and the client port of any member serves" {
     cluster_start
     l=$(leader)

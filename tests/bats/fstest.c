@@ -425,6 +425,26 @@ static int cmd_truncate_close_race(char **argv)
     return wrong ? 1 : 0;
 }
 
+/* write-at-go FILE VALUE GO: opens FILE (O_WRONLY|O_TRUNC), prints "open",
+ * waits until the file GO exists, writes VALUE, closes, and prints close's
+ * result: for a close that has to wait for the cluster. */
+static int cmd_write_at_go(char **argv)
+{
+    int fd = open(argv[0], O_WRONLY | O_TRUNC);
+    if (fd < 0)
+        return result(-1);
+    printf("open\n");
+    fflush(stdout);
+    while (access(argv[2], F_OK))
+        usleep(20000);
+    size_t len = strlen(argv[1]);
+    if (write(fd, argv[1], len) != (ssize_t)len)
+        return result(-1);
+    int rc = close(fd);
+    printf("close: %s\n", ename(rc ? errno : 0));
+    return 0;
+}
+
 struct sub {
     const char *name;
     int argc;
@@ -449,6 +469,7 @@ static const struct sub subs[] = {
     {"read-split", 1, cmd_read_split},
     {"poll-events", 2, cmd_poll_events},
     {"truncate-close-race", 2, cmd_truncate_close_race},
+    {"write-at-go", 3, cmd_write_at_go},
 };
 
 int main(int argc, char **argv)

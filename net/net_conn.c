@@ -597,6 +597,11 @@ bool net_conn_peer_verified(const struct net_conn *c)
     return c->peer_verified;
 }
 
+int net_conn_peer_names(const struct net_conn *c, const char *host)
+{
+    return c->ssl && c->peer_verified ? net_tls_peer_names(c->ssl, host) : ENOENT;
+}
+
 int net_conn_peer_cn(const struct net_conn *c, char *buf, size_t len)
 {
     return c->ssl && c->peer_verified ? net_tls_peer_cn(c->ssl, buf, len) : ENOENT;

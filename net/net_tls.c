@@ -332,6 +332,18 @@ bool net_tls_peer_verified(SSL *s)
     return cert && SSL_get_verify_result(s) == X509_V_OK;
 }
 
+int net_tls_peer_names(SSL *s, const char *host)
+{
+    if (!net_tls_peer_verified(s))
+        return ENOENT;
+    X509 *cert = SSL_get0_peer_certificate(s);
+    unsigned char ip[16];
+    bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    int ok = literal ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert, host, 0, 0, NULL);
+    ERR_clear_error();
+    return ok == 1 ? 0 : EACCES;
+}
+
 int net_tls_peer_cn(SSL *s, char *buf, size_t len)
 {
     if (!net_tls_peer_verified(s))

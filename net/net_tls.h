@@ -78,6 +78,12 @@ bool net_tls_peer_verified(struct ssl_st *s);
  * more than one), EINVAL (a CN with a NUL byte), ERANGE (too long). */
 int net_tls_peer_cn(struct ssl_st *s, char *buf, size_t len);
 
+/* Does the other side's verified certificate name host, by the rules a
+ * dialer checks a server's by (an IP address in its IP SANs; a name in
+ * its DNS SANs or, lacking those, its CN)? 0: yes; ENOENT: no verified
+ * certificate; EACCES: it does not name host. */
+int net_tls_peer_names(struct ssl_st *s, const char *host);
+
 /* The host part of "HOST:PORT" or "[V6]:PORT" into buf (for the server's
  * certificate check). EINVAL if it does not fit or has no port. */
 int net_tls_host_of(const char *addr, char *buf, size_t len);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "net_conn.h"
+#include "net_tls.h"
 #include "net_wire.h"
 #include "node_auth.h"
 #include "node_internal.h"
@@ -1250,17 +1251,33 @@ static bool hello_ok(struct node_server *s, const Raftfs__Hello *h, char *why, s
 }
 
 /* With TLS, a member's Hello needs a verified certificate (mutual TLS
- * between members), whether or not clients must show one. Any certificate
- * of the CA will do: the CA vouches for members and clients alike. */
+ * between members), whether or not clients must show one, and that
+ * certificate must name the host the member is known at here (the member
+ * directory's address), as the certificate of a member dialed must name
+ * the host dialed: a client's certificate, or one made for another host,
+ * cannot speak as a member. */
 static bool hello_tls_ok(struct node_server *s, struct net_conn *conn, const Raftfs__Hello *h,
                          char *why, size_t len)
 {
-    if (!s->n->tls || !(h->has_member_id && h->member_id) || net_conn_peer_verified(conn))
+    if (!s->n->tls || !(h->has_member_id && h->member_id))
+        return true;
+    if (!net_conn_peer_verified(conn)) {
+        snprintf(why, len,
+                 "member %llu showed no certificate: members must (mutual TLS, with this "
+                 "member's --cert-file)",
+                 (unsigned long long)h->member_id);
+        return false;
+    }
+    struct node_peer *p = node_peer_find(s->n, h->member_id);
+    char host[128];
+    if (!p || net_tls_host_of(p->name, host, sizeof(host)))
+        return true; /* not a member known here: hello_ok refuses it */
+    if (net_conn_peer_names(conn, host) == 0)
         return true;
     snprintf(why, len,
-             "member %llu showed no certificate: members must (mutual TLS, with this "
-             "member's --cert-file)",
-             (unsigned long long)h->member_id);
+             "member %llu showed a certificate that does not name %.80s, its host in the "
+             "member directory: a member's certificate must name the address its peers dial",
+             (unsigned long long)h->member_id, host);
     return false;
 }
 

@@ -31,8 +31,9 @@ teardown() {
 }
 
 # make_pki: CA "ca" signs members m1..m3 (IP SAN 127.0.0.1, for serving
-# and for dialing) and "client" (a client certificate); CA "other" signs
-# "stranger", a member certificate from the wrong CA.
+# and for dialing), "client" (a client certificate) and "elsewhere" (a
+# member certificate for another address); CA "other" signs "stranger", a
+# member certificate from the wrong CA.
 make_pki() {
     mkdir -p "$PKI"
     (
@@ -49,6 +50,7 @@ make_pki() {
         ca ca && ca other &&
             crt m1 ca "$member" && crt m2 ca "$member" && crt m3 ca "$member" &&
             crt stranger other "$member" && crt client ca 'extendedKeyUsage=clientAuth\n' &&
+            crt elsewhere ca 'subjectAltName=IP:10.9.9.9\nextendedKeyUsage=serverAuth,clientAuth\n' &&
             chmod 600 ./*.key
     ) >/dev/null 2>&1
 }
@@ -108,7 +110,7 @@ start_cluster() { # [OPTIONS...] for every member
     wait_leader 1 2 3
 }
 
-@test "a 3-member cluster over TLS: writes through a mount, reads over TLS, members need certificates" {
+@test "a 3-member cluster over TLS: writes through a mount, reads over TLS, members need their own certificates" {
     start_cluster
     mkdir "$TEST_TMP/mnt1/app"
     echo "postgres://db" >"$TEST_TMP/mnt1/app/db_url"
@@ -135,6 +137,15 @@ start_cluster() { # [OPTIONS...] for every member
     assert_failure 1
     assert_output --partial "refused: member 2 showed no certificate: members must (mutual TLS"
     grep -q "connection from 127.0.0.1:[0-9]* refused: member 2 showed no certificate" \
+        "$TEST_TMP/data1/raftfs.log"
+    # nor with one of the CA that does not name member 2's host: a client's,
+    # or a member's made for another address
+    for c in client elsewhere; do
+        run "$WIRETEST_BIN" peer-hello "$(ep 1)" "$cluster" 2 "$PKI/ca.crt" "$PKI/$c.crt" "$PKI/$c.key"
+        assert_failure 1
+        assert_output --partial "refused: member 2 showed a certificate that does not name 127.0.0.1, its host in the member directory"
+    done
+    grep -q "connection from 127.0.0.1:[0-9]* refused: member 2 showed a certificate that does not name" \
         "$TEST_TMP/data1/raftfs.log"
     # (then the Hello's other checks: this one lacks member 2's incarnation)
     run "$WIRETEST_BIN" peer-hello "$(ep 1)" "$cluster" 2 "$PKI/ca.crt" "$PKI/m2.crt" "$PKI/m2.key"

@@ -77,6 +77,8 @@ static int render(struct fs *fs, enum ctl_file which, char **out, size_t *len)
                                              : node_metrics_render(fs->node, buf, cap);
         if (which == CTL_METRICS && need < cap)
             need += fs_inval_metrics(fs, buf + need, cap - need);
+        if (which == CTL_METRICS && need < cap)
+            need += fs_flush_metrics(fs, buf + need, cap - need);
         if (need < cap) {
             *out = buf;
             *len = need;

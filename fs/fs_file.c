@@ -677,6 +677,22 @@ void fs_flush_ended(struct fs *fs)
     atomic_fetch_sub(&fs->flushes, 1);
 }
 
+size_t fs_flush_metrics(struct fs *fs, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "# HELP raftfs_flushes_in_flight Closes whose commit is in flight without "
+                     "holding a request thread (at most %d).\n"
+                     "# TYPE raftfs_flushes_in_flight gauge\n"
+                     "raftfs_flushes_in_flight %u\n"
+                     "# HELP raftfs_flushes_capped_total Closes that committed on their request "
+                     "thread because as many were in flight as allowed.\n"
+                     "# TYPE raftfs_flushes_capped_total counter\n"
+                     "raftfs_flushes_capped_total %llu\n",
+                     FS_FLUSHES_MAX, atomic_load(&fs->flushes),
+                     (unsigned long long)atomic_load(&fs->flushes_capped));
+    return n < 0 ? 0 : (size_t)n;
+}
+
 void fs_flushes_wait(struct fs *fs)
 {
     /* Each ends by the node's --timeout at the latest (the node runs). */
@@ -721,11 +737,13 @@ static void flush_async(struct fs *fs, fuse_req_t req, struct fs_handle *h)
     if (fs->later_running && !h->write_err && h->dirty && !h->trunc_only && !h->has_mtime &&
         !h->has_atime) {
         /* counted (fs->flushes) from here until its reply */
-        if (atomic_fetch_add(&fs->flushes, 1) < FS_FLUSHES_MAX && (f = calloc(1, sizeof(*f))) &&
-            !(f->reply = fs_inval_reply_new())) {
+        bool room = atomic_fetch_add(&fs->flushes, 1) < FS_FLUSHES_MAX;
+        if (room && (f = calloc(1, sizeof(*f))) && !(f->reply = fs_inval_reply_new())) {
             free(f);
             f = NULL;
         }
+        if (!room)
+            atomic_fetch_add(&fs->flushes_capped, 1);
         if (!f)
             fs_flush_ended(fs); /* at the cap, or no memory: not after all */
     }

@@ -117,8 +117,11 @@ struct fs {
     struct fs_istate **buckets;
     size_t nbuckets, count;
 
-    /* fs_file.c: flushes whose commit is in flight (flush_async) */
+    /* fs_file.c: flushes whose commit is in flight (flush_async), and
+     * those that committed on their request thread because FS_FLUSHES_MAX
+     * were (for .raftfs/metrics) */
     _Atomic unsigned flushes;
+    _Atomic uint64_t flushes_capped;
     /* fs_inval.c: changes made elsewhere, to tell the kernel about */
     pthread_t inval_thread;
     bool inval_running, inval_stop;
@@ -238,6 +241,9 @@ void fs_inval_then_reply(struct fs *fs, struct fs_inval_item *it, uint64_t ino, 
                          fuse_req_t req, int rc);
 /* An asynchronous flush was answered (fs->flushes). */
 void fs_flush_ended(struct fs *fs);
+/* Appends the flush gauges and counters to .raftfs/metrics (Prometheus
+ * text): the bytes it needs, as snprintf. */
+size_t fs_flush_metrics(struct fs *fs, char *buf, size_t cap);
 /* Waits until no asynchronous flush is in flight: at the stop, after the
  * FUSE loop and before the node stops, so that each ends in its real
  * outcome. */

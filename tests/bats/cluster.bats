@@ -251,6 +251,43 @@ teardown() {
     done
 }
 
+@test "at most 256 closes wait for a majority without a request thread; the rest hold one, and all commit" {
+    RAFTFS_MOUNT_OPTS="--timeout 60" cluster_start
+    l=$(leader)
+    cut=$(( l % 3 + 1 )) other=$(( (l + 1) % 3 + 1 ))
+    mkdir "$CL/mnt/$l/d"
+    for i in $(seq 1 300); do echo old > "$CL/mnt/$l/d/k$i"; done
+    pids=()
+    for i in $(seq 1 300); do
+        "$FSTEST_BIN" write-at-go "$CL/mnt/$l/d/k$i" "new$i" "$TEST_TMP/go" > "$TEST_TMP/w$i.out" 2>&1 &
+        pids+=($!)
+    done
+    for i in $(seq 1 300); do
+        for _ in $(seq 1 200); do grep -q open "$TEST_TMP/w$i.out" && break; sleep 0.05; done
+        grep -q open "$TEST_TMP/w$i.out"
+    done
+    kill -STOP "$(member_pid "$cut")" "$(member_pid "$other")"
+    touch "$TEST_TMP/go"
+    # 300 closes wait in a minority: 256 without a thread, 44 on one each
+    # of the 64; the metrics are still served.
+    for _ in $(seq 1 100); do
+        m=$(cat "$CL/mnt/$l/.raftfs/metrics")
+        [ "$(echo "$m" | sed -n 's/^raftfs_flushes_capped_total //p')" = 44 ] && break
+        sleep 0.1
+    done
+    echo "$m" | grep -x "raftfs_flushes_in_flight 256"
+    echo "$m" | grep -x "raftfs_flushes_capped_total 44"
+    kill -CONT "$(member_pid "$cut")" "$(member_pid "$other")"
+    for p in "${pids[@]}"; do wait "$p"; done
+    for i in $(seq 1 300); do
+        grep -qx "close: OK" "$TEST_TMP/w$i.out" || { cat "$TEST_TMP/w$i.out"; false; }
+    done
+    for i in $(seq 1 300); do
+        [ "$(cat "$CL/mnt/$other/d/k$i")" = "new$i" ] || { echo "k$i: $(cat "$CL/mnt/$other/d/k$i")"; false; }
+    done
+    grep -qx "raftfs_flushes_in_flight 0" "$CL/mnt/$l/.raftfs/metrics"
+}
+
 @test "a stop lets a close that waits for a majority end in its real outcome" {
     RAFTFS_MOUNT_OPTS="--timeout 30" cluster_start
     l=$(leader)

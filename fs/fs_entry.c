@@ -353,8 +353,8 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
             h = NULL;
         if (h) {
             rc = fs_handle_truncate(fs, h, (uint64_t)attr->st_size);
-            if (rc == EBADF && h == borrowed)
-                h = NULL; /* closed meanwhile */
+            if (rc && h == borrowed)
+                h = NULL; /* closed meanwhile, or poisoned: proposed below */
             else if (rc)
                 goto fail;
             else

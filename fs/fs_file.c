@@ -42,7 +42,7 @@ void fs_handle_lock(struct fs_handle *h)
 void fs_handle_drop(struct fs *fs, struct fs_handle *h)
 {
     fs_handle_lock(h);
-    h->closed = true;
+    atomic_store(&h->closed, true);
     pthread_mutex_unlock(&h->mu);
     if (fs_table_release(fs, h))
         handle_free(h);
@@ -486,7 +486,9 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
     if (size > fs->limits.max_value_bytes)
         return EFBIG;
     fs_handle_lock(h);
-    int rc = h->closed ? EBADF : reserve(h, (size_t)size);
+    int rc = atomic_load(&h->closed) ? EBADF
+             : h->write_err          ? h->write_err
+                                     : reserve(h, (size_t)size);
     if (!rc) {
         if (size > h->len)
             memset(h->buf + h->len, 0, (size_t)size - h->len);
@@ -811,7 +813,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     /* From here a truncate(2) that found h by its writer's process
      * (fs_op_setattr) proposes its size instead of changing a buffer
      * nobody commits any more. */
-    h->closed = true;
+    atomic_store(&h->closed, true);
     pthread_mutex_unlock(&h->mu);
     if (rc)
         node_log(NODE_LOG_WARN, "inode %llu: uncommitted data dropped at release: %s",

@@ -68,7 +68,10 @@ struct fs_handle {
      * mu to use the fields below waits on idle until it is done. */
     bool committing;
     pthread_cond_t idle;
-    bool closed; /* RELEASE (or a failed open) is done with it: nothing more is committed */
+    /* RELEASE (or a failed open) is done with it: nothing more is
+     * committed. Set under mu; read without it by the table's look-ups,
+     * which pass over a closed handle (its size is the store's now). */
+    atomic_bool closed;
     bool dirty;
     /* O_TRUNC and nothing written yet: committed at RELEASE, not at FLUSH,
      * because shells close a dup of the descriptor before writing
@@ -316,7 +319,9 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* ftruncate through a handle, or truncate(2) by its writer: applied to its
  * buffer. EBADF: h is closed (a borrowed handle whose RELEASE came first),
- * its value committed; the caller sets the size by a proposal instead. */
+ * its value committed; h's write error (EFBIG...): a failed write poisoned
+ * it, it commits nothing. A truncate(2) by path then sets the size by a
+ * proposal instead; an ftruncate(2) of that descriptor fails so. */
 int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size);
 
 /* ---- fs_dir.c ---- */

@@ -167,7 +167,7 @@ bool fs_table_writer_size(struct fs *fs, uint64_t ino, uint64_t fh, pid_t tid, u
     pthread_mutex_lock(&fs->mu);
     struct fs_istate *is = find(fs, ino);
     for (struct fs_handle *h = is ? is->writers : NULL; h; h = h->next_writer) {
-        if (is_callers(h, fh, tid, &tgid)) {
+        if (!atomic_load(&h->closed) && is_callers(h, fh, tid, &tgid)) {
             *size = atomic_load(&h->stat_size);
             found = true;
             break;
@@ -184,7 +184,7 @@ struct fs_handle *fs_table_writer_of(struct fs *fs, uint64_t ino, pid_t tid)
     pthread_mutex_lock(&fs->mu);
     struct fs_istate *is = find(fs, ino);
     for (struct fs_handle *h = is ? is->writers : NULL; h; h = h->next_writer) {
-        if (!h->append && is_callers(h, 0, tid, &tgid)) {
+        if (!h->append && !atomic_load(&h->closed) && is_callers(h, 0, tid, &tgid)) {
             found = h;
             h->borrows++;
             break;

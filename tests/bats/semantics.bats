@@ -26,9 +26,9 @@ teardown() {
 
 @test "truncate(2) by the writing process, racing its own close, is never lost" {
     printf 'x\n' > "$MNT/t"
-    run "$FSTEST_BIN" truncate-close-race "$MNT/t" 1000
+    run "$FSTEST_BIN" truncate-close-race "$MNT/t" 3000
     assert_success
-    assert_line "rounds 1000, wrong size 0"
+    assert_line "rounds 3000, wrong size 0"
 }
 
 @test "mmap of a read-write file reads and writes through" {
@@ -67,6 +67,17 @@ teardown() {
     # an offset past the size limit
     run "$FSTEST_BIN" write-at "$MNT/k" 1048576 "x"
     assert_line "pwrite: EFBIG"
+}
+
+@test "a failed write poisons its descriptor: ftruncate and close fail; a truncate by path works" {
+    printf 'hello world\n' > "$MNT/k"
+    run "$FSTEST_BIN" poisoned "$MNT/k"
+    assert_line "pwrite: EFBIG"
+    assert_line "ftruncate: EFBIG"
+    assert_line "truncate: OK"
+    assert_line "close: EFBIG"
+    run cat "$MNT/k"
+    assert_output "hel"
 }
 
 @test "a file unlinked while open stays readable through its descriptor" {

@@ -71,6 +71,29 @@ static void test_release_while_borrowed(void)
     free_fs(fs);
 }
 
+/* A closed handle is not found any more, for a size or to borrow, although
+ * its RELEASE has not unregistered it yet; a poisoned one refuses a
+ * truncate with its write error. */
+static void test_closed_and_poisoned(void)
+{
+    struct fs *fs = new_fs();
+    struct fs_handle *h = writer(INO, TID);
+    CHECK_EQ(fs_table_open(fs, h), 0);
+    uint64_t size = 99;
+    atomic_store(&h->stat_size, 10);
+    CHECK(fs_table_writer_size(fs, INO, 0, TID, &size));
+    CHECK_EQ(size, 10);
+    h->write_err = EFBIG;
+    CHECK_EQ(fs_handle_truncate(fs, h, 1), EFBIG);
+    CHECK_EQ(h->len, 0);
+    atomic_store(&h->closed, true); /* as fs_op_release, before it unregisters */
+    CHECK(!fs_table_writer_size(fs, INO, 0, TID, &size));
+    CHECK(fs_table_writer_of(fs, INO, TID) == NULL);
+    fs_handle_drop(fs, h);
+    CHECK_EQ(fs->count, 0);
+    free_fs(fs);
+}
+
 /* Two borrowers: only the last give-back after the release frees. And a
  * give-back before the release leaves the release to free. */
 static void test_borrowers_counted(void)
@@ -144,6 +167,7 @@ int main(void)
 {
     test_release_while_borrowed();
     test_borrowers_counted();
+    test_closed_and_poisoned();
     test_race();
     CHECK_DONE();
 }

@@ -87,8 +87,8 @@ const char *net_conn_peer(const struct net_conn *c);
 /* TLS: the other side presented a certificate that verified against the
  * CA (set once the handshake is done; false on plaintext). */
 bool net_conn_peer_verified(const struct net_conn *c);
-/* TLS: does its verified certificate name host (net_tls_peer_names)? 0,
- * ENOENT (no TLS, or no verified certificate) or EACCES. */
+/* TLS: could its verified certificate serve as host's (net_tls_peer_names)?
+ * 0, ENOENT (no TLS, or no verified certificate), EACCES or EPERM. */
 int net_conn_peer_names(const struct net_conn *c, const char *host);
 /* TLS: the common name of that verified certificate (net_tls_peer_cn):
  * 0, or ENOENT (none: plaintext, no certificate, no single CN), EINVAL,

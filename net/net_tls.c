@@ -340,8 +340,11 @@ int net_tls_peer_names(SSL *s, const char *host)
     unsigned char ip[16];
     bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
     int ok = literal ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert, host, 0, 0, NULL);
+    /* A member's certificate also serves: its peers check serverAuth when
+     * they dial it (a client certificate for the same host does not). */
+    int server = ok == 1 ? X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) : 0;
     ERR_clear_error();
-    return ok == 1 ? 0 : EACCES;
+    return ok != 1 ? EACCES : server != 1 ? EPERM : 0;
 }
 
 int net_tls_peer_cn(SSL *s, char *buf, size_t len)

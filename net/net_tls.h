@@ -78,10 +78,11 @@ bool net_tls_peer_verified(struct ssl_st *s);
  * more than one), EINVAL (a CN with a NUL byte), ERANGE (too long). */
 int net_tls_peer_cn(struct ssl_st *s, char *buf, size_t len);
 
-/* Does the other side's verified certificate name host, by the rules a
- * dialer checks a server's by (an IP address in its IP SANs; a name in
- * its DNS SANs or, lacking those, its CN)? 0: yes; ENOENT: no verified
- * certificate; EACCES: it does not name host. */
+/* Could the other side's verified certificate serve as host's, by the
+ * rules a dialer checks a server's by (an IP address in its IP SANs; a
+ * name in its DNS SANs or, lacking those, its CN; fit for a TLS server)?
+ * 0: yes; ENOENT: no verified certificate; EACCES: it does not name host;
+ * EPERM: it does, but is not for a server (extended key usage). */
 int net_tls_peer_names(struct ssl_st *s, const char *host);
 
 /* The host part of "HOST:PORT" or "[V6]:PORT" into buf (for the server's

@@ -1272,8 +1272,16 @@ static bool hello_tls_ok(struct node_server *s, struct net_conn *conn, const Raf
     char host[128];
     if (!p || net_tls_host_of(p->name, host, sizeof(host)))
         return true; /* not a member known here: hello_ok refuses it */
-    if (net_conn_peer_names(conn, host) == 0)
+    int rc = net_conn_peer_names(conn, host);
+    if (rc == 0)
         return true;
+    if (rc == EPERM) {
+        snprintf(why, len,
+                 "member %llu showed a certificate that is not for a server (its extended key "
+                 "usage lacks serverAuth): a member's certificate serves its peers too",
+                 (unsigned long long)h->member_id);
+        return false;
+    }
     snprintf(why, len,
              "member %llu showed a certificate that does not name %.80s, its host in the "
              "member directory: a member's certificate must name the address its peers dial",

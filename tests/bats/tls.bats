@@ -51,6 +51,7 @@ make_pki() {
             crt m1 ca "$member" && crt m2 ca "$member" && crt m3 ca "$member" &&
             crt stranger other "$member" && crt client ca 'extendedKeyUsage=clientAuth\n' &&
             crt elsewhere ca 'subjectAltName=IP:10.9.9.9\nextendedKeyUsage=serverAuth,clientAuth\n' &&
+            crt clienthere ca 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=clientAuth\n' &&
             chmod 600 ./*.key
     ) >/dev/null 2>&1
 }
@@ -147,6 +148,10 @@ start_cluster() { # [OPTIONS...] for every member
     done
     grep -q "connection from 127.0.0.1:[0-9]* refused: member 2 showed a certificate that does not name" \
         "$TEST_TMP/data1/raftfs.log"
+    # nor with a client certificate that names its host
+    run "$WIRETEST_BIN" peer-hello "$(ep 1)" "$cluster" 2 "$PKI/ca.crt" "$PKI/clienthere.crt" "$PKI/clienthere.key"
+    assert_failure 1
+    assert_output --partial "refused: member 2 showed a certificate that is not for a server"
     # (then the Hello's other checks: this one lacks member 2's incarnation)
     run "$WIRETEST_BIN" peer-hello "$(ep 1)" "$cluster" 2 "$PKI/ca.crt" "$PKI/m2.crt" "$PKI/m2.key"
     assert_output --partial "refused: member 2 came back with a new data directory"

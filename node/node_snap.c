@@ -362,6 +362,9 @@ int node_snap_install(struct node *n, const struct raft_snapshot_meta *meta)
     n->snap_index = meta->index;
     node_metric_add(n, &n->metrics.snapshots_installed, 1);
     n->applied_conf = meta->conf;
+    /* The member directory came with the image: dial whom it names (at
+     * the next tick: this ready's messages are still to be sent). */
+    n->peers_resync = true;
     node_log(NODE_LOG_INFO, "installed a snapshot at index %llu (%llu records)",
              (unsigned long long)meta->index, (unsigned long long)info.records);
     return 0;

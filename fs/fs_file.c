@@ -41,9 +41,7 @@ void fs_handle_lock(struct fs_handle *h)
 
 void fs_handle_drop(struct fs *fs, struct fs_handle *h)
 {
-    fs_handle_lock(h);
-    atomic_store(&h->closed, true);
-    pthread_mutex_unlock(&h->mu);
+    atomic_store(&h->closed, true); /* RELEASE set it already, under mu */
     if (fs_table_release(fs, h))
         handle_free(h);
 }

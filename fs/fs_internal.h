@@ -52,10 +52,9 @@ struct fs_handle {
     struct fs_handle *next_writer; /* in fs_istate.writers (table lock) */
     struct fs_istate *is;
     /* Table lock: users that found it by fs_table_writer_of and have not
-     * put it back yet, and whether RELEASE has unregistered it meanwhile;
-     * then the last of them frees it (fs_handle_put). */
+     * put it back yet; if RELEASE unregistered it meanwhile (is is NULL),
+     * the last of them frees it (fs_handle_put). */
     unsigned borrows;
-    bool released;
     /* Compare for commits of handles opened without O_TRUNC: set at open,
      * then after each commit; rebased by local SETATTRs (fs_table_rebase,
      * which must not take mu: a flush holds mu while the node applies, and

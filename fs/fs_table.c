@@ -121,7 +121,6 @@ bool fs_table_release(struct fs *fs, struct fs_handle *h)
         free(is);
     }
     h->is = NULL;
-    h->released = true;
     bool free_now = h->borrows == 0;
     pthread_mutex_unlock(&fs->mu);
     return free_now;
@@ -197,7 +196,7 @@ struct fs_handle *fs_table_writer_of(struct fs *fs, uint64_t ino, pid_t tid)
 bool fs_table_writer_unborrow(struct fs *fs, struct fs_handle *h)
 {
     pthread_mutex_lock(&fs->mu);
-    bool last = --h->borrows == 0 && h->released;
+    bool last = --h->borrows == 0 && !h->is;
     pthread_mutex_unlock(&fs->mu);
     return last;
 }

@@ -289,6 +289,13 @@ int net_tls_host_of(const char *addr, char *buf, size_t len)
     return 0;
 }
 
+/* An IP address (checked against IP SANs), not a name (DNS SANs or CN). */
+static bool is_ip_literal(const char *host)
+{
+    unsigned char ip[16];
+    return inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+}
+
 int net_tls_session_new(struct net_tls *t, int fd, const char *host, SSL **out, char *err,
                         size_t err_len)
 {
@@ -311,10 +318,8 @@ int net_tls_session_new(struct net_tls *t, int fd, const char *host, SSL **out, 
             NULL);
     } else {
         SSL_set_connect_state(s);
-        unsigned char ip[16];
-        bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s), host)
-                         : SSL_set1_host(s, host) && SSL_set_tlsext_host_name(s, host);
+        int ok = is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s), host)
+                                     : SSL_set1_host(s, host) && SSL_set_tlsext_host_name(s, host);
         if (!ok) {
             SSL_free(s);
             ERR_clear_error();
@@ -337,9 +342,8 @@ int net_tls_peer_names(SSL *s, const char *host)
     if (!net_tls_peer_verified(s))
         return ENOENT;
     X509 *cert = SSL_get0_peer_certificate(s);
-    unsigned char ip[16];
-    bool literal = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-    int ok = literal ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert, host, 0, 0, NULL);
+    int ok = is_ip_literal(host) ? X509_check_ip_asc(cert, host, 0)
+                                 : X509_check_host(cert, host, 0, 0, NULL);
     /* A member's certificate also serves: its peers check serverAuth when
      * they dial it (a client certificate for the same host does not). */
     int server = ok == 1 ? X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) : 0;

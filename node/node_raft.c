@@ -743,6 +743,25 @@ void node_raft_visible_moved(struct node *n)
     pthread_mutex_unlock(&n->vis_mu);
 }
 
+/* An applied configuration leaves this member's id out: is it this data
+ * directory that is removed? Not when the member directory records another
+ * incarnation for the id: the id was removed once before and then added
+ * again, and this is the new member, catching up from a log that still
+ * holds the old removal (node_member.c, note 4). Anything else (the same
+ * incarnation, none recorded, the directory unreadable) is a removal. */
+static bool removes_this_directory(struct node *n, uint64_t index)
+{
+    uint64_t inc = 0;
+    if (node_member_incarnation(n, n->cfg.id, &inc) || !inc || inc == n->incarnation)
+        return true;
+    node_log(NODE_LOG_INFO,
+             "member %llu was removed at index %llu as incarnation %016llx; this data directory "
+             "(incarnation %016llx) is the member added again since",
+             (unsigned long long)n->cfg.id, (unsigned long long)index, (unsigned long long)inc,
+             (unsigned long long)n->incarnation);
+    return false;
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
@@ -767,12 +786,20 @@ static int apply(struct node *n, struct raft_ready *rd)
                                                  .len = ce[i].len,
                                                  .noop = ce[i].type != RAFT_ENTRY_NORMAL};
             if (ce[i].type == RAFT_ENTRY_CONF) {
-                conf_entries = true;
                 struct raft_conf before = conf;
                 if (raft_conf_decode(ce[i].data, ce[i].len, &conf))
                     return EIO;
-                if (in_conf(&before, n->cfg.id) && !in_conf(&conf, n->cfg.id))
-                    removed = true; /* acted on once the batch is applied */
+                if (in_conf(&before, n->cfg.id) && !in_conf(&conf, n->cfg.id)) {
+                    if (i > 0) {
+                        /* The entries before it first: whose removal it
+                         * is depends on the directory they leave. */
+                        conf = before;
+                        count = i;
+                        break;
+                    }
+                    removed = removes_this_directory(n, ce[i].index); /* acted on once applied */
+                }
+                conf_entries = true;
                 note_removed(n, &before, &conf);
             }
         }

@@ -345,6 +345,45 @@ role_of() { # K: its role as the leader lists it
     grep -q "member 4 is at $(ep 6)" "$CL/data/3/raftfs.log"
 }
 
+@test "a member removed and added again under its id catches up from the log that removes it" {
+    cluster_start
+    mkdir -p "$CL/mnt/1/app"
+    echo before > "$CL/mnt/1/app/before"
+    join 4
+    for i in $(seq 1 100); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    [ "$(role_of 4)" = follower ]
+    old=$(sed -nE 's/.*opened \(member 4, incarnation ([0-9a-f]+)\).*/\1/p' "$CL/data/4/raftfs.log")
+    [ -n "$old" ]
+    for i in $(seq 1 100); do
+        cat "$CL"/data/[123]/raftfs.log | grep -q "recording member 4's incarnation $old" && break
+        sleep 0.1
+    done
+    cat "$CL"/data/[123]/raftfs.log | grep -q "recording member 4's incarnation $old"
+    # Its disk is replaced: removed, then added again under id 4. The
+    # founders never compact their logs here (no --snapshot-entries), so
+    # the new member 4 replays the entry that removed the old one.
+    m4=$(member_pid 4)
+    fusermount3 -u "$CL/mnt/4"
+    for i in $(seq 1 100); do exited "$m4" && break; sleep 0.1; done
+    run "$RAFTFS_BIN" member remove 4 --endpoints "$(all_eps)"
+    assert_success
+    echo between > "$CL/mnt/1/app/between"
+    rm -rf "$CL/data/4"
+    join 4
+    for i in $(seq 1 150); do [ "$(role_of 4)" = follower ] && break; sleep 0.1; done
+    run cat "$CL/data/4/raftfs.log"
+    refute_output --partial "removed from the cluster"
+    [ "$(role_of 4)" = follower ]
+    new=$(sed -nE 's/.*opened \(member 4, incarnation ([0-9a-f]+)\).*/\1/p' "$CL/data/4/raftfs.log")
+    [ -n "$new" ] && [ "$new" != "$old" ]
+    [ "$(cat "$CL/mnt/4/app/before")" = before ]
+    [ "$(cat "$CL/mnt/4/app/between")" = between ]
+    echo "from four" > "$CL/mnt/4/app/four"
+    [ "$(cat "$CL/mnt/2/app/four")" = "from four" ]
+    # the replayed removal was of the old data directory, and said so
+    grep -q "member 4 was removed at index [0-9]* as incarnation $old" "$CL/data/4/raftfs.log"
+}
+
 @test "leadership moves where it is asked to" {
     cluster_start
     l=$(leader)

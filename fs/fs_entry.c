@@ -351,14 +351,19 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
             h = borrowed = fs_table_writer_of(fs, ino, ctx->pid);
         if (h && h->append)
             h = NULL;
-        if (h) {
-            rc = fs_handle_truncate(fs, h, (uint64_t)attr->st_size);
-            if (rc && h == borrowed)
-                h = NULL; /* closed meanwhile, or poisoned: proposed below */
-            else if (rc)
+        if (h == borrowed && h) {
+            bool by_path = false;
+            rc = fs_handle_truncate_path(fs, h, (uint64_t)attr->st_size, now, &a, &by_path);
+            if (rc)
                 goto fail;
+            if (by_path)
+                h = NULL; /* closed meanwhile, or poisoned: proposed below */
             else
                 to_set &= ~FUSE_SET_ATTR_SIZE;
+        } else if (h) {
+            if ((rc = fs_handle_truncate(fs, h, (uint64_t)attr->st_size)))
+                goto fail;
+            to_set &= ~FUSE_SET_ATTR_SIZE;
         }
     }
 

@@ -499,6 +499,57 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
     return rc;
 }
 
+int fs_handle_truncate_path(struct fs *fs, struct fs_handle *h, uint64_t size, int64_t now,
+                            struct store_attr *out, bool *by_path)
+{
+    *by_path = false;
+    if (size > fs->limits.max_value_bytes)
+        return EFBIG;
+    fs_handle_lock(h);
+    if (atomic_load(&h->closed) || h->write_err) {
+        pthread_mutex_unlock(&h->mu);
+        *by_path = true;
+        return 0;
+    }
+    int rc = reserve(h, (size_t)size);
+    if (rc || h->dirty) {
+        pthread_mutex_unlock(&h->mu);
+        return rc ? rc : fs_handle_truncate(fs, h, size);
+    }
+    /* Nothing of h is uncommitted: the size is committed now. When h's
+     * value was the file's (the revision it expects is current), it is so
+     * again afterwards, at the new revision; otherwise h stays behind, and
+     * its next commit conflicts as it would have. */
+    struct store_cmd cmd = {
+        .op = STORE_OP_SETATTR, .time_ns = now, .set_mask = STORE_SET_SIZE, .size = size};
+    bool follows = h->has_expected_revision;
+    if (follows) {
+        cmd.has_expected_revision = true;
+        cmd.expected_revision = atomic_load(&h->expected_revision);
+    }
+    struct store_result res = {0};
+    rc = fs_propose_ino(fs, h->ino, &cmd, &res);
+    if (!rc && res.err == STORE_ECONFLICT && follows) {
+        follows = false;
+        cmd.has_expected_revision = false;
+        res = (struct store_result){0};
+        rc = fs_propose_ino(fs, h->ino, &cmd, &res);
+    }
+    if (!rc && res.err)
+        rc = res.err == STORE_ECONFLICT ? ESTALE : res.err;
+    if (!rc) {
+        *out = res.attr;
+        if (size > h->len)
+            memset(h->buf + h->len, 0, (size_t)size - h->len);
+        h->len = (size_t)size;
+        atomic_store(&h->stat_size, h->len);
+        if (follows)
+            atomic_store(&h->expected_revision, res.attr.mod_revision);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
 /* After the proposal of h's value (rc, res as fs_propose_ino gives them):
  * the handle's state, and the errno for close(2)/fsync(2). h->mu held. */
 static int commit_done(struct fs *fs, struct fs_handle *h, int rc, const struct store_result *r,

@@ -322,6 +322,19 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
  * it, it commits nothing. A truncate(2) by path then sets the size by a
  * proposal instead; an ftruncate(2) of that descriptor fails so. */
 int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size);
+/* truncate(2) by path into h, the writer handle of the calling process
+ * (fs_table_writer_of). With uncommitted data in h (or a truncation an
+ * O_TRUNC open left to commit), as fs_handle_truncate: the size joins that
+ * value, committed with it by the close that reports it. With nothing
+ * uncommitted (a flush committed it all, and a dup of the descriptor is
+ * open or the release is still to come), the size is committed now, before
+ * truncate(2) returns (the attributes then in *out), and h's value follows
+ * it: applied only to h, it would reach the others at h's next commit, over
+ * whatever they wrote meanwhile. *by_path: h is closed (its RELEASE came
+ * first) or poisoned by a failed write, and the caller proposes the size by
+ * path. Errors: EFBIG, ENOMEM, the proposal's. */
+int fs_handle_truncate_path(struct fs *fs, struct fs_handle *h, uint64_t size, int64_t now,
+                            struct store_attr *out, bool *by_path);
 
 /* ---- fs_dir.c ---- */
 void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

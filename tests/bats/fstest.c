@@ -357,6 +357,120 @@ static int touch_value(const char *path, const char *value)
     return close(fd) || n < 0 ? -1 : 0;
 }
 
+/* Another process than this one, made before this one opens anything
+ * (a child that inherits a descriptor flushes it when it exits): it reads
+ * commands from a pipe, 'r' (print the value of path) or 'w' (replace it
+ * with "bbb"), and answers each on another pipe once done. */
+struct other {
+    pid_t pid;
+    int cmd, done;
+};
+
+static int other_start(struct other *o, const char *path)
+{
+    int c[2], d[2];
+    if (pipe(c) || pipe(d))
+        return -1;
+    fflush(stdout);
+    o->pid = fork();
+    if (o->pid < 0)
+        return -1;
+    if (o->pid == 0) {
+        close(c[1]);
+        close(d[0]);
+        char op;
+        while (read(c[0], &op, 1) == 1) {
+            if (op == 'w') {
+                printf("other writes: %s\n", ename(touch_value(path, "bbb") ? errno : 0));
+            } else {
+                char buf[64];
+                int fd = open(path, O_RDONLY);
+                ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+                if (fd >= 0)
+                    close(fd);
+                if (n < 0)
+                    printf("other reads: %s\n", ename(errno));
+                else
+                    printf("other reads: %.*s\n", (int)n, buf);
+            }
+            fflush(stdout);
+            if (write(d[1], "", 1) != 1)
+                break;
+        }
+        _exit(0);
+    }
+    close(c[0]);
+    close(d[1]);
+    o->cmd = c[1];
+    o->done = d[0];
+    return 0;
+}
+
+static void other_do(struct other *o, char op)
+{
+    char x;
+    fflush(stdout);
+    if (write(o->cmd, &op, 1) != 1 || read(o->done, &x, 1) != 1)
+        printf("other: gone\n");
+}
+
+/* truncate-dup FILE: writes "aaaa" through an O_TRUNC descriptor, keeps a
+ * dup of it open and closes the first (the close commits "aaaa"), then
+ * truncates FILE by path to 1 byte; another process reads FILE and writes
+ * "bbb" to it; then the dup is closed and the other process reads again.
+ * Prints each step: truncate(2) has returned, so the other process must
+ * read "a"; and the last close, with nothing written since the first,
+ * must not bring back anything of this descriptor over "bbb". */
+static int cmd_truncate_dup(char **argv)
+{
+    struct other o;
+    if (other_start(&o, argv[0]))
+        return result(-1);
+    int fd = open(argv[0], O_WRONLY | O_TRUNC);
+    if (fd < 0 || write(fd, "aaaa", 4) != 4)
+        return result(-1);
+    int d = dup(fd);
+    if (d < 0)
+        return result(-1);
+    printf("close: %s\n", ename(close(fd) ? errno : 0));
+    printf("truncate: %s\n", ename(truncate(argv[0], 1) ? errno : 0));
+    other_do(&o, 'r');
+    other_do(&o, 'w');
+    printf("close dup: %s\n", ename(close(d) ? errno : 0));
+    other_do(&o, 'r');
+    close(o.cmd);
+    waitpid(o.pid, NULL, 0);
+    return 0;
+}
+
+/* truncate-dup-write FILE: as truncate-dup, through a descriptor opened
+ * without O_TRUNC (its commits expect the revision it last saw): "aaaa"
+ * written and committed by closing the first of two, FILE truncated by
+ * path to 1 byte, read by another process, then "Z" written at the dup's
+ * offset (4) and the dup closed. As on a local file system the value is
+ * then "a", three zero bytes and "Z", and the close commits it without a
+ * conflict: the truncate was this process's own. */
+static int cmd_truncate_dup_write(char **argv)
+{
+    struct other o;
+    if (other_start(&o, argv[0]))
+        return result(-1);
+    int fd = open(argv[0], O_WRONLY);
+    if (fd < 0 || write(fd, "aaaa", 4) != 4)
+        return result(-1);
+    int d = dup(fd);
+    if (d < 0)
+        return result(-1);
+    printf("close: %s\n", ename(close(fd) ? errno : 0));
+    printf("truncate: %s\n", ename(truncate(argv[0], 1) ? errno : 0));
+    other_do(&o, 'r');
+    printf("write: %s\n", ename(write(d, "Z", 1) == 1 ? 0 : errno));
+    printf("close dup: %s\n", ename(close(d) ? errno : 0));
+    close(o.cmd);
+    waitpid(o.pid, NULL, 0);
+    return 0;
+}
+
 /* poll-events EVENTS TRIGGER: on the events file, poll finds nothing to
  * read while nothing changes; after a write of TRIGGER, select finds it
  * readable, and a read returns its line; after another write, poll does.
@@ -518,6 +632,8 @@ static const struct sub subs[] = {
     {"truncate-close-race", 2, cmd_truncate_close_race},
     {"write-at-go", 3, cmd_write_at_go},
     {"poisoned", 1, cmd_poisoned},
+    {"truncate-dup", 1, cmd_truncate_dup},
+    {"truncate-dup-write", 1, cmd_truncate_dup_write},
 };
 
 int main(int argc, char **argv)

@@ -31,6 +31,30 @@ teardown() {
     assert_line "rounds 3000, wrong size 0"
 }
 
+@test "truncate(2) of a file whose writer committed is committed when it returns, and not again at the close" {
+    printf 'x\n' > "$MNT/k"
+    run "$FSTEST_BIN" truncate-dup "$MNT/k"
+    assert_success
+    assert_line "close: OK"
+    assert_line "truncate: OK"
+    assert_line --index 2 "other reads: a"
+    assert_line "other writes: OK"
+    assert_line "close dup: OK"
+    assert_line --index 5 "other reads: bbb"
+    run cat "$MNT/k"
+    assert_output "bbb"
+    # A descriptor whose commits expect the revision it saw goes on from
+    # the truncated value, as on a local file system, without a conflict.
+    printf 'x\n' > "$MNT/k"
+    run "$FSTEST_BIN" truncate-dup-write "$MNT/k"
+    assert_success
+    assert_line "truncate: OK"
+    assert_line "other reads: a"
+    assert_line "write: OK"
+    assert_line "close dup: OK"
+    [ "$(od -An -c "$MNT/k" | tr -s ' ')" = " a \\0 \\0 \\0 Z" ]
+}
+
 @test "mmap of a read-write file reads and writes through" {
     run "$FSTEST_BIN" mmap-rw "$MNT/m"
     assert_success

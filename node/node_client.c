@@ -1257,7 +1257,7 @@ static bool hello_ok(struct node_server *s, const Raftfs__Hello *h, char *why, s
  * the host dialed: a client's certificate, or one made for another host,
  * cannot speak as a member. */
 static bool hello_tls_ok(struct node_server *s, struct net_conn *conn, const Raftfs__Hello *h,
-                         char *why, size_t len)
+                         char *why, char *told, size_t len)
 {
     if (!s->n->tls || !(h->has_member_id && h->member_id))
         return true;
@@ -1286,6 +1286,12 @@ static bool hello_tls_ok(struct node_server *s, struct net_conn *conn, const Raf
              "member %llu showed a certificate that does not name %.80s, its host in the "
              "member directory: a member's certificate must name the address its peers dial",
              (unsigned long long)h->member_id, host);
+    /* The peer is told the reason, not the host: any certificate of the CA
+     * gets this far. */
+    snprintf(told, len,
+             "member %llu showed a certificate that does not name its host in the member "
+             "directory: a member's certificate must name the address its peers dial",
+             (unsigned long long)h->member_id);
     return false;
 }
 
@@ -1446,16 +1452,16 @@ static int login(struct client *c, const Raftfs__Hello *h)
 static int handle_hello(struct client *c, const Raftfs__Envelope *env)
 {
     struct node_server *s = c->srv;
-    char why[256];
+    char why[256], told[256] = "";
     if (env->body_case != RAFTFS__ENVELOPE__BODY_HELLO) {
         node_log(NODE_LOG_WARN, "connection %s: sent something before its Hello: closing",
                  net_conn_peer(c->conn));
         return EPROTO;
     }
     const Raftfs__Hello *h = env->hello;
-    if (!hello_tls_ok(s, c->conn, h, why, sizeof(why)) || !hello_ok(s, h, why, sizeof(why))) {
+    if (!hello_tls_ok(s, c->conn, h, why, told, sizeof(why)) || !hello_ok(s, h, why, sizeof(why))) {
         node_log(NODE_LOG_WARN, "connection from %s refused: %s", net_conn_peer(c->conn), why);
-        return hello_reply(c, why);
+        return hello_reply(c, *told ? told : why);
     }
     bool peer = h->has_member_id && h->member_id;
     if (!peer && h->has_user)

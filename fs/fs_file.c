@@ -479,6 +479,18 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
         fuse_reply_write(req, size);
 }
 
+/* h's value takes the size (its room reserved) as uncommitted data.
+ * h->mu held. */
+static void fold_size(struct fs_handle *h, uint64_t size)
+{
+    if (size > h->len)
+        memset(h->buf + h->len, 0, (size_t)size - h->len);
+    h->len = (size_t)size;
+    h->dirty = true;
+    h->trunc_only = false;
+    atomic_store(&h->stat_size, h->len);
+}
+
 int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
 {
     if (size > fs->limits.max_value_bytes)
@@ -487,14 +499,8 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size)
     int rc = atomic_load(&h->closed) ? EBADF
              : h->write_err          ? h->write_err
                                      : reserve(h, (size_t)size);
-    if (!rc) {
-        if (size > h->len)
-            memset(h->buf + h->len, 0, (size_t)size - h->len);
-        h->len = (size_t)size;
-        h->dirty = true;
-        h->trunc_only = false;
-        atomic_store(&h->stat_size, h->len);
-    }
+    if (!rc)
+        fold_size(h, size);
     pthread_mutex_unlock(&h->mu);
     return rc;
 }
@@ -506,15 +512,15 @@ int fs_handle_truncate_path(struct fs *fs, struct fs_handle *h, uint64_t size, i
     if (size > fs->limits.max_value_bytes)
         return EFBIG;
     fs_handle_lock(h);
-    if (atomic_load(&h->closed) || h->write_err) {
+    if (atomic_load(&h->closed) || h->write_err || reserve(h, (size_t)size)) {
         pthread_mutex_unlock(&h->mu);
         *by_path = true;
         return 0;
     }
-    int rc = reserve(h, (size_t)size);
-    if (rc || h->dirty) {
+    if (h->dirty) {
+        fold_size(h, size); /* committed with the rest of h's value */
         pthread_mutex_unlock(&h->mu);
-        return rc ? rc : fs_handle_truncate(fs, h, size);
+        return 0;
     }
     /* Nothing of h is uncommitted: the size is committed now. When h's
      * value was the file's (the revision it expects is current), it is so
@@ -528,21 +534,26 @@ int fs_handle_truncate_path(struct fs *fs, struct fs_handle *h, uint64_t size, i
         cmd.expected_revision = atomic_load(&h->expected_revision);
     }
     struct store_result res = {0};
-    rc = fs_propose_ino(fs, h->ino, &cmd, &res);
+    int rc = fs_propose_ino(fs, h->ino, &cmd, &res);
     if (!rc && res.err == STORE_ECONFLICT && follows) {
         follows = false;
         cmd.has_expected_revision = false;
         res = (struct store_result){0};
         rc = fs_propose_ino(fs, h->ino, &cmd, &res);
     }
+    if (rc == ENOENT || (!rc && res.err == ENOENT)) {
+        /* Deleted while open: the size is the open file's own, as before
+         * (its close then answers ESTALE). */
+        fold_size(h, size);
+        pthread_mutex_unlock(&h->mu);
+        return 0;
+    }
     if (!rc && res.err)
         rc = res.err == STORE_ECONFLICT ? ESTALE : res.err;
     if (!rc) {
         *out = res.attr;
-        if (size > h->len)
-            memset(h->buf + h->len, 0, (size_t)size - h->len);
-        h->len = (size_t)size;
-        atomic_store(&h->stat_size, h->len);
+        fold_size(h, size);
+        h->dirty = false; /* committed */
         if (follows)
             atomic_store(&h->expected_revision, res.attr.mod_revision);
     }

@@ -331,8 +331,8 @@ int fs_handle_truncate(struct fs *fs, struct fs_handle *h, uint64_t size);
  * truncate(2) returns (the attributes then in *out), and h's value follows
  * it: applied only to h, it would reach the others at h's next commit, over
  * whatever they wrote meanwhile. *by_path: h is closed (its RELEASE came
- * first) or poisoned by a failed write, and the caller proposes the size by
- * path. Errors: EFBIG, ENOMEM, the proposal's. */
+ * first), poisoned by a failed write, or has no room for the size, and the
+ * caller proposes the size by path. Errors: EFBIG, the proposal's. */
 int fs_handle_truncate_path(struct fs *fs, struct fs_handle *h, uint64_t size, int64_t now,
                             struct store_attr *out, bool *by_path);
 

@@ -762,15 +762,34 @@ static bool removes_this_directory(struct node *n, uint64_t index)
     return false;
 }
 
+/* A read on this thread commits the deferred applies first (store_begin);
+ * if that commit failed, they are lost, and must be made again from the log
+ * before anything after them is applied: applied over the older state, the
+ * next batch would leave a hole in the tree that the visible index then
+ * passes. Returns 0, or the errno to stop applying with. */
+static int lost_deferred(struct node *n)
+{
+    int rc = store_apply_flush_error(n->store);
+    if (!rc)
+        return 0;
+    after_commit(n, rc); /* reapply_to, and fails the node unless ENOSPC */
+    return rc == ENOSPC ? ENOSPC : EIO;
+}
+
 /* Applies rd's committed entries from rd_applied on, in batches. */
 static int apply(struct node *n, struct raft_ready *rd)
 {
+    int lost = lost_deferred(n);
+    if (lost)
+        return lost;
     if (n->reapply_to > n->applied) {
         int rc = reapply(n);
         if (rc)
             return rc;
     }
     while (n->rd_applied < rd->n_committed) {
+        if ((lost = lost_deferred(n)))
+            return lost;
         size_t count = rd->n_committed - n->rd_applied;
         if (count > n->batch_cap)
             count = n->batch_cap;
@@ -796,6 +815,14 @@ static int apply(struct node *n, struct raft_ready *rd)
                         conf = before;
                         count = i;
                         break;
+                    }
+                    /* The directory read commits what is deferred (store_begin):
+                     * done here, so that a failure is not a hole (lost_deferred) */
+                    if (store_apply_deferred(n->store)) {
+                        int frc = store_apply_flush(n->store);
+                        after_commit(n, frc);
+                        if (frc)
+                            return frc == ENOSPC ? ENOSPC : EIO;
                     }
                     removed = removes_this_directory(n, ce[i].index); /* acted on once applied */
                 }

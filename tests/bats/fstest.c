@@ -414,6 +414,26 @@ static void other_do(struct other *o, char op)
         printf("other: gone\n");
 }
 
+/* The start of truncate-dup and truncate-dup-write: the other process
+ * started (o), "aaaa" written through a descriptor opened O_WRONLY|flags, a
+ * dup of it kept, the first closed (committing "aaaa"), FILE truncated by
+ * path to 1 byte and read by the other process. Returns the dup, or -1. */
+static int written_dup_truncated(const char *path, int flags, struct other *o)
+{
+    if (other_start(o, path))
+        return -1;
+    int fd = open(path, O_WRONLY | flags);
+    if (fd < 0 || write(fd, "aaaa", 4) != 4)
+        return -1;
+    int d = dup(fd);
+    if (d < 0)
+        return -1;
+    printf("close: %s\n", ename(close(fd) ? errno : 0));
+    printf("truncate: %s\n", ename(truncate(path, 1) ? errno : 0));
+    other_do(o, 'r');
+    return d;
+}
+
 /* truncate-dup FILE: writes "aaaa" through an O_TRUNC descriptor, keeps a
  * dup of it open and closes the first (the close commits "aaaa"), then
  * truncates FILE by path to 1 byte; another process reads FILE and writes
@@ -424,17 +444,9 @@ static void other_do(struct other *o, char op)
 static int cmd_truncate_dup(char **argv)
 {
     struct other o;
-    if (other_start(&o, argv[0]))
-        return result(-1);
-    int fd = open(argv[0], O_WRONLY | O_TRUNC);
-    if (fd < 0 || write(fd, "aaaa", 4) != 4)
-        return result(-1);
-    int d = dup(fd);
+    int d = written_dup_truncated(argv[0], O_TRUNC, &o);
     if (d < 0)
         return result(-1);
-    printf("close: %s\n", ename(close(fd) ? errno : 0));
-    printf("truncate: %s\n", ename(truncate(argv[0], 1) ? errno : 0));
-    other_do(&o, 'r');
     other_do(&o, 'w');
     printf("close dup: %s\n", ename(close(d) ? errno : 0));
     other_do(&o, 'r');
@@ -453,17 +465,9 @@ static int cmd_truncate_dup(char **argv)
 static int cmd_truncate_dup_write(char **argv)
 {
     struct other o;
-    if (other_start(&o, argv[0]))
-        return result(-1);
-    int fd = open(argv[0], O_WRONLY);
-    if (fd < 0 || write(fd, "aaaa", 4) != 4)
-        return result(-1);
-    int d = dup(fd);
+    int d = written_dup_truncated(argv[0], 0, &o);
     if (d < 0)
         return result(-1);
-    printf("close: %s\n", ename(close(fd) ? errno : 0));
-    printf("truncate: %s\n", ename(truncate(argv[0], 1) ? errno : 0));
-    other_do(&o, 'r');
     printf("write: %s\n", ename(write(d, "Z", 1) == 1 ? 0 : errno));
     printf("close dup: %s\n", ename(close(d) ? errno : 0));
     close(o.cmd);

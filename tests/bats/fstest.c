@@ -610,6 +610,67 @@ static int cmd_write_at_go(char **argv)
     return 0;
 }
 
+/* write-many-at-go DIR N GO: opens DIR/k1 .. DIR/kN (O_WRONLY|O_TRUNC),
+ * prints "open N", waits until the file GO exists, then writes "newI" to
+ * kI and closes it, each on a thread of its own, all at once; prints
+ * "closes OK: M" and a line for each close that failed. One process for
+ * many closes that have to wait for the cluster (a process each costs
+ * much more under the sanitizers). */
+struct closer {
+    int fd, i, rc;
+};
+
+static void *close_thread(void *p)
+{
+    struct closer *c = p;
+    char v[32];
+    int n = snprintf(v, sizeof(v), "new%d", c->i);
+    c->rc = write(c->fd, v, (size_t)n) == n ? 0 : errno;
+    if (close(c->fd) && !c->rc)
+        c->rc = errno;
+    return NULL;
+}
+
+static int cmd_write_many_at_go(char **argv)
+{
+    int n = atoi(argv[1]);
+    if (n <= 0 || n > 4096)
+        return 2;
+    struct closer *c = calloc((size_t)n, sizeof(*c));
+    pthread_t *t = calloc((size_t)n, sizeof(*t));
+    if (!c || !t)
+        return result(-1);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/k%d", argv[0], i + 1);
+        c[i].i = i + 1;
+        if ((c[i].fd = open(path, O_WRONLY | O_TRUNC)) < 0)
+            return result(-1);
+    }
+    printf("open %d\n", n);
+    fflush(stdout);
+    while (access(argv[2], F_OK))
+        usleep(20000);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], &attr, close_thread, &c[i]))
+            return result(-1);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        if (c[i].rc)
+            printf("k%d: %s\n", c[i].i, ename(c[i].rc));
+        else
+            ok++;
+    }
+    printf("closes OK: %d\n", ok);
+    free(c);
+    free(t);
+    return 0;
+}
+
 struct sub {
     const char *name;
     int argc;
@@ -635,6 +696,7 @@ static const struct sub subs[] = {
     {"poll-events", 2, cmd_poll_events},
     {"truncate-close-race", 2, cmd_truncate_close_race},
     {"write-at-go", 3, cmd_write_at_go},
+    {"write-many-at-go", 3, cmd_write_many_at_go},
     {"poisoned", 1, cmd_poisoned},
     {"truncate-dup", 1, cmd_truncate_dup},
     {"truncate-dup-write", 1, cmd_truncate_dup_write},

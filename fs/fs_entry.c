@@ -351,7 +351,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
             h = borrowed = fs_table_writer_of(fs, ino, ctx->pid);
         if (h && h->append)
             h = NULL;
-        if (h == borrowed && h) {
+        if (h && h == borrowed) {
             bool by_path = false;
             rc = fs_handle_truncate_path(fs, h, (uint64_t)attr->st_size, now, &a, &by_path);
             if (rc)

@@ -816,15 +816,10 @@ static int apply(struct node *n, struct raft_ready *rd)
                         count = i;
                         break;
                     }
-                    /* The directory read commits what is deferred (store_begin):
-                     * done here, so that a failure is not a hole (lost_deferred) */
-                    if (store_apply_deferred(n->store)) {
-                        int frc = store_apply_flush(n->store);
-                        after_commit(n, frc);
-                        if (frc)
-                            return frc == ENOSPC ? ENOSPC : EIO;
-                    }
                     removed = removes_this_directory(n, ce[i].index); /* acted on once applied */
+                    /* its directory read committed what was deferred (store_begin) */
+                    if ((lost = lost_deferred(n)))
+                        return lost; /* decided again once they are made again */
                 }
                 conf_entries = true;
                 note_removed(n, &before, &conf);

@@ -6,6 +6,7 @@
  * leak. */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,17 @@ static void test_race(void)
     struct race r = {.fs = new_fs()};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, truncater, &r), 0);
-    for (int i = 0; i < 200000 && atomic_load(&r.found) < 20000; i++) {
+    /* Until the other thread has met the handle often enough, for up to
+     * 10 s: on a loaded machine it may not run at all for a while (a
+     * bound of 200,000 rounds once ended with it never met, in CI). */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; atomic_load(&r.found) < 20000; i++) {
+        if (i % 1024 == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec - t0.tv_sec >= 10)
+                break;
+        }
         struct fs_handle *h = writer(INO, TID);
         CHECK_EQ(fs_table_open(r.fs, h), 0);
         fs_handle_drop(r.fs, h);
